@@ -1,0 +1,303 @@
+//! `sqfuse extract`: recreate the image's tree under DEST.
+//!
+//! Safety invariants: every name was validated by the directory reader (no
+//! '/', NUL, '.', '..' or empty name, no duplicates); every entry is
+//! created with exclusive semantics (O_EXCL, mkdir, symlink, mknod all fail
+//! on an existing path), so nothing already in DEST, and no symlink the
+//! image made, is ever followed or overwritten; directories are entered
+//! only once (a second visit is a loop).
+
+use crate::error::{Error, Result};
+use crate::format::inode::{Inode, InodeData};
+use crate::format::metadata::MetaRef;
+use crate::reader::data::Chunk;
+use crate::reader::Image;
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsStr};
+use std::fs::{self, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub struct ExtractOptions {
+    /// Set owners, and create device nodes (needs root).
+    pub privileged: bool,
+    pub xattrs: bool,
+}
+
+impl Default for ExtractOptions {
+    fn default() -> Self {
+        ExtractOptions {
+            privileged: unsafe { libc::geteuid() } == 0,
+            xattrs: true,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ExtractReport {
+    pub entries: u64,
+    pub bytes: u64,
+    /// Things skipped on purpose (devices without root, say).
+    pub warnings: Vec<String>,
+}
+
+fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::io(format!("{what} {}", path.display()), e)
+}
+
+fn cstr(p: &Path) -> Result<CString> {
+    CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| Error::invalid(format!("path {} holds a NUL byte", p.display())))
+}
+
+fn check_rc(rc: libc::c_int, path: &Path, what: &str) -> Result<()> {
+    if rc != 0 {
+        return Err(io_err(path, what, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+struct Extractor<'a> {
+    img: &'a Image,
+    opts: ExtractOptions,
+    report: ExtractReport,
+    /// Inode number -> first path extracted, for hard links.
+    links: HashMap<u32, PathBuf>,
+    seen_dirs: HashSet<MetaRef>,
+}
+
+/// Extracts `path` of the image (a directory's contents, or one entry) into `dest`.
+pub fn extract(
+    img: &Image,
+    dest: &Path,
+    path: &str,
+    opts: ExtractOptions,
+) -> Result<ExtractReport> {
+    let (inode, r) = img.lookup_path(path)?;
+    match fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(Error::invalid(format!(
+                "{} exists and is not a directory",
+                dest.display()
+            )))
+        }
+        Err(_) => fs::create_dir_all(dest).map_err(|e| io_err(dest, "cannot create", e))?,
+    }
+    let mut x = Extractor {
+        img,
+        opts,
+        report: ExtractReport::default(),
+        links: HashMap::new(),
+        seen_dirs: HashSet::new(),
+    };
+    if inode.is_dir() {
+        x.seen_dirs.insert(r);
+        x.tree(&inode, dest)?;
+        // DEST takes the directory's attributes only when it is the root of what we extract.
+        x.finish(&inode, dest)?;
+    } else {
+        let name = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or("file");
+        x.entry(&inode, &dest.join(name))?;
+    }
+    Ok(x.report)
+}
+
+impl Extractor<'_> {
+    fn tree(&mut self, root: &Inode, root_path: &Path) -> Result<()> {
+        // Explicit stack of (entries, next index, dir inode, dir path): deep
+        // nesting in a hostile image cannot overflow the call stack.
+        type Frame = (Vec<(Vec<u8>, MetaRef, u32)>, usize, Inode, PathBuf);
+        let list = |img: &Image, d: &Inode| -> Result<Vec<(Vec<u8>, MetaRef, u32)>> {
+            img.read_dir(d)?
+                .map(|e| e.map(|e| (e.name, e.inode_ref, e.inode_number)))
+                .collect()
+        };
+        let mut stack: Vec<Frame> = vec![(
+            list(self.img, root)?,
+            0,
+            root.clone(),
+            root_path.to_path_buf(),
+        )];
+        while let Some(top) = stack.last_mut() {
+            let Some((name, r, number)) = top.0.get(top.1).cloned() else {
+                let (_, _, dir, path) = stack.pop().expect("non-empty");
+                if stack.is_empty() {
+                    break; // the root's own attributes are set by the caller
+                }
+                self.finish(&dir, &path)?;
+                continue;
+            };
+            top.1 += 1;
+            let path = top.3.join(OsStr::from_bytes(&name));
+            let inode = self.img.inode(r)?;
+            if inode.number != number {
+                return Err(Error::corrupt(
+                    self.img.sb.inode_table_start + r.block(),
+                    format!(
+                        "{}: entry says inode {number}, inode there is {}",
+                        path.display(),
+                        inode.number
+                    ),
+                ));
+            }
+            if inode.is_dir() {
+                if !self.seen_dirs.insert(r) {
+                    return Err(Error::corrupt(
+                        self.img.sb.inode_table_start + r.block(),
+                        format!("directory loop at {}", path.display()),
+                    ));
+                }
+                fs::create_dir(&path).map_err(|e| io_err(&path, "cannot create directory", e))?;
+                // Owner-writable while we fill it; the stored mode is set after.
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
+                    .map_err(|e| io_err(&path, "chmod", e))?;
+                self.report.entries += 1;
+                let entries = list(self.img, &inode)?;
+                stack.push((entries, 0, inode, path));
+            } else {
+                self.entry(&inode, &path)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates one non-directory entry and sets its attributes.
+    fn entry(&mut self, inode: &Inode, path: &Path) -> Result<()> {
+        if let Some(first) = self.links.get(&inode.number) {
+            fs::hard_link(first, path).map_err(|e| io_err(path, "cannot link", e))?;
+            self.report.entries += 1;
+            return Ok(());
+        }
+        let made = match &inode.data {
+            InodeData::File(_) => {
+                self.file(inode, path)?;
+                true
+            }
+            InodeData::Symlink(target) => {
+                std::os::unix::fs::symlink(OsStr::from_bytes(target), path)
+                    .map_err(|e| io_err(path, "cannot create symlink", e))?;
+                true
+            }
+            InodeData::Fifo => self.node(path, libc::S_IFIFO, 0, false)?,
+            InodeData::Socket => self.node(path, libc::S_IFSOCK, 0, true)?,
+            InodeData::BlockDev(rdev) => self.node(path, libc::S_IFBLK, *rdev, true)?,
+            InodeData::CharDev(rdev) => self.node(path, libc::S_IFCHR, *rdev, true)?,
+            InodeData::Dir(_) => unreachable!("directories are handled by tree()"),
+        };
+        if made {
+            self.report.entries += 1;
+            self.finish(inode, path)?;
+            self.links.insert(inode.number, path.to_path_buf());
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, path: &Path, kind: u32, rdev: u32, needs_root: bool) -> Result<bool> {
+        if needs_root && !self.opts.privileged {
+            self.report.warnings.push(format!(
+                "{}: skipped (creating it needs root)",
+                path.display()
+            ));
+            return Ok(false);
+        }
+        let (major, minor) = crate::format::inode::rdev_split(rdev);
+        let dev = libc::makedev(major, minor);
+        let c = cstr(path)?;
+        // SAFETY: a valid NUL-terminated path; mknod does not follow a final symlink.
+        check_rc(
+            unsafe { libc::mknod(c.as_ptr(), kind | 0o600, dev) },
+            path,
+            "cannot create node",
+        )?;
+        Ok(true)
+    }
+
+    fn file(&mut self, inode: &Inode, path: &Path) -> Result<()> {
+        let f = self.img.file_info(inode)?;
+        let mut out = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(path)
+            .map_err(|e| io_err(path, "cannot create", e))?;
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut out);
+        self.img.for_each_chunk(f, |c| {
+            match c {
+                // Holes stay holes: seek past them; set_len covers a trailing one.
+                Chunk::Zeros(n) => w.seek(SeekFrom::Current(*n as i64)).map(|_| ()),
+                c => w.write_all(&c.bytes()),
+            }
+            .map_err(|e| io_err(path, "cannot write", e))
+        })?;
+        w.flush().map_err(|e| io_err(path, "cannot write", e))?;
+        drop(w);
+        out.set_len(f.size)
+            .map_err(|e| io_err(path, "cannot size", e))?;
+        self.report.bytes += f.size;
+        Ok(())
+    }
+
+    /// Xattrs, owner, mode, then times (in that order: chown clears setuid,
+    /// and every change would bump the times).
+    fn finish(&mut self, inode: &Inode, path: &Path) -> Result<()> {
+        let is_link = matches!(inode.data, InodeData::Symlink(_));
+        let c = cstr(path)?;
+        if self.opts.xattrs {
+            for x in self.img.xattrs(inode)? {
+                let name = CString::new(x.name.clone())
+                    .map_err(|_| Error::invalid("xattr name with NUL"))?;
+                // SAFETY: valid C strings and a value buffer of the given length.
+                let rc = unsafe {
+                    libc::lsetxattr(
+                        c.as_ptr(),
+                        name.as_ptr(),
+                        x.value.as_ptr().cast(),
+                        x.value.len(),
+                        0,
+                    )
+                };
+                if rc != 0 {
+                    let e = std::io::Error::last_os_error();
+                    self.report.warnings.push(format!(
+                        "{}: xattr {}: {e}",
+                        path.display(),
+                        String::from_utf8_lossy(&x.name)
+                    ));
+                }
+            }
+        }
+        if self.opts.privileged {
+            let (uid, gid) = (self.img.uid(inode)?, self.img.gid(inode)?);
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+                .map_err(|e| io_err(path, "cannot chown", e))?;
+        }
+        if !is_link {
+            // SAFETY: valid path; entries here are never symlinks.
+            check_rc(
+                unsafe { libc::chmod(c.as_ptr(), libc::mode_t::from(inode.perm & 0o7777)) },
+                path,
+                "cannot chmod",
+            )?;
+        }
+        let t = libc::timespec {
+            tv_sec: libc::time_t::from(inode.mtime),
+            tv_nsec: 0,
+        };
+        let times = [t, t];
+        // SAFETY: valid path and a two-element timespec array.
+        let rc = unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                times.as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+        check_rc(rc, path, "cannot set times on")
+    }
+}

@@ -1,0 +1,103 @@
+//! `sqfuse info`: superblock, compressor, counts and table sizes.
+
+use crate::format::superblock::flags;
+use crate::reader::Image;
+use std::io::Write;
+
+const FLAG_NAMES: [(u16, &str); 12] = [
+    (flags::UNCOMPRESSED_INODES, "uncompressed-inodes"),
+    (flags::UNCOMPRESSED_DATA, "uncompressed-data"),
+    (flags::CHECK, "check"),
+    (flags::UNCOMPRESSED_FRAGMENTS, "uncompressed-fragments"),
+    (flags::NO_FRAGMENTS, "no-fragments"),
+    (flags::ALWAYS_FRAGMENTS, "always-fragments"),
+    (flags::DUPLICATES, "duplicates-removed"),
+    (flags::EXPORTABLE, "exportable"),
+    (flags::UNCOMPRESSED_XATTRS, "uncompressed-xattrs"),
+    (flags::NO_XATTRS, "no-xattrs"),
+    (flags::COMPRESSOR_OPTIONS, "compressor-options"),
+    (flags::UNCOMPRESSED_IDS, "uncompressed-ids"),
+];
+
+pub fn flag_names(f: u16) -> Vec<&'static str> {
+    FLAG_NAMES
+        .iter()
+        .filter(|(b, _)| f & b != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+pub fn info_json(img: &Image) -> serde_json::Value {
+    let sb = &img.sb;
+    let opts: serde_json::Map<String, serde_json::Value> = img
+        .compressor_options
+        .as_ref()
+        .map(|o| {
+            o.describe()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.into()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let tables: Vec<_> = img
+        .table_layout()
+        .into_iter()
+        .map(|(n, start, size)| serde_json::json!({"name": n, "start": start, "size": size}))
+        .collect();
+    serde_json::json!({
+        "version": format!("{}.{}", sb.version_major, sb.version_minor),
+        "compressor": img.compressor.name(),
+        "compressor_options": opts,
+        "block_size": sb.block_size,
+        "bytes_used": sb.bytes_used,
+        "mkfs_time": sb.mkfs_time,
+        "inode_count": sb.inode_count,
+        "fragment_count": sb.fragment_entry_count,
+        "id_count": sb.id_count,
+        "xattr_id_count": img.xattr_count(),
+        "flags": flag_names(sb.flags),
+        "exportable": img.has_export_table(),
+        "root_inode_ref": sb.root_inode_ref,
+        "tables": tables,
+    })
+}
+
+pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()> {
+    if json {
+        return writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&info_json(img)).expect("json")
+        );
+    }
+    let sb = &img.sb;
+    writeln!(out, "SquashFS {}.{}", sb.version_major, sb.version_minor)?;
+    write!(out, "compressor:      {}", img.compressor.name())?;
+    if let Some(o) = &img.compressor_options {
+        let parts: Vec<String> = o
+            .describe()
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        write!(out, " ({})", parts.join(", "))?;
+    }
+    writeln!(out)?;
+    writeln!(out, "block size:      {}", sb.block_size)?;
+    writeln!(out, "bytes used:      {}", sb.bytes_used)?;
+    writeln!(
+        out,
+        "created:         {} UTC ({})",
+        super::time_string(sb.mkfs_time),
+        sb.mkfs_time
+    )?;
+    writeln!(out, "inodes:          {}", sb.inode_count)?;
+    writeln!(out, "fragments:       {}", sb.fragment_entry_count)?;
+    writeln!(out, "ids:             {}", sb.id_count)?;
+    writeln!(out, "xattr ids:       {}", img.xattr_count())?;
+    writeln!(out, "flags:           {}", flag_names(sb.flags).join(" "))?;
+    writeln!(out, "tables:")?;
+    for (name, start, size) in img.table_layout() {
+        writeln!(out, "  {name:<16} at {start:>12}  {size:>10} bytes")?;
+    }
+    Ok(())
+}

@@ -1,0 +1,328 @@
+//! The six SquashFS compressors, decompression bounded by a caller-given
+//! maximum output size, and the compressor-options record.
+
+use super::le::{u16_at, u32_at};
+use std::io::Read;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compressor {
+    Gzip = 1,
+    Lzma = 2,
+    Lzo = 3,
+    Xz = 4,
+    Lz4 = 5,
+    Zstd = 6,
+}
+
+impl Compressor {
+    pub fn from_id(id: u16) -> Option<Self> {
+        Some(match id {
+            1 => Self::Gzip,
+            2 => Self::Lzma,
+            3 => Self::Lzo,
+            4 => Self::Xz,
+            5 => Self::Lz4,
+            6 => Self::Zstd,
+            _ => return None,
+        })
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Gzip => "gzip",
+            Self::Lzma => "lzma",
+            Self::Lzo => "lzo",
+            Self::Xz => "xz",
+            Self::Lz4 => "lz4",
+            Self::Zstd => "zstd",
+        }
+    }
+
+    /// Decompresses one block into at most `max_out` bytes. More output
+    /// than that, or a stream that does not end cleanly, is an error (the
+    /// message is completed with the block's offset by the caller).
+    pub fn decompress(self, input: &[u8], max_out: usize) -> Result<Vec<u8>, String> {
+        let out = match self {
+            Self::Gzip => inflate_zlib(input, max_out)?,
+            Self::Lzma => run_lzma(
+                liblzma::stream::Stream::new_lzma_decoder(LZMA_MEMLIMIT),
+                input,
+                max_out,
+            )?,
+            Self::Xz => run_lzma(
+                liblzma::stream::Stream::new_stream_decoder(LZMA_MEMLIMIT, 0),
+                input,
+                max_out,
+            )?,
+            Self::Lz4 => {
+                let mut out = vec![0u8; max_out];
+                let n = lz4_flex::block::decompress_into(input, &mut out)
+                    .map_err(|e| format!("lz4: {e}"))?;
+                out.truncate(n);
+                out
+            }
+            Self::Zstd => {
+                // The frame may declare its size; never trust it past max_out.
+                let mut out = Vec::with_capacity(max_out);
+                let mut dec =
+                    zstd::stream::read::Decoder::new(input).map_err(|e| format!("zstd: {e}"))?;
+                read_bounded(&mut dec, &mut out, max_out).map_err(|e| format!("zstd: {e}"))?;
+                out
+            }
+            Self::Lzo => lzo_decompress(input, max_out)?,
+        };
+        if out.len() > max_out {
+            return Err(format!(
+                "{} block decompresses to more than {max_out} bytes",
+                self.name()
+            ));
+        }
+        Ok(out)
+    }
+}
+
+/// liblzma's memory limit for one block's decoder: far above what a 1 MiB
+/// dictionary needs, far below what a hostile header could ask for.
+const LZMA_MEMLIMIT: u64 = 256 << 20;
+
+fn read_bounded(r: &mut impl Read, out: &mut Vec<u8>, max_out: usize) -> std::io::Result<()> {
+    r.take(max_out as u64 + 1).read_to_end(out)?;
+    if out.len() > max_out {
+        return Err(std::io::Error::other(format!("more than {max_out} bytes")));
+    }
+    Ok(())
+}
+
+fn inflate_zlib(input: &[u8], max_out: usize) -> Result<Vec<u8>, String> {
+    let mut d = flate2::Decompress::new(true);
+    let mut out = Vec::with_capacity(max_out);
+    match d.decompress_vec(input, &mut out, flate2::FlushDecompress::Finish) {
+        Ok(flate2::Status::StreamEnd) => Ok(out),
+        Ok(_) => Err(format!(
+            "gzip stream does not end within {max_out} bytes of output"
+        )),
+        Err(e) => Err(format!("gzip: {e}")),
+    }
+}
+
+fn run_lzma(
+    stream: Result<liblzma::stream::Stream, liblzma::stream::Error>,
+    input: &[u8],
+    max_out: usize,
+) -> Result<Vec<u8>, String> {
+    let mut s = stream.map_err(|e| format!("lzma decoder: {e}"))?;
+    // One spare byte tells "exactly full" from "wanted more".
+    let mut out = Vec::with_capacity(max_out + 1);
+    match s.process_vec(input, &mut out, liblzma::stream::Action::Finish) {
+        Ok(liblzma::stream::Status::StreamEnd) => Ok(out),
+        Ok(_) if out.len() > max_out => {
+            Err(format!("block decompresses to more than {max_out} bytes"))
+        }
+        Ok(_) => Err("xz/lzma stream is truncated".into()),
+        Err(e) => Err(format!("xz/lzma: {e}")),
+    }
+}
+
+fn lzo_decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, String> {
+    // lzokay-native indexes with unchecked arithmetic on hostile input;
+    // contain any panic to this block so a bad image is an error, not a crash.
+    let res = std::panic::catch_unwind(|| lzokay_native::decompress_all(input, Some(max_out)));
+    match res {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(format!("lzo: {e:?}")),
+        Err(_) => Err("lzo: malformed stream".into()),
+    }
+}
+
+/// The decoded compressor-options record (superblock flag 0x400).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompressorOptions {
+    Gzip {
+        level: u32,
+        window_bits: u16,
+        strategies: u16,
+    },
+    Xz {
+        dict_size: u32,
+        filters: u32,
+    },
+    Lz4 {
+        version: u32,
+        flags: u32,
+    },
+    Zstd {
+        level: u32,
+    },
+    Lzo {
+        algorithm: u32,
+        level: u32,
+    },
+}
+
+impl CompressorOptions {
+    pub fn parse(c: Compressor, b: &[u8]) -> Result<Self, String> {
+        let need = match c {
+            Compressor::Gzip | Compressor::Xz | Compressor::Lz4 | Compressor::Lzo => 8,
+            Compressor::Zstd => 4,
+            Compressor::Lzma => return Err("lzma takes no compressor options".into()),
+        };
+        if b.len() < need {
+            return Err(format!(
+                "{} options are {} bytes, need {need}",
+                c.name(),
+                b.len()
+            ));
+        }
+        Ok(match c {
+            Compressor::Gzip => CompressorOptions::Gzip {
+                level: u32_at(b, 0),
+                window_bits: u16_at(b, 4),
+                strategies: u16_at(b, 6),
+            },
+            Compressor::Xz => CompressorOptions::Xz {
+                dict_size: u32_at(b, 0),
+                filters: u32_at(b, 4),
+            },
+            Compressor::Lz4 => CompressorOptions::Lz4 {
+                version: u32_at(b, 0),
+                flags: u32_at(b, 4),
+            },
+            Compressor::Zstd => CompressorOptions::Zstd {
+                level: u32_at(b, 0),
+            },
+            Compressor::Lzo => CompressorOptions::Lzo {
+                algorithm: u32_at(b, 0),
+                level: u32_at(b, 4),
+            },
+            Compressor::Lzma => unreachable!("handled above"),
+        })
+    }
+
+    /// Human-readable `key=value` pairs, for `info`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        match *self {
+            Self::Gzip {
+                level,
+                window_bits,
+                strategies,
+            } => vec![
+                ("level", level.to_string()),
+                ("window_bits", window_bits.to_string()),
+                ("strategies", format!("0x{strategies:x}")),
+            ],
+            Self::Xz { dict_size, filters } => {
+                let names: Vec<&str> = [
+                    (1, "x86"),
+                    (2, "powerpc"),
+                    (4, "ia64"),
+                    (8, "arm"),
+                    (16, "armthumb"),
+                    (32, "sparc"),
+                ]
+                .iter()
+                .filter(|(bit, _)| filters & bit != 0)
+                .map(|(_, n)| *n)
+                .collect();
+                vec![
+                    ("dict_size", dict_size.to_string()),
+                    ("filters", names.join(",")),
+                ]
+            }
+            Self::Lz4 { version, flags } => vec![
+                ("version", version.to_string()),
+                ("high_compression", (flags & 1 != 0).to_string()),
+            ],
+            Self::Zstd { level } => vec![("level", level.to_string())],
+            Self::Lzo { algorithm, level } => vec![
+                ("algorithm", algorithm.to_string()),
+                ("level", level.to_string()),
+            ],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Vec<u8> {
+        (0..20000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 997) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn each_codec_round_trips_and_refuses_overflow() {
+        let data = sample();
+        let z = {
+            use std::io::Write;
+            let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+            e.write_all(&data).unwrap();
+            e.finish().unwrap()
+        };
+        let zs = zstd::bulk::compress(&data, 3).unwrap();
+        let l4 = lz4_flex::block::compress(&data);
+        let xz = {
+            let mut out = Vec::new();
+            let mut s = liblzma::stream::Stream::new_easy_encoder(6, liblzma::stream::Check::Crc32)
+                .unwrap();
+            out.reserve(data.len() + 1024);
+            s.process_vec(&data, &mut out, liblzma::stream::Action::Finish)
+                .unwrap();
+            out
+        };
+        let lzo = lzokay_native::compress(&data).unwrap();
+        for (c, blob) in [
+            (Compressor::Gzip, z),
+            (Compressor::Zstd, zs),
+            (Compressor::Lz4, l4),
+            (Compressor::Xz, xz),
+            (Compressor::Lzo, lzo),
+        ] {
+            assert_eq!(
+                c.decompress(&blob, data.len()).unwrap(),
+                data,
+                "{}",
+                c.name()
+            );
+            assert!(
+                c.decompress(&blob, data.len() - 1).is_err(),
+                "{} must refuse overflow",
+                c.name()
+            );
+            assert!(
+                c.decompress(&blob[..blob.len() / 2], data.len()).is_err(),
+                "{} truncated",
+                c.name()
+            );
+        }
+    }
+
+    #[test]
+    fn garbage_is_an_error_for_every_codec() {
+        let junk: Vec<u8> = (0..300u32)
+            .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+            .collect();
+        for id in 1..=6 {
+            let c = Compressor::from_id(id).unwrap();
+            let _ = c.decompress(&junk, 8192); // must return, not panic
+        }
+    }
+
+    #[test]
+    fn options_decode() {
+        // gzip: level 9 (u32), window 15 (u16), strategies 0 (u16)
+        let b = [9, 0, 0, 0, 15, 0, 0, 0];
+        assert_eq!(
+            CompressorOptions::parse(Compressor::Gzip, &b).unwrap(),
+            CompressorOptions::Gzip {
+                level: 9,
+                window_bits: 15,
+                strategies: 0
+            }
+        );
+        // xz: dict 1 MiB, filters x86|arm
+        let b = [0, 0, 0x10, 0, 9, 0, 0, 0];
+        let o = CompressorOptions::parse(Compressor::Xz, &b).unwrap();
+        assert_eq!(o.describe()[1].1, "x86,arm");
+    }
+}

@@ -1,0 +1,287 @@
+//! Directory listings (runs of entries sharing an inode block) and the
+//! directory index of extended directories.
+
+use super::inode::FileType;
+use super::metadata::{MetaCursor, MetaRef, MetaSource};
+use super::METADATA_SIZE;
+use crate::error::{Error, Result};
+
+pub const RUN_HEADER_SIZE: u64 = 12;
+pub const ENTRY_HEADER_SIZE: u64 = 8;
+pub const MAX_RUN_ENTRIES: u32 = 256;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    pub name: Vec<u8>,
+    /// The entry's inode, relative to the inode table.
+    pub inode_ref: MetaRef,
+    pub inode_number: u32,
+    pub file_type: FileType,
+}
+
+/// A name may be stored only if it is a single path component.
+pub fn valid_name(name: &[u8]) -> bool {
+    !name.is_empty() && name != b"." && name != b".." && !name.contains(&b'/') && !name.contains(&0)
+}
+
+/// Streams the entries of one listing, validating each: names sorted and
+/// unique, inode numbers in range, the byte budget of the listing respected.
+pub struct DirReader<'a, S: MetaSource + ?Sized> {
+    c: MetaCursor<'a, S>,
+    remaining: u64,
+    run_left: u32,
+    run_block: u32,
+    run_base: u32,
+    prev: Option<Vec<u8>>,
+    inode_count: u32,
+}
+
+impl<'a, S: MetaSource + ?Sized> DirReader<'a, S> {
+    /// `listing_bytes` is the listing size without the 3 the inode adds.
+    pub fn new(c: MetaCursor<'a, S>, listing_bytes: u64, inode_count: u32) -> Self {
+        DirReader {
+            c,
+            remaining: listing_bytes,
+            run_left: 0,
+            run_block: 0,
+            run_base: 0,
+            prev: None,
+            inode_count,
+        }
+    }
+
+    fn take(&mut self, n: u64) -> Result<()> {
+        if n > self.remaining {
+            return Err(Error::corrupt(
+                self.c.pos(),
+                "directory entry runs past the listing's size",
+            ));
+        }
+        self.remaining -= n;
+        Ok(())
+    }
+
+    pub fn next_entry(&mut self) -> Result<Option<DirEntry>> {
+        let pos = self.c.pos();
+        if self.run_left == 0 {
+            if self.remaining == 0 {
+                return Ok(None);
+            }
+            self.take(RUN_HEADER_SIZE)?;
+            let count = self.c.u32()?;
+            self.run_block = self.c.u32()?;
+            self.run_base = self.c.u32()?;
+            if count >= MAX_RUN_ENTRIES {
+                return Err(Error::corrupt(
+                    pos,
+                    format!(
+                        "directory run of {} entries (at most 256)",
+                        u64::from(count) + 1
+                    ),
+                ));
+            }
+            self.run_left = count + 1;
+        }
+        self.take(ENTRY_HEADER_SIZE)?;
+        let offset = self.c.u16()?;
+        let delta = self.c.u16()? as i16;
+        let t = self.c.u16()?;
+        let name_len = u64::from(self.c.u16()?) + 1;
+        if name_len > 256 {
+            return Err(Error::corrupt(
+                pos,
+                format!("directory entry name of {name_len} bytes (at most 256)"),
+            ));
+        }
+        self.take(name_len)?;
+        let name = self.c.read_vec(name_len)?;
+        self.run_left -= 1;
+        if !valid_name(&name) {
+            return Err(Error::corrupt(
+                pos,
+                format!(
+                    "directory entry name {:?} is not a plain file name",
+                    String::from_utf8_lossy(&name)
+                ),
+            ));
+        }
+        if let Some(prev) = &self.prev {
+            if name.as_slice() <= prev.as_slice() {
+                return Err(Error::corrupt(
+                    pos,
+                    format!(
+                        "directory entry {:?} is duplicated or out of order",
+                        String::from_utf8_lossy(&name)
+                    ),
+                ));
+            }
+        }
+        let number = i64::from(self.run_base) + i64::from(delta);
+        if number < 1 || number > i64::from(self.inode_count) {
+            return Err(Error::corrupt(
+                pos,
+                format!("directory entry inode number {number} is out of range"),
+            ));
+        }
+        let file_type = FileType::from_type(t)
+            .filter(|_| (1..=7).contains(&t))
+            .ok_or_else(|| Error::corrupt(pos, format!("directory entry type {t} is not 1..7")))?;
+        if usize::from(offset) >= METADATA_SIZE {
+            return Err(Error::corrupt(
+                pos,
+                format!("directory entry inode offset {offset} is past 8192"),
+            ));
+        }
+        self.prev = Some(name.clone());
+        Ok(Some(DirEntry {
+            name,
+            inode_ref: MetaRef::new(u64::from(self.run_block), offset),
+            inode_number: number as u32,
+            file_type,
+        }))
+    }
+}
+
+impl<S: MetaSource + ?Sized> Iterator for DirReader<'_, S> {
+    type Item = Result<DirEntry>;
+    fn next(&mut self) -> Option<Result<DirEntry>> {
+        match self.next_entry() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => None,
+            Err(e) => {
+                self.remaining = 0; // an error ends the stream
+                self.run_left = 0;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// One directory-index entry: the run header at byte `index` of the
+/// listing lies in directory-table block `start`; `name` is its first name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    pub index: u32,
+    pub start: u32,
+    pub name: Vec<u8>,
+}
+
+/// Reads `count` index entries that follow an extended directory inode.
+pub fn read_index<S: MetaSource + ?Sized>(
+    c: &mut MetaCursor<'_, S>,
+    count: u16,
+    listing_bytes: u64,
+) -> Result<Vec<IndexEntry>> {
+    let mut out: Vec<IndexEntry> = Vec::with_capacity(usize::from(count).min(1024));
+    for _ in 0..count {
+        let pos = c.pos();
+        let index = c.u32()?;
+        let start = c.u32()?;
+        let name_len = u64::from(c.u32()?) + 1;
+        if name_len > 256 {
+            return Err(Error::corrupt(
+                pos,
+                format!("directory index name of {name_len} bytes"),
+            ));
+        }
+        let name = c.read_vec(name_len)?;
+        if u64::from(index) >= listing_bytes.max(1) {
+            return Err(Error::corrupt(
+                pos,
+                format!("directory index points at byte {index} past the listing"),
+            ));
+        }
+        if let Some(prev) = out.last() {
+            if index <= prev.index || start < prev.start || name <= prev.name {
+                return Err(Error::corrupt(
+                    pos,
+                    "directory index entries are out of order",
+                ));
+            }
+        }
+        out.push(IndexEntry { index, start, name });
+    }
+    Ok(out)
+}
+
+/// The index entry to start a lookup of `name` from: the last whose first
+/// name is not greater than `name`.
+pub fn index_for<'i>(index: &'i [IndexEntry], name: &[u8]) -> Option<&'i IndexEntry> {
+    let n = index.partition_point(|e| e.name.as_slice() <= name);
+    n.checked_sub(1).map(|i| &index[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::compressor::Compressor;
+    use super::super::metadata::Uncached;
+    use super::*;
+
+    fn listing(entries: &[(&[u8], i16)]) -> Vec<u8> {
+        let mut p = Vec::new();
+        p.extend_from_slice(&(entries.len() as u32 - 1).to_le_bytes()); // count - 1
+        p.extend_from_slice(&0u32.to_le_bytes()); // inode block
+        p.extend_from_slice(&5u32.to_le_bytes()); // base inode number
+        for (name, delta) in entries {
+            p.extend_from_slice(&32u16.to_le_bytes()); // offset in inode block
+            p.extend_from_slice(&delta.to_le_bytes()); // inode delta
+            p.extend_from_slice(&2u16.to_le_bytes()); // type: file
+            p.extend_from_slice(&(name.len() as u16 - 1).to_le_bytes()); // name size - 1
+            p.extend_from_slice(name);
+        }
+        let mut b = (0x8000u16 | p.len() as u16).to_le_bytes().to_vec();
+        b.extend_from_slice(&p);
+        b
+    }
+
+    fn read_all(img: &[u8]) -> Result<Vec<DirEntry>> {
+        let src = Uncached {
+            image: img,
+            comp: Compressor::Gzip,
+        };
+        let c = MetaCursor::new(&src, 0, img.len() as u64, 0, 0)?;
+        DirReader::new(c, img.len() as u64 - 2, 100).collect()
+    }
+
+    #[test]
+    fn reads_a_run() {
+        let e = read_all(&listing(&[(b"a", 0), (b"b", 1), (b"c d", -2)])).unwrap();
+        let names: Vec<_> = e
+            .iter()
+            .map(|e| (e.name.as_slice(), e.inode_number))
+            .collect();
+        assert_eq!(
+            names,
+            vec![(&b"a"[..], 5), (&b"b"[..], 6), (&b"c d"[..], 3)]
+        );
+    }
+
+    #[test]
+    fn refuses_duplicates_traversal_and_disorder() {
+        assert!(read_all(&listing(&[(b"DIR", 0), (b"DIR", 1)])).is_err());
+        assert!(read_all(&listing(&[(b"..", 0)])).is_err());
+        assert!(read_all(&listing(&[(b"a/b", 0)])).is_err());
+        assert!(read_all(&listing(&[(b"b", 0), (b"a", 1)])).is_err());
+        assert!(read_all(&listing(&[(b"a", -5)])).is_err()); // inode number 0
+    }
+
+    #[test]
+    fn index_choice() {
+        let ix = vec![
+            IndexEntry {
+                index: 0,
+                start: 0,
+                name: b"a".to_vec(),
+            },
+            IndexEntry {
+                index: 8000,
+                start: 100,
+                name: b"m".to_vec(),
+            },
+        ];
+        assert_eq!(index_for(&ix, b"z").unwrap().index, 8000);
+        assert_eq!(index_for(&ix, b"m").unwrap().index, 8000);
+        assert_eq!(index_for(&ix, b"b").unwrap().index, 0);
+        assert!(index_for(&ix, b"0").is_none());
+    }
+}

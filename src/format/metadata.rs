@@ -1,0 +1,284 @@
+//! Metadata blocks (u16 header + payload of at most 8 KiB) and a cursor
+//! that reads records straddling block boundaries, bounded to the
+//! `[start, limit)` window of one table.
+
+use super::compressor::Compressor;
+use super::le::u16_at;
+use super::METADATA_SIZE;
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+/// One decompressed metadata block and where the next one starts.
+#[derive(Debug)]
+pub struct MetaBlock {
+    pub data: Vec<u8>,
+    /// Absolute image offset of the following block's header.
+    pub next: u64,
+}
+
+/// Decodes the metadata block whose header sits at `pos` in `image`; the
+/// block must end at or before `limit`.
+pub fn read_block(image: &[u8], comp: Compressor, pos: u64, limit: u64) -> Result<MetaBlock> {
+    let limit = limit.min(image.len() as u64);
+    let hdr_end = pos.checked_add(2).filter(|&e| e <= limit);
+    let Some(hdr_end) = hdr_end else {
+        return Err(Error::corrupt(
+            pos,
+            format!("metadata block header lies outside its table (ends at {limit})"),
+        ));
+    };
+    let hdr = u16_at(image, pos as usize);
+    let size = u64::from(hdr & 0x7fff);
+    let stored = hdr & 0x8000 != 0;
+    if size == 0 || size > METADATA_SIZE as u64 {
+        return Err(Error::corrupt(
+            pos,
+            format!("metadata block size {size} is outside 1..=8192"),
+        ));
+    }
+    let end = hdr_end + size;
+    if end > limit {
+        return Err(Error::corrupt(
+            pos,
+            format!("metadata block of {size} bytes runs past its table end {limit}"),
+        ));
+    }
+    let payload = &image[hdr_end as usize..end as usize];
+    let data = if stored {
+        payload.to_vec()
+    } else {
+        comp.decompress(payload, METADATA_SIZE)
+            .map_err(|e| Error::corrupt(pos, format!("metadata block: {e}")))?
+    };
+    if data.is_empty() {
+        return Err(Error::corrupt(
+            pos,
+            "metadata block decompresses to nothing",
+        ));
+    }
+    Ok(MetaBlock { data, next: end })
+}
+
+/// Where metadata blocks come from: the reader supplies a cached version.
+pub trait MetaSource {
+    fn meta_block(&self, pos: u64, limit: u64) -> Result<Arc<MetaBlock>>;
+}
+
+/// A reference into a metadata table: `(block offset from table start) << 16 | offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MetaRef(pub u64);
+
+impl MetaRef {
+    pub fn new(block: u64, offset: u16) -> Self {
+        MetaRef((block << 16) | u64::from(offset))
+    }
+    pub fn block(self) -> u64 {
+        self.0 >> 16
+    }
+    pub fn offset(self) -> usize {
+        (self.0 & 0xffff) as usize
+    }
+}
+
+/// Reads a byte stream that continues across consecutive metadata blocks of
+/// one table, never leaving `[start, limit)`.
+pub struct MetaCursor<'a, S: MetaSource + ?Sized> {
+    src: &'a S,
+    start: u64,
+    limit: u64,
+    block_pos: u64,
+    block: Arc<MetaBlock>,
+    off: usize,
+}
+
+impl<'a, S: MetaSource + ?Sized> MetaCursor<'a, S> {
+    /// Opens the table `[start, limit)` at `block` bytes past `start`,
+    /// `offset` bytes into that block's payload.
+    pub fn new(src: &'a S, start: u64, limit: u64, block: u64, offset: usize) -> Result<Self> {
+        let block_pos = start
+            .checked_add(block)
+            .filter(|&p| p < limit)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    start,
+                    format!("metadata reference to block +{block} lies outside its table"),
+                )
+            })?;
+        if offset >= METADATA_SIZE {
+            return Err(Error::corrupt(
+                block_pos,
+                format!("metadata offset {offset} is past 8192"),
+            ));
+        }
+        let blk = src.meta_block(block_pos, limit)?;
+        if offset > blk.data.len() {
+            return Err(Error::corrupt(
+                block_pos,
+                format!(
+                    "offset {offset} is past the block's {} bytes",
+                    blk.data.len()
+                ),
+            ));
+        }
+        Ok(MetaCursor {
+            src,
+            start,
+            limit,
+            block_pos,
+            block: blk,
+            off: offset,
+        })
+    }
+
+    pub fn at(src: &'a S, start: u64, limit: u64, r: MetaRef) -> Result<Self> {
+        Self::new(src, start, limit, r.block(), r.offset())
+    }
+
+    /// The image offset of the current block, for error messages.
+    pub fn pos(&self) -> u64 {
+        self.block_pos
+    }
+
+    /// The current position as a reference relative to the table start.
+    pub fn meta_ref(&self) -> (u64, usize) {
+        (self.block_pos - self.start, self.off)
+    }
+
+    fn advance_block(&mut self) -> Result<()> {
+        let next = self.block.next;
+        if next >= self.limit {
+            return Err(Error::corrupt(
+                self.block_pos,
+                format!("record runs past the end of its table at {}", self.limit),
+            ));
+        }
+        self.block = self.src.meta_block(next, self.limit)?;
+        self.block_pos = next;
+        self.off = 0;
+        Ok(())
+    }
+
+    pub fn read(&mut self, mut buf: &mut [u8]) -> Result<()> {
+        while !buf.is_empty() {
+            if self.off == self.block.data.len() {
+                self.advance_block()?;
+            }
+            let avail = &self.block.data[self.off..];
+            let n = avail.len().min(buf.len());
+            buf[..n].copy_from_slice(&avail[..n]);
+            self.off += n;
+            buf = &mut buf[n..];
+        }
+        Ok(())
+    }
+
+    pub fn skip(&mut self, mut n: u64) -> Result<()> {
+        while n > 0 {
+            if self.off == self.block.data.len() {
+                self.advance_block()?;
+            }
+            let k = ((self.block.data.len() - self.off) as u64).min(n);
+            self.off += k as usize;
+            n -= k;
+        }
+        Ok(())
+    }
+
+    /// Reads `n` bytes into a vector that grows only as data is really
+    /// found, so a hostile length cannot force a huge allocation.
+    pub fn read_vec(&mut self, n: u64) -> Result<Vec<u8>> {
+        let mut v = Vec::with_capacity(n.min(METADATA_SIZE as u64) as usize);
+        let mut left = n;
+        while left > 0 {
+            if self.off == self.block.data.len() {
+                self.advance_block()?;
+            }
+            let avail = &self.block.data[self.off..];
+            let k = (avail.len() as u64).min(left) as usize;
+            v.extend_from_slice(&avail[..k]);
+            self.off += k;
+            left -= k as u64;
+        }
+        Ok(v)
+    }
+
+    pub fn u16(&mut self) -> Result<u16> {
+        let mut b = [0; 2];
+        self.read(&mut b)?;
+        Ok(u16::from_le_bytes(b))
+    }
+    pub fn u32(&mut self) -> Result<u32> {
+        let mut b = [0; 4];
+        self.read(&mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+    pub fn u64(&mut self) -> Result<u64> {
+        let mut b = [0; 8];
+        self.read(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+}
+
+/// A metadata source without a cache: decodes from the image every time.
+pub struct Uncached<'a> {
+    pub image: &'a [u8],
+    pub comp: Compressor,
+}
+
+impl MetaSource for Uncached<'_> {
+    fn meta_block(&self, pos: u64, limit: u64) -> Result<Arc<MetaBlock>> {
+        read_block(self.image, self.comp, pos, limit).map(Arc::new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two stored (uncompressed) blocks: "abc" then "defg".
+    fn two_blocks() -> Vec<u8> {
+        let mut b = vec![0u8; 4]; // padding before the table
+        b.extend_from_slice(&(0x8000u16 | 3).to_le_bytes()); // header: stored, 3 bytes
+        b.extend_from_slice(b"abc");
+        b.extend_from_slice(&(0x8000u16 | 4).to_le_bytes()); // header: stored, 4 bytes
+        b.extend_from_slice(b"defg");
+        b
+    }
+
+    #[test]
+    fn records_straddle_blocks_and_stop_at_the_limit() {
+        let img = two_blocks();
+        let src = Uncached {
+            image: &img,
+            comp: Compressor::Gzip,
+        };
+        let mut c = MetaCursor::new(&src, 4, img.len() as u64, 0, 1).unwrap();
+        let mut buf = [0u8; 5];
+        c.read(&mut buf).unwrap();
+        assert_eq!(&buf, b"bcdef");
+        assert!(
+            c.read(&mut [0u8; 2]).is_err(),
+            "reading past the table end must fail"
+        );
+        // A limit that cuts the second block off.
+        let mut c = MetaCursor::new(&src, 4, 9, 0, 0).unwrap();
+        assert!(c.read_vec(4).is_err());
+    }
+
+    #[test]
+    fn bad_headers_are_refused() {
+        let mut img = vec![0u8; 2]; // size 0
+        let src = Uncached {
+            image: &img,
+            comp: Compressor::Gzip,
+        };
+        assert!(src.meta_block(0, 2).is_err());
+        img = (0x8000u16 | 8193).to_le_bytes().to_vec();
+        img.resize(9000, 0);
+        let src = Uncached {
+            image: &img,
+            comp: Compressor::Gzip,
+        };
+        assert!(src.meta_block(0, 9000).is_err());
+    }
+}

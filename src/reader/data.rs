@@ -1,0 +1,226 @@
+//! File contents: data blocks, sparse holes and fragment tails.
+
+use super::Image;
+use crate::error::{Error, Result};
+use crate::format::inode::{FileInfo, Inode, InodeData, BLOCK_SIZE_MASK, BLOCK_STORED};
+use crate::format::table::FragmentEntry;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// One piece of a file: a data block (or hole) or the fragment tail.
+pub enum Chunk {
+    Data(Vec<u8>),
+    Zeros(usize),
+    Shared(Arc<Vec<u8>>, usize, usize),
+}
+
+impl Chunk {
+    pub fn len(&self) -> usize {
+        match self {
+            Chunk::Data(v) => v.len(),
+            Chunk::Zeros(n) => *n,
+            Chunk::Shared(_, a, b) => b - a,
+        }
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    pub fn bytes(&self) -> Cow<'_, [u8]> {
+        match self {
+            Chunk::Data(v) => Cow::Borrowed(v),
+            Chunk::Zeros(n) => Cow::Owned(vec![0; *n]),
+            Chunk::Shared(v, a, b) => Cow::Borrowed(&v[*a..*b]),
+        }
+    }
+}
+
+impl Image {
+    pub fn file_info<'i>(&self, i: &'i Inode) -> Result<&'i FileInfo> {
+        match &i.data {
+            InodeData::File(f) => Ok(f),
+            _ => Err(Error::invalid(format!(
+                "inode {} is not a regular file",
+                i.number
+            ))),
+        }
+    }
+
+    /// Number of chunks (blocks plus the fragment tail, if any).
+    pub fn chunk_count(&self, f: &FileInfo) -> usize {
+        f.blocks.len() + usize::from(f.fragment.is_some() && self.tail_len(f) > 0)
+    }
+
+    fn tail_len(&self, f: &FileInfo) -> usize {
+        (f.size - f.blocks.len() as u64 * u64::from(self.sb.block_size))
+            .min(u64::from(self.sb.block_size)) as usize
+    }
+
+    /// Image offsets of each block's start, checked against the data area.
+    pub fn block_offsets(&self, f: &FileInfo) -> Result<Vec<u64>> {
+        let mut pos = f.blocks_start;
+        let mut out = Vec::with_capacity(f.blocks.len());
+        for &w in &f.blocks {
+            out.push(pos);
+            pos = pos
+                .checked_add(u64::from(w & BLOCK_SIZE_MASK))
+                .filter(|&e| e <= self.sb.inode_table_start)
+                .ok_or_else(|| {
+                    Error::corrupt(f.blocks_start, "file data runs past the data area")
+                })?;
+        }
+        Ok(out)
+    }
+
+    /// Chunk `n` of the file, decompressed, of its exact length.
+    pub fn read_chunk(&self, f: &FileInfo, n: usize, block_start: u64) -> Result<Chunk> {
+        let bs = u64::from(self.sb.block_size);
+        if n < f.blocks.len() {
+            let want = (f.size - n as u64 * bs).min(bs) as usize;
+            return self
+                .read_block(f.blocks[n], block_start, want)
+                .map(|v| v.map_or(Chunk::Zeros(want), Chunk::Data));
+        }
+        let (frag, off) = f
+            .fragment
+            .filter(|_| n == f.blocks.len())
+            .ok_or_else(|| Error::invalid("chunk past the end"))?;
+        let tail = self.tail_len(f);
+        let block = self.fragment_block(frag)?;
+        let a = off as usize;
+        if a + tail > block.len() {
+            return Err(Error::corrupt(
+                self.fragment_entry(frag)?.start,
+                format!(
+                    "file tail of {tail} bytes at {a} is past fragment {frag}'s {} bytes",
+                    block.len()
+                ),
+            ));
+        }
+        Ok(Chunk::Shared(block, a, a + tail))
+    }
+
+    /// A data block of `want` bytes at `pos`; `None` for a sparse hole.
+    fn read_block(&self, word: u32, pos: u64, want: usize) -> Result<Option<Vec<u8>>> {
+        let size = (word & BLOCK_SIZE_MASK) as usize;
+        if size == 0 {
+            return Ok(None);
+        }
+        let end = pos + size as u64; // checked in block_offsets
+        let raw = &self.bytes()[pos as usize..end as usize];
+        let data = if word & BLOCK_STORED != 0 {
+            raw.to_vec()
+        } else {
+            self.compressor
+                .decompress(raw, self.sb.block_size as usize)
+                .map_err(|e| Error::corrupt(pos, format!("data block: {e}")))?
+        };
+        if data.len() != want {
+            return Err(Error::corrupt(
+                pos,
+                format!(
+                    "data block holds {} bytes, the file needs {want}",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(Some(data))
+    }
+
+    pub fn fragment_entry(&self, i: u32) -> Result<FragmentEntry> {
+        let t = self.fragments.as_ref().ok_or_else(|| {
+            Error::corrupt(
+                80,
+                format!("a file names fragment {i} but there is no fragment table"),
+            )
+        })?;
+        let mut b = [0u8; 16];
+        t.entry(self, u64::from(i), &mut b)?;
+        Ok(FragmentEntry::parse(&b))
+    }
+
+    /// The decompressed fragment block `i`, cached.
+    pub fn fragment_block(&self, i: u32) -> Result<Arc<Vec<u8>>> {
+        let e = self.fragment_entry(i)?;
+        self.frag_cache.get_or_load(e.start, || {
+            let size = u64::from(e.size & BLOCK_SIZE_MASK);
+            if size == 0
+                || e.size & !(BLOCK_STORED | BLOCK_SIZE_MASK) != 0
+                || size > u64::from(self.sb.block_size)
+            {
+                return Err(Error::corrupt(
+                    e.start,
+                    format!("fragment {i} has a bad size word 0x{:x}", e.size),
+                ));
+            }
+            let end = e
+                .start
+                .checked_add(size)
+                .filter(|&x| x <= self.sb.inode_table_start)
+                .ok_or_else(|| {
+                    Error::corrupt(e.start, format!("fragment {i} lies outside the data area"))
+                })?;
+            let raw = &self.bytes()[e.start as usize..end as usize];
+            if e.size & BLOCK_STORED != 0 {
+                Ok(raw.to_vec())
+            } else {
+                self.compressor
+                    .decompress(raw, self.sb.block_size as usize)
+                    .map_err(|m| Error::corrupt(e.start, format!("fragment block {i}: {m}")))
+            }
+        })
+    }
+
+    /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at EOF).
+    pub fn read_at(&self, f: &FileInfo, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        if offset >= f.size || buf.is_empty() {
+            return Ok(0);
+        }
+        let bs = u64::from(self.sb.block_size);
+        let want = (f.size - offset).min(buf.len() as u64) as usize;
+        let mut first = (offset / bs) as usize;
+        // Block start offsets up to the first chunk wanted.
+        let mut pos = f.blocks_start;
+        for &w in f.blocks.iter().take(first) {
+            pos += u64::from(w & BLOCK_SIZE_MASK);
+        }
+        let mut done = 0;
+        while done < want {
+            if first < f.blocks.len() {
+                let end = pos.checked_add(u64::from(f.blocks[first] & BLOCK_SIZE_MASK));
+                if end.is_none_or(|e| e > self.sb.inode_table_start) {
+                    return Err(Error::corrupt(
+                        f.blocks_start,
+                        "file data runs past the data area",
+                    ));
+                }
+            }
+            let chunk = self.read_chunk(f, first, pos)?;
+            let chunk_off = ((offset + done as u64) - first as u64 * bs) as usize;
+            let n = (chunk.len() - chunk_off).min(want - done);
+            match &chunk {
+                Chunk::Zeros(_) => buf[done..done + n].fill(0),
+                c => buf[done..done + n].copy_from_slice(&c.bytes()[chunk_off..chunk_off + n]),
+            }
+            done += n;
+            if first < f.blocks.len() {
+                pos += u64::from(f.blocks[first] & BLOCK_SIZE_MASK);
+            }
+            first += 1;
+        }
+        Ok(done)
+    }
+
+    /// Calls `sink` with every chunk of the file in order.
+    pub fn for_each_chunk(
+        &self,
+        f: &FileInfo,
+        mut sink: impl FnMut(&Chunk) -> Result<()>,
+    ) -> Result<()> {
+        let offsets = self.block_offsets(f)?;
+        for n in 0..self.chunk_count(f) {
+            let c = self.read_chunk(f, n, offsets.get(n).copied().unwrap_or(0))?;
+            sink(&c)?;
+        }
+        Ok(())
+    }
+}

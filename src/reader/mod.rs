@@ -1,0 +1,334 @@
+//! A SquashFS image over a memory map: validated superblock and tables,
+//! cached metadata and fragment blocks, inodes, directories, file data and
+//! xattrs. Safe to share between threads.
+
+mod cache;
+pub mod data;
+mod dir;
+
+pub use cache::BlockCache;
+pub use dir::DirIter;
+
+use crate::error::{Error, Result};
+use crate::format::compressor::{Compressor, CompressorOptions};
+use crate::format::inode::Inode;
+use crate::format::metadata::{self, MetaBlock, MetaCursor, MetaRef, MetaSource};
+use crate::format::superblock::{self, flags, Superblock};
+use crate::format::table::LookupTable;
+use crate::format::xattr::{Xattr, XattrTable};
+use memmap2::Mmap;
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// Byte offset of the superblock inside the file (SIF, AppImage).
+    pub offset: u64,
+    /// Decompressed metadata blocks (8 KiB each) to keep.
+    pub metadata_cache_blocks: usize,
+    /// Decompressed fragment blocks (one block size each) to keep.
+    pub fragment_cache_blocks: usize,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            offset: 0,
+            metadata_cache_blocks: 2048,
+            fragment_cache_blocks: 64,
+        }
+    }
+}
+
+pub struct Image {
+    map: Mmap,
+    offset: usize,
+    pub sb: Superblock,
+    pub compressor: Compressor,
+    pub compressor_options: Option<CompressorOptions>,
+    ids: Vec<u32>,
+    fragments: Option<LookupTable>,
+    export: Option<LookupTable>,
+    xattrs: Option<XattrTable>,
+    /// End of the directory table: the first byte of whatever follows it.
+    dir_limit: u64,
+    meta_cache: BlockCache<MetaBlock>,
+    frag_cache: BlockCache<Vec<u8>>,
+}
+
+impl MetaSource for Image {
+    fn meta_block(&self, pos: u64, limit: u64) -> Result<Arc<MetaBlock>> {
+        let b = self.meta_cache.get_or_load(pos, || {
+            metadata::read_block(self.bytes(), self.compressor, pos, u64::MAX)
+        })?;
+        if b.next > limit {
+            return Err(Error::corrupt(
+                pos,
+                format!("metadata block runs past its table end {limit}"),
+            ));
+        }
+        Ok(b)
+    }
+}
+
+impl Image {
+    pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        let file = File::open(path)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
+            .len();
+        if opts.offset >= len {
+            return Err(Error::invalid(format!(
+                "offset {} is not inside the {len}-byte file",
+                opts.offset
+            )));
+        }
+        // SAFETY: the map is read-only; the file is not expected to change
+        // while open. Every access is bounds-checked against the length
+        // measured here.
+        let map = unsafe { Mmap::map(&file) }
+            .map_err(|e| Error::io(format!("cannot map {}", path.display()), e))?;
+        Self::from_map(map, opts)
+    }
+
+    fn from_map(map: Mmap, opts: &OpenOptions) -> Result<Self> {
+        let offset =
+            usize::try_from(opts.offset).map_err(|_| Error::invalid("offset too large"))?;
+        let all = &map[offset..];
+        let sb = Superblock::parse(all, all.len() as u64)?;
+        let compressor = Compressor::from_id(sb.compression_id).ok_or_else(|| {
+            Error::unsupported(
+                Some(20),
+                format!("unknown compressor id {}", sb.compression_id),
+            )
+        })?;
+        let mut img = Image {
+            map,
+            offset,
+            sb,
+            compressor,
+            compressor_options: None,
+            ids: Vec::new(),
+            fragments: None,
+            export: None,
+            xattrs: None,
+            dir_limit: 0,
+            meta_cache: BlockCache::new(opts.metadata_cache_blocks),
+            frag_cache: BlockCache::new(opts.fragment_cache_blocks),
+        };
+        img.load_tables()?;
+        Ok(img)
+    }
+
+    fn load_tables(&mut self) -> Result<()> {
+        let sb = self.sb.clone();
+        if sb.has(flags::COMPRESSOR_OPTIONS) {
+            let b = metadata::read_block(
+                self.bytes(),
+                self.compressor,
+                superblock::SIZE as u64,
+                sb.inode_table_start,
+            )?;
+            self.compressor_options = Some(
+                CompressorOptions::parse(self.compressor, &b.data).map_err(|e| {
+                    Error::corrupt(superblock::SIZE as u64, format!("compressor options: {e}"))
+                })?,
+            );
+        }
+        let lower = sb.directory_table_start;
+        let bytes = self.bytes();
+        let ids = LookupTable::load(
+            "id table",
+            bytes,
+            sb.id_table_start,
+            u64::from(sb.id_count),
+            4,
+            lower,
+        )?;
+        let fragments = match sb.fragment_table_start {
+            Some(s) => Some(LookupTable::load(
+                "fragment table",
+                bytes,
+                s,
+                u64::from(sb.fragment_entry_count),
+                16,
+                lower,
+            )?),
+            None => None,
+        };
+        let export = match sb.export_table_start {
+            Some(s) => Some(LookupTable::load(
+                "export table",
+                bytes,
+                s,
+                u64::from(sb.inode_count),
+                8,
+                lower,
+            )?),
+            None => None,
+        };
+        let xattrs = match sb.xattr_id_table_start {
+            Some(s) => Some(XattrTable::load(bytes, s, lower)?),
+            None => None,
+        };
+        // The directory table ends where the first later structure begins.
+        let mut dir_limit = sb.bytes_used;
+        for t in [Some(&ids), fragments.as_ref(), export.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            dir_limit = dir_limit.min(t.first_block());
+        }
+        if let Some(x) = &xattrs {
+            dir_limit = dir_limit.min(x.kv_start).min(x.ids.first_block());
+        }
+        if dir_limit <= sb.directory_table_start {
+            return Err(Error::corrupt(
+                72,
+                "the directory table is empty: a table starts where it does",
+            ));
+        }
+        self.dir_limit = dir_limit;
+        let mut list = Vec::with_capacity(usize::from(sb.id_count));
+        let mut b = [0u8; 4];
+        for i in 0..u64::from(sb.id_count) {
+            ids.entry(self, i, &mut b)?;
+            list.push(u32::from_le_bytes(b));
+        }
+        self.ids = list;
+        self.fragments = fragments;
+        self.export = export;
+        self.xattrs = xattrs;
+        Ok(())
+    }
+
+    /// The image's bytes, from the superblock to `bytes_used`.
+    pub fn bytes(&self) -> &[u8] {
+        &self.map[self.offset..self.offset + self.sb.bytes_used as usize]
+    }
+
+    pub fn block_size(&self) -> u32 {
+        self.sb.block_size
+    }
+
+    pub fn root_ref(&self) -> MetaRef {
+        MetaRef(self.sb.root_inode_ref)
+    }
+
+    pub fn root(&self) -> Result<Inode> {
+        let root = self.inode(self.root_ref())?;
+        if !root.is_dir() {
+            return Err(Error::corrupt(32, "the root inode is not a directory"));
+        }
+        Ok(root)
+    }
+
+    /// The inode at reference `r` (relative to the inode table).
+    pub fn inode(&self, r: MetaRef) -> Result<Inode> {
+        let mut c = MetaCursor::at(
+            self,
+            self.sb.inode_table_start,
+            self.sb.directory_table_start,
+            r,
+        )?;
+        Inode::parse(&mut c, self.sb.block_size, self.sb.inode_count)
+    }
+
+    /// The inode reference of inode number `n`, through the export table.
+    pub fn inode_ref_by_number(&self, n: u32) -> Result<MetaRef> {
+        let t = self
+            .export
+            .as_ref()
+            .ok_or_else(|| Error::unsupported(None, "the image has no export table"))?;
+        if n == 0 {
+            return Err(Error::invalid("inode number 0"));
+        }
+        let mut b = [0u8; 8];
+        t.entry(self, u64::from(n) - 1, &mut b)?;
+        Ok(MetaRef(u64::from_le_bytes(b)))
+    }
+
+    pub fn has_export_table(&self) -> bool {
+        self.export.is_some()
+    }
+
+    pub fn id(&self, index: u16) -> Result<u32> {
+        self.ids.get(usize::from(index)).copied().ok_or_else(|| {
+            Error::corrupt(
+                self.sb.id_table_start,
+                format!("id index {index} is past the {} ids", self.ids.len()),
+            )
+        })
+    }
+    pub fn uid(&self, i: &Inode) -> Result<u32> {
+        self.id(i.uid_index)
+    }
+    pub fn gid(&self, i: &Inode) -> Result<u32> {
+        self.id(i.gid_index)
+    }
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
+    pub fn xattr_count(&self) -> u64 {
+        self.xattrs.as_ref().map_or(0, |x| x.ids.count)
+    }
+
+    /// The inode's extended attributes, full names ("user.x"), stored order.
+    pub fn xattrs(&self, i: &Inode) -> Result<Vec<Xattr>> {
+        match (i.xattr, &self.xattrs) {
+            (None, _) => Ok(Vec::new()),
+            (Some(x), Some(t)) => t.get(self, x),
+            (Some(x), None) => Err(Error::corrupt(
+                56,
+                format!(
+                    "inode {} names xattr id {x} but the image has no xattr table",
+                    i.number
+                ),
+            )),
+        }
+    }
+
+    pub fn fragment_count(&self) -> u32 {
+        self.sb.fragment_entry_count
+    }
+
+    pub(crate) fn dir_limit(&self) -> u64 {
+        self.dir_limit
+    }
+
+    /// Sizes of the tables, in image order, for `info`.
+    pub fn table_layout(&self) -> Vec<(&'static str, u64, u64)> {
+        let sb = &self.sb;
+        let mut starts: Vec<(&'static str, u64)> = vec![
+            ("inode table", sb.inode_table_start),
+            ("directory table", sb.directory_table_start),
+        ];
+        if let Some(f) = &self.fragments {
+            starts.push(("fragment table", f.first_block()));
+        }
+        if let Some(e) = &self.export {
+            starts.push(("export table", e.first_block()));
+        }
+        starts.push(("id table", self.ids_first_block()));
+        if let Some(x) = &self.xattrs {
+            starts.push(("xattr table", x.kv_start));
+        }
+        starts.sort_by_key(|s| s.1);
+        let mut out = Vec::new();
+        for (i, (name, start)) in starts.iter().enumerate() {
+            let end = starts.get(i + 1).map_or(sb.bytes_used, |n| n.1);
+            out.push((*name, *start, end.saturating_sub(*start)));
+        }
+        out
+    }
+
+    fn ids_first_block(&self) -> u64 {
+        // Re-derived from the image: the id list itself keeps no offsets.
+        let at = self.sb.id_table_start as usize;
+        crate::format::le::u64_at(self.bytes(), at)
+    }
+}

@@ -183,7 +183,7 @@ impl Extractor<'_> {
                 true
             }
             InodeData::Fifo => self.node(path, libc::S_IFIFO, 0, false)?,
-            InodeData::Socket => self.node(path, libc::S_IFSOCK, 0, true)?,
+            InodeData::Socket => self.node(path, libc::S_IFSOCK, 0, false)?,
             InodeData::BlockDev(rdev) => self.node(path, libc::S_IFBLK, *rdev, true)?,
             InodeData::CharDev(rdev) => self.node(path, libc::S_IFCHR, *rdev, true)?,
             InodeData::Dir(_) => unreachable!("directories are handled by tree()"),

@@ -4,7 +4,7 @@
 
 use super::compressor::Compressor;
 use super::le::u16_at;
-use super::METADATA_SIZE;
+use super::{ByteSource, METADATA_SIZE};
 use crate::error::{Error, Result};
 use std::sync::Arc;
 
@@ -18,8 +18,13 @@ pub struct MetaBlock {
 
 /// Decodes the metadata block whose header sits at `pos` in `image`; the
 /// block must end at or before `limit`.
-pub fn read_block(image: &[u8], comp: Compressor, pos: u64, limit: u64) -> Result<MetaBlock> {
-    let limit = limit.min(image.len() as u64);
+pub fn read_block<B: ByteSource + ?Sized>(
+    image: &B,
+    comp: Compressor,
+    pos: u64,
+    limit: u64,
+) -> Result<MetaBlock> {
+    let limit = limit.min(image.size());
     let hdr_end = pos.checked_add(2).filter(|&e| e <= limit);
     let Some(hdr_end) = hdr_end else {
         return Err(Error::corrupt(
@@ -27,7 +32,7 @@ pub fn read_block(image: &[u8], comp: Compressor, pos: u64, limit: u64) -> Resul
             format!("metadata block header lies outside its table (ends at {limit})"),
         ));
     };
-    let hdr = u16_at(image, pos as usize);
+    let hdr = u16_at(&image.read_bytes(pos, 2)?, 0);
     let size = u64::from(hdr & 0x7fff);
     let stored = hdr & 0x8000 != 0;
     if size == 0 || size > METADATA_SIZE as u64 {
@@ -43,11 +48,11 @@ pub fn read_block(image: &[u8], comp: Compressor, pos: u64, limit: u64) -> Resul
             format!("metadata block of {size} bytes runs past its table end {limit}"),
         ));
     }
-    let payload = &image[hdr_end as usize..end as usize];
+    let payload = image.read_bytes(hdr_end, size as usize)?;
     let data = if stored {
         payload.to_vec()
     } else {
-        comp.decompress(payload, METADATA_SIZE)
+        comp.decompress(&payload, METADATA_SIZE)
             .map_err(|e| Error::corrupt(pos, format!("metadata block: {e}")))?
     };
     if data.is_empty() {

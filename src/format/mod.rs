@@ -16,3 +16,33 @@ pub const METADATA_SIZE: usize = 8192;
 /// Sentinel for "no fragment", "no xattrs" and absent tables.
 pub const NONE_U32: u32 = 0xFFFF_FFFF;
 pub const NONE_U64: u64 = u64::MAX;
+
+/// Where image bytes come from: a slice (memory map, test fixture) or a
+/// file read with `pread` (a mount, where a map of a file truncated
+/// underneath would kill the process with SIGBUS).
+pub trait ByteSource {
+    /// Image size in bytes, counted from the superblock.
+    fn size(&self) -> u64;
+    /// Exactly `len` bytes at `pos`; an error if any lie past the end.
+    fn read_bytes(&self, pos: u64, len: usize) -> crate::Result<std::borrow::Cow<'_, [u8]>>;
+}
+
+impl ByteSource for [u8] {
+    fn size(&self) -> u64 {
+        self.len() as u64
+    }
+    fn read_bytes(&self, pos: u64, len: usize) -> crate::Result<std::borrow::Cow<'_, [u8]>> {
+        pos.checked_add(len as u64)
+            .filter(|&e| e <= self.len() as u64)
+            .map(|e| std::borrow::Cow::Borrowed(&self[pos as usize..e as usize]))
+            .ok_or_else(|| {
+                crate::Error::corrupt(
+                    pos,
+                    format!(
+                        "{len} bytes at {pos} run past the image end ({})",
+                        self.len()
+                    ),
+                )
+            })
+    }
+}

@@ -4,7 +4,7 @@
 
 use super::le::u64_at;
 use super::metadata::MetaSource;
-use super::METADATA_SIZE;
+use super::{ByteSource, METADATA_SIZE};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone)]
@@ -20,9 +20,9 @@ pub struct LookupTable {
 impl LookupTable {
     /// Reads the block-offset array of a table of `count` entries. Each
     /// metadata block must lie in `[lower, start)`.
-    pub fn load(
+    pub fn load<B: ByteSource + ?Sized>(
         name: &'static str,
-        image: &[u8],
+        image: &B,
         start: u64,
         count: u64,
         entry_size: usize,
@@ -34,16 +34,17 @@ impl LookupTable {
         let nblocks = bytes.div_ceil(METADATA_SIZE as u64);
         let end = start
             .checked_add(nblocks * 8)
-            .filter(|&e| e <= image.len() as u64)
+            .filter(|&e| e <= image.size())
             .ok_or_else(|| {
                 Error::corrupt(
                     start,
                     format!("{name}: {count} entries need an index past the image end"),
                 )
             })?;
+        let index = image.read_bytes(start, (end - start) as usize)?;
         let mut blocks = Vec::with_capacity(nblocks as usize);
-        for at in (start..end).step_by(8) {
-            let b = u64_at(image, at as usize);
+        for (i, at) in (start..end).step_by(8).enumerate() {
+            let b = u64_at(&index, i * 8);
             if b < lower || b >= start {
                 return Err(Error::corrupt(
                     at,
@@ -136,7 +137,7 @@ mod tests {
             img.extend_from_slice(&id.to_le_bytes());
         }
         img.extend_from_slice(&0u64.to_le_bytes()); // index: block at 0
-        let t = LookupTable::load("id table", &img, 14, 3, 4, 0).unwrap();
+        let t = LookupTable::load("id table", &img[..], 14, 3, 4, 0).unwrap();
         let src = Uncached {
             image: &img,
             comp: Compressor::Gzip,
@@ -148,9 +149,9 @@ mod tests {
         // A block offset at or past the index is refused.
         let mut bad = img.clone();
         bad[14..22].copy_from_slice(&14u64.to_le_bytes());
-        assert!(LookupTable::load("id table", &bad, 14, 3, 4, 0).is_err());
+        assert!(LookupTable::load("id table", &bad[..], 14, 3, 4, 0).is_err());
         // More entries than the block holds.
-        let t = LookupTable::load("id table", &img, 14, 4, 4, 0).unwrap();
+        let t = LookupTable::load("id table", &img[..], 14, 4, 4, 0).unwrap();
         assert!(t.entry(&src, 3, &mut b).is_err());
     }
 }

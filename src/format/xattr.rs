@@ -3,6 +3,7 @@
 use super::le::{u32_at, u64_at};
 use super::metadata::{MetaCursor, MetaRef, MetaSource};
 use super::table::LookupTable;
+use super::ByteSource;
 use crate::error::{Error, Result};
 
 pub const PREFIXES: [&str; 3] = ["user.", "trusted.", "security."];
@@ -30,14 +31,12 @@ pub struct Xattr {
 }
 
 impl XattrTable {
-    pub fn load(image: &[u8], start: u64, lower: u64) -> Result<Self> {
-        let hdr = start
-            .checked_add(16)
-            .filter(|&e| e <= image.len() as u64)
-            .map(|_| &image[start as usize..start as usize + 16])
-            .ok_or_else(|| Error::corrupt(start, "xattr id table header is past the image end"))?;
-        let kv_start = u64_at(hdr, 0);
-        let count = u32_at(hdr, 8);
+    pub fn load<B: ByteSource + ?Sized>(image: &B, start: u64, lower: u64) -> Result<Self> {
+        let hdr = image
+            .read_bytes(start, 16)
+            .map_err(|_| Error::corrupt(start, "xattr id table header is past the image end"))?;
+        let kv_start = u64_at(&hdr, 0);
+        let count = u32_at(&hdr, 8);
         let ids = LookupTable::load(
             "xattr id table",
             image,

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 /// One piece of a file: a data block (or hole) or the fragment tail.
 pub enum Chunk {
-    Data(Vec<u8>),
     Zeros(usize),
     Shared(Arc<Vec<u8>>, usize, usize),
 }
@@ -17,7 +16,6 @@ pub enum Chunk {
 impl Chunk {
     pub fn len(&self) -> usize {
         match self {
-            Chunk::Data(v) => v.len(),
             Chunk::Zeros(n) => *n,
             Chunk::Shared(_, a, b) => b - a,
         }
@@ -27,7 +25,6 @@ impl Chunk {
     }
     pub fn bytes(&self) -> Cow<'_, [u8]> {
         match self {
-            Chunk::Data(v) => Cow::Borrowed(v),
             Chunk::Zeros(n) => Cow::Owned(vec![0; *n]),
             Chunk::Shared(v, a, b) => Cow::Borrowed(&v[*a..*b]),
         }
@@ -76,9 +73,23 @@ impl Image {
         let bs = u64::from(self.sb.block_size);
         if n < f.blocks.len() {
             let want = (f.size - n as u64 * bs).min(bs) as usize;
-            return self
-                .read_block(f.blocks[n], block_start, want)
-                .map(|v| v.map_or(Chunk::Zeros(want), Chunk::Data));
+            let word = f.blocks[n];
+            if word & BLOCK_SIZE_MASK == 0 {
+                return Ok(Chunk::Zeros(want));
+            }
+            let data = self
+                .data_cache
+                .get_or_load(block_start, || self.read_block(word, block_start))?;
+            if data.len() != want {
+                return Err(Error::corrupt(
+                    block_start,
+                    format!(
+                        "data block holds {} bytes, the file needs {want}",
+                        data.len()
+                    ),
+                ));
+            }
+            return Ok(Chunk::Shared(data, 0, want));
         }
         let (frag, off) = f
             .fragment
@@ -99,31 +110,16 @@ impl Image {
         Ok(Chunk::Shared(block, a, a + tail))
     }
 
-    /// A data block of `want` bytes at `pos`; `None` for a sparse hole.
-    fn read_block(&self, word: u32, pos: u64, want: usize) -> Result<Option<Vec<u8>>> {
+    /// The decompressed (non-sparse) data block at `pos`.
+    fn read_block(&self, word: u32, pos: u64) -> Result<Vec<u8>> {
         let size = (word & BLOCK_SIZE_MASK) as usize;
-        if size == 0 {
-            return Ok(None);
+        let raw = self.read_bytes(pos, size)?;
+        if word & BLOCK_STORED != 0 {
+            return Ok(raw.into_owned());
         }
-        let end = pos + size as u64; // checked in block_offsets
-        let raw = &self.bytes()[pos as usize..end as usize];
-        let data = if word & BLOCK_STORED != 0 {
-            raw.to_vec()
-        } else {
-            self.compressor
-                .decompress(raw, self.sb.block_size as usize)
-                .map_err(|e| Error::corrupt(pos, format!("data block: {e}")))?
-        };
-        if data.len() != want {
-            return Err(Error::corrupt(
-                pos,
-                format!(
-                    "data block holds {} bytes, the file needs {want}",
-                    data.len()
-                ),
-            ));
-        }
-        Ok(Some(data))
+        self.compressor
+            .decompress(&raw, self.sb.block_size as usize)
+            .map_err(|e| Error::corrupt(pos, format!("data block: {e}")))
     }
 
     pub fn fragment_entry(&self, i: u32) -> Result<FragmentEntry> {
@@ -159,12 +155,12 @@ impl Image {
                 .ok_or_else(|| {
                     Error::corrupt(e.start, format!("fragment {i} lies outside the data area"))
                 })?;
-            let raw = &self.bytes()[e.start as usize..end as usize];
+            let raw = self.read_bytes(e.start, (end - e.start) as usize)?;
             if e.size & BLOCK_STORED != 0 {
-                Ok(raw.to_vec())
+                Ok(raw.into_owned())
             } else {
                 self.compressor
-                    .decompress(raw, self.sb.block_size as usize)
+                    .decompress(&raw, self.sb.block_size as usize)
                     .map_err(|m| Error::corrupt(e.start, format!("fragment block {i}: {m}")))
             }
         })

@@ -16,8 +16,11 @@ use crate::format::metadata::{self, MetaBlock, MetaCursor, MetaRef, MetaSource};
 use crate::format::superblock::{self, flags, Superblock};
 use crate::format::table::LookupTable;
 use crate::format::xattr::{Xattr, XattrTable};
+use crate::format::ByteSource;
 use memmap2::Mmap;
+use std::borrow::Cow;
 use std::fs::File;
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,6 +32,13 @@ pub struct OpenOptions {
     pub metadata_cache_blocks: usize,
     /// Decompressed fragment blocks (one block size each) to keep.
     pub fragment_cache_blocks: usize,
+    /// Decompressed data blocks to keep (0: none; the kernel's page cache
+    /// usually serves repeats, but a FUSE read of 4 KiB would otherwise
+    /// decompress a whole block every time).
+    pub data_cache_blocks: usize,
+    /// Read with `pread` instead of a memory map: slower by a syscall per
+    /// block, but an image truncated while open gives errors, not SIGBUS.
+    pub pread: bool,
 }
 
 impl Default for OpenOptions {
@@ -37,13 +47,59 @@ impl Default for OpenOptions {
             offset: 0,
             metadata_cache_blocks: 2048,
             fragment_cache_blocks: 64,
+            data_cache_blocks: 0,
+            pread: false,
+        }
+    }
+}
+
+/// The image bytes from the superblock to `bytes_used`.
+enum Source {
+    Map { map: Mmap, offset: usize, len: u64 },
+    File { file: File, offset: u64, len: u64 },
+}
+
+impl ByteSource for Source {
+    fn size(&self) -> u64 {
+        match self {
+            Source::Map { len, .. } | Source::File { len, .. } => *len,
+        }
+    }
+    fn read_bytes(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        let end = pos
+            .checked_add(len as u64)
+            .filter(|&e| e <= self.size())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    pos,
+                    format!(
+                        "{len} bytes at {pos} run past the image end ({})",
+                        self.size()
+                    ),
+                )
+            })?;
+        match self {
+            Source::Map { map, offset, .. } => Ok(Cow::Borrowed(
+                &map[offset + pos as usize..offset + end as usize],
+            )),
+            Source::File { file, offset, .. } => {
+                let mut buf = vec![0u8; len];
+                file.read_exact_at(&mut buf, offset + pos).map_err(|e| {
+                    let mut err = Error::io(
+                        format!("reading {len} bytes at image offset {pos} (file truncated?)"),
+                        e,
+                    );
+                    err.offset = Some(pos);
+                    err
+                })?;
+                Ok(Cow::Owned(buf))
+            }
         }
     }
 }
 
 pub struct Image {
-    map: Mmap,
-    offset: usize,
+    src: Source,
     pub sb: Superblock,
     pub compressor: Compressor,
     pub compressor_options: Option<CompressorOptions>,
@@ -55,12 +111,13 @@ pub struct Image {
     dir_limit: u64,
     meta_cache: BlockCache<MetaBlock>,
     frag_cache: BlockCache<Vec<u8>>,
+    pub(crate) data_cache: BlockCache<Vec<u8>>,
 }
 
 impl MetaSource for Image {
     fn meta_block(&self, pos: u64, limit: u64) -> Result<Arc<MetaBlock>> {
         let b = self.meta_cache.get_or_load(pos, || {
-            metadata::read_block(self.bytes(), self.compressor, pos, u64::MAX)
+            metadata::read_block(&self.src, self.compressor, pos, u64::MAX)
         })?;
         if b.next > limit {
             return Err(Error::corrupt(
@@ -86,28 +143,40 @@ impl Image {
                 opts.offset
             )));
         }
-        // SAFETY: the map is read-only; the file is not expected to change
-        // while open. Every access is bounds-checked against the length
-        // measured here.
-        let map = unsafe { Mmap::map(&file) }
-            .map_err(|e| Error::io(format!("cannot map {}", path.display()), e))?;
-        Self::from_map(map, opts)
-    }
-
-    fn from_map(map: Mmap, opts: &OpenOptions) -> Result<Self> {
-        let offset =
-            usize::try_from(opts.offset).map_err(|_| Error::invalid("offset too large"))?;
-        let all = &map[offset..];
-        let sb = Superblock::parse(all, all.len() as u64)?;
+        let avail = len - opts.offset;
+        let mut head = [0u8; superblock::SIZE];
+        let n = file
+            .read_at(&mut head, opts.offset)
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        let sb = Superblock::parse(&head[..n], avail)?;
         let compressor = Compressor::from_id(sb.compression_id).ok_or_else(|| {
             Error::unsupported(
                 Some(20),
                 format!("unknown compressor id {}", sb.compression_id),
             )
         })?;
+        let src = if opts.pread {
+            Source::File {
+                file,
+                offset: opts.offset,
+                len: sb.bytes_used,
+            }
+        } else {
+            // SAFETY: read-only map; every access is bounds-checked against
+            // bytes_used, which was checked against the file size just now.
+            // A file truncated later can fault: mounts use `pread` instead.
+            let map = unsafe { Mmap::map(&file) }
+                .map_err(|e| Error::io(format!("cannot map {}", path.display()), e))?;
+            let offset =
+                usize::try_from(opts.offset).map_err(|_| Error::invalid("offset too large"))?;
+            Source::Map {
+                map,
+                offset,
+                len: sb.bytes_used,
+            }
+        };
         let mut img = Image {
-            map,
-            offset,
+            src,
             sb,
             compressor,
             compressor_options: None,
@@ -118,6 +187,7 @@ impl Image {
             dir_limit: 0,
             meta_cache: BlockCache::new(opts.metadata_cache_blocks),
             frag_cache: BlockCache::new(opts.fragment_cache_blocks),
+            data_cache: BlockCache::new(opts.data_cache_blocks),
         };
         img.load_tables()?;
         Ok(img)
@@ -127,7 +197,7 @@ impl Image {
         let sb = self.sb.clone();
         if sb.has(flags::COMPRESSOR_OPTIONS) {
             let b = metadata::read_block(
-                self.bytes(),
+                &self.src,
                 self.compressor,
                 superblock::SIZE as u64,
                 sb.inode_table_start,
@@ -139,7 +209,7 @@ impl Image {
             );
         }
         let lower = sb.directory_table_start;
-        let bytes = self.bytes();
+        let bytes = &self.src;
         let ids = LookupTable::load(
             "id table",
             bytes,
@@ -205,9 +275,9 @@ impl Image {
         Ok(())
     }
 
-    /// The image's bytes, from the superblock to `bytes_used`.
-    pub fn bytes(&self) -> &[u8] {
-        &self.map[self.offset..self.offset + self.sb.bytes_used as usize]
+    /// `len` bytes of the image at `pos` (relative to the superblock).
+    pub fn read_bytes(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        self.src.read_bytes(pos, len)
     }
 
     pub fn block_size(&self) -> u32 {
@@ -328,7 +398,8 @@ impl Image {
 
     fn ids_first_block(&self) -> u64 {
         // Re-derived from the image: the id list itself keeps no offsets.
-        let at = self.sb.id_table_start as usize;
-        crate::format::le::u64_at(self.bytes(), at)
+        let at = self.sb.id_table_start;
+        self.read_bytes(at, 8)
+            .map_or(at, |b| crate::format::le::u64_at(&b, 0))
     }
 }

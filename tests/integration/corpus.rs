@@ -206,3 +206,46 @@ fn info_json_describes_compressor_options() {
     let text = run(sqfuse().arg("info").arg(&p));
     assert!(String::from_utf8_lossy(&text.stdout).contains("compressor:      gzip (level="));
 }
+
+/// Regression: an image truncated while open must give errors, not SIGBUS,
+/// when opened in `pread` mode (as the mount does).
+#[test]
+fn pread_mode_reads_the_same_and_survives_truncation() {
+    let src = corpora().join("images/dissect.squashfs/zstd.sqfs");
+    if !src.exists() {
+        skip!("no dissect corpus");
+    }
+    let copy = scratch("pread").join("img.sqfs");
+    std::fs::copy(&src, &copy).unwrap();
+    let opts = OpenOptions {
+        pread: true,
+        data_cache_blocks: 16,
+        ..Default::default()
+    };
+    let img = Image::open(&copy, &opts).unwrap();
+    assert!(check(&img).is_sound());
+    let (big, _) = img.lookup_path("large-file").unwrap();
+    let f = img.file_info(&big).unwrap().clone();
+    let mut a = vec![0; 300_000];
+    let mut b = vec![0; 300_000];
+    img.read_at(&f, 1000, &mut a).unwrap();
+    open(&src, 0).read_at(&f, 1000, &mut b).unwrap();
+    assert!(a == b);
+    // Truncate to 200 bytes (the data area ends near 3 KiB): reads of the lost part fail, the process lives.
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&copy)
+        .unwrap()
+        .set_len(200)
+        .unwrap();
+    let fresh = Image::open(&copy, &OpenOptions::default());
+    assert!(fresh.is_err(), "a truncated image is refused at open");
+    let mut c = vec![0; 300_000];
+    let late = f.size - 300_000;
+    let r = Image::open(&src, &OpenOptions::default())
+        .unwrap()
+        .read_at(&f, late, &mut c);
+    assert!(r.is_ok());
+    let e = img.read_at(&f, late, &mut c);
+    assert!(e.is_err(), "reading past the truncation must fail");
+}

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod format;
+pub mod mount;
 pub mod reader;
 
 pub use error::{Error, ErrorKind, Result};

@@ -30,6 +30,26 @@ struct ImageArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
+    /// Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`).
+    Mount {
+        image: PathBuf,
+        mountpoint: PathBuf,
+        /// Stay in the foreground.
+        #[arg(short = 'f')]
+        foreground: bool,
+        /// Serve requests with one thread.
+        #[arg(short = 's')]
+        single_thread: bool,
+        /// Log every request to stderr (implies -f).
+        #[arg(short = 'd')]
+        debug: bool,
+        /// Mount options, comma-separated: offset=N|auto, subdir=PATH, uid=N,
+        /// gid=N, timeout=SECS, notify_pipe=PATH, cache_mb=N, threads=N,
+        /// allow_other, allow_root, auto_unmount, nosuid, nodev, noexec, and
+        /// the generic fstab options (ro, noatime, user, noauto, _netdev, x-*...).
+        #[arg(short = 'o', action = clap::ArgAction::Append)]
+        options: Vec<String>,
+    },
     /// Show the superblock, compressor and table layout.
     Info {
         #[command(flatten)]
@@ -92,6 +112,28 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match cli.cmd {
+        Cmd::Mount {
+            image,
+            mountpoint,
+            foreground,
+            single_thread,
+            debug,
+            options,
+        } => {
+            let mut opts = sqfuse::mount::options::MountOpts::default();
+            for o in &options {
+                opts.apply(o).map_err(anyhow::Error::msg)?;
+            }
+            let args = sqfuse::mount::MountArgs {
+                image,
+                mountpoint,
+                foreground,
+                single_thread,
+                debug,
+                opts,
+            };
+            sqfuse::mount::mount(args)?;
+        }
         Cmd::Info { img, json } => info::info(&open(&img)?, json, &mut out)?,
         Cmd::Ls {
             img,
@@ -175,8 +217,21 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+const SUBCOMMANDS: &[&str] = &["mount", "info", "ls", "cat", "extract", "check", "help"];
+
+/// `sqfuse IMAGE MOUNTPOINT ...` (the squashfuse and mount.fuse3 form)
+/// means `sqfuse mount IMAGE MOUNTPOINT ...`.
+fn with_implicit_mount(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        if !first.starts_with('-') && !SUBCOMMANDS.contains(&first) {
+            args.insert(1, "mount".into());
+        }
+    }
+    args
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(with_implicit_mount(std::env::args_os().collect()));
     match run(cli) {
         Ok(c) => c,
         Err(e) => {

@@ -168,40 +168,43 @@ impl Image {
 
     /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at EOF).
     pub fn read_at(&self, f: &FileInfo, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        self.read_with(f, &self.block_offsets(f)?, offset, buf)
+    }
+
+    /// [`Image::read_at`] with the block offsets already computed (by
+    /// [`Image::block_offsets`]), as an open file keeps them.
+    pub fn read_with(
+        &self,
+        f: &FileInfo,
+        offsets: &[u64],
+        offset: u64,
+        buf: &mut [u8],
+    ) -> Result<usize> {
         if offset >= f.size || buf.is_empty() {
             return Ok(0);
         }
         let bs = u64::from(self.sb.block_size);
         let want = (f.size - offset).min(buf.len() as u64) as usize;
-        let mut first = (offset / bs) as usize;
-        // Block start offsets up to the first chunk wanted.
-        let mut pos = f.blocks_start;
-        for &w in f.blocks.iter().take(first) {
-            pos += u64::from(w & BLOCK_SIZE_MASK);
-        }
         let mut done = 0;
         while done < want {
-            if first < f.blocks.len() {
-                let end = pos.checked_add(u64::from(f.blocks[first] & BLOCK_SIZE_MASK));
-                if end.is_none_or(|e| e > self.sb.inode_table_start) {
-                    return Err(Error::corrupt(
-                        f.blocks_start,
-                        "file data runs past the data area",
-                    ));
+            let pos = offset + done as u64;
+            let n = (pos / bs) as usize;
+            let chunk = self.read_chunk(f, n, offsets.get(n).copied().unwrap_or(0))?;
+            let chunk_off = (pos - n as u64 * bs) as usize;
+            let k = (chunk.len().saturating_sub(chunk_off)).min(want - done);
+            if k == 0 {
+                return Err(Error::corrupt(
+                    f.blocks_start,
+                    "file data ends before its size",
+                ));
+            }
+            match &chunk {
+                Chunk::Zeros(_) => buf[done..done + k].fill(0),
+                Chunk::Shared(v, a, _) => {
+                    buf[done..done + k].copy_from_slice(&v[a + chunk_off..a + chunk_off + k])
                 }
             }
-            let chunk = self.read_chunk(f, first, pos)?;
-            let chunk_off = ((offset + done as u64) - first as u64 * bs) as usize;
-            let n = (chunk.len() - chunk_off).min(want - done);
-            match &chunk {
-                Chunk::Zeros(_) => buf[done..done + n].fill(0),
-                c => buf[done..done + n].copy_from_slice(&c.bytes()[chunk_off..chunk_off + n]),
-            }
-            done += n;
-            if first < f.blocks.len() {
-                pos += u64::from(f.blocks[first] & BLOCK_SIZE_MASK);
-            }
-            first += 1;
+            done += k;
         }
         Ok(done)
     }

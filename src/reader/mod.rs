@@ -5,9 +5,11 @@
 mod cache;
 pub mod data;
 mod dir;
+mod locate;
 
 pub use cache::BlockCache;
 pub use dir::DirIter;
+pub use locate::find_superblock;
 
 use crate::error::{Error, Result};
 use crate::format::compressor::{Compressor, CompressorOptions};

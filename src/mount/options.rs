@@ -1,0 +1,178 @@
+//! `-o` mount options: squashfuse_ll's names, plus the generic options that
+//! mount(8) and /etc/fstab pass through mount.fuse3.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    At(u64),
+    /// Find the superblock inside an AppImage, SIF or other wrapper.
+    Auto,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOpts {
+    pub offset: Offset,
+    pub subdir: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Unmount after this many idle seconds with nothing open.
+    pub idle_timeout: Option<u64>,
+    pub notify_pipe: Option<PathBuf>,
+    pub allow_other: bool,
+    pub allow_root: bool,
+    pub auto_unmount: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+    /// Memory for decompressed data and fragment blocks, MiB.
+    pub cache_mb: u64,
+    /// Worker threads serving requests (0: one per core).
+    pub threads: usize,
+}
+
+impl Default for MountOpts {
+    fn default() -> Self {
+        MountOpts {
+            offset: Offset::At(0),
+            subdir: None,
+            uid: None,
+            gid: None,
+            idle_timeout: None,
+            notify_pipe: None,
+            allow_other: false,
+            allow_root: false,
+            auto_unmount: false,
+            nosuid: false,
+            nodev: false,
+            noexec: false,
+            cache_mb: 64,
+            threads: 0,
+        }
+    }
+}
+
+/// Options mount(8) and fstab hand to every filesystem; meaningless for a
+/// read-only FUSE image, so accepted and ignored.
+const IGNORED: &[&str] = &[
+    "ro",
+    "defaults",
+    "auto",
+    "noauto",
+    "user",
+    "users",
+    "nouser",
+    "owner",
+    "group",
+    "_netdev",
+    "nofail",
+    "atime",
+    "noatime",
+    "relatime",
+    "norelatime",
+    "strictatime",
+    "nodiratime",
+    "diratime",
+    "lazytime",
+    "exec",
+    "suid",
+    "dev",
+    "async",
+    "sync",
+    "dirsync",
+    "silent",
+    "loud",
+    "nosymfollow",
+    "default_permissions",
+];
+
+fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
+    v.parse()
+        .map_err(|_| format!("mount option {key}={v}: not a number"))
+}
+
+impl MountOpts {
+    /// Applies one `-o` argument (comma-separated options).
+    pub fn apply(&mut self, list: &str) -> Result<(), String> {
+        for opt in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+            let (key, val) = match opt.split_once('=') {
+                Some((k, v)) => (k, Some(v)),
+                None => (opt, None),
+            };
+            match (key, val) {
+                ("offset", Some("auto")) => self.offset = Offset::Auto,
+                ("offset", Some(v)) => self.offset = Offset::At(number(key, v)?),
+                ("subdir", Some(v)) => self.subdir = Some(v.to_string()),
+                ("uid", Some(v)) => self.uid = Some(number(key, v)?),
+                ("gid", Some(v)) => self.gid = Some(number(key, v)?),
+                ("timeout", Some(v)) => {
+                    self.idle_timeout = Some(number(key, v)?).filter(|&t| t > 0)
+                }
+                ("notify_pipe", Some(v)) => self.notify_pipe = Some(PathBuf::from(v)),
+                ("cache_mb", Some(v)) => self.cache_mb = number(key, v)?,
+                ("threads", Some(v)) => self.threads = number(key, v)?,
+                ("allow_other", None) => self.allow_other = true,
+                ("allow_root", None) => self.allow_root = true,
+                ("auto_unmount", None) => self.auto_unmount = true,
+                ("nosuid", None) => self.nosuid = true,
+                ("nodev", None) => self.nodev = true,
+                ("noexec", None) => self.noexec = true,
+                ("rw", None) => return Err("mount option rw: SquashFS images are read-only".into()),
+                (k, None) if IGNORED.contains(&k) => {}
+                // fstab/mount helpers: x-systemd.*, fsname=, subtype=, comment=, context=...
+                (k, _) if k.starts_with("x-") || k.starts_with("comment") => {}
+                (
+                    "fsname" | "subtype" | "context" | "fscontext" | "defcontext" | "rootcontext",
+                    Some(_),
+                ) => {}
+                _ => return Err(format!("unknown mount option {opt}")),
+            }
+        }
+        if self.allow_other && self.allow_root {
+            return Err("allow_other and allow_root are mutually exclusive".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn squashfuse_names_and_fstab_generics() {
+        let mut o = MountOpts::default();
+        o.apply(
+            "ro,allow_other,offset=36864,subdir=/a/b,uid=0,gid=1000,timeout=30,notify_pipe=/tmp/p",
+        )
+        .unwrap();
+        o.apply("nosuid,nodev,noatime,exec,user,noauto,_netdev,x-systemd.automount,cache_mb=128")
+            .unwrap();
+        assert_eq!(o.offset, Offset::At(36864));
+        assert_eq!(o.subdir.as_deref(), Some("/a/b"));
+        assert_eq!(
+            (o.uid, o.gid, o.idle_timeout),
+            (Some(0), Some(1000), Some(30))
+        );
+        assert!(o.allow_other && o.nosuid && o.nodev);
+        assert_eq!(o.cache_mb, 128);
+        o.apply("offset=auto").unwrap();
+        assert_eq!(o.offset, Offset::Auto);
+    }
+
+    #[test]
+    fn rw_and_unknown_options_are_errors() {
+        assert!(MountOpts::default()
+            .apply("rw")
+            .unwrap_err()
+            .contains("read-only"));
+        assert!(MountOpts::default()
+            .apply("frobnicate")
+            .unwrap_err()
+            .contains("unknown"));
+        assert!(MountOpts::default().apply("uid=abc").is_err());
+        assert!(MountOpts::default()
+            .apply("allow_other,allow_root")
+            .is_err());
+    }
+}

@@ -147,6 +147,10 @@ def main():
     if ROOT:
         xattr(d("xattrs", "file"), "trusted.t", b"trusted value")
         xattr(d("xattrs", "link"), "trusted.on-link", b"")
+        # A file capability (cap_net_raw, VFS_CAP_REVISION_2): chown drops
+        # these, so extractors must set owners before xattrs.
+        write(d("xattrs", "capability"), b"cap\n", 0o755)
+        xattr(d("xattrs", "capability"), "security.capability", bytes([0, 0, 0, 2, 0, 0x20, 0, 0]) + bytes(12))
 
     # Extreme times (set last on everything that needs it).
     write(d("time-zero"), b"epoch\n", mtime=0)

@@ -242,11 +242,18 @@ impl Extractor<'_> {
         Ok(())
     }
 
-    /// Xattrs, owner, mode, then times (in that order: chown clears setuid,
-    /// and every change would bump the times).
+    /// Owner, xattrs, mode, then times, in that order: chown clears
+    /// setuid bits and file capabilities (security.capability), a mode
+    /// without write permission would refuse user.* xattrs to a non-root
+    /// owner, and every change bumps the times.
     fn finish(&mut self, inode: &Inode, path: &Path) -> Result<()> {
         let is_link = matches!(inode.data, InodeData::Symlink(_));
         let c = cstr(path)?;
+        if self.opts.privileged {
+            let (uid, gid) = (self.img.uid(inode)?, self.img.gid(inode)?);
+            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
+                .map_err(|e| io_err(path, "cannot chown", e))?;
+        }
         if self.opts.xattrs {
             for x in self.img.xattrs(inode)? {
                 let name = CString::new(x.name.clone())
@@ -270,11 +277,6 @@ impl Extractor<'_> {
                     ));
                 }
             }
-        }
-        if self.opts.privileged {
-            let (uid, gid) = (self.img.uid(inode)?, self.img.gid(inode)?);
-            std::os::unix::fs::lchown(path, Some(uid), Some(gid))
-                .map_err(|e| io_err(path, "cannot chown", e))?;
         }
         if !is_link {
             // SAFETY: valid path; entries here are never symlinks.

@@ -192,8 +192,8 @@ impl SqFs {
         };
         let size = i.size();
         // As the kernel driver computes i_blocks: 512-byte units of the
-        // non-sparse part of regular files, nothing for other types.
-        let blocks = match &i.data {
+        // non-sparse part of regular files, plus the xattr list's size.
+        let mut blocks = match &i.data {
             InodeData::File(f) => {
                 let stored = f.size.saturating_sub(f.sparse);
                 if stored == 0 {
@@ -204,6 +204,13 @@ impl SqFs {
             }
             _ => 0,
         };
+        if i.xattr.is_some() {
+            let xs = self
+                .img
+                .xattr_size(i)
+                .map_err(|e| self.fail("getattr", e))?;
+            blocks += u64::from(xs.wrapping_sub(1) >> 9) + 1;
+        }
         let t = UNIX_EPOCH + Duration::from_secs(u64::from(i.mtime));
         Ok(FileAttr {
             ino: INodeNo(self.node_of(i.number)),

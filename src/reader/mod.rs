@@ -364,6 +364,14 @@ impl Image {
         }
     }
 
+    /// Total size of the inode's xattr list as stored (0 without xattrs).
+    pub fn xattr_size(&self, i: &Inode) -> Result<u32> {
+        match (i.xattr, &self.xattrs) {
+            (Some(x), Some(t)) => Ok(t.id(self, x)?.size),
+            _ => Ok(0),
+        }
+    }
+
     pub fn fragment_count(&self) -> u32 {
         self.sb.fragment_entry_count
     }

@@ -249,3 +249,21 @@ fn pread_mode_reads_the_same_and_survives_truncation() {
     let e = img.read_at(&f, late, &mut c);
     assert!(e.is_err(), "reading past the truncation must fail");
 }
+
+/// Regression: chown after setting xattrs made the kernel drop
+/// security.capability (tar2sqfs's simple.sqfs has one on test.exe).
+#[test]
+fn extract_keeps_file_capabilities() {
+    let img = corpora().join("images/sqfs-ng-tar2sqfs/data/write/simple.sqfs");
+    if !img.exists() {
+        skip!("no tar2sqfs corpus");
+    }
+    if !crate::is_root() {
+        skip!("setting security.capability needs root");
+    }
+    let dest = scratch("caps").join("out");
+    run(sqfuse().arg("extract").arg(&img).arg(&dest));
+    let x = crate::tree::xattrs(&dest.join("home/goliath/test.exe"));
+    assert!(x.contains_key(&b"security.capability"[..]), "{x:?}");
+    assert!(x.contains_key(&b"user.mime_type"[..]), "{x:?}");
+}

@@ -1,0 +1,158 @@
+//! Tests that really mount images: sqfuse through FUSE, compared with the
+//! source tree and with the kernel's squashfs driver (loop mount, as root).
+
+mod corrupt; // a damaged block is EIO for its reads only; the mount stays up
+mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
+mod stress; // 16 threads reading random ranges, every byte checked
+mod trees; // mounted trees equal the source and the kernel's view, for every image
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+pub use common::*;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// Why mounting cannot be tested here, if it cannot.
+pub fn cannot_mount() -> Option<String> {
+    if !Path::new("/dev/fuse").exists() {
+        return Some("no /dev/fuse".into());
+    }
+    if !is_root() && !have("fusermount3") {
+        return Some("not root and no fusermount3".into());
+    }
+    None
+}
+
+/// Skips the test (loudly) when FUSE mounts are impossible here.
+#[macro_export]
+macro_rules! need_fuse {
+    () => {
+        if let Some(why) = $crate::cannot_mount() {
+            $crate::skip!("cannot mount: {why}");
+        }
+    };
+}
+
+pub fn is_mounted(p: &Path) -> bool {
+    let want = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    mounts
+        .lines()
+        .any(|l| l.split(' ').nth(1).is_some_and(|m| Path::new(m) == want))
+}
+
+pub fn unmount(p: &Path) {
+    if !is_mounted(p) {
+        return;
+    }
+    let ok = if is_root() {
+        Command::new("umount").arg("-l").arg(p).status()
+    } else {
+        Command::new("fusermount3").arg("-uz").arg(p).status()
+    };
+    assert!(ok.is_ok_and(|s| s.success()), "unmount {}", p.display());
+}
+
+/// Waits up to `limit` for `cond`.
+pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    cond()
+}
+
+/// An sqfuse mount, unmounted on drop.
+pub struct Mounted {
+    pub dir: PathBuf,
+}
+
+impl Mounted {
+    /// `sqfuse IMAGE DIR -o OPTS` in the background; returns once it is ready.
+    pub fn new(image: &Path, name: &str, opts: &[&str]) -> Mounted {
+        let dir = scratch("mnt").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut cmd = sqfuse();
+        cmd.arg(image).arg(&dir);
+        for o in opts {
+            cmd.args(["-o", o]);
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "mount {}: {}",
+            image.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            is_mounted(&dir),
+            "sqfuse returned 0 but {} is not mounted",
+            dir.display()
+        );
+        Mounted { dir }
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        unmount(&self.dir);
+    }
+}
+
+/// A kernel loop mount of `image`, if this machine allows one.
+pub struct KernelMount {
+    pub dir: PathBuf,
+}
+
+impl KernelMount {
+    pub fn new(image: &Path, name: &str) -> Option<KernelMount> {
+        if !is_root() {
+            return None;
+        }
+        let dir = scratch("kmnt").join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "squashfs", "-o", "loop,ro"])
+            .arg(image)
+            .arg(&dir)
+            .output()
+            .ok()?;
+        if !st.status.success() {
+            eprintln!(
+                "SKIPPED kernel comparison: mount -o loop failed: {}",
+                String::from_utf8_lossy(&st.stderr).trim()
+            );
+            return None;
+        }
+        Some(KernelMount { dir })
+    }
+}
+
+impl Drop for KernelMount {
+    fn drop(&mut self) {
+        unmount(&self.dir);
+    }
+}
+
+/// Packs the fixture tree with mksquashfs (None, with a SKIPPED line, if
+/// squashfs-tools is missing).
+pub fn fixture_image(name: &str, opts: &[&str]) -> Option<PathBuf> {
+    if !have("mksquashfs") {
+        eprintln!("SKIPPED: mksquashfs missing (apt-get install squashfs-tools)");
+        return None;
+    }
+    let img = scratch("images").join(format!("{name}.sqfs"));
+    if !img.exists() {
+        run(Command::new("mksquashfs")
+            .arg(fixture())
+            .arg(&img)
+            .args(["-noappend", "-quiet", "-no-progress", "-processors", "2"])
+            .args(opts));
+    }
+    Some(img)
+}

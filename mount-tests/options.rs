@@ -1,0 +1,320 @@
+use crate::tree::{assert_same, snapshot};
+use crate::{
+    corpora, fixture, fixture_image, have, is_mounted, is_root, need_fuse, scratch, skip, sqfuse,
+    wait_for, Mounted,
+};
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+fn sif() -> Option<std::path::PathBuf> {
+    let p = corpora().join("images/sylabs-sif/one-group.sif");
+    p.exists().then_some(p)
+}
+
+#[test]
+fn offset_given_and_auto_read_the_embedded_image() {
+    need_fuse!();
+    let Some(sif) = sif() else {
+        skip!("no SIF corpus")
+    };
+    let plain = Mounted::new(
+        &corpora().join("images/sylabs-sif/root.squashfs"),
+        "sif-plain",
+        &[],
+    );
+    let given = Mounted::new(&sif, "sif-given", &["offset=36864"]);
+    let auto = Mounted::new(&sif, "sif-auto", &["offset=auto"]);
+    assert_same("offset=36864", &snapshot(&plain.dir), &snapshot(&given.dir));
+    assert_same("offset=auto", &snapshot(&plain.dir), &snapshot(&auto.dir));
+
+    // An AppImage-like file: an executable stub, then the image.
+    let Some(img) = fixture_image("offset-src", &["-comp", "lz4"]) else {
+        return;
+    };
+    let wrapped = scratch("offset").join("app.AppImage");
+    let mut bytes: Vec<u8> = std::fs::read("/bin/true").unwrap();
+    bytes.resize(bytes.len().next_multiple_of(4096) + 123, 0);
+    bytes.extend(std::fs::read(&img).unwrap());
+    std::fs::write(&wrapped, &bytes).unwrap();
+    let m = Mounted::new(&wrapped, "appimage", &["offset=auto"]);
+    assert_same(
+        "AppImage offset=auto",
+        &snapshot(fixture()),
+        &snapshot(&m.dir),
+    );
+}
+
+#[test]
+fn subdir_mounts_a_subtree() {
+    need_fuse!();
+    let Some(img) = fixture_image("subdir", &["-comp", "zstd"]) else {
+        return;
+    };
+    let m = Mounted::new(&img, "subdir", &["subdir=/links"]);
+    assert_same(
+        "subdir=/links",
+        &snapshot(&fixture().join("links")),
+        &snapshot(&m.dir),
+    );
+    let deep = Mounted::new(&img, "subdir-deep", &["subdir=deep/level0/level1"]);
+    assert!(deep.dir.join("level2").is_dir());
+    let bad = sqfuse()
+        .arg(&img)
+        .arg(scratch("mnt").join("subdir"))
+        .args(["-o", "subdir=/data/text"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn uid_and_gid_override_every_owner() {
+    need_fuse!();
+    let Some(img) = fixture_image("owners", &["-comp", "gzip"]) else {
+        return;
+    };
+    for (uid, gid) in [(0u32, 0u32), (1234, 5678)] {
+        let m = Mounted::new(
+            &img,
+            &format!("owner{uid}"),
+            &[&format!("uid={uid},gid={gid}")],
+        );
+        for p in ["modes/owner-big", "modes", "data/text", "symlinks/relative"] {
+            let full = m.dir.join(p);
+            if !full.exists() && std::fs::symlink_metadata(&full).is_err() {
+                continue;
+            }
+            let md = std::fs::symlink_metadata(&full).unwrap();
+            assert_eq!((md.uid(), md.gid()), (uid, gid), "{p}");
+        }
+    }
+}
+
+#[test]
+fn idle_timeout_unmounts_by_itself() {
+    need_fuse!();
+    let Some(img) = fixture_image("timeout", &["-comp", "lz4"]) else {
+        return;
+    };
+    let m = Mounted::new(&img, "timeout", &["timeout=1"]);
+    assert!(
+        wait_for(Duration::from_secs(10), || !is_mounted(&m.dir)),
+        "still mounted after the idle timeout"
+    );
+    // A mount with an open file stays up past the timeout.
+    let m2 = Mounted::new(&img, "timeout-open", &["timeout=1"]);
+    let f = std::fs::File::open(m2.dir.join("data/text")).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(is_mounted(&m2.dir), "unmounted with a file open");
+    drop(f);
+    assert!(wait_for(Duration::from_secs(10), || !is_mounted(&m2.dir)));
+}
+
+fn read_notify(pipe: &Path) -> std::thread::JoinHandle<Vec<u8>> {
+    let pipe = pipe.to_path_buf();
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        std::fs::File::open(&pipe)
+            .unwrap()
+            .read_to_end(&mut v)
+            .unwrap();
+        v
+    })
+}
+
+#[test]
+fn notify_pipe_says_s_or_f() {
+    need_fuse!();
+    let Some(img) = fixture_image("notify", &["-comp", "lz4"]) else {
+        return;
+    };
+    let dir = scratch("notify");
+    let pipe = dir.join("pipe");
+    let c = std::ffi::CString::new(pipe.as_os_str().as_encoded_bytes()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let reader = read_notify(&pipe);
+    let opt = format!("notify_pipe={}", pipe.display());
+    let m = Mounted::new(&img, "notify", &[&opt]);
+    assert_eq!(reader.join().unwrap(), b"s");
+    drop(m);
+    let reader = read_notify(&pipe);
+    let mnt = scratch("mnt").join("notify-fail");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = sqfuse()
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .arg(&mnt)
+        .args(["-o", &opt])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert_eq!(reader.join().unwrap(), b"f");
+}
+
+/// SIGTERM with a file open: the mount goes away at once (lazily), the open
+/// file still reads, and the server exits 0 once it is closed.
+#[test]
+fn sigterm_with_a_file_open_unmounts_lazily_and_exits_zero() {
+    need_fuse!();
+    let Some(img) = fixture_image("sigterm", &["-comp", "zstd"]) else {
+        return;
+    };
+    let mnt = scratch("mnt").join("sigterm");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut child = sqfuse()
+        .arg(&img)
+        .arg(&mnt)
+        .arg("-f")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&mnt)),
+        "foreground mount did not come up"
+    );
+    let mut f = std::fs::File::open(mnt.join("data/text")).unwrap();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(
+        wait_for(Duration::from_secs(10), || !is_mounted(&mnt)),
+        "still mounted after SIGTERM"
+    );
+    let mut buf = Vec::new();
+    f.read_to_end(&mut buf).unwrap();
+    assert_eq!(buf, std::fs::read(fixture().join("data/text")).unwrap());
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "server exited with a file still open"
+    );
+    drop(f);
+    let st = wait_child(&mut child, Duration::from_secs(10));
+    assert_eq!(st, Some(0), "exit status after SIGTERM");
+    // SIGINT with nothing open exits promptly too.
+    let mut child = sqfuse().arg(&img).arg(&mnt).arg("-f").spawn().unwrap();
+    assert!(wait_for(Duration::from_secs(10), || is_mounted(&mnt)));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(wait_child(&mut child, Duration::from_secs(10)), Some(0));
+    assert!(!is_mounted(&mnt));
+}
+
+fn wait_child(c: &mut std::process::Child, limit: Duration) -> Option<i32> {
+    let mut code = None;
+    wait_for(limit, || match c.try_wait() {
+        Ok(Some(s)) => {
+            code = s.code();
+            true
+        }
+        _ => false,
+    });
+    code
+}
+
+#[test]
+fn fstab_style_options_are_accepted_and_rw_is_refused() {
+    need_fuse!();
+    let Some(img) = fixture_image("fstab", &["-comp", "gzip"]) else {
+        return;
+    };
+    let m = Mounted::new(
+        &img,
+        "fstab",
+        &["ro,nosuid,nodev,noatime,user,noauto,_netdev,x-systemd.automount,allow_other"],
+    );
+    assert!(m.dir.join("data/text").is_file());
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = mounts
+        .lines()
+        .find(|l| l.contains(m.dir.to_str().unwrap()))
+        .unwrap();
+    assert!(
+        line.contains("ro,") && line.contains("nosuid") && line.contains("nodev"),
+        "{line}"
+    );
+    assert!(line.contains("allow_other"), "{line}");
+    // Writes are refused by a read-only mount.
+    let e = std::fs::OpenOptions::new()
+        .write(true)
+        .open(m.dir.join("data/text"))
+        .unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EROFS));
+    let mnt = scratch("mnt").join("fstab-rw");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = sqfuse()
+        .arg(&img)
+        .arg(&mnt)
+        .args(["-o", "rw"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("read-only"), "{err}");
+
+    // Through mount(8) and mount.fuse3, as an fstab line would. mount(8)
+    // resets PATH, so name the binary: `fuse` type with `PROGRAM#IMAGE`.
+    if is_root() && have("mount.fuse3") {
+        let via = scratch("mnt").join("via-mount");
+        std::fs::create_dir_all(&via).unwrap();
+        let source = format!("{}#{}", env!("CARGO_BIN_EXE_sqfuse"), img.display());
+        let out = Command::new("mount")
+            .args(["-t", "fuse", "-o", "ro,allow_other,noatime,nodev"])
+            .arg(&source)
+            .arg(&via)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "mount -t fuse: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(via.join("data/text").is_file());
+        crate::unmount(&via);
+    } else {
+        eprintln!("SKIPPED mount -t fuse: needs root and mount.fuse3");
+    }
+}
+
+#[test]
+fn mount_errors_are_one_line_and_nonzero() {
+    need_fuse!();
+    let Some(img) = fixture_image("errors", &["-comp", "gzip"]) else {
+        return;
+    };
+    let mnt = scratch("mnt").join("errors");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let cases: Vec<(Vec<std::ffi::OsString>, &str)> = vec![
+        (
+            vec!["/no/such/image".into(), mnt.clone().into()],
+            "cannot open",
+        ),
+        (
+            vec![
+                concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml").into(),
+                mnt.clone().into(),
+            ],
+            "not a SquashFS",
+        ),
+        (
+            vec![img.clone().into(), "/no/such/mountpoint".into()],
+            "mountpoint",
+        ),
+        (
+            vec![
+                img.clone().into(),
+                mnt.clone().into(),
+                "-o".into(),
+                "bogus".into(),
+            ],
+            "unknown mount option",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = sqfuse().args(&args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    assert!(!is_mounted(&mnt));
+}

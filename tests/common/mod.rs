@@ -1,0 +1,98 @@
+//! Helpers shared by the integration and mount test harnesses.
+#![allow(dead_code)]
+
+pub mod tree;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Skips the current test with a line no one can miss in the output.
+#[macro_export]
+macro_rules! skip {
+    ($($arg:tt)*) => {{
+        eprintln!("SKIPPED {}: {}", module_path!(), format!($($arg)*));
+        return;
+    }};
+}
+
+pub fn corpora() -> PathBuf {
+    std::env::var_os("SQFUSE_CORPORA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"))
+}
+
+pub fn sqfuse() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sqfuse"))
+}
+
+pub fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+pub fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A scratch directory for this test process, removed at exit by the OS
+/// temp cleaner only: kept so a failure can be inspected.
+pub fn scratch(name: &str) -> PathBuf {
+    static BASE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        tempfile::Builder::new()
+            .prefix("sqfuse-test-")
+            .tempdir()
+            .unwrap()
+    });
+    let p = base.path().join(name);
+    std::fs::create_dir_all(&p).unwrap();
+    p
+}
+
+/// The fixture tree from tools/mkfixture.py, built once per test process.
+pub fn fixture() -> &'static Path {
+    static TREE: OnceLock<PathBuf> = OnceLock::new();
+    TREE.get_or_init(|| {
+        let dir = scratch("fixture").join("tree");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/mkfixture.py");
+        let st = Command::new("python3")
+            .arg(script)
+            .arg(&dir)
+            .status()
+            .expect("python3 runs");
+        assert!(st.success(), "mkfixture.py failed");
+        dir
+    })
+}
+
+/// Runs a command, panicking with its stderr if it fails.
+pub fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn image_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}

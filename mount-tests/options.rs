@@ -318,3 +318,106 @@ fn mount_errors_are_one_line_and_nonzero() {
     }
     assert!(!is_mounted(&mnt));
 }
+
+/// getxattr of a name the entry lacks is ENODATA; size probing works.
+#[test]
+fn absent_xattrs_are_enodata_and_sizes_can_be_probed() {
+    need_fuse!();
+    let Some(img) = fixture_image("xattr-probe", &["-comp", "gzip"]) else {
+        return;
+    };
+    let m = Mounted::new(&img, "xattr-probe", &[]);
+    let p =
+        std::ffi::CString::new(m.dir.join("xattrs/file").as_os_str().as_encoded_bytes()).unwrap();
+    let name = |n: &str| std::ffi::CString::new(n).unwrap();
+    let get = |n: &str, buf: &mut [u8]| unsafe {
+        libc::lgetxattr(
+            p.as_ptr(),
+            name(n).as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert_eq!(get("user.big", &mut []), 3000, "size probe");
+    assert_eq!(get("user.empty", &mut [0u8; 8]), 0, "empty value");
+    let mut small = [0u8; 10];
+    assert_eq!(get("user.big", &mut small), -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ERANGE)
+    );
+    assert_eq!(get("user.absent", &mut [0u8; 8]), -1);
+    assert_eq!(
+        std::io::Error::last_os_error().raw_os_error(),
+        Some(libc::ENODATA)
+    );
+    let plain =
+        std::ffi::CString::new(m.dir.join("data/text").as_os_str().as_encoded_bytes()).unwrap();
+    let n = unsafe { libc::llistxattr(plain.as_ptr(), std::ptr::null_mut(), 0) };
+    assert_eq!(n, 0, "no xattrs on data/text");
+}
+
+/// Without root the mount goes through fusermount3 (run as `nobody`).
+#[test]
+fn rootless_mount_through_fusermount3() {
+    need_fuse!();
+    if !is_root() || !have("setpriv") || !have("fusermount3") {
+        skip!("needs root (to become nobody), setpriv and fusermount3");
+    }
+    let Some(img) = fixture_image("rootless", &["-comp", "lz4"]) else {
+        return;
+    };
+    let dir = scratch("rootless");
+    let (mnt, image) = (dir.join("mnt"), dir.join("img.sqfs"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::copy(&img, &image).unwrap();
+    // nobody needs to reach the binary, the image and the mountpoint.
+    let mut p = dir.clone();
+    while p.parent().is_some() {
+        let _ = Command::new("chmod").arg("o+x").arg(&p).status();
+        p.pop();
+    }
+    assert!(Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&dir)
+        .status()
+        .unwrap()
+        .success());
+    let as_nobody = |args: &[&std::ffi::OsStr]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let bin = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_sqfuse"));
+    let out = as_nobody(&[bin, image.as_os_str(), mnt.as_os_str()]);
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("Permission denied") && err.contains("sqfuse") {
+            skip!("nobody cannot execute the test binary here: {err}");
+        }
+        panic!("rootless mount failed: {err}");
+    }
+    assert!(is_mounted(&mnt));
+    let line = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    let line = line
+        .lines()
+        .find(|l| l.contains(mnt.to_str().unwrap()))
+        .unwrap()
+        .to_string();
+    assert!(line.contains("user_id=65534"), "{line}");
+    let listing = as_nobody(&[std::ffi::OsStr::new("ls"), mnt.as_os_str()]);
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("data"));
+    let um = as_nobody(&[
+        std::ffi::OsStr::new("fusermount3"),
+        std::ffi::OsStr::new("-u"),
+        mnt.as_os_str(),
+    ]);
+    assert!(
+        um.status.success(),
+        "fusermount3 -u as nobody: {}",
+        String::from_utf8_lossy(&um.stderr)
+    );
+    assert!(wait_for(Duration::from_secs(5), || !is_mounted(&mnt)));
+}

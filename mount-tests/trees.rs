@@ -1,7 +1,7 @@
 use crate::tree::{assert_same, snapshot};
 use crate::{
-    corpora, fixture, fixture_image, image_files, need_fuse, run, scratch, skip, sqfuse,
-    KernelMount, Mounted,
+    corpora, fixture_image, image_files, need_fuse, run, scratch, skip, sqfuse, KernelMount,
+    Mounted,
 };
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
@@ -89,12 +89,7 @@ fn mounted_equals_source(name: &str, opts: &[&str]) {
         return;
     };
     let m = Mounted::new(&img, name, &[]);
-    let mut want = snapshot(fixture());
-    if opts.contains(&"-no-xattrs") {
-        for e in want.values_mut() {
-            e.xattrs.clear();
-        }
-    }
+    let want = crate::expected_fixture(opts);
     assert_same(
         &format!("{name}: sqfuse mount vs source"),
         &want,
@@ -103,29 +98,7 @@ fn mounted_equals_source(name: &str, opts: &[&str]) {
     compare_with_kernel(name, &img, &m.dir);
 }
 
-macro_rules! mounts {
-    ($($name:ident: $opts:expr;)*) => {$(
-        #[test]
-        fn $name() {
-            mounted_equals_source(stringify!($name), &$opts);
-        }
-    )*};
-}
-
-mounts! {
-    gzip: ["-comp", "gzip"];
-    lzo: ["-comp", "lzo"];
-    lz4: ["-comp", "lz4"];
-    xz_bcj: ["-comp", "xz", "-Xbcj", "x86"];
-    zstd: ["-comp", "zstd"];
-    block_4k: ["-comp", "gzip", "-b", "4096"];
-    block_1m: ["-comp", "zstd", "-b", "1048576"];
-    uncompressed: ["-noI", "-noD", "-noF", "-noX"];
-    no_fragments: ["-no-fragments"];
-    always_fragments: ["-always-use-fragments"];
-    no_xattrs: ["-no-xattrs"];
-    no_exports: ["-no-exports"];
-}
+crate::layout_tests!(mounted_equals_source);
 
 /// Every corpus image mounts and shows what `sqfuse extract` (checked
 /// against unsquashfs elsewhere) produces.

@@ -96,3 +96,47 @@ pub fn image_files(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// The mksquashfs layouts every image-reading test covers: each compressor
+/// (xz with a BCJ filter), the smallest and largest block sizes, and each
+/// layout option. `layout_tests!(f)` makes one `#[test]` per layout calling
+/// `f(name, &mksquashfs_options)`.
+#[macro_export]
+macro_rules! layout_tests {
+    ($f:ident) => {
+        $crate::layout_tests!(@each $f;
+            gzip: ["-comp", "gzip"];
+            lzo: ["-comp", "lzo"];
+            lz4: ["-comp", "lz4"];
+            xz_bcj: ["-comp", "xz", "-Xbcj", "x86"];
+            zstd: ["-comp", "zstd"];
+            block_4k: ["-comp", "gzip", "-b", "4096"];
+            block_1m: ["-comp", "zstd", "-b", "1048576"];
+            uncompressed: ["-noI", "-noD", "-noF", "-noX"];
+            no_fragments: ["-no-fragments"];
+            always_fragments: ["-always-use-fragments"];
+            no_xattrs: ["-no-xattrs"];
+            no_exports: ["-no-exports"];
+        );
+    };
+    (@each $f:ident; $($name:ident: $opts:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            $f(stringify!($name), &$opts);
+        }
+    )*};
+}
+
+/// What an image of the fixture made with these mksquashfs options should
+/// hold: the fixture itself, without xattrs under `-no-xattrs`.
+pub fn expected_fixture(
+    mksquashfs_opts: &[&str],
+) -> std::collections::BTreeMap<PathBuf, tree::Entry> {
+    let mut want = tree::snapshot(fixture());
+    if mksquashfs_opts.contains(&"-no-xattrs") {
+        for e in want.values_mut() {
+            e.xattrs.clear();
+        }
+    }
+    want
+}

@@ -1,9 +1,8 @@
 //! The fixture tree packed by mksquashfs with each compressor and layout
 //! option, then read back by us and by unsquashfs, compared entry by entry.
 
-use crate::tree::{assert_same, snapshot, Entry};
+use crate::tree::{assert_same, snapshot};
 use crate::{fixture, have, run, scratch, skip, sqfuse};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -17,22 +16,12 @@ fn build(name: &str, opts: &[&str]) -> PathBuf {
     img
 }
 
-fn without_xattrs(mut m: BTreeMap<PathBuf, Entry>) -> BTreeMap<PathBuf, Entry> {
-    for e in m.values_mut() {
-        e.xattrs.clear();
-    }
-    m
-}
-
 fn roundtrip(name: &str, opts: &[&str]) {
     if !have("mksquashfs") || !have("unsquashfs") {
         skip!("mksquashfs/unsquashfs missing (apt-get install squashfs-tools)");
     }
     let img = build(name, opts);
-    let mut want = snapshot(fixture());
-    if opts.contains(&"-no-xattrs") {
-        want = without_xattrs(want);
-    }
+    let want = crate::expected_fixture(opts);
     // Our check must find nothing wrong.
     let out = sqfuse().arg("check").arg(&img).output().unwrap();
     assert!(
@@ -81,29 +70,7 @@ fn roundtrip(name: &str, opts: &[&str]) {
     );
 }
 
-macro_rules! roundtrips {
-    ($($name:ident: $opts:expr;)*) => {$(
-        #[test]
-        fn $name() {
-            roundtrip(stringify!($name), &$opts);
-        }
-    )*};
-}
-
-roundtrips! {
-    gzip: ["-comp", "gzip"];
-    lzo: ["-comp", "lzo"];
-    lz4: ["-comp", "lz4"];
-    xz_bcj: ["-comp", "xz", "-Xbcj", "x86"];
-    zstd: ["-comp", "zstd"];
-    block_4k: ["-comp", "gzip", "-b", "4096"];
-    block_1m: ["-comp", "zstd", "-b", "1048576"];
-    uncompressed: ["-noI", "-noD", "-noF", "-noX"];
-    no_fragments: ["-no-fragments"];
-    always_fragments: ["-always-use-fragments"];
-    no_xattrs: ["-no-xattrs"];
-    no_exports: ["-no-exports"];
-}
+crate::layout_tests!(roundtrip);
 
 /// The 3000-entry directory gets a directory index; every name is found
 /// through it and names between entries are not.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod error;
 pub mod format;
 pub mod mount;
+pub mod pack;
 pub mod reader;
 
 pub use error::{Error, ErrorKind, Result};

@@ -28,8 +28,124 @@ struct ImageArgs {
     offset: u64,
 }
 
+fn parse_size(s: &str) -> Result<u32, String> {
+    let (num, mul) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 1024),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 1024 * 1024),
+        _ => (s, 1),
+    };
+    num.parse::<u32>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("bad size {s:?} (e.g. 128K, 1M, 4096)"))
+}
+
+fn parse_compressor(s: &str) -> Result<sqfuse::format::compressor::Compressor, String> {
+    use sqfuse::format::compressor::Compressor as C;
+    Ok(match s {
+        "gzip" => C::Gzip,
+        "xz" => C::Xz,
+        "lz4" => C::Lz4,
+        "zstd" => C::Zstd,
+        "lzo" => C::Lzo,
+        _ => {
+            return Err(format!(
+                "unknown compressor {s:?} (gzip, xz, lz4, zstd, lzo)"
+            ))
+        }
+    })
+}
+
+fn parse_xz_filter(s: &str) -> Result<u32, String> {
+    Ok(match s {
+        "x86" => 1,
+        "powerpc" => 2,
+        "ia64" => 4,
+        "arm" => 8,
+        "armthumb" => 16,
+        "sparc" => 32,
+        _ => {
+            return Err(format!(
+                "unknown xz filter {s:?} (x86, arm, armthumb, powerpc, ia64, sparc)"
+            ))
+        }
+    })
+}
+
+#[derive(Args)]
+struct PackArgs {
+    /// Directory to pack.
+    source: PathBuf,
+    /// Image to create.
+    image: PathBuf,
+    /// Compressor: gzip, xz, lz4, zstd or lzo.
+    #[arg(short, long, default_value = "zstd", value_parser = parse_compressor)]
+    compressor: sqfuse::format::compressor::Compressor,
+    /// Compression level in the compressor's own range (defaults: zstd 3,
+    /// gzip 9, xz 6, lzo 8; lz4 has none).
+    #[arg(short, long)]
+    level: Option<u32>,
+    /// xz branch filter for executables: x86, arm, armthumb, powerpc, ia64, sparc.
+    #[arg(long, value_parser = parse_xz_filter)]
+    xz_filter: Option<u32>,
+    /// Block size, 4K to 1M (suffixes K and M).
+    #[arg(short, long, default_value = "128K", value_parser = parse_size)]
+    block_size: u32,
+    /// Compression threads (default: all cores). The image is the same for any value.
+    #[arg(short = 'j', long)]
+    threads: Option<usize>,
+    /// Store file tails as partial blocks, not in fragments.
+    #[arg(long)]
+    no_fragments: bool,
+    /// Put the tails of files larger than a block in fragments too.
+    #[arg(long)]
+    always_fragments: bool,
+    /// Do not share the data of identical files or tails.
+    #[arg(long)]
+    no_dedup: bool,
+    #[arg(long)]
+    no_xattrs: bool,
+    /// Leave out the export table (NFS export support).
+    #[arg(long)]
+    no_exports: bool,
+    /// Store all-zero blocks as data instead of holes.
+    #[arg(long)]
+    no_sparse: bool,
+    /// Make every entry owned by root.
+    #[arg(long)]
+    all_root: bool,
+    #[arg(long)]
+    force_uid: Option<u32>,
+    #[arg(long)]
+    force_gid: Option<u32>,
+    /// Image creation time (default: SOURCE_DATE_EPOCH, else the newest mtime in SOURCE).
+    #[arg(long)]
+    mkfs_time: Option<u32>,
+    /// Set every entry's mtime to T.
+    #[arg(long)]
+    all_time: Option<u32>,
+    /// Leave out paths matching GLOB (repeatable; `**` spans directories; a
+    /// leading '/' anchors at SOURCE).
+    #[arg(short, long = "exclude", value_name = "GLOB")]
+    excludes: Vec<String>,
+    /// Do not descend into other filesystems (their mountpoints stay, empty).
+    #[arg(long)]
+    one_file_system: bool,
+    /// Overwrite IMAGE if it exists.
+    #[arg(short, long)]
+    force: bool,
+    /// Skip (with a warning) source entries that cannot be read.
+    #[arg(long)]
+    skip_unreadable: bool,
+    /// No summary line.
+    #[arg(short, long)]
+    quiet: bool,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
+    /// Create an image from a directory (parallel, byte-identical for any -j).
+    Pack(PackArgs),
     /// Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`).
     Mount {
         image: PathBuf,
@@ -112,6 +228,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match cli.cmd {
+        Cmd::Pack(a) => pack(a)?,
         Cmd::Mount {
             image,
             mountpoint,
@@ -217,7 +334,70 @@ fn run(cli: Cli) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-const SUBCOMMANDS: &[&str] = &["mount", "info", "ls", "cat", "extract", "check", "help"];
+fn pack(a: PackArgs) -> Result<()> {
+    let sde = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) => Some(
+            v.trim()
+                .parse::<u32>()
+                .map_err(|_| anyhow::anyhow!("SOURCE_DATE_EPOCH={v:?} is not a u32 timestamp"))?,
+        ),
+        Err(_) => None,
+    };
+    let defaults = sqfuse::pack::PackOptions::default();
+    let opts = sqfuse::pack::PackOptions {
+        compressor: a.compressor,
+        level: a.level,
+        xz_filters: a.xz_filter.unwrap_or(0),
+        block_size: a.block_size,
+        threads: a.threads.unwrap_or(defaults.threads).max(1),
+        no_fragments: a.no_fragments,
+        always_fragments: a.always_fragments,
+        no_dedup: a.no_dedup,
+        no_xattrs: a.no_xattrs,
+        no_exports: a.no_exports,
+        no_sparse: a.no_sparse,
+        all_root: a.all_root,
+        force_uid: a.force_uid,
+        force_gid: a.force_gid,
+        mkfs_time: a.mkfs_time,
+        all_time: a.all_time,
+        source_date_epoch: sde,
+        excludes: a.excludes,
+        one_file_system: a.one_file_system,
+        force: a.force,
+        skip_unreadable: a.skip_unreadable,
+    };
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone())?;
+    }
+    let start = std::time::Instant::now();
+    let progress = std::sync::Arc::new(sqfuse::pack::data::Progress::default());
+    let rep = sqfuse::pack::pack(&a.source, &a.image, &opts, &stop, progress)?;
+    for w in &rep.warnings {
+        eprintln!("sqfuse: warning: {w}");
+    }
+    if !a.quiet {
+        let secs = start.elapsed().as_secs_f64();
+        eprintln!(
+            "{}: {} inodes, {} files ({} duplicates), {:.1} MiB in, {:.1} MiB image ({:.1}%), {:.1}s, {:.0} MiB/s",
+            a.image.display(),
+            rep.inodes,
+            rep.files,
+            rep.duplicates,
+            rep.bytes_in as f64 / 1048576.0,
+            rep.image_size as f64 / 1048576.0,
+            100.0 * rep.image_size as f64 / (rep.bytes_in.max(1)) as f64,
+            secs,
+            rep.bytes_in as f64 / 1048576.0 / secs.max(0.001)
+        );
+    }
+    Ok(())
+}
+
+const SUBCOMMANDS: &[&str] = &[
+    "pack", "mount", "info", "ls", "cat", "extract", "check", "help",
+];
 
 /// `sqfuse IMAGE MOUNTPOINT ...` (the squashfuse and mount.fuse3 form)
 /// means `sqfuse mount IMAGE MOUNTPOINT ...`.

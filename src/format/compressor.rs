@@ -80,6 +80,107 @@ impl Compressor {
     }
 }
 
+/// Settings for compressing (the writer side).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressSettings {
+    pub compressor: Compressor,
+    /// The compressor's own level (ignored by lz4).
+    pub level: u32,
+    /// xz BCJ filter bits as in the options record (1 x86, 2 powerpc,
+    /// 4 ia64, 8 arm, 16 armthumb, 32 sparc).
+    pub xz_filters: u32,
+    /// xz dictionary size (the block size).
+    pub dict_size: u32,
+}
+
+impl CompressSettings {
+    /// The default level for each compressor: zstd 3 and lz4 favour speed at a
+    /// ratio close to gzip 9; gzip 9 and xz 6 are what their users expect.
+    pub fn default_level(c: Compressor) -> u32 {
+        match c {
+            Compressor::Gzip => 9,
+            Compressor::Zstd => 3,
+            Compressor::Xz | Compressor::Lzma => 6,
+            Compressor::Lzo => 8,
+            Compressor::Lz4 => 0,
+        }
+    }
+
+    /// Compresses one block; `None` when the result would not be smaller
+    /// (the caller then stores the block uncompressed).
+    pub fn compress(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let out = match self.compressor {
+            Compressor::Gzip => {
+                use std::io::Write;
+                let mut e = flate2::write::ZlibEncoder::new(
+                    Vec::with_capacity(data.len()),
+                    flate2::Compression::new(self.level.min(9)),
+                );
+                e.write_all(data).ok()?;
+                e.finish().ok()?
+            }
+            Compressor::Zstd => zstd::bulk::compress(data, self.level as i32).ok()?,
+            Compressor::Lz4 => lz4_flex::block::compress(data),
+            Compressor::Lzo => lzokay_native::compress(data).ok()?,
+            Compressor::Xz => self.xz(data).ok()?,
+            Compressor::Lzma => return None,
+        };
+        (out.len() < data.len()).then_some(out)
+    }
+
+    fn xz(&self, data: &[u8]) -> Result<Vec<u8>, liblzma::stream::Error> {
+        use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
+        let mut opts = LzmaOptions::new_preset(self.level.min(9))?;
+        opts.dict_size(self.dict_size.max(4096));
+        let mut f = Filters::new();
+        // One BCJ filter at most: the first bit set wins (mksquashfs tries
+        // each and keeps the best; a fixed choice keeps output reproducible).
+        match self.xz_filters {
+            x if x & 1 != 0 => drop(f.x86()),
+            x if x & 2 != 0 => drop(f.powerpc()),
+            x if x & 4 != 0 => drop(f.ia64()),
+            x if x & 8 != 0 => drop(f.arm()),
+            x if x & 16 != 0 => drop(f.arm_thumb()),
+            x if x & 32 != 0 => drop(f.sparc()),
+            _ => {}
+        }
+        f.lzma2(&opts);
+        let mut s = Stream::new_stream_encoder(&f, Check::Crc32)?;
+        let mut out = Vec::with_capacity(data.len() + 128);
+        loop {
+            let consumed = s.total_in() as usize;
+            match s.process_vec(&data[consumed..], &mut out, liblzma::stream::Action::Finish)? {
+                liblzma::stream::Status::StreamEnd => return Ok(out),
+                _ => out.reserve(out.len().max(4096)),
+            }
+        }
+    }
+
+    /// The compressor-options record to store, if the settings differ from
+    /// what a reader assumes without one.
+    pub fn options_record(&self) -> Option<Vec<u8>> {
+        let mut b = Vec::new();
+        match self.compressor {
+            Compressor::Gzip if self.level != 9 => {
+                b.extend_from_slice(&self.level.to_le_bytes()); // compression level
+                b.extend_from_slice(&15u16.to_le_bytes()); // window bits
+                b.extend_from_slice(&1u16.to_le_bytes()); // strategies: default
+            }
+            Compressor::Xz if self.xz_filters != 0 => {
+                b.extend_from_slice(&self.dict_size.to_le_bytes());
+                b.extend_from_slice(&self.xz_filters.to_le_bytes());
+            }
+            Compressor::Zstd if self.level != 15 => b.extend_from_slice(&self.level.to_le_bytes()),
+            Compressor::Lzo if self.level != 8 => {
+                b.extend_from_slice(&4u32.to_le_bytes()); // algorithm: lzo1x_999
+                b.extend_from_slice(&self.level.to_le_bytes());
+            }
+            _ => return None,
+        }
+        Some(b)
+    }
+}
+
 /// liblzma's memory limit for one block's decoder: far above what a 1 MiB
 /// dictionary needs, far below what a hostile header could ask for.
 const LZMA_MEMLIMIT: u64 = 256 << 20;

@@ -236,6 +236,67 @@ impl MetaSource for Uncached<'_> {
     }
 }
 
+/// Writes a stream of records as metadata blocks (the writer side of
+/// [`MetaCursor`]): full 8 KiB blocks compressed as they fill.
+pub struct MetaWriter {
+    settings: super::compressor::CompressSettings,
+    out: Vec<u8>,
+    buf: Vec<u8>,
+    /// Offset in `out` of each block's header.
+    pub block_starts: Vec<u64>,
+}
+
+impl MetaWriter {
+    pub fn new(settings: super::compressor::CompressSettings) -> Self {
+        MetaWriter {
+            settings,
+            out: Vec::new(),
+            buf: Vec::with_capacity(METADATA_SIZE),
+            block_starts: Vec::new(),
+        }
+    }
+
+    /// Where the next byte will go, relative to the table start.
+    pub fn pos(&self) -> MetaRef {
+        MetaRef::new(self.out.len() as u64, self.buf.len() as u16)
+    }
+
+    pub fn write(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = (METADATA_SIZE - self.buf.len()).min(bytes.len());
+            self.buf.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if self.buf.len() == METADATA_SIZE {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        self.block_starts.push(self.out.len() as u64);
+        match self.settings.compress(&self.buf) {
+            Some(c) => {
+                self.out.extend_from_slice(&(c.len() as u16).to_le_bytes());
+                self.out.extend_from_slice(&c);
+            }
+            None => {
+                self.out
+                    .extend_from_slice(&(0x8000 | self.buf.len() as u16).to_le_bytes());
+                self.out.extend_from_slice(&self.buf);
+            }
+        }
+        self.buf.clear();
+    }
+
+    /// The encoded table.
+    pub fn finish(mut self) -> (Vec<u8>, Vec<u64>) {
+        if !self.buf.is_empty() {
+            self.flush();
+        }
+        (self.out, self.block_starts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +329,29 @@ mod tests {
         // A limit that cuts the second block off.
         let mut c = MetaCursor::new(&src, 4, 9, 0, 0).unwrap();
         assert!(c.read_vec(4).is_err());
+    }
+
+    #[test]
+    fn writer_output_reads_back_across_blocks() {
+        let settings = super::super::compressor::CompressSettings {
+            compressor: Compressor::Zstd,
+            level: 3,
+            xz_filters: 0,
+            dict_size: 0,
+        };
+        let mut w = MetaWriter::new(settings);
+        let data: Vec<u8> = (0..20000u32).map(|i| (i * 7 % 251) as u8).collect();
+        w.write(&data[..5]);
+        let at = w.pos();
+        w.write(&data[5..]);
+        let (table, starts) = w.finish();
+        assert_eq!(starts.len(), 3);
+        let src = Uncached {
+            image: &table,
+            comp: Compressor::Zstd,
+        };
+        let mut c = MetaCursor::at(&src, 0, table.len() as u64, at).unwrap();
+        assert_eq!(c.read_vec(19995).unwrap(), data[5..]);
     }
 
     #[test]

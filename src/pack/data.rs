@@ -1,0 +1,399 @@
+//! File data: whole-file dedup decided up front, then one reader (this
+//! thread) cutting files into blocks and fragment blocks with sequence
+//! numbers, a pool of workers compressing them, and one writer thread
+//! committing results strictly in sequence order. The output is the same
+//! for any number of workers.
+
+use super::scan::SourceFile;
+use super::{PackError, PackOptions};
+use crate::format::compressor::CompressSettings;
+use crate::format::inode::BLOCK_STORED;
+use crossbeam_channel::{bounded, Receiver, Sender};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockLoc {
+    /// Written as job `seq`.
+    Seq(u64),
+    /// All zeros: a hole, nothing on disk.
+    Sparse,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FileData {
+    pub blocks: Vec<BlockLoc>,
+    /// Fragment index and offset of the tail.
+    pub fragment: Option<(u32, u32)>,
+    pub sparse_bytes: u64,
+    /// Same content as this earlier file: share its blocks.
+    pub dup_of: Option<usize>,
+}
+
+pub struct DataResult {
+    pub files: Vec<FileData>,
+    /// Per job sequence number: image offset and size word.
+    pub placed: Vec<(u64, u32)>,
+    /// Job sequence number of each fragment block.
+    pub fragments: Vec<u64>,
+    /// Image offset just past the data.
+    pub end: u64,
+    pub out: File,
+    pub bytes_in: u64,
+    pub duplicates: u64,
+}
+
+/// Progress counters the caller may display.
+#[derive(Default)]
+pub struct Progress {
+    pub bytes_in: AtomicU64,
+    pub bytes_out: AtomicU64,
+    pub files: AtomicU64,
+}
+
+fn hash_file(f: &SourceFile) -> Result<u128, PackError> {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    let mut r = File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e))?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r
+            .read(&mut buf)
+            .map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+        if n == 0 {
+            return Ok(h.digest128());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+fn same_content(a: &SourceFile, b: &SourceFile) -> Result<bool, PackError> {
+    let open =
+        |f: &SourceFile| File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e));
+    let (mut ra, mut rb) = (open(a)?, open(b)?);
+    let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
+    loop {
+        let n =
+            read_full(&mut ra, &mut ba).map_err(|e| PackError::io(&a.path, "cannot read", e))?;
+        let m =
+            read_full(&mut rb, &mut bb).map_err(|e| PackError::io(&b.path, "cannot read", e))?;
+        if n != m || ba[..n] != bb[..m] {
+            return Ok(false);
+        }
+        if n == 0 {
+            return Ok(true);
+        }
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// For each file, the earlier file with identical content, if any:
+/// same size, then same 128-bit hash, then equal bytes.
+fn find_duplicates(files: &[SourceFile]) -> Result<Vec<Option<usize>>, PackError> {
+    let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, f) in files.iter().enumerate().filter(|(_, f)| f.size > 0) {
+        by_size.entry(f.size).or_default().push(i);
+    }
+    let mut dup = vec![None; files.len()];
+    let mut groups: Vec<_> = by_size.into_values().filter(|g| g.len() > 1).collect();
+    groups.sort(); // deterministic order of work (results do not depend on it)
+    for g in groups {
+        let mut firsts: HashMap<u128, Vec<usize>> = HashMap::new();
+        for i in g {
+            let h = hash_file(&files[i])?;
+            let cands = firsts.entry(h).or_default();
+            let mut found = None;
+            for &c in cands.iter() {
+                if same_content(&files[c], &files[i])? {
+                    found = Some(c);
+                    break;
+                }
+            }
+            match found {
+                Some(c) => dup[i] = Some(c),
+                None => cands.push(i),
+            }
+        }
+    }
+    Ok(dup)
+}
+
+enum Done {
+    Compressed(u64, Vec<u8>),
+    Stored(u64, Vec<u8>),
+}
+
+fn worker(settings: CompressSettings, jobs: Receiver<(u64, Vec<u8>)>, done: Sender<Done>) {
+    for (seq, data) in jobs {
+        let d = match settings.compress(&data) {
+            Some(c) => Done::Compressed(seq, c),
+            None => Done::Stored(seq, data),
+        };
+        if done.send(d).is_err() {
+            return;
+        }
+    }
+}
+
+/// What the writer hands back: the output file, each job's (offset, size
+/// word), and the offset just past the data.
+type Written = (File, Vec<(u64, u32)>, u64);
+
+/// Tails already stored, by (length, hash): (fragment, offset, source file).
+type TailIndex = HashMap<(usize, u128), Vec<(u32, u32, usize)>>;
+
+/// Writes results in sequence order; returns the placement table.
+fn writer(
+    out: File,
+    start: u64,
+    done: Receiver<Done>,
+    tokens: Receiver<()>,
+    progress: Arc<Progress>,
+) -> std::io::Result<Written> {
+    let mut w = BufWriter::with_capacity(1 << 20, out);
+    let mut pending: BTreeMap<u64, Done> = BTreeMap::new();
+    let mut placed = Vec::new();
+    let mut pos = start;
+    for d in done {
+        let seq = match &d {
+            Done::Compressed(s, _) | Done::Stored(s, _) => *s,
+        };
+        pending.insert(seq, d);
+        while let Some(d) = pending.remove(&(placed.len() as u64)) {
+            let (bytes, word) = match &d {
+                Done::Compressed(_, c) => (c, c.len() as u32),
+                Done::Stored(_, b) => (b, b.len() as u32 | BLOCK_STORED),
+            };
+            w.write_all(bytes)?;
+            placed.push((pos, word));
+            pos += bytes.len() as u64;
+            progress
+                .bytes_out
+                .fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            let _ = tokens.try_recv(); // one more job may be in flight
+        }
+    }
+    if !pending.is_empty() {
+        return Err(std::io::Error::other(
+            "internal error: a block never arrived",
+        ));
+    }
+    let out = w.into_inner().map_err(|e| e.into_error())?;
+    Ok((out, placed, pos))
+}
+
+struct Pipeline {
+    jobs: Option<Sender<(u64, Vec<u8>)>>,
+    tokens: Sender<()>,
+    next_seq: u64,
+}
+
+impl Pipeline {
+    fn submit(&mut self, data: Vec<u8>) -> u64 {
+        // Bound the blocks in flight (queued, compressing, or waiting to be
+        // written in order): memory stays flat whatever the tree.
+        let _ = self.tokens.send(());
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        if let Some(j) = &self.jobs {
+            let _ = j.send((seq, data));
+        }
+        seq
+    }
+}
+
+pub fn write_data(
+    files: &[SourceFile],
+    out: File,
+    start: u64,
+    opts: &PackOptions,
+    settings: CompressSettings,
+    stop: &AtomicBool,
+    progress: Arc<Progress>,
+) -> Result<DataResult, PackError> {
+    let dup = if opts.no_dedup {
+        vec![None; files.len()]
+    } else {
+        find_duplicates(files)?
+    };
+    let threads = opts.threads.max(1);
+    let inflight = threads * 4;
+    let (job_tx, job_rx) = bounded::<(u64, Vec<u8>)>(threads * 2);
+    let (done_tx, done_rx) = bounded::<Done>(threads * 2);
+    let (tok_tx, tok_rx) = bounded::<()>(inflight);
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let (j, d) = (job_rx.clone(), done_tx.clone());
+            std::thread::spawn(move || worker(settings, j, d))
+        })
+        .collect();
+    drop((job_rx, done_tx));
+    let wprog = progress.clone();
+    let writer = std::thread::spawn(move || writer(out, start, done_rx, tok_rx, wprog));
+    let mut pipe = Pipeline {
+        jobs: Some(job_tx),
+        tokens: tok_tx,
+        next_seq: 0,
+    };
+
+    let result = cut(files, &dup, opts, &mut pipe, stop, &progress);
+    pipe.jobs = None; // workers finish what is queued, then the writer ends
+    drop(pipe);
+    for w in workers {
+        let _ = w.join();
+    }
+    let written = writer
+        .join()
+        .map_err(|_| PackError::Source("writer thread panicked".into()))?;
+    let (files_data, fragments, duplicates) = result?;
+    let (out, placed, end) =
+        written.map_err(|e| PackError::Output(format!("writing the image: {e}")))?;
+    Ok(DataResult {
+        files: files_data,
+        placed,
+        fragments,
+        end,
+        out,
+        bytes_in: progress.bytes_in.load(Ordering::Relaxed),
+        duplicates,
+    })
+}
+
+type Cut = (Vec<FileData>, Vec<u64>, u64);
+
+/// The reader: files in order, blocks and fragment blocks submitted in order.
+fn cut(
+    files: &[SourceFile],
+    dup: &[Option<usize>],
+    opts: &PackOptions,
+    pipe: &mut Pipeline,
+    stop: &AtomicBool,
+    progress: &Progress,
+) -> Result<Cut, PackError> {
+    let bs = opts.block_size as usize;
+    let mut out = Vec::with_capacity(files.len());
+    let mut frag_buf: Vec<u8> = Vec::with_capacity(bs);
+    let mut fragments: Vec<u64> = Vec::new();
+    let mut tails: TailIndex = HashMap::new();
+    let mut duplicates = 0;
+    for (i, f) in files.iter().enumerate() {
+        if stop.load(Ordering::Relaxed) {
+            return Err(PackError::Interrupted);
+        }
+        progress.files.fetch_add(1, Ordering::Relaxed);
+        if let Some(d) = dup[i] {
+            duplicates += 1;
+            out.push(FileData {
+                dup_of: Some(d),
+                ..Default::default()
+            });
+            continue;
+        }
+        let mut r = File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e))?;
+        let mut fd = FileData::default();
+        let use_frag = !opts.no_fragments && (f.size < bs as u64 || opts.always_fragments);
+        let full = (f.size / bs as u64) as usize;
+        let tail = (f.size % bs as u64) as usize;
+        let nblocks = if use_frag || tail == 0 {
+            full
+        } else {
+            full + 1
+        };
+        for b in 0..nblocks {
+            if stop.load(Ordering::Relaxed) {
+                return Err(PackError::Interrupted);
+            }
+            let len = if b < full { bs } else { tail };
+            let mut buf = vec![0u8; len];
+            let n = read_full(&mut r, &mut buf)
+                .map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+            if n != len {
+                return Err(PackError::Source(format!(
+                    "{}: file shrank while being read",
+                    f.path.display()
+                )));
+            }
+            progress.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+            if !opts.no_sparse && buf.iter().all(|&x| x == 0) {
+                fd.blocks.push(BlockLoc::Sparse);
+                fd.sparse_bytes += len as u64;
+            } else {
+                fd.blocks.push(BlockLoc::Seq(pipe.submit(buf)));
+            }
+        }
+        if use_frag && tail > 0 {
+            let mut t = vec![0u8; tail];
+            let n =
+                read_full(&mut r, &mut t).map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+            if n != tail {
+                return Err(PackError::Source(format!(
+                    "{}: file shrank while being read",
+                    f.path.display()
+                )));
+            }
+            progress.bytes_in.fetch_add(tail as u64, Ordering::Relaxed);
+            let key = (tail, xxhash_rust::xxh3::xxh3_128(&t));
+            let mut reuse = None;
+            if !opts.no_dedup {
+                for &(idx, off, src) in tails.get(&key).into_iter().flatten() {
+                    if earlier_tail(&files[src], tail)? == t {
+                        reuse = Some((idx, off));
+                        break;
+                    }
+                }
+            }
+            fd.fragment = Some(match reuse {
+                Some(x) => x,
+                None => {
+                    if frag_buf.len() + tail > bs {
+                        fragments.push(
+                            pipe.submit(std::mem::replace(&mut frag_buf, Vec::with_capacity(bs))),
+                        );
+                    }
+                    let at = (fragments.len() as u32, frag_buf.len() as u32);
+                    frag_buf.extend_from_slice(&t);
+                    tails.entry(key).or_default().push((at.0, at.1, i));
+                    at
+                }
+            });
+        }
+        let mut probe = [0u8; 1];
+        if r.read(&mut probe)
+            .map_err(|e| PackError::io(&f.path, "cannot read", e))?
+            != 0
+        {
+            return Err(PackError::Source(format!(
+                "{}: file grew while being read",
+                f.path.display()
+            )));
+        }
+        out.push(fd);
+    }
+    if !frag_buf.is_empty() {
+        fragments.push(pipe.submit(frag_buf));
+    }
+    Ok((out, fragments, duplicates))
+}
+
+/// The last `len` bytes of an earlier source file (to confirm a tail match).
+fn earlier_tail(f: &SourceFile, len: usize) -> Result<Vec<u8>, PackError> {
+    let mut r = File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e))?;
+    r.seek(SeekFrom::Start(f.size - len as u64))
+        .map_err(|e| PackError::io(&f.path, "cannot seek", e))?;
+    let mut v = vec![0u8; len];
+    let n = read_full(&mut r, &mut v).map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+    v.truncate(n);
+    Ok(v)
+}

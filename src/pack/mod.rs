@@ -1,0 +1,296 @@
+//! `sqfuse pack SOURCE IMAGE`: create a SquashFS 4.0 image.
+//!
+//! Stages: scan the tree (serial), write file data through the parallel,
+//! sequence-ordered pipeline ([`data`]), then the metadata tables
+//! ([`tables`]) and the superblock. Output is byte-identical for any thread
+//! count. The image is written to a temporary file beside IMAGE and renamed
+//! into place only after everything succeeded and was synced.
+
+pub mod data;
+pub mod scan;
+pub mod tables;
+
+use crate::format::compressor::{CompressSettings, Compressor};
+use crate::format::superblock::{self, flags, Superblock};
+use std::fs::File;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub enum PackError {
+    /// Bad options or arguments.
+    Usage(String),
+    /// A source entry that cannot be read or stored.
+    Source(String),
+    /// Writing the image failed.
+    Output(String),
+    Interrupted,
+    /// Internal: an entry skipped under --skip-unreadable.
+    Skip,
+}
+
+impl PackError {
+    pub fn io(path: &Path, what: &str, e: std::io::Error) -> Self {
+        PackError::Source(format!("{what} {}: {e}", path.display()))
+    }
+}
+
+impl std::fmt::Display for PackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PackError::Usage(m) | PackError::Source(m) | PackError::Output(m) => f.write_str(m),
+            PackError::Interrupted => f.write_str("interrupted; no image written"),
+            PackError::Skip => f.write_str("skipped"),
+        }
+    }
+}
+
+impl std::error::Error for PackError {}
+
+#[derive(Debug, Clone)]
+pub struct PackOptions {
+    pub compressor: Compressor,
+    pub level: Option<u32>,
+    pub xz_filters: u32,
+    pub block_size: u32,
+    pub threads: usize,
+    pub no_fragments: bool,
+    pub always_fragments: bool,
+    pub no_dedup: bool,
+    pub no_xattrs: bool,
+    pub no_exports: bool,
+    pub no_sparse: bool,
+    pub all_root: bool,
+    pub force_uid: Option<u32>,
+    pub force_gid: Option<u32>,
+    pub mkfs_time: Option<u32>,
+    pub all_time: Option<u32>,
+    pub source_date_epoch: Option<u32>,
+    pub excludes: Vec<String>,
+    pub one_file_system: bool,
+    pub force: bool,
+    pub skip_unreadable: bool,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        PackOptions {
+            compressor: Compressor::Zstd,
+            level: None,
+            xz_filters: 0,
+            block_size: 128 * 1024,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            no_fragments: false,
+            always_fragments: false,
+            no_dedup: false,
+            no_xattrs: false,
+            no_exports: false,
+            no_sparse: false,
+            all_root: false,
+            force_uid: None,
+            force_gid: None,
+            mkfs_time: None,
+            all_time: None,
+            source_date_epoch: None,
+            excludes: Vec::new(),
+            one_file_system: false,
+            force: false,
+            skip_unreadable: false,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PackReport {
+    pub files: u64,
+    pub inodes: u32,
+    pub bytes_in: u64,
+    pub image_size: u64,
+    pub duplicates: u64,
+    pub warnings: Vec<String>,
+}
+
+/// Deletes the temporary image unless disarmed.
+struct TempGuard(Option<PathBuf>);
+
+impl Drop for TempGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn level_range(c: Compressor) -> std::ops::RangeInclusive<u32> {
+    match c {
+        Compressor::Gzip => 1..=9,
+        Compressor::Zstd => 1..=22,
+        Compressor::Xz | Compressor::Lzma => 0..=9,
+        Compressor::Lzo => 1..=9,
+        Compressor::Lz4 => 0..=0,
+    }
+}
+
+pub fn pack(
+    source: &Path,
+    image: &Path,
+    opts: &PackOptions,
+    stop: &AtomicBool,
+    progress: Arc<data::Progress>,
+) -> Result<PackReport, PackError> {
+    let bs = opts.block_size;
+    if !bs.is_power_of_two() || !(4096..=1 << 20).contains(&bs) {
+        return Err(PackError::Usage(format!(
+            "block size {bs} is not a power of two from 4K to 1M"
+        )));
+    }
+    if opts.compressor == Compressor::Lzma {
+        return Err(PackError::Usage(
+            "lzma (legacy) images can be read but not written; use xz".into(),
+        ));
+    }
+    let level = opts
+        .level
+        .unwrap_or(CompressSettings::default_level(opts.compressor));
+    if !level_range(opts.compressor).contains(&level) {
+        return Err(PackError::Usage(format!(
+            "level {level} is outside {}'s range {:?}",
+            opts.compressor.name(),
+            level_range(opts.compressor)
+        )));
+    }
+    if opts.xz_filters != 0 && opts.compressor != Compressor::Xz {
+        return Err(PackError::Usage("--xz-filter needs -c xz".into()));
+    }
+    if opts.no_fragments && opts.always_fragments {
+        return Err(PackError::Usage(
+            "--no-fragments and --always-fragments contradict each other".into(),
+        ));
+    }
+    if image.exists() && !opts.force {
+        return Err(PackError::Usage(format!(
+            "{} exists (use -f to overwrite)",
+            image.display()
+        )));
+    }
+    let image_abs = std::path::absolute(image).map_err(|e| PackError::io(image, "bad path", e))?;
+    let source_abs =
+        std::fs::canonicalize(source).map_err(|e| PackError::io(source, "cannot read", e))?;
+    if image_abs.starts_with(&source_abs) {
+        // The image would be packed into itself (it is excluded, but say so).
+        return Err(PackError::Usage(format!(
+            "{} is inside the source directory",
+            image.display()
+        )));
+    }
+    let settings = CompressSettings {
+        compressor: opts.compressor,
+        level,
+        xz_filters: opts.xz_filters,
+        dict_size: bs,
+    };
+
+    let tree = scan::scan(source, opts)?;
+    let dir = image_abs.parent().unwrap_or(Path::new("."));
+    let name = image_abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut out = File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(|e| PackError::Output(format!("cannot create {}: {e}", tmp.display())))?;
+    let mut guard = TempGuard(Some(tmp.clone()));
+    let werr = |e: std::io::Error| PackError::Output(format!("writing {}: {e}", tmp.display()));
+
+    // Superblock placeholder, then compressor options (a stored metadata block).
+    out.write_all(&[0u8; superblock::SIZE]).map_err(werr)?;
+    let mut at = superblock::SIZE as u64;
+    let options = settings.options_record();
+    if let Some(o) = &options {
+        out.write_all(&(0x8000u16 | o.len() as u16).to_le_bytes())
+            .map_err(werr)?;
+        out.write_all(o).map_err(werr)?;
+        at += 2 + o.len() as u64;
+    }
+    let data = data::write_data(&tree.files, out, at, opts, settings, stop, progress)?;
+    let tables = tables::build(&tree, &data, settings, opts, data.end)?;
+    let mut out = data.out.try_clone().map_err(werr)?;
+    out.seek(SeekFrom::Start(data.end)).map_err(werr)?;
+    out.write_all(&tables.bytes).map_err(werr)?;
+    let bytes_used = data.end + tables.bytes.len() as u64;
+    // The kernel reads in 4 KiB units: pad the file (not bytes_used).
+    let padded = bytes_used.next_multiple_of(4096);
+    out.write_all(&vec![0u8; (padded - bytes_used) as usize])
+        .map_err(werr)?;
+
+    let mut fl = 0;
+    if opts.no_fragments {
+        fl |= flags::NO_FRAGMENTS;
+    }
+    if opts.always_fragments {
+        fl |= flags::ALWAYS_FRAGMENTS;
+    }
+    if !opts.no_dedup {
+        fl |= flags::DUPLICATES;
+    }
+    if tables.export_table_start.is_some() {
+        fl |= flags::EXPORTABLE;
+    }
+    if opts.no_xattrs {
+        fl |= flags::NO_XATTRS;
+    }
+    if options.is_some() {
+        fl |= flags::COMPRESSOR_OPTIONS;
+    }
+    let sb = Superblock {
+        inode_count: tables.inode_count,
+        mkfs_time: opts
+            .mkfs_time
+            .or(opts.source_date_epoch)
+            .unwrap_or(tree.newest_mtime),
+        block_size: bs,
+        fragment_entry_count: data.fragments.len() as u32,
+        compression_id: opts.compressor as u16,
+        block_log: bs.trailing_zeros() as u16,
+        flags: fl,
+        id_count: tables.id_count,
+        version_major: 4,
+        version_minor: 0,
+        root_inode_ref: tables.root_ref.0,
+        bytes_used,
+        id_table_start: tables.id_table_start,
+        xattr_id_table_start: tables.xattr_id_table_start,
+        inode_table_start: tables.inode_table_start,
+        directory_table_start: tables.directory_table_start,
+        fragment_table_start: tables.fragment_table_start,
+        export_table_start: tables.export_table_start,
+    };
+    out.seek(SeekFrom::Start(0)).map_err(werr)?;
+    out.write_all(&sb.to_bytes()).map_err(werr)?;
+    out.sync_all().map_err(werr)?;
+    drop(out);
+    std::fs::rename(&tmp, &image_abs).map_err(|e| {
+        PackError::Output(format!(
+            "cannot rename {} to {}: {e}",
+            tmp.display(),
+            image.display()
+        ))
+    })?;
+    guard.0 = None;
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
+    Ok(PackReport {
+        files: tree.files.len() as u64,
+        inodes: tables.inode_count,
+        bytes_in: data.bytes_in,
+        image_size: padded,
+        duplicates: data.duplicates,
+        warnings: tree.warnings,
+    })
+}

@@ -1,0 +1,335 @@
+//! Walking the source directory into an in-memory tree: bytewise-sorted
+//! names, hard links grouped, xattrs read, excludes applied.
+
+use super::{PackError, PackOptions};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone)]
+pub enum Kind {
+    Dir(Vec<Node>),
+    /// `file` indexes [`Tree::files`].
+    File {
+        file: usize,
+    },
+    Symlink(Vec<u8>),
+    BlockDev(u32),
+    CharDev(u32),
+    Fifo,
+    Socket,
+}
+
+#[derive(Debug, Clone)]
+pub struct Node {
+    pub name: Vec<u8>,
+    pub perm: u16,
+    pub uid: u32,
+    pub gid: u32,
+    pub mtime: u32,
+    /// Full names ("user.x") and values.
+    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Hard-link group (index into [`Tree::links`]), for non-directories.
+    pub link: Option<usize>,
+    pub kind: Kind,
+}
+
+#[derive(Debug, Clone)]
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub size: u64,
+}
+
+pub struct Tree {
+    pub root: Node,
+    pub files: Vec<SourceFile>,
+    /// Names in the image per hard-link group.
+    pub links: Vec<u32>,
+    pub newest_mtime: u32,
+    pub warnings: Vec<String>,
+}
+
+fn rdev_encode(major: u32, minor: u32) -> u32 {
+    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
+}
+
+pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    let c = CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    let mut names = vec![0u8; 4096];
+    let n = loop {
+        // SAFETY: buffers valid for the lengths passed.
+        let n = unsafe { libc::llistxattr(c.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ERANGE) => names.resize(names.len() * 4, 0),
+            Some(libc::ENOTSUP) => return Ok(Vec::new()),
+            _ => return Err(e),
+        }
+    };
+    let mut out = Vec::new();
+    for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
+        // Only the namespaces SquashFS can store.
+        if !(name.starts_with(b"user.")
+            || name.starts_with(b"trusted.")
+            || name.starts_with(b"security."))
+        {
+            continue;
+        }
+        let cn = CString::new(name).map_err(std::io::Error::other)?;
+        let mut val = vec![0u8; 256];
+        let m = loop {
+            let m = unsafe {
+                libc::lgetxattr(c.as_ptr(), cn.as_ptr(), val.as_mut_ptr().cast(), val.len())
+            };
+            if m >= 0 {
+                break m as usize;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ERANGE) {
+                val.resize(val.len() * 4, 0);
+            } else {
+                return Err(e);
+            }
+        };
+        val.truncate(m);
+        out.push((name.to_vec(), val));
+    }
+    out.sort();
+    Ok(out)
+}
+
+struct Scanner<'a> {
+    opts: &'a PackOptions,
+    excludes: Option<(globset::GlobSet, globset::GlobSet)>,
+    root_dev: u64,
+    files: Vec<SourceFile>,
+    links: Vec<u32>,
+    by_ino: HashMap<(u64, u64), usize>,
+    /// The kind of each hard-link group's first name (later names share it).
+    group_kind: Vec<Kind>,
+    newest: u32,
+    warnings: Vec<String>,
+}
+
+fn build_excludes(
+    pats: &[String],
+) -> Result<Option<(globset::GlobSet, globset::GlobSet)>, PackError> {
+    if pats.is_empty() {
+        return Ok(None);
+    }
+    // Anchored patterns ("/a/b*") match the whole relative path; others
+    // match at any depth.
+    let (mut anchored, mut anywhere) = (
+        globset::GlobSetBuilder::new(),
+        globset::GlobSetBuilder::new(),
+    );
+    for p in pats {
+        let glob = |s: &str| {
+            globset::GlobBuilder::new(s)
+                .literal_separator(true)
+                .build()
+                .map_err(|e| PackError::Usage(format!("bad exclude pattern {p:?}: {e}")))
+        };
+        match p.strip_prefix('/') {
+            Some(rest) => anchored.add(glob(rest)?),
+            None => anywhere.add(glob(&format!("**/{p}"))?),
+        };
+    }
+    let build = |b: globset::GlobSetBuilder| {
+        b.build()
+            .map_err(|e| PackError::Usage(format!("exclude patterns: {e}")))
+    };
+    Ok(Some((build(anchored)?, build(anywhere)?)))
+}
+
+pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
+    let m = std::fs::metadata(source).map_err(|e| PackError::io(source, "cannot read", e))?;
+    if !m.is_dir() {
+        return Err(PackError::Usage(format!(
+            "{} is not a directory",
+            source.display()
+        )));
+    }
+    let mut s = Scanner {
+        opts,
+        excludes: build_excludes(&opts.excludes)?,
+        root_dev: m.dev(),
+        files: Vec::new(),
+        links: Vec::new(),
+        by_ino: HashMap::new(),
+        group_kind: Vec::new(),
+        newest: 0,
+        warnings: Vec::new(),
+    };
+    let root = s.node(source, Path::new(""), &m, Vec::new(), true)?;
+    Ok(Tree {
+        root,
+        files: s.files,
+        links: s.links,
+        newest_mtime: s.newest,
+        warnings: s.warnings,
+    })
+}
+
+impl Scanner<'_> {
+    fn excluded(&self, rel: &Path) -> bool {
+        self.excludes
+            .as_ref()
+            .is_some_and(|(a, b)| a.is_match(rel) || b.is_match(Path::new("x").join(rel)))
+    }
+
+    fn node(
+        &mut self,
+        path: &Path,
+        rel: &Path,
+        m: &std::fs::Metadata,
+        name: Vec<u8>,
+        descend: bool,
+    ) -> Result<Node, PackError> {
+        let ft = m.file_type();
+        let o = self.opts;
+        let clamp = |t: i64, w: &mut Vec<String>| -> u32 {
+            if t < 0 || t > i64::from(u32::MAX) {
+                w.push(format!(
+                    "{}: mtime {t} does not fit SquashFS's 32 bits; clamped",
+                    path.display()
+                ));
+            }
+            t.clamp(0, i64::from(u32::MAX)) as u32
+        };
+        let mut mtime = clamp(m.mtime(), &mut self.warnings);
+        if let Some(t) = o.all_time {
+            mtime = t;
+        } else if let Some(sde) = o.source_date_epoch {
+            mtime = mtime.min(sde);
+        }
+        self.newest = self.newest.max(mtime);
+        let xattrs = if o.no_xattrs {
+            Vec::new()
+        } else {
+            read_xattrs(path).map_err(|e| PackError::io(path, "cannot read xattrs of", e))?
+        };
+        let (uid, gid) = if o.all_root {
+            (0, 0)
+        } else {
+            (m.uid(), m.gid())
+        };
+        let mut node = Node {
+            name,
+            perm: (m.mode() & 0o7777) as u16,
+            uid: o.force_uid.unwrap_or(uid),
+            gid: o.force_gid.unwrap_or(gid),
+            mtime,
+            xattrs,
+            link: None,
+            kind: Kind::Fifo,
+        };
+        if !ft.is_dir() && m.nlink() > 1 {
+            let next = self.links.len();
+            let id = *self.by_ino.entry((m.dev(), m.ino())).or_insert(next);
+            if id == next {
+                self.links.push(0);
+                self.group_kind.push(Kind::Fifo);
+            }
+            self.links[id] += 1;
+            node.link = Some(id);
+            if id != next {
+                node.kind = self.group_kind[id].clone();
+                return Ok(node);
+            }
+        }
+        node.kind = if ft.is_dir() {
+            Kind::Dir(if descend {
+                self.children(path, rel)?
+            } else {
+                Vec::new()
+            })
+        } else if ft.is_file() {
+            if o.skip_unreadable {
+                if let Err(e) = std::fs::File::open(path) {
+                    self.warnings
+                        .push(format!("{}: skipped: {e}", path.display()));
+                    return Err(PackError::Skip);
+                }
+            }
+            self.files.push(SourceFile {
+                path: path.to_path_buf(),
+                size: m.len(),
+            });
+            Kind::File {
+                file: self.files.len() - 1,
+            }
+        } else if ft.is_symlink() {
+            let t =
+                std::fs::read_link(path).map_err(|e| PackError::io(path, "cannot read link", e))?;
+            Kind::Symlink(t.as_os_str().as_bytes().to_vec())
+        } else if ft.is_block_device() || ft.is_char_device() {
+            let r = rdev_encode(libc::major(m.rdev()), libc::minor(m.rdev()));
+            if ft.is_block_device() {
+                Kind::BlockDev(r)
+            } else {
+                Kind::CharDev(r)
+            }
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            Kind::Socket
+        };
+        if let Some(l) = node.link {
+            self.group_kind[l] = node.kind.clone();
+        }
+        Ok(node)
+    }
+
+    fn children(&mut self, dir: &Path, rel: &Path) -> Result<Vec<Node>, PackError> {
+        let listing = match std::fs::read_dir(dir) {
+            Err(e) if self.opts.skip_unreadable => {
+                self.warnings
+                    .push(format!("{}: contents skipped: {e}", dir.display()));
+                return Ok(Vec::new());
+            }
+            r => r.map_err(|e| PackError::io(dir, "cannot list", e))?,
+        };
+        let mut names: Vec<Vec<u8>> = listing
+            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PackError::io(dir, "cannot list", e))?;
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            let path = dir.join(OsStr::from_bytes(&name));
+            let rel = rel.join(OsStr::from_bytes(&name));
+            if name.len() > 256 {
+                return Err(PackError::Source(format!(
+                    "{}: name longer than 256 bytes cannot be stored",
+                    path.display()
+                )));
+            }
+            if self.excluded(&rel) {
+                continue;
+            }
+            let m = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if self.opts.skip_unreadable => {
+                    self.warnings
+                        .push(format!("{}: skipped: {e}", path.display()));
+                    continue;
+                }
+                Err(e) => return Err(PackError::io(&path, "cannot stat", e)),
+            };
+            // Under --one-file-system a mountpoint stays, empty.
+            let descend = !(self.opts.one_file_system && m.is_dir() && m.dev() != self.root_dev);
+            match self.node(&path, &rel, &m, name, descend) {
+                Ok(n) => out.push(n),
+                Err(PackError::Skip) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+}

@@ -411,7 +411,21 @@ fn with_implicit_mount(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStr
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(with_implicit_mount(std::env::args_os().collect()));
+    let cli = match Cli::try_parse_from(with_implicit_mount(std::env::args_os().collect())) {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) => {
+            // One line: clap's first line, without its usage block.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("bad arguments")
+                .trim_start_matches("error: ");
+            eprintln!("sqfuse: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
     match run(cli) {
         Ok(c) => c,
         Err(e) => {

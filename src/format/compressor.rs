@@ -171,6 +171,11 @@ impl CompressSettings {
                 b.extend_from_slice(&self.xz_filters.to_le_bytes());
             }
             Compressor::Zstd if self.level != 15 => b.extend_from_slice(&self.level.to_le_bytes()),
+            // The kernel and unsquashfs refuse lz4 images without this record.
+            Compressor::Lz4 => {
+                b.extend_from_slice(&1u32.to_le_bytes()); // version: LZ4_LEGACY
+                b.extend_from_slice(&0u32.to_le_bytes()); // flags: not high-compression
+            }
             Compressor::Lzo if self.level != 8 => {
                 b.extend_from_slice(&4u32.to_le_bytes()); // algorithm: lzo1x_999
                 b.extend_from_slice(&self.level.to_le_bytes());

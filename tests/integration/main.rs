@@ -6,6 +6,7 @@ mod corpus; // every image in shared/corpora/images reads and matches its expect
 mod malformed; // hostile images: clean errors, no panic, no writes outside DEST
 mod mksquashfs; // the fixture tree through mksquashfs with every option, back out, compared
 mod mutation; // thousands of corrupted copies of valid images: zero panics, no hangs
+mod pack; // sqfuse pack against the kernel, unsquashfs and our reader; determinism; errors
 
 #[path = "../common/mod.rs"]
 mod common;

@@ -1,0 +1,400 @@
+//! `sqfuse pack`: images read back by the kernel, unsquashfs and sqfuse
+//! equal the source; output is byte-identical for any -j; errors leave
+//! nothing behind.
+
+use crate::tree::{assert_same, snapshot};
+use crate::{expected_fixture, fixture, have, is_root, run, scratch, skip, sqfuse};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn pack(name: &str, src: &Path, args: &[&str]) -> PathBuf {
+    let img = scratch("pack").join(format!("{name}.sqfs"));
+    let _ = std::fs::remove_file(&img);
+    run(sqfuse().arg("pack").arg(src).arg(&img).arg("-q").args(args));
+    img
+}
+
+fn sha256(p: &Path) -> String {
+    let d = Sha256::digest(std::fs::read(p).unwrap());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Loop-mounts `img` with the kernel driver and snapshots it, if possible.
+fn kernel_snapshot(
+    img: &Path,
+    name: &str,
+) -> Option<std::collections::BTreeMap<PathBuf, crate::tree::Entry>> {
+    if !is_root() {
+        return None;
+    }
+    let dir = scratch("pack-kmnt").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "squashfs", "-o", "loop,ro"])
+        .arg(img)
+        .arg(&dir)
+        .output()
+        .unwrap();
+    if !out.status.success() {
+        eprintln!(
+            "SKIPPED kernel check: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+        return None;
+    }
+    let snap = snapshot(&dir);
+    let _ = Command::new("umount").arg(&dir).status();
+    Some(snap)
+}
+
+fn packed_equals_source(name: &str, args: &[&str]) {
+    let img = pack(name, fixture(), args);
+    let want = expected_fixture(if args.contains(&"--no-xattrs") {
+        &["-no-xattrs"]
+    } else {
+        &[]
+    });
+    // Our own reader: check, then extract.
+    let out = sqfuse().arg("check").arg(&img).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: check: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ours = scratch("pack").join(format!("{name}-x"));
+    run(sqfuse().arg("extract").arg(&img).arg(&ours));
+    assert_same(
+        &format!("{name}: sqfuse extract vs source"),
+        &want,
+        &snapshot(&ours),
+    );
+    // unsquashfs.
+    if have("unsquashfs") {
+        let theirs = scratch("pack").join(format!("{name}-unsquashfs"));
+        run(Command::new("unsquashfs")
+            .args(["-no-progress", "-quiet", "-d"])
+            .arg(&theirs)
+            .arg(&img));
+        assert_same(
+            &format!("{name}: unsquashfs vs source"),
+            &want,
+            &snapshot(&theirs),
+        );
+    } else {
+        eprintln!("SKIPPED unsquashfs check: squashfs-tools missing");
+    }
+    // The kernel driver.
+    match kernel_snapshot(&img, name) {
+        Some(k) => assert_same(&format!("{name}: kernel mount vs source"), &want, &k),
+        None => eprintln!("SKIPPED kernel check for {name}: needs root and loop devices"),
+    }
+}
+
+macro_rules! pack_tests {
+    ($($name:ident: $args:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            packed_equals_source(stringify!($name), &$args);
+        }
+    )*};
+}
+
+pack_tests! {
+    pack_zstd: [];
+    pack_gzip: ["-c", "gzip"];
+    pack_xz: ["-c", "xz", "--xz-filter", "x86"];
+    pack_lz4: ["-c", "lz4"];
+    pack_lzo: ["-c", "lzo"];
+    pack_4k: ["-b", "4K", "-c", "gzip", "-l", "1"];
+    pack_1m: ["-b", "1M"];
+    pack_no_fragments: ["--no-fragments", "--no-dedup", "--no-sparse"];
+    pack_always_fragments: ["--always-fragments", "--no-exports"];
+    pack_no_xattrs: ["--no-xattrs", "-c", "lz4"];
+}
+
+#[test]
+fn output_is_identical_for_any_thread_count() {
+    let a = sha256(&pack("j1", fixture(), &["-j", "1", "-b", "64K"]));
+    let b = sha256(&pack("j2", fixture(), &["-j", "2", "-b", "64K"]));
+    let c = sha256(&pack("j8", fixture(), &["-j", "8", "-b", "64K"]));
+    let d = sha256(&pack("j8-again", fixture(), &["-j", "8", "-b", "64K"]));
+    assert_eq!(a, b, "-j 1 vs -j 2");
+    assert_eq!(a, c, "-j 1 vs -j 8");
+    assert_eq!(c, d, "two runs");
+}
+
+/// Sparse files become holes; duplicates share data; tails share fragments.
+#[test]
+fn sparse_holes_and_duplicates_are_stored_once() {
+    let img = pack("sharing", fixture(), &["-c", "lz4"]);
+    let image = sqfuse::Image::open(&img, &Default::default()).unwrap();
+    let file = |p: &str| {
+        let (i, _) = image.lookup_path(p).unwrap();
+        image.file_info(&i).unwrap().clone()
+    };
+    let sparse = file("data/sparse");
+    assert!(
+        sparse.sparse >= 5 * 1048576 - 131072,
+        "sparse bytes {}",
+        sparse.sparse
+    );
+    assert!(sparse.blocks.iter().filter(|&&w| w == 0).count() >= 38);
+    let (a, b) = (file("data/random"), file("data/random-copy"));
+    assert_eq!(
+        (a.blocks_start, &a.blocks, a.fragment),
+        (b.blocks_start, &b.blocks, b.fragment),
+        "duplicate files share data"
+    );
+    let zeros = file("data/zeros");
+    assert!(
+        zeros.blocks.iter().all(|&w| w == 0),
+        "an all-zero file is all holes"
+    );
+    let (ta, tb) = (file("data/tail-a"), file("data/tail-b"));
+    assert!(
+        ta.fragment.is_none(),
+        "a file over a block keeps its tail in a block by default"
+    );
+    let _ = tb;
+    let always = pack(
+        "sharing-always",
+        fixture(),
+        &["-c", "lz4", "--always-fragments"],
+    );
+    let image2 = sqfuse::Image::open(&always, &Default::default()).unwrap();
+    let frag = |p: &str| {
+        image2
+            .file_info(&image2.lookup_path(p).unwrap().0)
+            .unwrap()
+            .fragment
+    };
+    assert!(frag("data/tail-a").is_some());
+    assert_eq!(
+        frag("data/tail-a"),
+        frag("data/tail-b"),
+        "identical tails share one fragment slot"
+    );
+}
+
+/// Catches accidental format drift: a small fixed tree, fixed options.
+#[test]
+fn golden_image_hash() {
+    let src = scratch("golden").join("tree");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(src.join("dir/sub")).unwrap();
+    std::fs::create_dir_all(src.join("empty")).unwrap();
+    std::fs::write(src.join("hello"), b"hello, squashfs\n").unwrap();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(src.join("dir/big"), &big).unwrap();
+    std::fs::write(src.join("dir/sub/copy"), b"hello, squashfs\n").unwrap();
+    std::os::unix::fs::symlink("../hello", src.join("dir/link")).unwrap();
+    std::fs::hard_link(src.join("hello"), src.join("hardlink")).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    for (p, mode) in [
+        ("hello", 0o644),
+        ("dir/big", 0o600),
+        ("dir/sub/copy", 0o444),
+        ("dir", 0o755),
+        ("dir/sub", 0o700),
+        ("empty", 0o755),
+        (".", 0o755),
+    ] {
+        std::fs::set_permissions(src.join(p), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    for p in [
+        "hello",
+        "dir/big",
+        "dir/sub/copy",
+        "dir/link",
+        "dir/sub",
+        "dir",
+        "empty",
+        ".",
+    ] {
+        // (hardlink shares hello's inode and times)
+        let c = std::ffi::CString::new(src.join(p).as_os_str().as_encoded_bytes()).unwrap();
+        let t = libc::timespec {
+            tv_sec: 1_234_567_890,
+            tv_nsec: 0,
+        };
+        unsafe {
+            libc::utimensat(
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                [t, t].as_ptr(),
+                libc::AT_SYMLINK_NOFOLLOW,
+            )
+        };
+    }
+    let img = pack(
+        "golden",
+        &src,
+        &[
+            "-c",
+            "gzip",
+            "--all-root",
+            "--mkfs-time",
+            "1700000000",
+            "--no-xattrs",
+            "-j",
+            "3",
+        ],
+    );
+    assert_eq!(
+        sha256(&img),
+        GOLDEN,
+        "format drift: if intended, update GOLDEN"
+    );
+}
+
+const GOLDEN: &str = "bed6f4f010a79302b4b0fe8a5342da0ad47ac2dfd9df8df4c89d8d8fcc8d5c7e";
+
+#[test]
+fn existing_image_needs_force_and_bad_options_fail() {
+    let src = scratch("pack-errors").join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"data").unwrap();
+    let img = scratch("pack-errors").join("out.sqfs");
+    std::fs::write(&img, b"precious").unwrap();
+    let out = sqfuse().arg("pack").arg(&src).arg(&img).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("exists"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(&img).unwrap(),
+        b"precious",
+        "an existing image is never touched without -f"
+    );
+    run(sqfuse().arg("pack").arg(&src).arg(&img).args(["-f", "-q"]));
+    assert!(sqfuse::Image::open(&img, &Default::default()).is_ok());
+    for bad in [
+        &["-b", "3K"][..],
+        &["-b", "2M"],
+        &["-c", "bogus"],
+        &["-l", "99"],
+        &["--xz-filter", "x86"],
+        &["--no-fragments", "--always-fragments"],
+    ] {
+        let out = sqfuse()
+            .arg("pack")
+            .arg(&src)
+            .arg(scratch("pack-errors").join("bad.sqfs"))
+            .args(bad)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{bad:?} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{bad:?}: {err}");
+        assert!(!scratch("pack-errors").join("bad.sqfs").exists());
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(scratch("pack-errors"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// An unreadable source file is an error naming it (or a warning with
+/// --skip-unreadable); no image is left behind.
+#[test]
+fn unreadable_source_file_is_named() {
+    if !is_root() || !have("setpriv") {
+        skip!("needs root to run pack as nobody against a root-only file");
+    }
+    let dir = scratch("unreadable");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("ok"), b"fine").unwrap();
+    std::fs::write(src.join("secret"), b"root only").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(src.join("secret"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out_dir = dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let _ = Command::new("chown")
+        .arg("65534:65534")
+        .arg(&out_dir)
+        .status();
+    let mut p = dir.clone();
+    while p.parent().is_some() {
+        let _ = Command::new("chmod").arg("o+x").arg(&p).status();
+        p.pop();
+    }
+    let _ = Command::new("chmod").arg("o+rx").arg(&src).status();
+    let as_nobody = |extra: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(env!("CARGO_BIN_EXE_sqfuse"))
+            .arg("pack")
+            .arg(&src)
+            .arg(out_dir.join("img.sqfs"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = as_nobody(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("Permission denied") && err.contains("failed to execute") {
+        skip!("nobody cannot run the test binary here");
+    }
+    assert!(!out.status.success(), "packed an unreadable file");
+    assert!(err.contains("secret"), "{err}");
+    assert!(!out_dir.join("img.sqfs").exists());
+    assert_eq!(
+        std::fs::read_dir(&out_dir).unwrap().count(),
+        0,
+        "temporary file left behind"
+    );
+    let out = as_nobody(&["--skip-unreadable"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("secret"));
+}
+
+/// Ctrl-C during a pack leaves neither the image nor a temporary file.
+#[test]
+fn interrupted_pack_leaves_nothing() {
+    let dir = scratch("interrupt");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    // Enough incompressible data that xz at -j 1 takes seconds.
+    let mut x = 0x1234_5678_9abc_def0u64;
+    let data: Vec<u8> = (0..48 << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(src.join("random"), &data).unwrap();
+    let img = dir.join("img.sqfs");
+    let mut child = sqfuse()
+        .arg("pack")
+        .arg(&src)
+        .arg(&img)
+        .args(["-c", "xz", "-l", "9", "-j", "1"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let st = child.wait().unwrap();
+    assert!(
+        !st.success(),
+        "pack finished before the interrupt: make the input bigger"
+    );
+    assert!(!img.exists());
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "src")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -74,7 +74,7 @@ fn parse_xz_filter(s: &str) -> Result<u32, String> {
 
 #[derive(Args)]
 struct PackArgs {
-    /// Directory to pack.
+    /// Directory to pack (with --tar: a tar file, or - for standard input).
     source: PathBuf,
     /// Image to create.
     image: PathBuf,
@@ -137,6 +137,9 @@ struct PackArgs {
     /// Skip (with a warning) source entries that cannot be read.
     #[arg(long)]
     skip_unreadable: bool,
+    /// SOURCE is a tar archive (ustar, gnu or pax; `-` reads standard input).
+    #[arg(long)]
+    tar: bool,
     /// No summary line.
     #[arg(short, long)]
     quiet: bool,
@@ -366,6 +369,7 @@ fn pack(a: PackArgs) -> Result<()> {
         one_file_system: a.one_file_system,
         force: a.force,
         skip_unreadable: a.skip_unreadable,
+        tar: a.tar,
     };
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {

@@ -56,7 +56,7 @@ pub struct Progress {
 
 fn hash_file(f: &SourceFile) -> Result<u128, PackError> {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
-    let mut r = File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e))?;
+    let mut r = f.open()?.take(f.size);
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = r
@@ -70,9 +70,7 @@ fn hash_file(f: &SourceFile) -> Result<u128, PackError> {
 }
 
 fn same_content(a: &SourceFile, b: &SourceFile) -> Result<bool, PackError> {
-    let open =
-        |f: &SourceFile| File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e));
-    let (mut ra, mut rb) = (open(a)?, open(b)?);
+    let (mut ra, mut rb) = (a.open()?.take(a.size), b.open()?.take(b.size));
     let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
     loop {
         let n =
@@ -301,7 +299,7 @@ fn cut(
             });
             continue;
         }
-        let mut r = File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e))?;
+        let mut r = f.open()?;
         let mut fd = FileData::default();
         let use_frag = !opts.no_fragments && (f.size < bs as u64 || opts.always_fragments);
         let full = (f.size / bs as u64) as usize;
@@ -370,9 +368,10 @@ fn cut(
             });
         }
         let mut probe = [0u8; 1];
-        if r.read(&mut probe)
-            .map_err(|e| PackError::io(&f.path, "cannot read", e))?
-            != 0
+        if !f.spooled
+            && r.read(&mut probe)
+                .map_err(|e| PackError::io(&f.path, "cannot read", e))?
+                != 0
         {
             return Err(PackError::Source(format!(
                 "{}: file grew while being read",
@@ -389,8 +388,8 @@ fn cut(
 
 /// The last `len` bytes of an earlier source file (to confirm a tail match).
 fn earlier_tail(f: &SourceFile, len: usize) -> Result<Vec<u8>, PackError> {
-    let mut r = File::open(&f.path).map_err(|e| PackError::io(&f.path, "cannot open", e))?;
-    r.seek(SeekFrom::Start(f.size - len as u64))
+    let mut r = f.open()?;
+    r.seek(SeekFrom::Current((f.size - len as u64) as i64))
         .map_err(|e| PackError::io(&f.path, "cannot seek", e))?;
     let mut v = vec![0u8; len];
     let n = read_full(&mut r, &mut v).map_err(|e| PackError::io(&f.path, "cannot read", e))?;

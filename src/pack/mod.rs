@@ -9,6 +9,7 @@
 pub mod data;
 pub mod scan;
 pub mod tables;
+pub mod tarsrc;
 
 use crate::format::compressor::{CompressSettings, Compressor};
 use crate::format::superblock::{self, flags, Superblock};
@@ -72,6 +73,8 @@ pub struct PackOptions {
     pub one_file_system: bool,
     pub force: bool,
     pub skip_unreadable: bool,
+    /// SOURCE is a tar archive (`-`: standard input), not a directory.
+    pub tar: bool,
 }
 
 impl Default for PackOptions {
@@ -98,6 +101,7 @@ impl Default for PackOptions {
             one_file_system: false,
             force: false,
             skip_unreadable: false,
+            tar: false,
         }
     }
 }
@@ -176,28 +180,38 @@ pub fn pack(
         )));
     }
     let image_abs = std::path::absolute(image).map_err(|e| PackError::io(image, "bad path", e))?;
-    let source_abs =
-        std::fs::canonicalize(source).map_err(|e| PackError::io(source, "cannot read", e))?;
-    if image_abs.starts_with(&source_abs) {
-        // The image would be packed into itself (it is excluded, but say so).
-        return Err(PackError::Usage(format!(
-            "{} is inside the source directory",
-            image.display()
-        )));
-    }
     let settings = CompressSettings {
         compressor: opts.compressor,
         level,
         xz_filters: opts.xz_filters,
         dict_size: bs,
     };
-
-    let tree = scan::scan(source, opts)?;
     let dir = image_abs.parent().unwrap_or(Path::new("."));
     let name = image_abs
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let mut spool_guard = TempGuard(None);
+    let tree = if opts.tar {
+        let spool = dir.join(format!(".{name}.spool-{}", std::process::id()));
+        spool_guard.0 = Some(spool.clone());
+        if source == Path::new("-") {
+            tarsrc::read_tar(std::io::stdin().lock(), &spool, opts)?
+        } else {
+            let f = File::open(source).map_err(|e| PackError::io(source, "cannot open", e))?;
+            tarsrc::read_tar(std::io::BufReader::with_capacity(1 << 20, f), &spool, opts)?
+        }
+    } else {
+        let source_abs =
+            std::fs::canonicalize(source).map_err(|e| PackError::io(source, "cannot read", e))?;
+        if image_abs.starts_with(&source_abs) {
+            return Err(PackError::Usage(format!(
+                "{} is inside the source directory",
+                image.display()
+            )));
+        }
+        scan::scan(source, opts)?
+    };
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut out = File::options()
         .write(true)

@@ -36,10 +36,29 @@ pub struct Node {
     pub kind: Kind,
 }
 
+/// Where a regular file's bytes come from: a whole file, or (for tar
+/// input) `size` bytes at `offset` in the spool file.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
     pub path: PathBuf,
+    pub offset: u64,
     pub size: u64,
+    /// Part of a spool: more data follows, so "grew while read" is not checked.
+    pub spooled: bool,
+}
+
+impl SourceFile {
+    /// The file, positioned at its first byte.
+    pub fn open(&self) -> Result<std::fs::File, PackError> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = std::fs::File::open(&self.path)
+            .map_err(|e| PackError::io(&self.path, "cannot open", e))?;
+        if self.offset > 0 {
+            f.seek(SeekFrom::Start(self.offset))
+                .map_err(|e| PackError::io(&self.path, "cannot seek", e))?;
+        }
+        Ok(f)
+    }
 }
 
 pub struct Tree {
@@ -259,7 +278,9 @@ impl Scanner<'_> {
             }
             self.files.push(SourceFile {
                 path: path.to_path_buf(),
+                offset: 0,
                 size: m.len(),
+                spooled: false,
             });
             Kind::File {
                 file: self.files.len() - 1,

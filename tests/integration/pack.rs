@@ -398,3 +398,97 @@ fn interrupted_pack_leaves_nothing() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `--tar`: every tar in the corpus packs to the same contents tar2sqfs
+/// produced for it (extracted and compared entry by entry).
+#[test]
+fn tar_input_matches_tar2sqfs() {
+    let tars = crate::corpora().join("tar");
+    let refs = crate::corpora().join("images/sqfs-ng-tar2sqfs/data");
+    if !tars.exists() || !refs.exists() {
+        skip!("no tar corpus");
+    }
+    let mut n = 0;
+    for t in crate::image_files(&tars)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "tar"))
+    {
+        let rel = t.strip_prefix(&tars).unwrap();
+        if rel.starts_with("file-size") {
+            continue; // truncated on purpose: see tar_truncated_member_is_an_error
+        }
+        let reference = refs.join(rel).with_extension("sqfs");
+        if !reference.exists() {
+            continue;
+        }
+        let name = rel.to_string_lossy().replace('/', "_");
+        let img = scratch("pack-tar").join(format!("{name}.sqfs"));
+        let _ = std::fs::remove_file(&img);
+        run(sqfuse().args(["pack", "--tar", "-q"]).arg(&t).arg(&img));
+        let (ours, theirs) = (
+            scratch("pack-tar").join(format!("{name}-ours")),
+            scratch("pack-tar").join(format!("{name}-ref")),
+        );
+        run(sqfuse().arg("extract").arg(&img).arg(&ours));
+        run(sqfuse().arg("extract").arg(&reference).arg(&theirs));
+        assert_same(
+            &format!("{}: pack --tar vs tar2sqfs", rel.display()),
+            &snapshot(&theirs),
+            &snapshot(&ours),
+        );
+        n += 1;
+    }
+    assert!(n >= 25, "only {n} tars compared");
+    // Standard input works the same.
+    let simple = tars.join("write/simple.tar");
+    let img = scratch("pack-tar").join("stdin.sqfs");
+    let _ = std::fs::remove_file(&img);
+    let out = sqfuse()
+        .args(["pack", "--tar", "-q", "-"])
+        .arg(&img)
+        .stdin(std::fs::File::open(&simple).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ours = scratch("pack-tar").join("stdin-x");
+    run(sqfuse().arg("extract").arg(&img).arg(&ours));
+    let theirs = scratch("pack-tar").join("stdin-ref");
+    run(sqfuse()
+        .arg("extract")
+        .arg(refs.join("write/simple.sqfs"))
+        .arg(&theirs));
+    assert_same("stdin tar", &snapshot(&theirs), &snapshot(&ours));
+}
+
+/// A tar whose member claims more data than the archive holds is a clean
+/// error naming the member; nothing is left behind.
+#[test]
+fn tar_truncated_member_is_an_error() {
+    let dir = crate::corpora().join("tar/file-size");
+    if !dir.exists() {
+        skip!("no tar corpus");
+    }
+    for t in crate::image_files(&dir) {
+        let out_dir = scratch("pack-tar-trunc").join(t.file_stem().unwrap());
+        std::fs::create_dir_all(&out_dir).unwrap();
+        let out = sqfuse()
+            .args(["pack", "--tar"])
+            .arg(&t)
+            .arg(out_dir.join("img.sqfs"))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{}", t.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("tar member"), "{err}");
+        assert_eq!(
+            std::fs::read_dir(&out_dir).unwrap().count(),
+            0,
+            "left behind in {}",
+            out_dir.display()
+        );
+    }
+}

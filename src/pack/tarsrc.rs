@@ -1,0 +1,513 @@
+//! `pack --tar`: a tar stream (ustar, gnu, pax; long names, sparse members,
+//! pax xattrs, hard links, devices) read into the same tree a directory
+//! scan gives. File data is spooled to a temporary file, holes kept as
+//! holes, and each file becomes a [`SourceFile`] at an offset in it.
+
+use super::scan::{Kind, Node, SourceFile, Tree};
+use super::{PackError, PackOptions};
+use base64::Engine;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::Path;
+
+struct Slot {
+    node: Node,
+    children: BTreeMap<Vec<u8>, usize>,
+}
+
+fn implicit_dir(name: Vec<u8>) -> Node {
+    Node {
+        name,
+        perm: 0o755,
+        uid: 0,
+        gid: 0,
+        mtime: 0,
+        xattrs: Vec::new(),
+        link: None,
+        kind: Kind::Dir(Vec::new()),
+    }
+}
+
+fn parse_num(v: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(v).ok()?.trim();
+    // pax times may carry fractions ("1234.5", "-1.25"): keep whole seconds, rounding down.
+    match s.split_once('.') {
+        Some((i, _)) if s.starts_with('-') => i.parse::<i64>().ok().map(|n| n - 1),
+        Some((i, _)) => i.parse().ok(),
+        None => s.parse().ok(),
+    }
+}
+
+/// Copies `n` bytes from `r` into `spool` at its current end, seeking over
+/// all-zero 64 KiB runs so holes stay holes.
+fn spool_copy(r: &mut impl Read, spool: &mut File, at: u64, n: u64) -> std::io::Result<()> {
+    spool.seek(SeekFrom::Start(at))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = n;
+    while left > 0 {
+        let k = (buf.len() as u64).min(left) as usize;
+        r.read_exact(&mut buf[..k])?;
+        if buf[..k].iter().all(|&b| b == 0) {
+            spool.seek(SeekFrom::Current(k as i64))?;
+        } else {
+            spool.write_all(&buf[..k])?;
+        }
+        left -= k as u64;
+    }
+    Ok(())
+}
+
+/// A PAX sparse map: (offset, length) of each data run, and the real size.
+struct SparseMap {
+    runs: Vec<(u64, u64)>,
+    real_size: u64,
+    name: Option<Vec<u8>>,
+    /// Format 1.0: the map is at the start of the data.
+    map_in_data: bool,
+}
+
+fn pax_sparse(pax: &[(String, Vec<u8>)]) -> Option<SparseMap> {
+    let get = |k: &str| {
+        pax.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    let num = |k: &str| get(k).and_then(|v| parse_num(&v)).map(|n| n.max(0) as u64);
+    let major = num("GNU.sparse.major");
+    let name = get("GNU.sparse.name");
+    if major == Some(1) {
+        return Some(SparseMap {
+            runs: Vec::new(),
+            real_size: num("GNU.sparse.realsize")?,
+            name,
+            map_in_data: true,
+        });
+    }
+    let real_size = num("GNU.sparse.size")?;
+    let mut runs = Vec::new();
+    if let Some(map) = get("GNU.sparse.map") {
+        // 0.1: "off,len,off,len,..."
+        let nums: Vec<u64> = String::from_utf8_lossy(&map)
+            .split(',')
+            .filter_map(|x| x.trim().parse().ok())
+            .collect();
+        runs = nums
+            .chunks(2)
+            .filter(|c| c.len() == 2)
+            .map(|c| (c[0], c[1]))
+            .collect();
+    } else {
+        // 0.0: repeated GNU.sparse.offset / GNU.sparse.numbytes pairs, in order.
+        let mut off = None;
+        for (k, v) in pax {
+            match k.as_str() {
+                "GNU.sparse.offset" => off = parse_num(v),
+                "GNU.sparse.numbytes" => {
+                    if let (Some(o), Some(n)) = (off.take(), parse_num(v)) {
+                        runs.push((o.max(0) as u64, n.max(0) as u64));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Some(SparseMap {
+        runs,
+        real_size,
+        name,
+        map_in_data: false,
+    })
+}
+
+/// Reads the 1.0 map at the start of a member's data: decimal numbers, one
+/// per line, padded to 512 bytes. Returns the runs and the bytes consumed.
+fn read_map_1_0(r: &mut impl Read) -> std::io::Result<(Vec<(u64, u64)>, u64)> {
+    let mut consumed = 0u64;
+    let mut line = || -> std::io::Result<u64> {
+        let mut s = Vec::new();
+        let mut b = [0u8; 1];
+        loop {
+            r.read_exact(&mut b)?;
+            consumed += 1;
+            if b[0] == b'\n' {
+                break;
+            }
+            if s.len() > 24 {
+                return Err(std::io::Error::other("sparse map line too long"));
+            }
+            s.push(b[0]);
+        }
+        String::from_utf8_lossy(&s)
+            .trim()
+            .parse()
+            .map_err(|_| std::io::Error::other("bad sparse map number"))
+    };
+    let count = line()?;
+    if count > 1 << 20 {
+        return Err(std::io::Error::other("sparse map too large"));
+    }
+    let mut runs = Vec::with_capacity(count as usize);
+    for _ in 0..count {
+        let off = line()?;
+        let len = line()?;
+        runs.push((off, len));
+    }
+    drop(line);
+    let pad = consumed.next_multiple_of(512) - consumed;
+    std::io::copy(&mut r.take(pad), &mut std::io::sink())?;
+    Ok((runs, consumed + pad))
+}
+
+pub fn read_tar(
+    input: impl Read,
+    spool_path: &Path,
+    opts: &PackOptions,
+) -> Result<Tree, PackError> {
+    let mut spool = File::options()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(spool_path)
+        .map_err(|e| PackError::Output(format!("cannot create {}: {e}", spool_path.display())))?;
+    let mut spool_end = 0u64;
+    let mut ar = tar::Archive::new(input);
+    let mut slots = vec![Slot {
+        node: implicit_dir(Vec::new()),
+        children: BTreeMap::new(),
+    }];
+    let mut files: Vec<SourceFile> = Vec::new();
+    let mut links: Vec<u32> = Vec::new();
+    let mut warnings = Vec::new();
+    let terr = |e: std::io::Error| PackError::Source(format!("reading the tar stream: {e}"));
+    for entry in ar.entries().map_err(terr)? {
+        let mut entry = entry.map_err(terr)?;
+        let et = entry.header().entry_type();
+        if matches!(
+            et,
+            tar::EntryType::XGlobalHeader
+                | tar::EntryType::XHeader
+                | tar::EntryType::GNULongName
+                | tar::EntryType::GNULongLink
+        ) {
+            continue;
+        }
+        let pax: Vec<(String, Vec<u8>)> = match entry.pax_extensions().map_err(terr)? {
+            Some(exts) => exts
+                .filter_map(Result::ok)
+                .filter_map(|e| {
+                    e.key()
+                        .ok()
+                        .map(|k| (k.to_string(), e.value_bytes().to_vec()))
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        let get = |k: &str| {
+            pax.iter()
+                .rev()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.as_slice())
+        };
+        let sparse = pax_sparse(&pax);
+        let mut path = entry.path_bytes().into_owned();
+        if let Some(n) = sparse.as_ref().and_then(|s| s.name.clone()) {
+            path = n;
+        }
+        let comps: Vec<&[u8]> = path
+            .split(|&b| b == b'/')
+            .filter(|c| !c.is_empty() && *c != b".")
+            .collect();
+        if comps.iter().any(|c| *c == b"..") {
+            return Err(PackError::Source(format!(
+                "tar member {:?} climbs out with '..'",
+                String::from_utf8_lossy(&path)
+            )));
+        }
+        if comps.iter().any(|c| c.len() > 256) {
+            return Err(PackError::Source(format!(
+                "tar member {:?}: a name longer than 256 bytes",
+                String::from_utf8_lossy(&path)
+            )));
+        }
+        let h = entry.header();
+        let mtime_raw = get("mtime")
+            .and_then(parse_num)
+            .or_else(|| h.mtime().ok().map(|t| t as i64))
+            .unwrap_or(0);
+        let clamped = mtime_raw.clamp(0, i64::from(u32::MAX)) as u32;
+        if i64::from(clamped) != mtime_raw {
+            warnings.push(format!(
+                "{}: mtime {mtime_raw} clamped to {clamped}",
+                String::from_utf8_lossy(&path)
+            ));
+        }
+        let mut mtime = opts.all_time.unwrap_or(clamped);
+        if opts.all_time.is_none() {
+            if let Some(sde) = opts.source_date_epoch {
+                mtime = mtime.min(sde);
+            }
+        }
+        let num = |k: &str, fallback: u64| {
+            get(k)
+                .and_then(parse_num)
+                .map_or(fallback, |n| n.max(0) as u64)
+        };
+        let uid = u32::try_from(num("uid", h.uid().unwrap_or(0))).unwrap_or(u32::MAX);
+        let gid = u32::try_from(num("gid", h.gid().unwrap_or(0))).unwrap_or(u32::MAX);
+        let (uid, gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
+        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        if !opts.no_xattrs {
+            for (k, v) in &pax {
+                let (name, value) = if let Some(n) = k.strip_prefix("SCHILY.xattr.") {
+                    (n.as_bytes().to_vec(), v.clone())
+                } else if let Some(n) = k.strip_prefix("LIBARCHIVE.xattr.") {
+                    let name = percent_decode(n);
+                    // libarchive writes base64 without padding; accept either.
+                    let engine = base64::engine::GeneralPurpose::new(
+                        &base64::alphabet::STANDARD,
+                        base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(
+                            base64::engine::DecodePaddingMode::Indifferent,
+                        ),
+                    );
+                    let value = engine
+                        .decode(
+                            v.iter()
+                                .copied()
+                                .filter(|b| !b.is_ascii_whitespace())
+                                .collect::<Vec<_>>(),
+                        )
+                        .map_err(|e| PackError::Source(format!("{k}: bad base64 value: {e}")))?;
+                    (name, value)
+                } else {
+                    continue;
+                };
+                if name.starts_with(b"user.")
+                    || name.starts_with(b"trusted.")
+                    || name.starts_with(b"security.")
+                {
+                    xattrs.retain(|(n, _)| *n != name);
+                    xattrs.push((name, value));
+                } else {
+                    warnings.push(format!(
+                        "{}: xattr {} cannot be stored in SquashFS",
+                        String::from_utf8_lossy(&path),
+                        String::from_utf8_lossy(&name)
+                    ));
+                }
+            }
+            xattrs.sort();
+        }
+        let perm = (h.mode().unwrap_or(0o644) & 0o7777) as u16;
+        let rdev = || {
+            let (ma, mi) = (
+                h.device_major().ok().flatten().unwrap_or(0),
+                h.device_minor().ok().flatten().unwrap_or(0),
+            );
+            (mi & 0xff) | (ma << 8) | ((mi & !0xff) << 12)
+        };
+        let mut link = None;
+        let kind = match et {
+            tar::EntryType::Directory => Kind::Dir(Vec::new()),
+            tar::EntryType::Symlink => Kind::Symlink(
+                entry
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default(),
+            ),
+            tar::EntryType::Char => Kind::CharDev(rdev()),
+            tar::EntryType::Block => Kind::BlockDev(rdev()),
+            tar::EntryType::Fifo => Kind::Fifo,
+            tar::EntryType::Link => {
+                let target = entry
+                    .link_name_bytes()
+                    .map(|l| l.into_owned())
+                    .unwrap_or_default();
+                let Some(t) = lookup(&slots, &target) else {
+                    return Err(PackError::Source(format!(
+                        "tar member {:?} links to {:?}, which comes nowhere before it",
+                        String::from_utf8_lossy(&path),
+                        String::from_utf8_lossy(&target)
+                    )));
+                };
+                if matches!(slots[t].node.kind, Kind::Dir(_)) {
+                    return Err(PackError::Source(format!(
+                        "tar member {:?} hard-links a directory",
+                        String::from_utf8_lossy(&path)
+                    )));
+                }
+                let group = match slots[t].node.link {
+                    Some(g) => g,
+                    None => {
+                        links.push(1);
+                        slots[t].node.link = Some(links.len() - 1);
+                        links.len() - 1
+                    }
+                };
+                links[group] += 1;
+                link = Some(group);
+                slots[t].node.kind.clone()
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+                let start = spool_end;
+                let member = String::from_utf8_lossy(&path).into_owned();
+                let terr = |e: std::io::Error| {
+                    PackError::Source(format!("tar member {member:?}: {e} (archive truncated?)"))
+                };
+                let size = match &sparse {
+                    Some(sm) => {
+                        let mut data = entry.by_ref();
+                        let runs = if sm.map_in_data {
+                            read_map_1_0(&mut data).map_err(terr)?.0
+                        } else {
+                            sm.runs.clone()
+                        };
+                        for (off, len) in runs {
+                            if off.checked_add(len).is_none_or(|e| e > sm.real_size) {
+                                return Err(PackError::Source(format!(
+                                    "{}: sparse run past the file size",
+                                    String::from_utf8_lossy(&path)
+                                )));
+                            }
+                            spool_copy(&mut data, &mut spool, start + off, len).map_err(terr)?;
+                        }
+                        sm.real_size
+                    }
+                    None => {
+                        let n = entry.size();
+                        spool_copy(&mut entry, &mut spool, start, n).map_err(terr)?;
+                        n
+                    }
+                };
+                spool_end = start + size;
+                spool.set_len(spool_end).map_err(terr)?;
+                files.push(SourceFile {
+                    path: spool_path.to_path_buf(),
+                    offset: start,
+                    size,
+                    spooled: true,
+                });
+                Kind::File {
+                    file: files.len() - 1,
+                }
+            }
+            _ => {
+                warnings.push(format!(
+                    "{}: tar entry type {:?} skipped",
+                    String::from_utf8_lossy(&path),
+                    et
+                ));
+                continue;
+            }
+        };
+        let node = Node {
+            name: comps.last().map(|c| c.to_vec()).unwrap_or_default(),
+            perm,
+            uid: opts.force_uid.unwrap_or(uid),
+            gid: opts.force_gid.unwrap_or(gid),
+            mtime,
+            xattrs,
+            link,
+            kind,
+        };
+        place(&mut slots, &comps, node);
+    }
+    spool.sync_data().map_err(terr)?;
+    let newest = slots.iter().map(|s| s.node.mtime).max().unwrap_or(0);
+    let root = build(&slots, 0);
+    Ok(Tree {
+        root,
+        files,
+        links,
+        newest_mtime: newest,
+        warnings,
+    })
+}
+
+fn percent_decode(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+fn lookup(slots: &[Slot], path: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for c in path
+        .split(|&b| b == b'/')
+        .filter(|c| !c.is_empty() && *c != b".")
+    {
+        at = *slots[at].children.get(c)?;
+    }
+    Some(at)
+}
+
+/// Puts `node` at `comps`, creating missing parents; a later member for the
+/// same path replaces the earlier one (a directory keeps its children).
+fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node) {
+    if comps.is_empty() {
+        // An entry for the root itself ("./"): its attributes apply to the root.
+        if matches!(node.kind, Kind::Dir(_)) {
+            let name = std::mem::take(&mut slots[0].node.name);
+            slots[0].node = Node { name, ..node };
+        }
+        return;
+    }
+    let mut at = 0;
+    for c in &comps[..comps.len() - 1] {
+        at = match slots[at].children.get(*c) {
+            Some(&i) if matches!(slots[i].node.kind, Kind::Dir(_)) => i,
+            _ => {
+                slots.push(Slot {
+                    node: implicit_dir(c.to_vec()),
+                    children: BTreeMap::new(),
+                });
+                let i = slots.len() - 1;
+                slots[at].children.insert(c.to_vec(), i);
+                i
+            }
+        };
+    }
+    let name = comps[comps.len() - 1].to_vec();
+    match slots[at].children.get(&name).copied() {
+        Some(i)
+            if matches!(slots[i].node.kind, Kind::Dir(_)) && matches!(node.kind, Kind::Dir(_)) =>
+        {
+            slots[i].node = node
+        }
+        _ => {
+            slots.push(Slot {
+                node,
+                children: BTreeMap::new(),
+            });
+            let i = slots.len() - 1;
+            slots[at].children.insert(name, i);
+        }
+    }
+}
+
+fn build(slots: &[Slot], at: usize) -> Node {
+    let mut n = slots[at].node.clone();
+    if let Kind::Dir(_) = n.kind {
+        n.kind = Kind::Dir(
+            slots[at]
+                .children
+                .values()
+                .map(|&c| build(slots, c))
+                .collect(),
+        );
+    }
+    n
+}

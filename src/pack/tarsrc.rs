@@ -121,40 +121,41 @@ fn pax_sparse(pax: &[(String, Vec<u8>)]) -> Option<SparseMap> {
     })
 }
 
+/// One decimal number terminated by a newline; adds the bytes read to `consumed`.
+fn map_number(r: &mut impl Read, consumed: &mut u64) -> std::io::Result<u64> {
+    let mut s = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        r.read_exact(&mut b)?;
+        *consumed += 1;
+        if b[0] == b'\n' {
+            break;
+        }
+        if s.len() > 24 {
+            return Err(std::io::Error::other("sparse map line too long"));
+        }
+        s.push(b[0]);
+    }
+    String::from_utf8_lossy(&s)
+        .trim()
+        .parse()
+        .map_err(|_| std::io::Error::other("bad sparse map number"))
+}
+
 /// Reads the 1.0 map at the start of a member's data: decimal numbers, one
 /// per line, padded to 512 bytes. Returns the runs and the bytes consumed.
 fn read_map_1_0(r: &mut impl Read) -> std::io::Result<(Vec<(u64, u64)>, u64)> {
     let mut consumed = 0u64;
-    let mut line = || -> std::io::Result<u64> {
-        let mut s = Vec::new();
-        let mut b = [0u8; 1];
-        loop {
-            r.read_exact(&mut b)?;
-            consumed += 1;
-            if b[0] == b'\n' {
-                break;
-            }
-            if s.len() > 24 {
-                return Err(std::io::Error::other("sparse map line too long"));
-            }
-            s.push(b[0]);
-        }
-        String::from_utf8_lossy(&s)
-            .trim()
-            .parse()
-            .map_err(|_| std::io::Error::other("bad sparse map number"))
-    };
-    let count = line()?;
+    let count = map_number(r, &mut consumed)?;
     if count > 1 << 20 {
         return Err(std::io::Error::other("sparse map too large"));
     }
     let mut runs = Vec::with_capacity(count as usize);
     for _ in 0..count {
-        let off = line()?;
-        let len = line()?;
+        let off = map_number(r, &mut consumed)?;
+        let len = map_number(r, &mut consumed)?;
         runs.push((off, len));
     }
-    drop(line);
     let pad = consumed.next_multiple_of(512) - consumed;
     std::io::copy(&mut r.take(pad), &mut std::io::sink())?;
     Ok((runs, consumed + pad))

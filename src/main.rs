@@ -377,7 +377,14 @@ fn pack(a: PackArgs) -> Result<()> {
     }
     let start = std::time::Instant::now();
     let progress = std::sync::Arc::new(sqfuse::pack::data::Progress::default());
-    let rep = sqfuse::pack::pack(&a.source, &a.image, &opts, &stop, progress)?;
+    let bar = (!a.quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| progress_bar(progress.clone()));
+    let result = sqfuse::pack::pack(&a.source, &a.image, &opts, &stop, progress);
+    if let Some((done, handle)) = bar {
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = handle.join();
+    }
+    let rep = result?;
     for w in &rep.warnings {
         eprintln!("sqfuse: warning: {w}");
     }
@@ -397,6 +404,45 @@ fn pack(a: PackArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A progress bar on stderr, updated from the packer's counters until `done`.
+fn progress_bar(
+    p: std::sync::Arc<sqfuse::pack::data::Progress>,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let d = done.clone();
+    let handle = std::thread::spawn(move || {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        while !d.load(Relaxed) {
+            let (inp, out) = (p.bytes_in.load(Relaxed), p.bytes_out.load(Relaxed));
+            bar.set_length(p.total.load(Relaxed).max(inp));
+            bar.set_position(inp);
+            let ratio = if inp > 0 {
+                100.0 * out as f64 / inp as f64
+            } else {
+                0.0
+            };
+            bar.set_message(format!(
+                "{} files, {} out ({ratio:.0}%)",
+                p.files.load(Relaxed),
+                indicatif::HumanBytes(out)
+            ));
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        bar.finish_and_clear();
+    });
+    (done, handle)
 }
 
 const SUBCOMMANDS: &[&str] = &[

@@ -49,6 +49,8 @@ pub struct DataResult {
 /// Progress counters the caller may display.
 #[derive(Default)]
 pub struct Progress {
+    /// Bytes of file data to read, known once the source is scanned.
+    pub total: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub files: AtomicU64,

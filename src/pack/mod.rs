@@ -212,6 +212,10 @@ pub fn pack(
         }
         scan::scan(source, opts)?
     };
+    progress.total.store(
+        tree.files.iter().map(|f| f.size).sum(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
     let mut out = File::options()
         .write(true)

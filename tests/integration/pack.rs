@@ -492,3 +492,153 @@ fn tar_truncated_member_is_an_error() {
         );
     }
 }
+
+fn paths(img: &Path) -> Vec<String> {
+    let out = run(sqfuse().args(["ls", "-R"]).arg(img));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
+/// -e: unanchored patterns match at any depth, a leading '/' anchors at
+/// SOURCE, `**` spans directories.
+#[test]
+fn excludes_match_like_documented() {
+    let src = scratch("exclude").join("src");
+    let _ = std::fs::remove_dir_all(&src);
+    for p in [
+        "a/keep.c",
+        "a/drop.o",
+        "b/c/drop.o",
+        "build/x/y",
+        "top.o",
+        "a/build/keep",
+    ] {
+        let f = src.join(p);
+        std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+        std::fs::write(&f, p).unwrap();
+    }
+    let img = pack(
+        "exclude",
+        &src,
+        &["-e", "*.o", "-e", "/build/**", "-e", "/build"],
+    );
+    let got = paths(&img);
+    for gone in ["a/drop.o", "b/c/drop.o", "top.o", "build", "build/x/y"] {
+        assert!(
+            !got.iter().any(|p| p == gone),
+            "{gone} should be excluded: {got:?}"
+        );
+    }
+    for kept in ["a/keep.c", "a/build/keep", "b/c"] {
+        assert!(got.iter().any(|p| p == kept), "{kept} should stay: {got:?}");
+    }
+    let bad = sqfuse()
+        .arg("pack")
+        .arg(&src)
+        .arg(scratch("exclude").join("bad.sqfs"))
+        .args(["-e", "a[b"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+}
+
+/// --all-root, --force-uid/gid, --all-time, --mkfs-time and SOURCE_DATE_EPOCH.
+#[test]
+fn ownership_and_time_overrides() {
+    let image_of = |p: &Path| sqfuse::Image::open(p, &Default::default()).unwrap();
+    let every = |img: &sqfuse::Image, f: &mut dyn FnMut(&sqfuse::format::inode::Inode)| {
+        let mut stack = vec![img.root().unwrap()];
+        while let Some(d) = stack.pop() {
+            f(&d);
+            for e in img.read_dir(&d).unwrap() {
+                let i = img.inode(e.unwrap().inode_ref).unwrap();
+                if i.is_dir() {
+                    stack.push(i);
+                } else {
+                    f(&i);
+                }
+            }
+        }
+    };
+    let img = pack(
+        "root",
+        fixture(),
+        &[
+            "--all-root",
+            "--all-time",
+            "12345",
+            "--mkfs-time",
+            "777",
+            "-c",
+            "lz4",
+        ],
+    );
+    let image = image_of(&img);
+    assert_eq!(image.sb.mkfs_time, 777);
+    assert_eq!(image.ids(), &[0]);
+    every(&image, &mut |i| assert_eq!(i.mtime, 12345));
+    let img = pack(
+        "forced",
+        fixture(),
+        &["--force-uid", "4000000000", "--force-gid", "7", "-c", "lz4"],
+    );
+    let image = image_of(&img);
+    every(&image, &mut |i| {
+        assert_eq!(
+            (image.uid(i).unwrap(), image.gid(i).unwrap()),
+            (4_000_000_000, 7)
+        )
+    });
+    // SOURCE_DATE_EPOCH: the image time, and mtimes clamped to it.
+    let out = scratch("pack").join("sde.sqfs");
+    let _ = std::fs::remove_file(&out);
+    run(sqfuse()
+        .arg("pack")
+        .arg(fixture())
+        .arg(&out)
+        .args(["-q", "-c", "lz4"])
+        .env("SOURCE_DATE_EPOCH", "1500000000"));
+    let image = image_of(&out);
+    assert_eq!(image.sb.mkfs_time, 1_500_000_000);
+    let mut old = 0;
+    every(&image, &mut |i| {
+        assert!(i.mtime <= 1_500_000_000);
+        old += u32::from(i.mtime < 1_500_000_000);
+    });
+    assert!(old > 0, "older mtimes are kept");
+    // Without any of these, the image time is the newest mtime in the source.
+    let plain = image_of(&pack("plain-time", fixture(), &["-c", "lz4"]));
+    assert_eq!(
+        plain.sb.mkfs_time,
+        u32::MAX,
+        "the fixture's newest mtime is 2^32-1"
+    );
+}
+
+/// --one-file-system keeps a mountpoint inside SOURCE but not its contents.
+#[test]
+fn one_file_system_stops_at_mountpoints() {
+    if !is_root() {
+        skip!("mounting a tmpfs inside the source needs root");
+    }
+    let src = scratch("onefs").join("src");
+    std::fs::create_dir_all(src.join("other")).unwrap();
+    std::fs::write(src.join("here"), b"same fs").unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "none"])
+        .arg(src.join("other"))
+        .status()
+        .unwrap();
+    if !st.success() {
+        skip!("cannot mount a tmpfs here");
+    }
+    std::fs::write(src.join("other/there"), b"other fs").unwrap();
+    let both = pack("onefs-both", &src, &["-c", "lz4"]);
+    let one = pack("onefs-one", &src, &["-c", "lz4", "--one-file-system"]);
+    let _ = Command::new("umount").arg(src.join("other")).status();
+    assert_eq!(paths(&both), ["here", "other", "other/there"]);
+    assert_eq!(paths(&one), ["here", "other"]);
+}

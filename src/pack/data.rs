@@ -100,31 +100,54 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 }
 
 /// For each file, the earlier file with identical content, if any:
-/// same size, then same 128-bit hash, then equal bytes.
-fn find_duplicates(files: &[SourceFile]) -> Result<Vec<Option<usize>>, PackError> {
-    let mut by_size: HashMap<u64, Vec<usize>> = HashMap::new();
-    for (i, f) in files.iter().enumerate().filter(|(_, f)| f.size > 0) {
-        by_size.entry(f.size).or_default().push(i);
+/// same size, then same 128-bit hash, then equal bytes. Hashing (the bulk
+/// of the work) runs on `threads` threads; results are per file index, so
+/// the outcome does not depend on the thread count.
+fn find_duplicates(files: &[SourceFile], threads: usize) -> Result<Vec<Option<usize>>, PackError> {
+    let mut by_size: HashMap<u64, usize> = HashMap::new();
+    for f in files.iter().filter(|f| f.size > 0) {
+        *by_size.entry(f.size).or_default() += 1;
     }
+    let candidates: Vec<usize> = (0..files.len())
+        .filter(|&i| files[i].size > 0 && by_size[&files[i].size] > 1)
+        .collect();
+    let hashes: Vec<std::sync::OnceLock<Result<u128, String>>> = (0..candidates.len())
+        .map(|_| std::sync::OnceLock::new())
+        .collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&i) = candidates.get(k) else { break };
+                let _ = hashes[k].set(hash_file(&files[i]).map_err(|e| e.to_string()));
+            });
+        }
+    });
     let mut dup = vec![None; files.len()];
-    let mut groups: Vec<_> = by_size.into_values().filter(|g| g.len() > 1).collect();
-    groups.sort(); // deterministic order of work (results do not depend on it)
-    for g in groups {
-        let mut firsts: HashMap<u128, Vec<usize>> = HashMap::new();
-        for i in g {
-            let h = hash_file(&files[i])?;
-            let cands = firsts.entry(h).or_default();
-            let mut found = None;
-            for &c in cands.iter() {
-                if same_content(&files[c], &files[i])? {
-                    found = Some(c);
-                    break;
-                }
+    // In file order: the first of each content is the one others point to.
+    let mut firsts: HashMap<(u64, u128), Vec<usize>> = HashMap::new();
+    for (k, &i) in candidates.iter().enumerate() {
+        let h = match hashes[k].get() {
+            Some(Ok(h)) => *h,
+            Some(Err(e)) => return Err(PackError::Source(e.clone())),
+            None => {
+                return Err(PackError::Source(
+                    "internal error: a file was not hashed".into(),
+                ))
             }
-            match found {
-                Some(c) => dup[i] = Some(c),
-                None => cands.push(i),
+        };
+        let cands = firsts.entry((files[i].size, h)).or_default();
+        let mut found = None;
+        for &c in cands.iter() {
+            if same_content(&files[c], &files[i])? {
+                found = Some(c);
+                break;
             }
+        }
+        match found {
+            Some(c) => dup[i] = Some(c),
+            None => cands.push(i),
         }
     }
     Ok(dup)
@@ -226,7 +249,7 @@ pub fn write_data(
     let dup = if opts.no_dedup {
         vec![None; files.len()]
     } else {
-        find_duplicates(files)?
+        find_duplicates(files, opts.threads)?
     };
     let threads = opts.threads.max(1);
     let inflight = threads * 4;

@@ -101,13 +101,21 @@ macro_rules! pack_tests {
 }
 
 pack_tests! {
-    pack_zstd: [];
-    pack_gzip: ["-c", "gzip"];
-    pack_xz: ["-c", "xz", "--xz-filter", "x86"];
-    pack_lz4: ["-c", "lz4"];
-    pack_lzo: ["-c", "lzo"];
-    pack_4k: ["-b", "4K", "-c", "gzip", "-l", "1"];
-    pack_1m: ["-b", "1M"];
+    pack_gzip_4k: ["-c", "gzip", "-b", "4K"];
+    pack_gzip_128k: ["-c", "gzip"];
+    pack_gzip_1m: ["-c", "gzip", "-b", "1M", "-l", "1"];
+    pack_xz_4k: ["-c", "xz", "-b", "4K", "-l", "1"];
+    pack_xz_128k: ["-c", "xz", "--xz-filter", "x86"];
+    pack_xz_1m: ["-c", "xz", "-b", "1M", "-l", "2"];
+    pack_lz4_4k: ["-c", "lz4", "-b", "4K"];
+    pack_lz4_128k: ["-c", "lz4"];
+    pack_lz4_1m: ["-c", "lz4", "-b", "1M"];
+    pack_zstd_4k: ["-b", "4K"];
+    pack_zstd_128k: [];
+    pack_zstd_1m: ["-b", "1M", "-l", "19"];
+    pack_lzo_4k: ["-c", "lzo", "-b", "4K"];
+    pack_lzo_128k: ["-c", "lzo"];
+    pack_lzo_1m: ["-c", "lzo", "-b", "1M"];
     pack_no_fragments: ["--no-fragments", "--no-dedup", "--no-sparse"];
     pack_always_fragments: ["--always-fragments", "--no-exports"];
     pack_no_xattrs: ["--no-xattrs", "-c", "lz4"];

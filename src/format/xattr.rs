@@ -103,3 +103,82 @@ impl XattrTable {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::compressor::Compressor;
+    use super::super::metadata::Uncached;
+    use super::*;
+
+    /// A key/value area in one stored metadata block, its id table, and
+    /// the xattr table header, laid out as mksquashfs does.
+    fn fixture() -> (Vec<u8>, u64) {
+        let mut kv = Vec::new();
+        kv.extend_from_slice(&0u16.to_le_bytes()); // key type: user.
+        kv.extend_from_slice(&4u16.to_le_bytes()); // name size
+        kv.extend_from_slice(b"mime"); // name without prefix
+        let shared_at = kv.len() as u64; // the value record below is shared
+        kv.extend_from_slice(&10u32.to_le_bytes()); // value size
+        kv.extend_from_slice(b"text/plain"); // value
+        kv.extend_from_slice(&2u16.to_le_bytes()); // key type: security.
+        kv.extend_from_slice(&5u16.to_le_bytes()); // name size
+        kv.extend_from_slice(b"empty"); // name
+        kv.extend_from_slice(&0u32.to_le_bytes()); // value size 0: empty value
+        kv.extend_from_slice(&(1u16 | VALUE_OUT_OF_LINE).to_le_bytes()); // trusted., value elsewhere
+        kv.extend_from_slice(&1u16.to_le_bytes()); // name size
+        kv.extend_from_slice(b"t"); // name
+        kv.extend_from_slice(&8u32.to_le_bytes()); // "value" size: an 8-byte reference
+        kv.extend_from_slice(&shared_at.to_le_bytes()); // ref: block 0, offset of "text/plain"
+        let mut img = (0x8000u16 | kv.len() as u16).to_le_bytes().to_vec(); // stored block header
+        img.extend_from_slice(&kv);
+        let ids_at = img.len() as u64;
+        let mut ids = Vec::new();
+        ids.extend_from_slice(&0u64.to_le_bytes()); // id 0: kv ref (block 0, offset 0)
+        ids.extend_from_slice(&3u32.to_le_bytes()); // count
+        ids.extend_from_slice(&40u32.to_le_bytes()); // total size
+        img.extend_from_slice(&(0x8000u16 | ids.len() as u16).to_le_bytes());
+        img.extend_from_slice(&ids);
+        let table = img.len() as u64;
+        img.extend_from_slice(&0u64.to_le_bytes()); // kv_table_start
+        img.extend_from_slice(&1u32.to_le_bytes()); // id count
+        img.extend_from_slice(&0u32.to_le_bytes()); // unused
+        img.extend_from_slice(&ids_at.to_le_bytes()); // id block offsets
+        (img, table)
+    }
+
+    #[test]
+    fn inline_empty_and_out_of_line_values() {
+        let (img, table) = fixture();
+        let t = XattrTable::load(&img[..], table, 0).unwrap();
+        let src = Uncached {
+            image: &img,
+            comp: Compressor::Gzip,
+        };
+        let got = t.get(&src, 0).unwrap();
+        let pairs: Vec<(&[u8], &[u8])> = got
+            .iter()
+            .map(|x| (x.name.as_slice(), x.value.as_slice()))
+            .collect();
+        assert_eq!(
+            pairs,
+            vec![
+                (&b"user.mime"[..], &b"text/plain"[..]),
+                (b"security.empty", b""),
+                (b"trusted.t", b"text/plain")
+            ]
+        );
+        assert!(t.get(&src, 1).is_err(), "id past the table");
+    }
+
+    #[test]
+    fn unknown_key_type_is_refused() {
+        let (mut img, table) = fixture();
+        img[2] = 7; // first key type: 7 is no namespace
+        let t = XattrTable::load(&img[..], table, 0).unwrap();
+        let src = Uncached {
+            image: &img,
+            comp: Compressor::Gzip,
+        };
+        assert!(t.get(&src, 0).is_err());
+    }
+}

@@ -35,26 +35,6 @@ macro_rules! need_fuse {
     };
 }
 
-pub fn is_mounted(p: &Path) -> bool {
-    let want = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .any(|l| l.split(' ').nth(1).is_some_and(|m| Path::new(m) == want))
-}
-
-pub fn unmount(p: &Path) {
-    if !is_mounted(p) {
-        return;
-    }
-    let ok = if is_root() {
-        Command::new("umount").arg("-l").arg(p).status()
-    } else {
-        Command::new("fusermount3").arg("-uz").arg(p).status()
-    };
-    assert!(ok.is_ok_and(|s| s.success()), "unmount {}", p.display());
-}
-
 /// Waits up to `limit` for `cond`.
 pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let t = Instant::now();
@@ -99,41 +79,6 @@ impl Mounted {
 }
 
 impl Drop for Mounted {
-    fn drop(&mut self) {
-        unmount(&self.dir);
-    }
-}
-
-/// A kernel loop mount of `image`, if this machine allows one.
-pub struct KernelMount {
-    pub dir: PathBuf,
-}
-
-impl KernelMount {
-    pub fn new(image: &Path, name: &str) -> Option<KernelMount> {
-        if !is_root() {
-            return None;
-        }
-        let dir = scratch("kmnt").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let st = Command::new("mount")
-            .args(["-t", "squashfs", "-o", "loop,ro"])
-            .arg(image)
-            .arg(&dir)
-            .output()
-            .ok()?;
-        if !st.status.success() {
-            eprintln!(
-                "SKIPPED kernel comparison: mount -o loop failed: {}",
-                String::from_utf8_lossy(&st.stderr).trim()
-            );
-            return None;
-        }
-        Some(KernelMount { dir })
-    }
-}
-
-impl Drop for KernelMount {
     fn drop(&mut self) {
         unmount(&self.dir);
     }

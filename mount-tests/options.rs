@@ -372,24 +372,15 @@ fn rootless_mount_through_fusermount3() {
     std::fs::create_dir_all(&mnt).unwrap();
     std::fs::copy(&img, &image).unwrap();
     // nobody needs to reach the binary, the image and the mountpoint.
-    let mut p = dir.clone();
-    while p.parent().is_some() {
-        let _ = Command::new("chmod").arg("o+x").arg(&p).status();
-        p.pop();
-    }
+    crate::reachable_by_nobody(&dir);
     assert!(Command::new("chown")
         .args(["-R", "65534:65534"])
         .arg(&dir)
         .status()
         .unwrap()
         .success());
-    let as_nobody = |args: &[&std::ffi::OsStr]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .args(args)
-            .output()
-            .unwrap()
-    };
+    let as_nobody =
+        |args: &[&std::ffi::OsStr]| crate::as_nobody(args[0]).args(&args[1..]).output().unwrap();
     let bin = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_sqfuse"));
     let out = as_nobody(&[bin, image.as_os_str(), mnt.as_os_str()]);
     if !out.status.success() {

@@ -20,34 +20,6 @@ fn sha256(p: &Path) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Loop-mounts `img` with the kernel driver and snapshots it, if possible.
-fn kernel_snapshot(
-    img: &Path,
-    name: &str,
-) -> Option<std::collections::BTreeMap<PathBuf, crate::tree::Entry>> {
-    if !is_root() {
-        return None;
-    }
-    let dir = scratch("pack-kmnt").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let out = Command::new("mount")
-        .args(["-t", "squashfs", "-o", "loop,ro"])
-        .arg(img)
-        .arg(&dir)
-        .output()
-        .unwrap();
-    if !out.status.success() {
-        eprintln!(
-            "SKIPPED kernel check: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-        return None;
-    }
-    let snap = snapshot(&dir);
-    let _ = Command::new("umount").arg(&dir).status();
-    Some(snap)
-}
-
 fn packed_equals_source(name: &str, args: &[&str]) {
     let img = pack(name, fixture(), args);
     let want = expected_fixture(if args.contains(&"--no-xattrs") {
@@ -85,8 +57,12 @@ fn packed_equals_source(name: &str, args: &[&str]) {
         eprintln!("SKIPPED unsquashfs check: squashfs-tools missing");
     }
     // The kernel driver.
-    match kernel_snapshot(&img, name) {
-        Some(k) => assert_same(&format!("{name}: kernel mount vs source"), &want, &k),
+    match crate::KernelMount::new(&img, name) {
+        Some(k) => assert_same(
+            &format!("{name}: kernel mount vs source"),
+            &want,
+            &snapshot(&k.dir),
+        ),
         None => eprintln!("SKIPPED kernel check for {name}: needs root and loop devices"),
     }
 }
@@ -327,16 +303,10 @@ fn unreadable_source_file_is_named() {
         .arg("65534:65534")
         .arg(&out_dir)
         .status();
-    let mut p = dir.clone();
-    while p.parent().is_some() {
-        let _ = Command::new("chmod").arg("o+x").arg(&p).status();
-        p.pop();
-    }
+    crate::reachable_by_nobody(&dir);
     let _ = Command::new("chmod").arg("o+rx").arg(&src).status();
     let as_nobody = |extra: &[&str]| {
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-            .arg(env!("CARGO_BIN_EXE_sqfuse"))
+        crate::as_nobody(env!("CARGO_BIN_EXE_sqfuse"))
             .arg("pack")
             .arg(&src)
             .arg(out_dir.join("img.sqfs"))

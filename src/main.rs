@@ -147,7 +147,7 @@ struct PackArgs {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Create an image from a directory (parallel, byte-identical for any -j).
+    /// Create an image from a directory or a tar archive (parallel, byte-identical for any -j).
     Pack(PackArgs),
     /// Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`).
     Mount {
@@ -464,15 +464,21 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(with_implicit_mount(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            eprintln!("sqfuse: say what to do: sqfuse IMAGE MOUNTPOINT, or one of pack, mount, info, ls, cat, extract, check (see --help)");
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            // One line: clap's first line, without its usage block.
+            // One line: clap's first paragraph (the error and what it names),
+            // without the usage block.
             let text = e.render().to_string();
-            let first = text
+            let para: Vec<&str> = text
                 .lines()
-                .next()
-                .unwrap_or("bad arguments")
-                .trim_start_matches("error: ");
-            eprintln!("sqfuse: {first} (see --help)");
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let msg = para.join(" ");
+            eprintln!("sqfuse: {} (see --help)", msg.trim_start_matches("error: "));
             return ExitCode::from(2);
         }
     };

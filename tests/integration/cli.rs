@@ -29,10 +29,17 @@ fn bad_input_gets_one_line_errors() {
             .unwrap(),
     );
     assert!(err.contains("not a SquashFS image"), "{err}");
-    let out = sqfuse().args(["ls", "--bogus", "x"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let out = sqfuse().args(["info"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    for (args, want) in [
+        (&["ls", "--bogus", "x"][..], "--bogus"),
+        (&["info"], "<IMAGE>"),
+        (&["mount", "x"], "<MOUNTPOINT>"),
+        (&[], "sqfuse IMAGE MOUNTPOINT"),
+    ] {
+        let out = sqfuse().args(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = one_line_error(&out);
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
 }
 
 #[test]

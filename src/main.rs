@@ -449,15 +449,56 @@ const SUBCOMMANDS: &[&str] = &[
     "pack", "mount", "info", "ls", "cat", "extract", "check", "help",
 ];
 
-/// `sqfuse IMAGE MOUNTPOINT ...` (the squashfuse and mount.fuse3 form)
-/// means `sqfuse mount IMAGE MOUNTPOINT ...`.
+/// `sqfuse [-f -s -d -o OPTS] IMAGE MOUNTPOINT ...` (the squashfuse and
+/// mount.fuse3 form) means `sqfuse mount ...`: the first positional
+/// argument (skipping flags and -o's value) is not a command name.
 fn with_implicit_mount(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
-        if !first.starts_with('-') && !SUBCOMMANDS.contains(&first) {
-            args.insert(1, "mount".into());
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        match a {
+            "-o" => i += 2,
+            "-h" | "--help" | "-V" | "--version" => return args,
+            _ if a.starts_with('-') => i += 1,
+            _ => {
+                if !SUBCOMMANDS.contains(&a) {
+                    args.insert(1, "mount".into());
+                }
+                return args;
+            }
         }
     }
     args
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_implicit_mount;
+
+    fn words(v: &[&str]) -> Vec<String> {
+        with_implicit_mount(v.iter().map(|s| s.into()).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn mount_form_is_recognised_with_flags_anywhere() {
+        assert_eq!(
+            words(&["sqfuse", "img", "mnt"]),
+            ["sqfuse", "mount", "img", "mnt"]
+        );
+        assert_eq!(
+            words(&["sqfuse", "-d", "img", "mnt"]),
+            ["sqfuse", "mount", "-d", "img", "mnt"]
+        );
+        assert_eq!(
+            words(&["sqfuse", "-o", "ro", "img", "mnt"]),
+            ["sqfuse", "mount", "-o", "ro", "img", "mnt"]
+        );
+        assert_eq!(words(&["sqfuse", "ls", "img"]), ["sqfuse", "ls", "img"]);
+        assert_eq!(words(&["sqfuse", "--help"]), ["sqfuse", "--help"]);
+        assert_eq!(words(&["sqfuse"]), ["sqfuse"]);
+    }
 }
 
 fn main() -> ExitCode {

@@ -470,37 +470,6 @@ fn with_implicit_mount(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStr
     args
 }
 
-#[cfg(test)]
-mod tests {
-    use super::with_implicit_mount;
-
-    fn words(v: &[&str]) -> Vec<String> {
-        with_implicit_mount(v.iter().map(|s| s.into()).collect())
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect()
-    }
-
-    #[test]
-    fn mount_form_is_recognised_with_flags_anywhere() {
-        assert_eq!(
-            words(&["sqfuse", "img", "mnt"]),
-            ["sqfuse", "mount", "img", "mnt"]
-        );
-        assert_eq!(
-            words(&["sqfuse", "-d", "img", "mnt"]),
-            ["sqfuse", "mount", "-d", "img", "mnt"]
-        );
-        assert_eq!(
-            words(&["sqfuse", "-o", "ro", "img", "mnt"]),
-            ["sqfuse", "mount", "-o", "ro", "img", "mnt"]
-        );
-        assert_eq!(words(&["sqfuse", "ls", "img"]), ["sqfuse", "ls", "img"]);
-        assert_eq!(words(&["sqfuse", "--help"]), ["sqfuse", "--help"]);
-        assert_eq!(words(&["sqfuse"]), ["sqfuse"]);
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse_from(with_implicit_mount(std::env::args_os().collect())) {
         Ok(c) => c,
@@ -536,5 +505,36 @@ fn main() -> ExitCode {
             eprintln!("sqfuse: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_implicit_mount;
+
+    fn words(v: &[&str]) -> Vec<String> {
+        with_implicit_mount(v.iter().map(|s| s.into()).collect())
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn mount_form_is_recognised_with_flags_anywhere() {
+        assert_eq!(
+            words(&["sqfuse", "img", "mnt"]),
+            ["sqfuse", "mount", "img", "mnt"]
+        );
+        assert_eq!(
+            words(&["sqfuse", "-d", "img", "mnt"]),
+            ["sqfuse", "mount", "-d", "img", "mnt"]
+        );
+        assert_eq!(
+            words(&["sqfuse", "-o", "ro", "img", "mnt"]),
+            ["sqfuse", "mount", "-o", "ro", "img", "mnt"]
+        );
+        assert_eq!(words(&["sqfuse", "ls", "img"]), ["sqfuse", "ls", "img"]);
+        assert_eq!(words(&["sqfuse", "--help"]), ["sqfuse", "--help"]);
+        assert_eq!(words(&["sqfuse"]), ["sqfuse"]);
     }
 }

@@ -393,9 +393,8 @@ impl Filesystem for SqFs {
             return reply.error(Errno::EBADF);
         };
         let len = f.info.size.saturating_sub(offset).min(u64::from(size)) as usize;
-        let mut buf = vec![0u8; len];
-        match self.img.read_with(&f.info, &f.offsets, offset, &mut buf) {
-            Ok(n) => reply.data(&buf[..n]),
+        match self.img.read_vec(&f.info, &f.offsets, offset, len) {
+            Ok(buf) => reply.data(&buf),
             Err(e) => reply.error(self.fail("read", e)),
         }
     }

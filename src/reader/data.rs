@@ -171,6 +171,35 @@ impl Image {
         self.read_with(f, &self.block_offsets(f)?, offset, buf)
     }
 
+    /// Walks the chunks covering `[offset, end)`, handing `sink` each chunk
+    /// with the offset into it and the byte count wanted from it.
+    fn walk_range(
+        &self,
+        f: &FileInfo,
+        offsets: &[u64],
+        offset: u64,
+        end: u64,
+        mut sink: impl FnMut(&Chunk, usize, usize),
+    ) -> Result<()> {
+        let bs = u64::from(self.sb.block_size);
+        let mut pos = offset;
+        while pos < end {
+            let n = (pos / bs) as usize;
+            let chunk = self.read_chunk(f, n, offsets.get(n).copied().unwrap_or(0))?;
+            let chunk_off = (pos - n as u64 * bs) as usize;
+            let k = (chunk.len().saturating_sub(chunk_off) as u64).min(end - pos) as usize;
+            if k == 0 {
+                return Err(Error::corrupt(
+                    f.blocks_start,
+                    "file data ends before its size",
+                ));
+            }
+            sink(&chunk, chunk_off, k);
+            pos += k as u64;
+        }
+        Ok(())
+    }
+
     /// [`Image::read_at`] with the block offsets already computed (by
     /// [`Image::block_offsets`]), as an open file keeps them.
     pub fn read_with(
@@ -180,33 +209,36 @@ impl Image {
         offset: u64,
         buf: &mut [u8],
     ) -> Result<usize> {
-        if offset >= f.size || buf.is_empty() {
-            return Ok(0);
-        }
-        let bs = u64::from(self.sb.block_size);
-        let want = (f.size - offset).min(buf.len() as u64) as usize;
+        let end = offset.saturating_add(buf.len() as u64).min(f.size);
         let mut done = 0;
-        while done < want {
-            let pos = offset + done as u64;
-            let n = (pos / bs) as usize;
-            let chunk = self.read_chunk(f, n, offsets.get(n).copied().unwrap_or(0))?;
-            let chunk_off = (pos - n as u64 * bs) as usize;
-            let k = (chunk.len().saturating_sub(chunk_off)).min(want - done);
-            if k == 0 {
-                return Err(Error::corrupt(
-                    f.blocks_start,
-                    "file data ends before its size",
-                ));
-            }
-            match &chunk {
+        self.walk_range(f, offsets, offset, end, |chunk, at, k| {
+            match chunk {
                 Chunk::Zeros(_) => buf[done..done + k].fill(0),
                 Chunk::Shared(v, a, _) => {
-                    buf[done..done + k].copy_from_slice(&v[a + chunk_off..a + chunk_off + k])
+                    buf[done..done + k].copy_from_slice(&v[a + at..a + at + k])
                 }
             }
             done += k;
-        }
+        })?;
         Ok(done)
+    }
+
+    /// Up to `len` bytes at `offset` as a new vector, built by appending
+    /// (no zero-fill of a buffer that is overwritten anyway).
+    pub fn read_vec(
+        &self,
+        f: &FileInfo,
+        offsets: &[u64],
+        offset: u64,
+        len: usize,
+    ) -> Result<Vec<u8>> {
+        let end = offset.saturating_add(len as u64).min(f.size);
+        let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
+        self.walk_range(f, offsets, offset, end, |chunk, at, k| match chunk {
+            Chunk::Zeros(_) => out.resize(out.len() + k, 0),
+            Chunk::Shared(v, a, _) => out.extend_from_slice(&v[a + at..a + at + k]),
+        })?;
+        Ok(out)
     }
 
     /// Calls `sink` with every chunk of the file in order.

@@ -303,7 +303,12 @@ impl Builder<'_> {
             entries.push((c.name.as_slice(), num, r, t));
         }
         let taken = self.take_number();
-        debug_assert_eq!(taken, number);
+        if taken != number {
+            // Children were told `number` as their parent: never write a lie.
+            return Err(PackError::Source(format!(
+                "internal error: directory numbered {taken}, expected {number}"
+            )));
+        }
         let subdirs = children
             .iter()
             .filter(|c| matches!(c.kind, Kind::Dir(_)))
@@ -438,7 +443,11 @@ pub fn build(
         refs: vec![0; total as usize],
     };
     let (root_number, root_ref) = b.write(&tree.root, total + 1)?;
-    debug_assert_eq!(root_number, total);
+    if root_number != total {
+        return Err(PackError::Source(format!(
+            "internal error: root numbered {root_number} of {total}"
+        )));
+    }
     let Builder {
         inodes,
         dirs,

@@ -65,7 +65,8 @@ pub struct SqFs {
     img: Arc<Image>,
     /// Image inode number shown as FUSE node 1 (the root, or `subdir`).
     root_number: u32,
-    /// Where each inode number seen so far lives (export table as fallback).
+    /// Where each inode number seen so far lives, for images without an
+    /// export table (with one, the table is asked instead).
     refs: RwLock<HashMap<u32, MetaRef>>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
@@ -175,7 +176,13 @@ impl SqFs {
         Ok((i, r))
     }
 
+    /// Records where inode `number` lives. With an export table the image
+    /// answers that itself, so the map (the one structure that grows with the
+    /// image rather than the caches) stays empty but for the root.
     fn remember(&self, number: u32, r: MetaRef) {
+        if self.img.has_export_table() {
+            return;
+        }
         if self.refs.read().get(&number) != Some(&r) {
             self.refs.write().insert(number, r);
         }

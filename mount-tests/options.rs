@@ -412,3 +412,47 @@ fn rootless_mount_through_fusermount3() {
     );
     assert!(wait_for(Duration::from_secs(5), || !is_mounted(&mnt)));
 }
+
+/// -d stays in the foreground and logs each request to stderr.
+#[test]
+fn debug_flag_logs_requests_in_the_foreground() {
+    need_fuse!();
+    let Some(img) = fixture_image("debug", &["-comp", "lz4"]) else {
+        return;
+    };
+    let mnt = scratch("mnt").join("debug");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let mut child = sqfuse()
+        .arg("-d")
+        .arg(&img)
+        .arg(&mnt)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(
+        wait_for(Duration::from_secs(10), || is_mounted(&mnt)),
+        "-d mount did not come up"
+    );
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "-d must stay in the foreground"
+    );
+    assert_eq!(
+        std::fs::read(mnt.join("links/one/target")).unwrap(),
+        b"hard-linked content\n"
+    );
+    crate::unmount(&mnt);
+    assert_eq!(wait_child(&mut child, Duration::from_secs(10)), Some(0));
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("lookup") && log.contains("name=\"target\""),
+        "{log}"
+    );
+    assert!(log.contains("read ino="), "{log}");
+}

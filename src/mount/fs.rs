@@ -1,9 +1,11 @@
 //! The FUSE filesystem: a thin client of [`Image`]. Requests are served by
 //! several fuser threads at once; everything here is `&self` and shared.
 
+use super::pagefill::{Fill, PageFill};
 use crate::error::{Error, ErrorKind};
 use crate::format::inode::{FileInfo, FileType, Inode, InodeData};
 use crate::format::metadata::MetaRef;
+use crate::reader::data::Chunk;
 use crate::reader::Image;
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
@@ -74,6 +76,8 @@ pub struct SqFs {
     uid: Option<u32>,
     gid: Option<u32>,
     pub activity: Arc<Activity>,
+    /// Pushes whole blocks into the page cache (started once mounted).
+    pub page_fill: Arc<PageFill>,
     logged: Mutex<HashSet<u64>>,
     debug: bool,
 }
@@ -110,6 +114,7 @@ impl SqFs {
             uid,
             gid,
             activity: Arc::new(Activity::default()),
+            page_fill: Arc::new(PageFill::default()),
             logged: Mutex::new(HashSet::new()),
             debug,
         }
@@ -401,7 +406,25 @@ impl Filesystem for SqFs {
         let len = f.info.size.saturating_sub(offset).min(u64::from(size)) as usize;
         match self.img.read_vec(&f.info, &f.offsets, offset, len) {
             Ok(buf) => reply.data(&buf),
-            Err(e) => reply.error(self.fail("read", e)),
+            Err(e) => return reply.error(self.fail("read", e)),
+        }
+        // The block is decompressed (and cached) now: after the reply, offer
+        // all of it to the page cache, as the kernel driver keeps it.
+        if len > 0 {
+            let bs = u64::from(self.img.block_size());
+            let n = (offset / bs) as usize;
+            if let Ok(Chunk::Shared(data, a, b)) =
+                self.img
+                    .read_chunk(&f.info, n, f.offsets.get(n).copied().unwrap_or(0))
+            {
+                self.page_fill.push(Fill {
+                    ino: ino.0,
+                    offset: n as u64 * bs,
+                    data,
+                    a,
+                    b,
+                });
+            }
         }
     }
 

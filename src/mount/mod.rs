@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod options;
+pub mod pagefill;
 
 use crate::error::{Error, Result};
 use crate::reader::{find_superblock, Image, OpenOptions};
@@ -250,6 +251,7 @@ fn detach_stdio() {
 
 fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Result<()> {
     let activity = fs.activity.clone();
+    let page_fill = fs.page_fill.clone();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
@@ -270,6 +272,9 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
             return Err(Error::invalid(msg));
         }
     };
+    if a.opts.page_fill {
+        page_fill.start(session.notifier());
+    }
     notify(&a.opts, b's');
     if let Some(mut s) = status.take() {
         let _ = s.write_all(b"s");

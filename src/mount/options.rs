@@ -29,6 +29,8 @@ pub struct MountOpts {
     pub cache_mb: u64,
     /// Worker threads serving requests (0: one per core).
     pub threads: usize,
+    /// Push whole decompressed blocks into the kernel's page cache.
+    pub page_fill: bool,
 }
 
 impl Default for MountOpts {
@@ -48,6 +50,7 @@ impl Default for MountOpts {
             noexec: false,
             cache_mb: 64,
             threads: 0,
+            page_fill: true,
         }
     }
 }
@@ -111,6 +114,8 @@ impl MountOpts {
                 ("notify_pipe", Some(v)) => self.notify_pipe = Some(PathBuf::from(v)),
                 ("cache_mb", Some(v)) => self.cache_mb = number(key, v)?,
                 ("threads", Some(v)) => self.threads = number(key, v)?,
+                ("page_fill", None) => self.page_fill = true,
+                ("no_page_fill", None) => self.page_fill = false,
                 ("allow_other", None) => self.allow_other = true,
                 ("allow_root", None) => self.allow_root = true,
                 ("auto_unmount", None) => self.auto_unmount = true,

@@ -67,3 +67,57 @@ fn sixteen_threads_read_random_ranges_correctly() {
     }
     eprintln!("stress: {} verified reads", reads.load(Ordering::Relaxed));
 }
+
+/// A 4 KiB read leaves the whole decompressed block in the page cache
+/// (pushed with notify-store), as the kernel driver does; no_page_fill
+/// turns that off.
+#[test]
+fn one_small_read_caches_its_whole_block() {
+    need_fuse!();
+    let Some(img) = fixture_image("pagefill", &["-comp", "zstd"]) else {
+        return;
+    };
+    let resident = |mnt: &std::path::Path| -> usize {
+        let f = std::fs::File::open(mnt.join("data/random")).unwrap();
+        let mut first = [0u8; 4096];
+        f.read_at(&mut first, 0).unwrap();
+        let len = 131072usize;
+        // SAFETY: a read-only shared mapping of an open file, unmapped below.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                std::os::fd::AsRawFd::as_raw_fd(&f),
+                0,
+            )
+        };
+        assert_ne!(p, libc::MAP_FAILED);
+        let mut best = 0;
+        for _ in 0..40 {
+            let mut vec = vec![0u8; len / 4096];
+            unsafe { libc::mincore(p, len, vec.as_mut_ptr()) };
+            best = best.max(vec.iter().filter(|&&b| b & 1 != 0).count());
+            if best == len / 4096 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unsafe { libc::munmap(p, len) };
+        best
+    };
+    let on = Mounted::new(&img, "pagefill-on", &[]);
+    let pages_on = resident(&on.dir);
+    drop(on);
+    let off = Mounted::new(&img, "pagefill-off", &["no_page_fill"]);
+    let pages_off = resident(&off.dir);
+    assert_eq!(
+        pages_on, 32,
+        "the whole 128 KiB block should be cached after one 4 KiB read"
+    );
+    assert!(
+        pages_off < 32,
+        "without page fill only what was read (plus read-ahead) is cached: {pages_off}"
+    );
+}

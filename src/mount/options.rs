@@ -163,6 +163,9 @@ mod tests {
         assert_eq!(o.cache_mb, 128);
         o.apply("offset=auto").unwrap();
         assert_eq!(o.offset, Offset::Auto);
+        assert!(o.page_fill, "page fill is on by default");
+        o.apply("no_page_fill").unwrap();
+        assert!(!o.page_fill);
     }
 
     #[test]

@@ -12,8 +12,8 @@ WORK=${BENCH_DIR:-/var/tmp/sqfuse-bench}
 mkdir -p "$WORK"
 
 if [ "$(id -u)" != 0 ]; then echo "run as root (drop_caches, loop mounts)" >&2; exit 2; fi
-command -v mksquashfs >/dev/null && command -v squashfuse_ll >/dev/null || {
-    apt-get update -qq && apt-get install -y -qq squashfs-tools squashfuse fuse3 >/dev/null; }
+command -v mksquashfs >/dev/null && command -v squashfuse_ll >/dev/null && command -v fio >/dev/null || {
+    apt-get update -qq && apt-get install -y -qq squashfs-tools squashfuse fuse3 fio bc >/dev/null; }
 cargo build --release --quiet
 SQFUSE=$PWD/target/release/sqfuse
 
@@ -67,11 +67,39 @@ for r in $(seq "$ROUNDS"); do
     done
 done
 
+# Random 4 KiB reads (IOPS, higher is better), time to mount, server RSS
+# after a cold tar of the tree.
+declare -A IOPS MOUNT_T RSS
+for tool in $TOOLS; do
+    for r in $(seq "$ROUNDS"); do
+        do_mount "$tool" "$WORK/big.sqfs"; drop
+        iops=$(fio --name=r --filename="$MNT/blob" --rw=randread --bs=4k --numjobs=4 --time_based --runtime=8 \
+            --group_reporting --readonly --ioengine=psync --output-format=terse 2>/dev/null | awk -F';' '{print $8}')
+        do_umount
+        if [ -z "${IOPS[$tool]:-}" ] || [ "${iops:-0}" -gt "${IOPS[$tool]}" ]; then IOPS[$tool]=${iops:-0}; fi
+        drop
+        t0=$(date +%s.%N); do_mount "$tool" "$WORK/share.sqfs"; t1=$(date +%s.%N)
+        dt=$(echo "$t1 - $t0" | bc)
+        if [ -z "${MOUNT_T[$tool]:-}" ] || (( $(echo "$dt < ${MOUNT_T[$tool]}" | bc) )); then MOUNT_T[$tool]=$dt; fi
+        ( cd "$MNT" && tar -cf - . | wc -c ) >/dev/null
+        pid=$(pgrep -n -f "$( [ "$tool" = sqfuse ] && echo "$SQFUSE" || echo squashfuse_ll ) $WORK/share.sqfs" || true)
+        if [ -n "$pid" ]; then RSS[$tool]=$(awk '/VmHWM/ {print $2}' "/proc/$pid/status"); fi
+        do_umount
+    done
+done
+
 echo "| workload | sqfuse s | squashfuse_ll s | kernel s | sqfuse/squashfuse_ll | sqfuse/kernel |"
 echo "|---|---|---|---|---|---|"
 for label in "cold tar of /usr/share" "cold sequential read, 1 GiB file" "cold find -ls" "cold parallel cat (xargs -P8)"; do
     s=${BEST[$label/sqfuse]}; q=${BEST[$label/squashfuse_ll]}; k=${BEST[$label/kernel]}
     printf "| %s | %.2f | %.2f | %.2f | %.2f | %.2f |\n" "$label" "$s" "$q" "$k" "$(echo "$s / $q" | bc -l)" "$(echo "$s / $k" | bc -l)"
 done
+printf "| time to mount (s) | %.3f | %.3f | %.3f | %.2f | %.2f |\n" "${MOUNT_T[sqfuse]}" "${MOUNT_T[squashfuse_ll]}" "${MOUNT_T[kernel]}" \
+    "$(echo "${MOUNT_T[sqfuse]} / ${MOUNT_T[squashfuse_ll]}" | bc -l)" "$(echo "${MOUNT_T[sqfuse]} / ${MOUNT_T[kernel]}" | bc -l)"
+echo
+echo "| random 4 KiB reads, 4 jobs, 8 s | sqfuse | squashfuse_ll | kernel |"
+echo "|---|---|---|---|"
+echo "| IOPS (higher is better) | ${IOPS[sqfuse]} | ${IOPS[squashfuse_ll]} | ${IOPS[kernel]} |"
+echo "| server peak RSS after cold tar, KiB | ${RSS[sqfuse]:-?} | ${RSS[squashfuse_ll]:-?} | (in kernel) |"
 echo
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -r); best of $ROUNDS rounds"

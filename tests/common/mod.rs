@@ -213,3 +213,39 @@ pub fn as_nobody(program: impl AsRef<std::ffi::OsStr>) -> Command {
         .arg(program);
     c
 }
+
+/// `img` reads back as `want` through our reader (check passes, extract
+/// equals `want`) and through unsquashfs (its extraction equals `want`).
+pub fn assert_reads_back(
+    name: &str,
+    img: &Path,
+    want: &std::collections::BTreeMap<PathBuf, tree::Entry>,
+) {
+    let out = sqfuse().arg("check").arg(img).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: check: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let ours = scratch("reads-back").join(format!("{name}-sqfuse"));
+    run(sqfuse().arg("extract").arg(img).arg(&ours));
+    tree::assert_same(
+        &format!("{name}: sqfuse extract vs expected"),
+        want,
+        &tree::snapshot(&ours),
+    );
+    if have("unsquashfs") {
+        let theirs = scratch("reads-back").join(format!("{name}-unsquashfs"));
+        run(Command::new("unsquashfs")
+            .args(["-no-progress", "-quiet", "-d"])
+            .arg(&theirs)
+            .arg(img));
+        tree::assert_same(
+            &format!("{name}: unsquashfs vs expected"),
+            want,
+            &tree::snapshot(&theirs),
+        );
+    } else {
+        eprintln!("SKIPPED unsquashfs check for {name}: squashfs-tools missing");
+    }
+}

@@ -1,7 +1,6 @@
 //! The fixture tree packed by mksquashfs with each compressor and layout
 //! option, then read back by us and by unsquashfs, compared entry by entry.
 
-use crate::tree::{assert_same, snapshot};
 use crate::{fixture, have, run, scratch, skip, sqfuse};
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,34 +21,7 @@ fn roundtrip(name: &str, opts: &[&str]) {
     }
     let img = build(name, opts);
     let want = crate::expected_fixture(opts);
-    // Our check must find nothing wrong.
-    let out = sqfuse().arg("check").arg(&img).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{name}: check: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-
-    // Our extraction equals the source.
-    let ours = scratch("mksquashfs").join(format!("{name}-ours"));
-    run(sqfuse().arg("extract").arg(&img).arg(&ours));
-    assert_same(
-        &format!("{name}: sqfuse extract vs source"),
-        &want,
-        &snapshot(&ours),
-    );
-
-    // unsquashfs's extraction equals ours, entry for entry.
-    let theirs = scratch("mksquashfs").join(format!("{name}-unsquashfs"));
-    run(Command::new("unsquashfs")
-        .args(["-no-progress", "-quiet", "-d"])
-        .arg(&theirs)
-        .arg(&img));
-    assert_same(
-        &format!("{name}: unsquashfs vs sqfuse extract"),
-        &snapshot(&ours),
-        &snapshot(&theirs),
-    );
+    crate::assert_reads_back(name, &img, &want);
 
     // `ls -R` lists what `unsquashfs -l` lists, in the same order.
     let ls = run(sqfuse().args(["ls", "-R"]).arg(&img));

@@ -27,35 +27,7 @@ fn packed_equals_source(name: &str, args: &[&str]) {
     } else {
         &[]
     });
-    // Our own reader: check, then extract.
-    let out = sqfuse().arg("check").arg(&img).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{name}: check: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    let ours = scratch("pack").join(format!("{name}-x"));
-    run(sqfuse().arg("extract").arg(&img).arg(&ours));
-    assert_same(
-        &format!("{name}: sqfuse extract vs source"),
-        &want,
-        &snapshot(&ours),
-    );
-    // unsquashfs.
-    if have("unsquashfs") {
-        let theirs = scratch("pack").join(format!("{name}-unsquashfs"));
-        run(Command::new("unsquashfs")
-            .args(["-no-progress", "-quiet", "-d"])
-            .arg(&theirs)
-            .arg(&img));
-        assert_same(
-            &format!("{name}: unsquashfs vs source"),
-            &want,
-            &snapshot(&theirs),
-        );
-    } else {
-        eprintln!("SKIPPED unsquashfs check: squashfs-tools missing");
-    }
+    crate::assert_reads_back(name, &img, &want);
     // The kernel driver.
     match crate::KernelMount::new(&img, name) {
         Some(k) => assert_same(

@@ -47,14 +47,11 @@ fn prepare(a: &MountArgs) -> Result<(Arc<Image>, fs::SqFs)> {
         Offset::At(n) => n,
         Offset::Auto => find_superblock(&a.image)?,
     };
-    let block_guess = 128 * 1024;
-    let cache_blocks = (a.opts.cache_mb << 20) as usize / block_guess;
     let ropts = OpenOptions {
         offset,
         pread: true,
-        metadata_cache_blocks: 4096,
-        fragment_cache_blocks: (cache_blocks / 4).max(8),
-        data_cache_blocks: cache_blocks,
+        cache_budget: Some(a.opts.cache_mb << 20),
+        ..Default::default()
     };
     let img = Arc::new(Image::open(&a.image, &ropts).map_err(|e| Error {
         what: format!("{}: {}", a.image.display(), e.what),

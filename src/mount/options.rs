@@ -25,7 +25,8 @@ pub struct MountOpts {
     pub nosuid: bool,
     pub nodev: bool,
     pub noexec: bool,
-    /// Memory for decompressed data and fragment blocks, MiB.
+    /// Memory for all decompressed-block caches (metadata, data,
+    /// fragments), MiB.
     pub cache_mb: u64,
     /// Worker threads serving requests (0: one per core).
     pub threads: usize,
@@ -48,7 +49,7 @@ impl Default for MountOpts {
             nosuid: false,
             nodev: false,
             noexec: false,
-            cache_mb: 64,
+            cache_mb: 32,
             threads: 0,
             page_fill: true,
         }

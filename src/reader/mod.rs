@@ -41,6 +41,11 @@ pub struct OpenOptions {
     /// Read with `pread` instead of a memory map: slower by a syscall per
     /// block, but an image truncated while open gives errors, not SIGBUS.
     pub pread: bool,
+    /// A total for all three caches in bytes, split once the block size is
+    /// known: a quarter metadata, a quarter data, half fragments (one
+    /// fragment block serves many small files; with the mount's page fill
+    /// the kernel keeps file data anyway). Overrides the three counts above.
+    pub cache_budget: Option<u64>,
 }
 
 impl Default for OpenOptions {
@@ -51,6 +56,7 @@ impl Default for OpenOptions {
             fragment_cache_blocks: 64,
             data_cache_blocks: 0,
             pread: false,
+            cache_budget: None,
         }
     }
 }
@@ -177,6 +183,22 @@ impl Image {
                 len: sb.bytes_used,
             }
         };
+        let (meta_blocks, data_blocks, frag_blocks) = match opts.cache_budget {
+            Some(total) => {
+                let bs = u64::from(sb.block_size);
+                let blocks = |bytes: u64, unit: u64| (bytes / unit) as usize;
+                (
+                    blocks(total / 4, 8192).max(16),
+                    blocks(total / 4, bs),
+                    blocks(total / 2, bs).max(2),
+                )
+            }
+            None => (
+                opts.metadata_cache_blocks,
+                opts.data_cache_blocks,
+                opts.fragment_cache_blocks,
+            ),
+        };
         let mut img = Image {
             src,
             sb,
@@ -187,9 +209,9 @@ impl Image {
             export: None,
             xattrs: None,
             dir_limit: 0,
-            meta_cache: BlockCache::new(opts.metadata_cache_blocks),
-            frag_cache: BlockCache::new(opts.fragment_cache_blocks),
-            data_cache: BlockCache::new(opts.data_cache_blocks),
+            meta_cache: BlockCache::new(meta_blocks),
+            frag_cache: BlockCache::new(frag_blocks),
+            data_cache: BlockCache::new(data_blocks),
         };
         img.load_tables()?;
         Ok(img)

@@ -404,27 +404,24 @@ impl Filesystem for SqFs {
             return reply.error(Errno::EBADF);
         };
         let len = f.info.size.saturating_sub(offset).min(u64::from(size)) as usize;
-        match self.img.read_vec(&f.info, &f.offsets, offset, len) {
-            Ok(buf) => reply.data(&buf),
-            Err(e) => return reply.error(self.fail("read", e)),
-        }
-        // The block is decompressed (and cached) now: after the reply, offer
-        // all of it to the page cache, as the kernel driver keeps it.
-        if len > 0 {
-            let bs = u64::from(self.img.block_size());
-            let n = (offset / bs) as usize;
-            if let Ok(Chunk::Shared(data, a, b)) =
-                self.img
-                    .read_chunk(&f.info, n, f.offsets.get(n).copied().unwrap_or(0))
-            {
-                self.page_fill.push(Fill {
-                    ino: ino.0,
-                    offset: n as u64 * bs,
-                    data,
-                    a,
-                    b,
-                });
+        let first = match self.img.read_vec(&f.info, &f.offsets, offset, len) {
+            Ok((buf, first)) => {
+                reply.data(&buf);
+                first
             }
+            Err(e) => return reply.error(self.fail("read", e)),
+        };
+        // After the reply, offer the whole first block (already decompressed
+        // for this read) to the page cache, as the kernel driver keeps it.
+        if let Some(Chunk::Shared(data, a, b)) = first {
+            let bs = u64::from(self.img.block_size());
+            self.page_fill.push(Fill {
+                ino: ino.0,
+                offset: offset / bs * bs,
+                data,
+                a,
+                b,
+            });
         }
     }
 

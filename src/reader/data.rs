@@ -8,6 +8,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 /// One piece of a file: a data block (or hole) or the fragment tail.
+/// Cloning shares the decompressed block.
+#[derive(Clone)]
 pub enum Chunk {
     Zeros(usize),
     Shared(Arc<Vec<u8>>, usize, usize),
@@ -224,21 +226,27 @@ impl Image {
     }
 
     /// Up to `len` bytes at `offset` as a new vector, built by appending
-    /// (no zero-fill of a buffer that is overwritten anyway).
+    /// (no zero-fill of a buffer that is overwritten anyway), and the first
+    /// chunk it came from (so a caller can reuse that block without
+    /// fetching it again).
     pub fn read_vec(
         &self,
         f: &FileInfo,
         offsets: &[u64],
         offset: u64,
         len: usize,
-    ) -> Result<Vec<u8>> {
+    ) -> Result<(Vec<u8>, Option<Chunk>)> {
         let end = offset.saturating_add(len as u64).min(f.size);
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
-        self.walk_range(f, offsets, offset, end, |chunk, at, k| match chunk {
-            Chunk::Zeros(_) => out.resize(out.len() + k, 0),
-            Chunk::Shared(v, a, _) => out.extend_from_slice(&v[a + at..a + at + k]),
+        let mut first = None;
+        self.walk_range(f, offsets, offset, end, |chunk, at, k| {
+            match chunk {
+                Chunk::Zeros(_) => out.resize(out.len() + k, 0),
+                Chunk::Shared(v, a, _) => out.extend_from_slice(&v[a + at..a + at + k]),
+            }
+            first.get_or_insert_with(|| chunk.clone());
         })?;
-        Ok(out)
+        Ok((out, first))
     }
 
     /// Calls `sink` with every chunk of the file in order.

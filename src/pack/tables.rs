@@ -109,6 +109,8 @@ struct Builder<'a> {
     /// Per hard-link group: (number, reference) once written.
     links: Vec<Option<(u32, MetaRef)>>,
     next_number: u32,
+    /// Each directory's inode number, from [`number_dirs`].
+    dir_numbers: HashMap<*const Node, u32>,
     /// Per inode number - 1: its reference, for the export table.
     refs: Vec<u64>,
 }
@@ -126,8 +128,11 @@ fn basic_type(k: &Kind) -> u16 {
 }
 
 /// Post-order numbering: children before parents, the root last; a
-/// hard-link group is numbered where it is first met.
-fn count_numbers(n: &Node, seen: &mut Vec<bool>, next: &mut u32) {
+/// hard-link group is numbered where it is first met. One pass over the
+/// tree records each directory's number (by node address: the tree is not
+/// changed while tables are written), so a directory can tell its children
+/// their parent's number before its own inode is written.
+fn number_dirs(n: &Node, seen: &mut [bool], next: &mut u32, dirs: &mut HashMap<*const Node, u32>) {
     if let Some(l) = n.link {
         if seen[l] {
             return;
@@ -136,10 +141,13 @@ fn count_numbers(n: &Node, seen: &mut Vec<bool>, next: &mut u32) {
     }
     if let Kind::Dir(children) = &n.kind {
         for c in children {
-            count_numbers(c, seen, next);
+            number_dirs(c, seen, next, dirs);
         }
     }
     *next += 1;
+    if matches!(n.kind, Kind::Dir(_)) {
+        dirs.insert(n as *const Node, *next);
+    }
 }
 
 impl Builder<'_> {
@@ -288,14 +296,8 @@ impl Builder<'_> {
         children: &[Node],
         parent: u32,
     ) -> Result<(u32, MetaRef), PackError> {
-        // This directory's number follows all of its descendants'. Count them
-        // first so children can be told their parent's number.
-        let mut probe = self.next_number;
-        let mut seen: Vec<bool> = self.links.iter().map(Option::is_some).collect();
-        for c in children {
-            count_numbers(c, &mut seen, &mut probe);
-        }
-        let number = probe + 1;
+        // Numbered before writing (number_dirs): after all its descendants.
+        let number = self.dir_numbers[&(n as *const Node)];
         let mut entries = Vec::with_capacity(children.len());
         for c in children {
             let (num, r) = self.write(c, number)?;
@@ -425,7 +427,13 @@ pub fn build(
     at: u64,
 ) -> Result<Tables, PackError> {
     let mut total = 0;
-    count_numbers(&tree.root, &mut vec![false; tree.links.len()], &mut total);
+    let mut dir_numbers = HashMap::new();
+    number_dirs(
+        &tree.root,
+        &mut vec![false; tree.links.len()],
+        &mut total,
+        &mut dir_numbers,
+    );
     let mut b = Builder {
         data,
         tree,
@@ -440,6 +448,7 @@ pub fn build(
         }),
         links: vec![None; tree.links.len()],
         next_number: 0,
+        dir_numbers,
         refs: vec![0; total as usize],
     };
     let (root_number, root_ref) = b.write(&tree.root, total + 1)?;

@@ -339,16 +339,7 @@ fn cut(
                 return Err(PackError::Interrupted);
             }
             let len = if b < full { bs } else { tail };
-            let mut buf = vec![0u8; len];
-            let n = read_full(&mut r, &mut buf)
-                .map_err(|e| PackError::io(&f.path, "cannot read", e))?;
-            if n != len {
-                return Err(PackError::Source(format!(
-                    "{}: file shrank while being read",
-                    f.path.display()
-                )));
-            }
-            progress.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+            let buf = read_piece(&mut r, f, len, progress)?;
             if !opts.no_sparse && buf.iter().all(|&x| x == 0) {
                 fd.blocks.push(BlockLoc::Sparse);
                 fd.sparse_bytes += len as u64;
@@ -357,17 +348,15 @@ fn cut(
             }
         }
         if use_frag && tail > 0 {
-            let mut t = vec![0u8; tail];
-            let n =
-                read_full(&mut r, &mut t).map_err(|e| PackError::io(&f.path, "cannot read", e))?;
-            if n != tail {
-                return Err(PackError::Source(format!(
-                    "{}: file shrank while being read",
-                    f.path.display()
-                )));
-            }
-            progress.bytes_in.fetch_add(tail as u64, Ordering::Relaxed);
-            let key = (tail, xxhash_rust::xxh3::xxh3_128(&t));
+            let t = read_piece(&mut r, f, tail, progress)?;
+            let key = (
+                tail,
+                if opts.no_dedup {
+                    0
+                } else {
+                    xxhash_rust::xxh3::xxh3_128(&t)
+                },
+            );
             let mut reuse = None;
             if !opts.no_dedup {
                 for &(idx, off, src) in tails.get(&key).into_iter().flatten() {
@@ -409,6 +398,26 @@ fn cut(
         fragments.push(pipe.submit(frag_buf));
     }
     Ok((out, fragments, duplicates))
+}
+
+/// The next `len` bytes of source file `f`; fewer is an error (the file
+/// shrank since it was scanned).
+fn read_piece(
+    r: &mut File,
+    f: &SourceFile,
+    len: usize,
+    progress: &Progress,
+) -> Result<Vec<u8>, PackError> {
+    let mut buf = vec![0u8; len];
+    let n = read_full(r, &mut buf).map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+    if n != len {
+        return Err(PackError::Source(format!(
+            "{}: file shrank while being read",
+            f.path.display()
+        )));
+    }
+    progress.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
+    Ok(buf)
 }
 
 /// The last `len` bytes of an earlier source file (to confirm a tail match).

@@ -237,7 +237,7 @@ pub fn pack(
     }
     let data = data::write_data(&tree.files, out, at, opts, settings, stop, progress)?;
     let tables = tables::build(&tree, &data, settings, opts, data.end)?;
-    let mut out = data.out.try_clone().map_err(werr)?;
+    let mut out: &File = &data.out;
     out.seek(SeekFrom::Start(data.end)).map_err(werr)?;
     out.write_all(&tables.bytes).map_err(werr)?;
     let bytes_used = data.end + tables.bytes.len() as u64;
@@ -291,7 +291,8 @@ pub fn pack(
     out.seek(SeekFrom::Start(0)).map_err(werr)?;
     out.write_all(&sb.to_bytes()).map_err(werr)?;
     out.sync_all().map_err(werr)?;
-    drop(out);
+    let (bytes_in, duplicates) = (data.bytes_in, data.duplicates);
+    drop(data); // closes the image file before it is renamed into place
     std::fs::rename(&tmp, &image_abs).map_err(|e| {
         PackError::Output(format!(
             "cannot rename {} to {}: {e}",
@@ -306,9 +307,9 @@ pub fn pack(
     Ok(PackReport {
         files: tree.files.len() as u64,
         inodes: tables.inode_count,
-        bytes_in: data.bytes_in,
+        bytes_in,
         image_size: padded,
-        duplicates: data.duplicates,
+        duplicates,
         warnings: tree.warnings,
     })
 }

@@ -102,16 +102,8 @@ impl CompressSettings {
     /// (the caller then stores the block uncompressed).
     pub fn compress(&self, data: &[u8]) -> Option<Vec<u8>> {
         let out = match self.compressor {
-            Compressor::Gzip => {
-                use std::io::Write;
-                let mut e = flate2::write::ZlibEncoder::new(
-                    Vec::with_capacity(data.len()),
-                    flate2::Compression::new(self.level.min(9)),
-                );
-                e.write_all(data).ok()?;
-                e.finish().ok()?
-            }
-            Compressor::Zstd => zstd::bulk::compress(data, self.level as i32).ok()?,
+            Compressor::Gzip => deflate_zlib(data, self.level.min(9))?,
+            Compressor::Zstd => zstd_compress(data, self.level as i32)?,
             Compressor::Lz4 => lz4_flex::block::compress(data),
             Compressor::Lzo => lzokay_native::compress(data).ok()?,
             Compressor::Xz => self.xz(data).ok()?,
@@ -176,6 +168,52 @@ impl CompressSettings {
         }
         Some(b)
     }
+}
+
+thread_local! {
+    /// One zstd encoding context per thread, with its level: a fresh context
+    /// per block spent a third of the pack's CPU time creating and zeroing
+    /// match tables. Output is the same as with a fresh context.
+    static ZSTD_CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
+    /// One deflate state per thread and level, reset between blocks.
+    static DEFLATE: std::cell::RefCell<Option<(u32, flate2::Compress)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn zstd_compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
+    ZSTD_CCTX.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((level, zstd::bulk::Compressor::new(level).ok()?));
+        }
+        let (_, c) = slot.as_mut().expect("just set");
+        // Anything not smaller than the input is stored instead, so the
+        // output never needs more room than the input. A failed (too big)
+        // frame needs no cleanup: ZSTD_compress2 starts by resetting the
+        // session.
+        let mut out = Vec::with_capacity(data.len());
+        c.compress_to_buffer(data, &mut out).ok()?;
+        Some(out)
+    })
+}
+
+fn deflate_zlib(data: &[u8], level: u32) -> Option<Vec<u8>> {
+    DEFLATE.with(|cell| {
+        let mut slot = cell.borrow_mut();
+        if slot.as_ref().is_none_or(|(l, _)| *l != level) {
+            *slot = Some((
+                level,
+                flate2::Compress::new(flate2::Compression::new(level), true),
+            ));
+        }
+        let (_, c) = slot.as_mut().expect("just set");
+        c.reset();
+        let mut out = Vec::with_capacity(data.len());
+        match c.compress_vec(data, &mut out, flate2::FlushCompress::Finish) {
+            Ok(flate2::Status::StreamEnd) => Some(out),
+            // Out of room: not smaller than the input, store it.
+            _ => None,
+        }
+    })
 }
 
 /// liblzma's memory limit for one block's decoder: far above what a 1 MiB

@@ -56,13 +56,14 @@ pub struct Progress {
     pub files: AtomicU64,
 }
 
-fn hash_file(f: &SourceFile) -> Result<u128, PackError> {
+/// `buf` is the calling thread's scratch buffer: zeroing a fresh 1 MiB
+/// buffer per file was a fifth of the pack's CPU time.
+fn hash_file(f: &SourceFile, buf: &mut [u8]) -> Result<u128, PackError> {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     let mut r = f.open()?.take(f.size);
-    let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = r
-            .read(&mut buf)
+            .read(buf)
             .map_err(|e| PackError::io(&f.path, "cannot read", e))?;
         if n == 0 {
             return Ok(h.digest128());
@@ -117,10 +118,14 @@ fn find_duplicates(files: &[SourceFile], threads: usize) -> Result<Vec<Option<us
     let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|s| {
         for _ in 0..threads.max(1) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&i) = candidates.get(k) else { break };
-                let _ = hashes[k].set(hash_file(&files[i]).map_err(|e| e.to_string()));
+            s.spawn(|| {
+                let mut buf = vec![0u8; 1 << 20];
+                loop {
+                    let k = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(&i) = candidates.get(k) else { break };
+                    let h = hash_file(&files[i], &mut buf).map_err(|e| e.to_string());
+                    let _ = hashes[k].set(h);
+                }
             });
         }
     });

@@ -104,13 +104,24 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 /// same size, then same 128-bit hash, then equal bytes. Hashing (the bulk
 /// of the work) runs on `threads` threads; results are per file index, so
 /// the outcome does not depend on the thread count.
-fn find_duplicates(files: &[SourceFile], threads: usize) -> Result<Vec<Option<usize>>, PackError> {
+///
+/// Only files for which `whole` holds are considered. Files that are one
+/// fragment tail and nothing else are left to tail dedup in [`cut`], which
+/// hashes the bytes it reads anyway and gives the same inode (no blocks,
+/// the earlier tail's fragment); hashing them here meant opening tens of
+/// thousands of small files twice.
+fn find_duplicates(
+    files: &[SourceFile],
+    threads: usize,
+    whole: impl Fn(&SourceFile) -> bool,
+) -> Result<Vec<Option<usize>>, PackError> {
+    let considered = |f: &SourceFile| f.size > 0 && whole(f);
     let mut by_size: HashMap<u64, usize> = HashMap::new();
-    for f in files.iter().filter(|f| f.size > 0) {
+    for f in files.iter().filter(|f| considered(f)) {
         *by_size.entry(f.size).or_default() += 1;
     }
     let candidates: Vec<usize> = (0..files.len())
-        .filter(|&i| files[i].size > 0 && by_size[&files[i].size] > 1)
+        .filter(|&i| considered(&files[i]) && by_size[&files[i].size] > 1)
         .collect();
     let hashes: Vec<std::sync::OnceLock<Result<u128, String>>> = (0..candidates.len())
         .map(|_| std::sync::OnceLock::new())
@@ -254,7 +265,8 @@ pub fn write_data(
     let dup = if opts.no_dedup {
         vec![None; files.len()]
     } else {
-        find_duplicates(files, opts.threads)?
+        let bs = u64::from(opts.block_size);
+        find_duplicates(files, opts.threads, |f| f.size >= bs || opts.no_fragments)?
     };
     let threads = opts.threads.max(1);
     let inflight = threads * 4;
@@ -372,7 +384,12 @@ fn cut(
                 }
             }
             fd.fragment = Some(match reuse {
-                Some(x) => x,
+                Some(x) => {
+                    if full == 0 {
+                        duplicates += 1; // the whole file is a duplicate
+                    }
+                    x
+                }
                 None => {
                     if frag_buf.len() + tail > bs {
                         fragments.push(

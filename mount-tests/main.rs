@@ -3,6 +3,7 @@
 
 mod corrupt; // a damaged block is EIO for its reads only; the mount stays up
 mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
+mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
 mod stress; // 16 threads reading random ranges, every byte checked
 mod trees; // mounted trees equal the source and the kernel's view, for every image
 

@@ -2,6 +2,7 @@
 //! several fuser threads at once; everything here is `&self` and shared.
 
 use super::pagefill::{Fill, PageFill};
+use super::prefetch::{Prefetcher, Stream};
 use crate::error::{Error, ErrorKind};
 use crate::format::inode::{FileInfo, FileType, Inode, InodeData};
 use crate::format::metadata::MetaRef;
@@ -47,8 +48,9 @@ impl Activity {
 }
 
 struct OpenFile {
-    info: FileInfo,
+    info: Arc<FileInfo>,
     offsets: Vec<u64>,
+    stream: Stream,
 }
 
 struct DirItem {
@@ -78,6 +80,8 @@ pub struct SqFs {
     pub activity: Arc<Activity>,
     /// Pushes whole blocks into the page cache (started once mounted).
     pub page_fill: Arc<PageFill>,
+    /// Decodes the blocks sequential readers reach next (started once mounted).
+    pub prefetch: Arc<Prefetcher>,
     logged: Mutex<HashSet<u64>>,
     debug: bool,
 }
@@ -115,9 +119,15 @@ impl SqFs {
             gid,
             activity: Arc::new(Activity::default()),
             page_fill: Arc::new(PageFill::default()),
+            prefetch: Arc::new(Prefetcher::default()),
             logged: Mutex::new(HashSet::new()),
             debug,
         }
+    }
+
+    /// The image served.
+    pub fn image(&self) -> Arc<Image> {
+        self.img.clone()
     }
 
     /// FUSE node ids are image inode numbers, except that the root (node 1)
@@ -374,7 +384,11 @@ impl Filesystem for SqFs {
                 .img
                 .block_offsets(&info)
                 .map_err(|e| self.fail("open", e))?;
-            Ok(Arc::new(OpenFile { info, offsets }))
+            Ok(Arc::new(OpenFile {
+                info: Arc::new(info),
+                offsets,
+                stream: Stream::default(),
+            }))
         })();
         match result {
             Ok(f) => {
@@ -404,6 +418,14 @@ impl Filesystem for SqFs {
             return reply.error(Errno::EBADF);
         };
         let len = f.info.size.saturating_sub(offset).min(u64::from(size)) as usize;
+        let bs = u64::from(self.img.block_size());
+        self.prefetch.on_read(
+            &f.stream,
+            &f.info,
+            &f.offsets,
+            (offset, offset + len as u64),
+            bs,
+        );
         let first = match self.img.read_vec(&f.info, &f.offsets, offset, len) {
             Ok((buf, first)) => {
                 reply.data(&buf);
@@ -414,7 +436,6 @@ impl Filesystem for SqFs {
         // After the reply, offer the whole first block (already decompressed
         // for this read) to the page cache, as the kernel driver keeps it.
         if let Some(Chunk::Shared(data, a, b)) = first {
-            let bs = u64::from(self.img.block_size());
             self.page_fill.push(Fill {
                 ino: ino.0,
                 offset: offset / bs * bs,

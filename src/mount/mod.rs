@@ -8,6 +8,7 @@
 pub mod fs;
 pub mod options;
 pub mod pagefill;
+pub mod prefetch;
 
 use crate::error::{Error, Result};
 use crate::reader::{find_superblock, Image, OpenOptions};
@@ -249,6 +250,7 @@ fn detach_stdio() {
 fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Result<()> {
     let activity = fs.activity.clone();
     let page_fill = fs.page_fill.clone();
+    let (prefetch, img) = (fs.prefetch.clone(), fs.image());
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [
         signal_hook::consts::SIGINT,
@@ -272,6 +274,8 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
     if a.opts.page_fill {
         page_fill.start(session.notifier());
     }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    prefetch.start(img, cores, a.opts.prefetch);
     notify(&a.opts, b's');
     if let Some(mut s) = status.take() {
         let _ = s.write_all(b"s");

@@ -32,6 +32,8 @@ pub struct MountOpts {
     pub threads: usize,
     /// Push whole decompressed blocks into the kernel's page cache.
     pub page_fill: bool,
+    /// Blocks decoded ahead of a sequential reader (0: none).
+    pub prefetch: usize,
 }
 
 impl Default for MountOpts {
@@ -52,6 +54,7 @@ impl Default for MountOpts {
             cache_mb: 32,
             threads: 0,
             page_fill: true,
+            prefetch: 4,
         }
     }
 }
@@ -115,6 +118,7 @@ impl MountOpts {
                 ("notify_pipe", Some(v)) => self.notify_pipe = Some(PathBuf::from(v)),
                 ("cache_mb", Some(v)) => self.cache_mb = number(key, v)?,
                 ("threads", Some(v)) => self.threads = number(key, v)?,
+                ("prefetch", Some(v)) => self.prefetch = number(key, v)?,
                 ("page_fill", None) => self.page_fill = true,
                 ("no_page_fill", None) => self.page_fill = false,
                 ("allow_other", None) => self.allow_other = true,
@@ -167,6 +171,9 @@ mod tests {
         assert!(o.page_fill, "page fill is on by default");
         o.apply("no_page_fill").unwrap();
         assert!(!o.page_fill);
+        assert_eq!(o.prefetch, 4, "four blocks ahead by default");
+        o.apply("prefetch=0").unwrap();
+        assert_eq!(o.prefetch, 0);
     }
 
     #[test]
@@ -180,6 +187,7 @@ mod tests {
             .unwrap_err()
             .contains("unknown"));
         assert!(MountOpts::default().apply("uid=abc").is_err());
+        assert!(MountOpts::default().apply("prefetch=-1").is_err());
         assert!(MountOpts::default()
             .apply("allow_other,allow_root")
             .is_err());

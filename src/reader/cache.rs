@@ -15,6 +15,7 @@ type Slot<V> = Arc<Mutex<Option<Arc<V>>>>;
 
 pub struct BlockCache<V> {
     shards: Vec<Mutex<LruCache<u64, Slot<V>>>>,
+    capacity: usize,
     enabled: bool,
 }
 
@@ -26,8 +27,14 @@ impl<V> BlockCache<V> {
             shards: (0..SHARDS)
                 .map(|_| Mutex::new(LruCache::new(per)))
                 .collect(),
+            capacity,
             enabled: capacity > 0,
         }
+    }
+
+    /// About how many blocks the cache holds (0: caching is off).
+    pub fn capacity(&self) -> usize {
+        self.capacity
     }
 
     fn shard(&self, key: u64) -> &Mutex<LruCache<u64, Slot<V>>> {

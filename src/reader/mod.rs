@@ -217,6 +217,11 @@ impl Image {
         Ok(img)
     }
 
+    /// How many decompressed data blocks the data cache holds.
+    pub fn data_cache_blocks(&self) -> usize {
+        self.data_cache.capacity()
+    }
+
     fn load_tables(&mut self) -> Result<()> {
         let sb = self.sb.clone();
         if sb.has(flags::COMPRESSOR_OPTIONS) {

@@ -1,0 +1,143 @@
+use crate::{have, is_mounted, need_fuse, run, scratch, Mounted};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::process::Command;
+
+const BLOCK: usize = 128 << 10;
+const BLOCKS: usize = 40;
+
+/// Compressible but not repetitive: every block differs, so a block served
+/// from the wrong place shows.
+fn content() -> Vec<u8> {
+    let len = BLOCKS * BLOCK + 777;
+    let mut v = Vec::with_capacity(len + 64);
+    let mut x: u32 = 12345;
+    while v.len() < len {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let line = format!("line {} value {}\n", v.len(), x >> 16);
+        v.extend_from_slice(line.as_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+/// An image (mksquashfs, 128 KiB blocks, no fragments) of one multi-block
+/// file, and that file's bytes.
+fn image(name: &str) -> Option<(PathBuf, Vec<u8>)> {
+    if !have("mksquashfs") {
+        eprintln!("SKIPPED: mksquashfs missing (apt-get install squashfs-tools)");
+        return None;
+    }
+    let dir = scratch(name);
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let data = content();
+    std::fs::write(src.join("big"), &data).unwrap();
+    let img = dir.join("big.sqfs");
+    run(Command::new("mksquashfs")
+        .arg(&src)
+        .arg(&img)
+        .args(["-noappend", "-quiet", "-no-progress", "-comp", "zstd"])
+        .args(["-b", "131072", "-no-fragments"]));
+    Some((img, data))
+}
+
+/// Reads the file front to back in `chunk`-byte reads.
+fn read_in(path: &std::path::Path, chunk: usize) -> std::io::Result<Vec<u8>> {
+    let mut f = std::fs::File::open(path)?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Sequential readers (small and large reads, two at once on one file)
+/// get the source's bytes with prefetching off, on, deep, and with a cache
+/// too small to hold what it would prefetch.
+#[test]
+fn sequential_reads_with_prefetch_return_the_source_bytes() {
+    need_fuse!();
+    let Some((img, data)) = image("prefetch") else {
+        return;
+    };
+    for (i, opts) in [
+        vec!["prefetch=0"],
+        vec![],
+        vec!["prefetch=32"],
+        vec!["prefetch=32", "cache_mb=1"],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let m = Mounted::new(&img, &format!("prefetch-{i}"), &opts);
+        let p = m.dir.join("big");
+        assert!(read_in(&p, 4096).unwrap() == data, "{opts:?}: 4 KiB reads");
+        assert!(
+            read_in(&p, 1 << 20).unwrap() == data,
+            "{opts:?}: 1 MiB reads"
+        );
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| read_in(&p, 64 << 10).unwrap());
+            let b = s.spawn(|| read_in(&p, 200_000).unwrap());
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert!(a == data && b == data, "{opts:?}: two readers at once");
+    }
+}
+
+/// A damaged block met by the prefetcher: its reads fail with EIO, blocks
+/// before and after it still read (a failed prefetch caches nothing), and
+/// the mount stays up.
+#[test]
+fn prefetched_corrupt_block_is_eio_and_the_rest_reads() {
+    need_fuse!();
+    let Some((img, data)) = image("prefetch-corrupt") else {
+        return;
+    };
+    let image = sqfuse::Image::open(&img, &Default::default()).unwrap();
+    let (inode, _) = image.lookup_path("big").unwrap();
+    let f = image.file_info(&inode).unwrap();
+    let offsets = image.block_offsets(f).unwrap();
+    let bad_block = 10;
+    let size = (f.blocks[bad_block] & 0xFF_FFFF) as usize;
+    let mut bytes = std::fs::read(&img).unwrap();
+    let at = offsets[bad_block] as usize;
+    for b in &mut bytes[at + 10..at + size - 10] {
+        *b ^= 0x5A;
+    }
+    let bad = img.with_file_name("bad.sqfs");
+    std::fs::write(&bad, &bytes).unwrap();
+    drop(image);
+
+    let m = Mounted::new(&bad, "prefetch-corrupt", &["prefetch=8"]);
+    let p = m.dir.join("big");
+    for _ in 0..2 {
+        // Sequential up to the damage: the prefetcher decodes block 10
+        // (and fails) before the reader gets there.
+        let mut fh = std::fs::File::open(&p).unwrap();
+        let mut head = vec![0u8; bad_block * BLOCK];
+        fh.read_exact(&mut head).unwrap();
+        assert!(
+            head == data[..bad_block * BLOCK],
+            "blocks before the damage"
+        );
+        let mut one = vec![0u8; 4096];
+        let e = fh.read_exact(&mut one).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+        // Past it, on the same handle and sequentially from there.
+        fh.seek(SeekFrom::Start(((bad_block + 1) * BLOCK) as u64))
+            .unwrap();
+        let mut tail = Vec::new();
+        fh.read_to_end(&mut tail).unwrap();
+        assert!(
+            tail == data[(bad_block + 1) * BLOCK..],
+            "blocks after the damage"
+        );
+    }
+    assert!(is_mounted(&m.dir), "the mount died");
+}

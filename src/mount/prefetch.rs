@@ -1,0 +1,110 @@
+//! Decompressing the blocks a sequential reader will ask for next.
+//!
+//! The kernel's read-ahead for a FUSE mount is capped at 128 KiB (the server
+//! may only lower it), so a sequential reader has about one request in
+//! flight and one block would be decoded at a time while the other cores
+//! idle. When a handle reads sequentially, the next blocks are queued for a
+//! small pool that decodes them into the image's data cache; the request for
+//! such a block then finds it there (or waits for the one decode already
+//! under way: the cache decodes each block once). Bounded: a full queue
+//! drops the hint, and each handle runs at most `depth` blocks ahead.
+
+use crate::format::inode::FileInfo;
+use crate::reader::Image;
+use crossbeam_channel::{bounded, Sender};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// One hint: decode chunk `n` (at image offset `start`) of `file`.
+struct Job {
+    file: Arc<FileInfo>,
+    n: usize,
+    start: u64,
+}
+
+/// Per open file: where the last read ended, and the first block not yet
+/// queued.
+pub struct Stream {
+    last_end: AtomicU64,
+    queued_to: AtomicU64,
+}
+
+impl Default for Stream {
+    fn default() -> Self {
+        Stream {
+            last_end: AtomicU64::new(u64::MAX),
+            queued_to: AtomicU64::new(0),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct Prefetcher {
+    tx: OnceLock<Sender<Job>>,
+    depth: OnceLock<u64>,
+}
+
+impl Prefetcher {
+    /// Starts `threads` decoders (in the serving process: threads do not
+    /// survive the daemon's fork); each stream runs up to `depth` blocks
+    /// ahead. With 0 of either, reads are never prefetched.
+    pub fn start(&self, img: Arc<Image>, threads: usize, depth: usize) {
+        // Blocks decoded ahead wait in the data cache: run at most a quarter
+        // of it ahead, so several streams do not evict each other's blocks
+        // before they are read. No cache, no prefetch.
+        let depth = depth.min(img.data_cache_blocks() / 4);
+        if depth == 0 || threads == 0 {
+            return;
+        }
+        let (tx, rx) = bounded::<Job>(threads * depth);
+        for i in 0..threads {
+            let (rx, img) = (rx.clone(), img.clone());
+            let spawned = std::thread::Builder::new()
+                .name(format!("sqfuse-prefetch-{i}"))
+                .spawn(move || {
+                    for j in rx {
+                        // Errors surface when the block is really read.
+                        let _ = img.read_chunk(&j.file, j.n, j.start);
+                    }
+                });
+            if spawned.is_err() {
+                return; // without threads the hint is just not given
+            }
+        }
+        let _ = self.depth.set(depth as u64);
+        let _ = self.tx.set(tx);
+    }
+
+    /// Notes a read of `[offset, end)` on `s`; when it continues the
+    /// previous one, queues the blocks after it.
+    pub fn on_read(
+        &self,
+        s: &Stream,
+        file: &Arc<FileInfo>,
+        offsets: &[u64],
+        (offset, end): (u64, u64),
+        block_size: u64,
+    ) {
+        let (Some(tx), Some(&depth)) = (self.tx.get(), self.depth.get()) else {
+            return;
+        };
+        if s.last_end.swap(end, Ordering::Relaxed) != offset {
+            return; // not (yet) sequential
+        }
+        let next = end.div_ceil(block_size);
+        let limit = (next + depth).min(offsets.len() as u64);
+        // Claims [from, limit): concurrent readers of one handle queue each
+        // block once.
+        let from = s.queued_to.fetch_max(limit, Ordering::Relaxed).max(next);
+        for n in from..limit {
+            let job = Job {
+                file: file.clone(),
+                n: n as usize,
+                start: offsets[n as usize],
+            };
+            if tx.try_send(job).is_err() {
+                return; // queue full: the reads decode it themselves
+            }
+        }
+    }
+}

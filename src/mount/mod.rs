@@ -174,6 +174,19 @@ pub fn unmount(mnt: &Path, lazy: bool) -> std::io::Result<()> {
 /// Mounts and serves until unmounted. Returns in the parent once the mount
 /// is ready (or failed) unless `foreground`.
 pub fn mount(a: MountArgs) -> Result<()> {
+    // fuser gives each session thread a zeroed 16 MiB request buffer. glibc
+    // serves that from fresh, untouched mmap pages only while its mmap
+    // threshold is below 16 MiB, and the threshold climbs with every large
+    // free; pinned, the buffers cost only the pages requests touch. Two
+    // arenas instead of one per thread: cached blocks freed by another
+    // thread than the one that made them fragmented eight arenas. Server
+    // peak RSS after a cold tar of /usr/share: 55-63 -> 43 MiB, of which
+    // 32 MiB is the default cache_mb.
+    // SAFETY: mallopt only changes allocator tuning.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let image = std::fs::canonicalize(&a.image)
         .map_err(|e| Error::io(format!("cannot open {}", a.image.display()), e))?;
     let mountpoint = std::fs::canonicalize(&a.mountpoint)

@@ -76,7 +76,8 @@ impl Prefetcher {
     }
 
     /// Notes a read of `[offset, end)` on `s`; when it continues the
-    /// previous one, queues the blocks after it.
+    /// previous one, queues the blocks after it. Returns whether it did
+    /// continue it (a sequential stream).
     pub fn on_read(
         &self,
         s: &Stream,
@@ -84,13 +85,13 @@ impl Prefetcher {
         offsets: &[u64],
         (offset, end): (u64, u64),
         block_size: u64,
-    ) {
-        let (Some(tx), Some(&depth)) = (self.tx.get(), self.depth.get()) else {
-            return;
-        };
+    ) -> bool {
         if s.last_end.swap(end, Ordering::Relaxed) != offset {
-            return; // not (yet) sequential
+            return false; // not (yet) sequential
         }
+        let (Some(tx), Some(&depth)) = (self.tx.get(), self.depth.get()) else {
+            return true;
+        };
         let next = end.div_ceil(block_size);
         let limit = (next + depth).min(offsets.len() as u64);
         // Claims [from, limit): concurrent readers of one handle queue each
@@ -103,8 +104,9 @@ impl Prefetcher {
                 start: offsets[n as usize],
             };
             if tx.try_send(job).is_err() {
-                return; // queue full: the reads decode it themselves
+                break; // queue full: the reads decode it themselves
             }
         }
+        true
     }
 }

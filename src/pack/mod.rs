@@ -28,8 +28,6 @@ pub enum PackError {
     /// Writing the image failed.
     Output(String),
     Interrupted,
-    /// Internal: an entry skipped under --skip-unreadable.
-    Skip,
 }
 
 impl PackError {
@@ -43,7 +41,6 @@ impl std::fmt::Display for PackError {
         match self {
             PackError::Usage(m) | PackError::Source(m) | PackError::Output(m) => f.write_str(m),
             PackError::Interrupted => f.write_str("interrupted; no image written"),
-            PackError::Skip => f.write_str("skipped"),
         }
     }
 }

@@ -124,8 +124,6 @@ pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
 
 struct Scanner<'a> {
     opts: &'a PackOptions,
-    excludes: Option<(globset::GlobSet, globset::GlobSet)>,
-    root_dev: u64,
     files: Vec<SourceFile>,
     links: Vec<u32>,
     by_ino: HashMap<(u64, u64), usize>,
@@ -174,10 +172,20 @@ pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
             source.display()
         )));
     }
-    let mut s = Scanner {
+    let walk = Walk {
         opts,
         excludes: build_excludes(&opts.excludes)?,
         root_dev: m.dev(),
+    };
+    // Gathering is system calls (stat, xattrs, listings) for every entry:
+    // spread over the pack's threads. Numbering stays serial and in order.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build()
+        .map_err(|e| PackError::Source(format!("cannot start scan threads: {e}")))?;
+    let raw = pool.install(|| walk.gather(source, Path::new(""), m, Vec::new(), true))?;
+    let mut s = Scanner {
+        opts,
         files: Vec::new(),
         links: Vec::new(),
         by_ino: HashMap::new(),
@@ -185,7 +193,7 @@ pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
         newest: 0,
         warnings: Vec::new(),
     };
-    let root = s.node(source, Path::new(""), &m, Vec::new(), true)?;
+    let root = s.node(raw)?;
     Ok(Tree {
         root,
         files: s.files,
@@ -195,21 +203,144 @@ pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
     })
 }
 
-impl Scanner<'_> {
+/// One entry as the filesystem describes it, before numbering.
+struct Raw {
+    name: Vec<u8>,
+    path: PathBuf,
+    meta: std::fs::Metadata,
+    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    what: RawKind,
+}
+
+enum RawKind {
+    /// Children in name order; `None` for one left out (with a warning).
+    Dir(Vec<Result<Raw, String>>, Option<String>),
+    Symlink(Vec<u8>),
+    /// Everything else is described by the metadata alone.
+    Plain,
+}
+
+/// The read-only part of the walk, shared by the gathering threads.
+struct Walk<'a> {
+    opts: &'a PackOptions,
+    excludes: Option<(globset::GlobSet, globset::GlobSet)>,
+    root_dev: u64,
+}
+
+impl Walk<'_> {
     fn excluded(&self, rel: &Path) -> bool {
         self.excludes
             .as_ref()
             .is_some_and(|(a, b)| a.is_match(rel) || b.is_match(Path::new("x").join(rel)))
     }
 
-    fn node(
-        &mut self,
+    /// Everything about `path` (and, for a directory, below it). `Err(msg)`
+    /// inside the result is an entry skipped under --skip-unreadable.
+    fn gather(
+        &self,
         path: &Path,
         rel: &Path,
-        m: &std::fs::Metadata,
+        meta: std::fs::Metadata,
         name: Vec<u8>,
         descend: bool,
-    ) -> Result<Node, PackError> {
+    ) -> Result<Raw, PackError> {
+        let ft = meta.file_type();
+        let xattrs = if self.opts.no_xattrs {
+            Vec::new()
+        } else {
+            read_xattrs(path).map_err(|e| PackError::io(path, "cannot read xattrs of", e))?
+        };
+        let what = if ft.is_dir() {
+            if descend {
+                self.children(path, rel)?
+            } else {
+                RawKind::Dir(Vec::new(), None)
+            }
+        } else if ft.is_symlink() {
+            let t =
+                std::fs::read_link(path).map_err(|e| PackError::io(path, "cannot read link", e))?;
+            RawKind::Symlink(t.as_os_str().as_bytes().to_vec())
+        } else {
+            RawKind::Plain
+        };
+        Ok(Raw {
+            name,
+            path: path.to_path_buf(),
+            meta,
+            xattrs,
+            what,
+        })
+    }
+
+    fn children(&self, dir: &Path, rel: &Path) -> Result<RawKind, PackError> {
+        use rayon::prelude::*;
+        let listing = match std::fs::read_dir(dir) {
+            Err(e) if self.opts.skip_unreadable => {
+                return Ok(RawKind::Dir(
+                    Vec::new(),
+                    Some(format!("{}: contents skipped: {e}", dir.display())),
+                ));
+            }
+            r => r.map_err(|e| PackError::io(dir, "cannot list", e))?,
+        };
+        let mut names: Vec<Vec<u8>> = listing
+            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| PackError::io(dir, "cannot list", e))?;
+        names.sort();
+        let one = |name: Vec<u8>| -> Result<Option<Result<Raw, String>>, PackError> {
+            let path = dir.join(OsStr::from_bytes(&name));
+            let rel = rel.join(OsStr::from_bytes(&name));
+            if name.len() > 256 {
+                return Err(PackError::Source(format!(
+                    "{}: name longer than 256 bytes cannot be stored",
+                    path.display()
+                )));
+            }
+            if self.excluded(&rel) {
+                return Ok(None);
+            }
+            let m = match std::fs::symlink_metadata(&path) {
+                Ok(m) => m,
+                Err(e) if self.opts.skip_unreadable => {
+                    return Ok(Some(Err(format!("{}: skipped: {e}", path.display()))));
+                }
+                Err(e) => return Err(PackError::io(&path, "cannot stat", e)),
+            };
+            if self.opts.skip_unreadable && m.is_file() {
+                if let Err(e) = std::fs::File::open(&path) {
+                    return Ok(Some(Err(format!("{}: skipped: {e}", path.display()))));
+                }
+            }
+            // Under --one-file-system a mountpoint stays, empty.
+            let descend = !(self.opts.one_file_system && m.is_dir() && m.dev() != self.root_dev);
+            self.gather(&path, &rel, m, name, descend)
+                .map(|r| Some(Ok(r)))
+        };
+        // In name order whatever ran first, so the first error reported is
+        // the first in the tree, as a serial walk would report it.
+        let results: Vec<_> = names.into_par_iter().map(one).collect();
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            if let Some(x) = r? {
+                out.push(x);
+            }
+        }
+        Ok(RawKind::Dir(out, None))
+    }
+}
+
+impl Scanner<'_> {
+    /// Numbers files and hard-link groups in tree order (pre-order, names
+    /// sorted), exactly as a serial walk would.
+    fn node(&mut self, raw: Raw) -> Result<Node, PackError> {
+        let Raw {
+            name,
+            path,
+            meta: m,
+            xattrs,
+            what,
+        } = raw;
         let ft = m.file_type();
         let o = self.opts;
         let clamp = |t: i64, w: &mut Vec<String>| -> u32 {
@@ -228,11 +359,6 @@ impl Scanner<'_> {
             mtime = mtime.min(sde);
         }
         self.newest = self.newest.max(mtime);
-        let xattrs = if o.no_xattrs {
-            Vec::new()
-        } else {
-            read_xattrs(path).map_err(|e| PackError::io(path, "cannot read xattrs of", e))?
-        };
         let (uid, gid) = if o.all_root {
             (0, 0)
         } else {
@@ -262,95 +388,44 @@ impl Scanner<'_> {
                 return Ok(node);
             }
         }
-        node.kind = if ft.is_dir() {
-            Kind::Dir(if descend {
-                self.children(path, rel)?
-            } else {
-                Vec::new()
-            })
-        } else if ft.is_file() {
-            if o.skip_unreadable {
-                if let Err(e) = std::fs::File::open(path) {
-                    self.warnings
-                        .push(format!("{}: skipped: {e}", path.display()));
-                    return Err(PackError::Skip);
+        node.kind = match what {
+            RawKind::Dir(children, warning) => {
+                self.warnings.extend(warning);
+                let mut out = Vec::with_capacity(children.len());
+                for c in children {
+                    match c {
+                        Ok(raw) => out.push(self.node(raw)?),
+                        Err(w) => self.warnings.push(w),
+                    }
+                }
+                Kind::Dir(out)
+            }
+            RawKind::Symlink(t) => Kind::Symlink(t),
+            RawKind::Plain if ft.is_file() => {
+                self.files.push(SourceFile {
+                    path,
+                    offset: 0,
+                    size: m.len(),
+                    spooled: false,
+                });
+                Kind::File {
+                    file: self.files.len() - 1,
                 }
             }
-            self.files.push(SourceFile {
-                path: path.to_path_buf(),
-                offset: 0,
-                size: m.len(),
-                spooled: false,
-            });
-            Kind::File {
-                file: self.files.len() - 1,
+            RawKind::Plain if ft.is_block_device() || ft.is_char_device() => {
+                let r = rdev_encode(libc::major(m.rdev()), libc::minor(m.rdev()));
+                if ft.is_block_device() {
+                    Kind::BlockDev(r)
+                } else {
+                    Kind::CharDev(r)
+                }
             }
-        } else if ft.is_symlink() {
-            let t =
-                std::fs::read_link(path).map_err(|e| PackError::io(path, "cannot read link", e))?;
-            Kind::Symlink(t.as_os_str().as_bytes().to_vec())
-        } else if ft.is_block_device() || ft.is_char_device() {
-            let r = rdev_encode(libc::major(m.rdev()), libc::minor(m.rdev()));
-            if ft.is_block_device() {
-                Kind::BlockDev(r)
-            } else {
-                Kind::CharDev(r)
-            }
-        } else if ft.is_fifo() {
-            Kind::Fifo
-        } else {
-            Kind::Socket
+            RawKind::Plain if ft.is_fifo() => Kind::Fifo,
+            RawKind::Plain => Kind::Socket,
         };
         if let Some(l) = node.link {
             self.group_kind[l] = node.kind.clone();
         }
         Ok(node)
-    }
-
-    fn children(&mut self, dir: &Path, rel: &Path) -> Result<Vec<Node>, PackError> {
-        let listing = match std::fs::read_dir(dir) {
-            Err(e) if self.opts.skip_unreadable => {
-                self.warnings
-                    .push(format!("{}: contents skipped: {e}", dir.display()));
-                return Ok(Vec::new());
-            }
-            r => r.map_err(|e| PackError::io(dir, "cannot list", e))?,
-        };
-        let mut names: Vec<Vec<u8>> = listing
-            .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
-            .collect::<Result<_, _>>()
-            .map_err(|e| PackError::io(dir, "cannot list", e))?;
-        names.sort();
-        let mut out = Vec::with_capacity(names.len());
-        for name in names {
-            let path = dir.join(OsStr::from_bytes(&name));
-            let rel = rel.join(OsStr::from_bytes(&name));
-            if name.len() > 256 {
-                return Err(PackError::Source(format!(
-                    "{}: name longer than 256 bytes cannot be stored",
-                    path.display()
-                )));
-            }
-            if self.excluded(&rel) {
-                continue;
-            }
-            let m = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
-                Err(e) if self.opts.skip_unreadable => {
-                    self.warnings
-                        .push(format!("{}: skipped: {e}", path.display()));
-                    continue;
-                }
-                Err(e) => return Err(PackError::io(&path, "cannot stat", e)),
-            };
-            // Under --one-file-system a mountpoint stays, empty.
-            let descend = !(self.opts.one_file_system && m.is_dir() && m.dev() != self.root_dev);
-            match self.node(&path, &rel, &m, name, descend) {
-                Ok(n) => out.push(n),
-                Err(PackError::Skip) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
     }
 }

@@ -1,0 +1,215 @@
+#!/usr/bin/env python3
+"""Turns tools/bench/run.sh's results into docs/benchmarks.md and a chart.
+
+    report.py RESULTS.tsv OUT.md OUT.svg
+
+RESULTS.tsv lines: section, workload, tool, value (tab-separated); lines
+starting with '#' describe the run. Each figure is the best of the rounds:
+the lowest time, size or RSS, the highest IOPS. The chart is plain SVG
+written here (no plotting library needed on a fresh machine).
+"""
+import math
+import sys
+from collections import OrderedDict
+
+HIGHER_IS_BETTER = {"iops"}
+
+
+def load(path):
+    meta, best = OrderedDict(), OrderedDict()
+    for line in open(path, encoding="utf-8"):
+        line = line.rstrip("\n")
+        if not line:
+            continue
+        if line.startswith("#"):
+            k, _, v = line[1:].partition("\t")
+            meta[k] = v
+            continue
+        section, workload, tool, value = line.split("\t")
+        v = float(value)
+        key = (section, workload)
+        per = best.setdefault(key, OrderedDict())
+        if tool not in per:
+            per[tool] = v
+        elif section in HIGHER_IS_BETTER:
+            per[tool] = max(per[tool], v)
+        else:
+            per[tool] = min(per[tool], v)
+    return meta, best
+
+
+def fmt_time(s):
+    return f"{s * 1000:.1f} ms" if s < 0.1 else f"{s:.2f} s"
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def mount_rows(best):
+    """(workload, figures, speed-up vs squashfuse_ll, vs kernel, target)."""
+    rows = []
+    for (section, w), per in best.items():
+        if section not in ("mount", "iops", "rss"):
+            continue
+        s, q, k = per.get("sqfuse"), per.get("squashfuse_ll"), per.get("kernel")
+        if s is None or q is None:
+            continue
+        if section == "iops":
+            vs_q, vs_k = s / q if q else math.inf, (s / k if k else None)
+            cells = [f"{s / 1000:.1f}k", f"{q / 1000:.1f}k", f"{k / 1000:.1f}k" if k else "-"]
+            target = f"10x squashfuse_ll, half the kernel: {verdict(vs_q >= 10 and (vs_k or 0) >= 0.5)}"
+        elif section == "rss":
+            vs_q, vs_k = q / s if s else None, None
+            cells = [f"{s:.1f} MiB", f"{q:.1f} MiB", "(in the kernel)"]
+            target = "-"
+        else:
+            vs_q, vs_k = q / s, (k / s if k else None)
+            cells = [fmt_time(s), fmt_time(q), fmt_time(k) if k else "-"]
+            if "find -ls" in w:
+                target = f"1.25x squashfuse_ll, within 1.3x of the kernel: {verdict(vs_q >= 1.25 and vs_k and 1 / vs_k <= 1.3)}"
+            elif "sequential" in w:
+                target = f"1.25x squashfuse_ll, faster than the kernel: {verdict(vs_q >= 1.25 and vs_k and vs_k > 1)}"
+            else:
+                target = f"1.25x squashfuse_ll: {verdict(vs_q >= 1.25)}"
+        rows.append((section, w, cells, vs_q, vs_k, target))
+    return rows
+
+
+def pack_rows(best):
+    rows = []
+    for (section, w), per in best.items():
+        if section != "pack":
+            continue
+        size = best.get(("packsize", w), {})
+        rss = best.get(("packrss", w), {})
+        s, m = per.get("sqfuse"), per.get("mksquashfs")
+        if s is None or m is None:
+            continue
+        t_ratio = s / m
+        z_ratio = size["sqfuse"] / size["mksquashfs"]
+        r_ratio = rss["sqfuse"] / rss["mksquashfs"]
+        ok = t_ratio <= 0.8 and z_ratio <= 1.0 and r_ratio <= 0.1
+        rows.append((w, s, m, t_ratio, size, z_ratio, rss, r_ratio, verdict(ok)))
+    return rows
+
+
+def markdown(meta, best):
+    out = [
+        "# Benchmarks",
+        "",
+        "Written by `tools/bench/run.sh` (see the README's Benchmarks section);",
+        "rerun it when the numbers change. Every contender is measured in the",
+        "same run, interleaved, and each figure is the best of the rounds. Cold",
+        "runs drop the page cache first (`echo 3 > /proc/sys/vm/drop_caches`)",
+        "with the image already mounted, except 'time to mount, caches dropped',",
+        "which drops it before mounting (so it includes loading the programs).",
+        "Mount images are made by mksquashfs with zstd, so only the reader",
+        "differs.",
+        "",
+        f"- Machine: {meta.get('machine', '?')}",
+        f"- Versions: {meta.get('versions', '?')}",
+        f"- Data: {meta.get('data', '?')}",
+        f"- Rounds: {meta.get('rounds', '?')}",
+        "",
+        "![speed-up chart](benchmarks.svg)",
+        "",
+    ]
+    rows = mount_rows(best)
+    if rows:
+        out += [
+            "## Mount: sqfuse vs squashfuse_ll vs the kernel driver",
+            "",
+            "Speed-up is the other's time over sqfuse's (IOPS: sqfuse's over the",
+            "other's; RSS: the other's over sqfuse's): above 1, sqfuse is ahead.",
+            "",
+            "| workload | sqfuse | squashfuse_ll | kernel | speed-up vs squashfuse_ll | vs kernel | target (issue 5) |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for _, w, cells, vs_q, vs_k, target in rows:
+            vq = f"{vs_q:.2f}x" if vs_q is not None else "-"
+            vk = f"{vs_k:.2f}x" if vs_k is not None else "-"
+            out.append(f"| {cell(w)} | {' | '.join(cells)} | {vq} | {vk} | {target} |")
+        out.append("")
+    prow = pack_rows(best)
+    if prow:
+        out += [
+            "## Pack: sqfuse pack vs mksquashfs",
+            "",
+            "Ratios are sqfuse's figure over mksquashfs's: below 1, sqfuse is",
+            "faster, smaller or leaner. Target: time at most 0.8, image no",
+            "bigger, peak RSS at most 0.1.",
+            "",
+            "| settings | sqfuse | mksquashfs | time ratio | image MiB (sqfuse / mksquashfs) | size ratio | peak RSS MiB (sqfuse / mksquashfs) | RSS ratio | target |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for w, s, m, tr, size, zr, rss, rr, ok in prow:
+            out.append(
+                f"| {cell(w)} | {fmt_time(s)} | {fmt_time(m)} | {tr:.2f} | "
+                f"{size['sqfuse'] / 2**20:.1f} / {size['mksquashfs'] / 2**20:.1f} | {zr:.4f} | "
+                f"{rss['sqfuse']:.0f} / {rss['mksquashfs']:.0f} | {rr:.3f} | {ok} |"
+            )
+        out.append("")
+    return "\n".join(out)
+
+
+def svg(best):
+    """Horizontal bars on a log scale: speed-up over the usual tool."""
+    bars = []  # (label, value, colour)
+    for section, w, _, vs_q, vs_k, _ in mount_rows(best):
+        if section == "rss":
+            continue
+        bars.append((f"{w}: sqfuse", vs_q, "#2b7bba"))
+        if vs_k is not None and vs_q is not None:
+            # The kernel against squashfuse_ll, for scale.
+            bars.append((f"{w}: kernel", vs_q / vs_k, "#999999"))
+    for w, _, _, tr, *_ in pack_rows(best):
+        bars.append((f"pack {w}: sqfuse vs mksquashfs", 1 / tr, "#e07b24"))
+    if not bars:
+        return "<svg xmlns='http://www.w3.org/2000/svg'/>"
+    left, width, row, top = 470, 420, 20, 40
+    lo, hi = 1 / 4, 64.0
+    x = lambda v: left + width * (math.log2(min(max(v, lo), hi)) - math.log2(lo)) / (math.log2(hi) - math.log2(lo))
+    h = top + row * len(bars) + 40
+    p = [
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{left + width + 70}' height='{h}' font-family='sans-serif' font-size='11'>",
+        "<rect width='100%' height='100%' fill='white'/>",
+        f"<text x='10' y='18' font-size='13' font-weight='bold'>Speed-up over squashfuse_ll (mount) and mksquashfs (pack), log scale; above 1x is faster</text>",
+    ]
+    for t in (0.25, 0.5, 1, 2, 4, 8, 16, 32, 64):
+        xx = x(t)
+        p.append(f"<line x1='{xx:.1f}' y1='{top - 5}' x2='{xx:.1f}' y2='{h - 30}' stroke='{'#000' if t == 1 else '#ddd'}'/>")
+        p.append(f"<text x='{xx:.1f}' y='{h - 15}' text-anchor='middle'>{t:g}x</text>")
+    for i, (label, v, colour) in enumerate(bars):
+        y = top + i * row
+        x0, x1 = sorted((x(1), x(v)))
+        p.append(f"<text x='{left - 6}' y='{y + 13}' text-anchor='end'>{escape(label)}</text>")
+        p.append(f"<rect x='{x0:.1f}' y='{y + 3}' width='{max(x1 - x0, 1):.1f}' height='{row - 6}' fill='{colour}'/>")
+        p.append(f"<text x='{max(x(v), x(1)) + 4:.1f}' y='{y + 13}'>{v:.2f}x</text>")
+    p.append("</svg>")
+    return "\n".join(p)
+
+
+def cell(s):
+    """A markdown table cell: a '|' in a command would split the row."""
+    return s.replace("|", "\\|")
+
+
+def escape(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit("usage: report.py RESULTS.tsv OUT.md OUT.svg")
+    meta, best = load(sys.argv[1])
+    md = markdown(meta, best)
+    with open(sys.argv[2], "w", encoding="utf-8") as f:
+        f.write(md + "\n")
+    with open(sys.argv[3], "w", encoding="utf-8") as f:
+        f.write(svg(best) + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# The benchmark: sqfuse against what users would pick instead, every
+# contender measured in the same run, interleaved, best of ROUNDS.
+#
+#   sudo tools/bench/run.sh [ROUNDS]        (default 3)
+#
+# Mount: sqfuse vs squashfuse_ll vs the kernel driver (loop), on images made
+# by mksquashfs with zstd (so only the reader differs), page cache dropped
+# before every cold run. Pack: sqfuse pack vs mksquashfs on /usr/share at
+# the same compressor, level, block size and thread count. Installs what it
+# needs (Debian), builds the data sets once (in $BENCH_DIR, default
+# /var/tmp/sqfuse-bench), then writes docs/benchmarks.md and
+# docs/benchmarks.svg (tools/bench/report.py) and prints the tables.
+# Knobs: BENCH_DIR, SKIP_PACK=1, SKIP_MOUNT=1, PACK_SETTINGS="zstd:3 gzip:9 xz:6".
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+ROUNDS=${1:-3}
+WORK=${BENCH_DIR:-/var/tmp/sqfuse-bench}
+OUT=$WORK/results.tsv
+mkdir -p "$WORK"
+
+if [ "$(id -u)" != 0 ]; then
+    echo "run.sh: run as root (drop_caches, loop mounts)" >&2
+    exit 2
+fi
+need=()
+for c in mksquashfs:squashfs-tools squashfuse_ll:squashfuse fusermount3:fuse3 fio:fio /usr/bin/time:time python3:python3; do
+    command -v "${c%%:*}" >/dev/null || need+=("${c##*:}")
+done
+if [ ${#need[@]} -gt 0 ]; then
+    echo "installing ${need[*]}" >&2
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+cargo build --release --quiet
+SQFUSE=$PWD/target/release/sqfuse
+MNT=$WORK/mnt
+mkdir -p "$MNT"
+
+# ---- data sets, made once ------------------------------------------------
+if [ ! -f "$WORK/share.sqfs" ]; then
+    echo "building share.sqfs (mksquashfs /usr/share, zstd)" >&2
+    mksquashfs /usr/share "$WORK/share.sqfs" -comp zstd -quiet -no-progress >/dev/null
+fi
+if [ ! -f "$WORK/big.sqfs" ]; then
+    echo "building big.sqfs (1 GiB of concatenated /usr/lib files, zstd)" >&2
+    mkdir -p "$WORK/big"
+    # head closes the pipe early on purpose: SIGPIPE upstream is expected.
+    { find /usr/lib -type f -size +100k -print0 | sort -z | xargs -0 cat 2>/dev/null || true; } \
+        | head -c 1073741824 >"$WORK/big/blob" || true
+    mksquashfs "$WORK/big" "$WORK/big.sqfs" -comp zstd -quiet -no-progress >/dev/null
+fi
+
+# ---- helpers --------------------------------------------------------------
+drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+now() { date +%s.%N; }
+since() { echo "$(now) - $1" | bc; }
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$OUT"; } # section workload tool value
+do_mount() { # tool image
+    case $1 in
+        sqfuse) "$SQFUSE" "$2" "$MNT" ;;
+        squashfuse_ll) squashfuse_ll "$2" "$MNT" ;;
+        kernel) mount -t squashfs -o loop,ro "$2" "$MNT" ;;
+    esac
+}
+do_umount() { umount "$MNT" 2>/dev/null || { sleep 0.5; umount -l "$MNT"; }; sleep 0.2; }
+server_pid() { pgrep -n -f -- " $MNT\$" || true; }
+
+# One cold run: mount, drop caches, time the command in the mount, unmount.
+cold() { # workload tool image command
+    local w=$1 tool=$2 img=$3 cmd=$4 t0
+    do_mount "$tool" "$img"
+    drop
+    t0=$(now)
+    (cd "$MNT" && eval "$cmd") >/dev/null
+    record mount "$w" "$tool" "$(since "$t0")"
+    do_umount
+}
+
+: >"$OUT"
+{
+    echo -e "#machine\t$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r)"
+    echo -e "#versions\tsqfuse $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(mksquashfs -version 2>&1 | head -1), squashfuse $(dpkg-query -W -f '${Version}' squashfuse 2>/dev/null || echo ?), fio $(fio --version)"
+    echo -e "#data\t/usr/share: $(du -sm /usr/share | cut -f1) MiB, $(find /usr/share | wc -l) entries; share.sqfs $(($(stat -c %s "$WORK/share.sqfs") >> 20)) MiB; big.sqfs $(($(stat -c %s "$WORK/big.sqfs") >> 20)) MiB (1 GiB file)"
+    echo -e "#rounds\t$ROUNDS"
+} >>"$OUT"
+
+TOOLS=(sqfuse squashfuse_ll kernel)
+if [ -z "${SKIP_MOUNT:-}" ]; then
+    for r in $(seq "$ROUNDS"); do
+        echo "mount round $r/$ROUNDS" >&2
+        for tool in "${TOOLS[@]}"; do
+            S=$WORK/share.sqfs B=$WORK/big.sqfs
+            cold "cold tar -cf - . | wc -c (/usr/share)" "$tool" "$S" 'tar -cf - . | wc -c'
+            cold "cold parallel cat, xargs -P8 (/usr/share)" "$tool" "$S" 'find . -type f -print0 | xargs -0 -P8 -n64 cat | wc -c'
+            cold "cold find -ls (/usr/share)" "$tool" "$S" 'find . -ls | wc -l'
+            cold "cold sequential read, 1 GiB file (dd bs=1M)" "$tool" "$B" 'dd if=blob of=/dev/null bs=1M status=none'
+            cold "cold sequential read, 1 GiB file (cat | wc -c)" "$tool" "$B" 'cat blob | wc -c'
+
+            # Random 4 KiB reads for 8 s, 4 jobs (IOPS, higher is better).
+            do_mount "$tool" "$B"
+            drop
+            iops=$(fio --name=r --filename="$MNT/blob" --rw=randread --bs=4k --numjobs=4 \
+                --time_based --runtime=8 --group_reporting --readonly --ioengine=psync \
+                --output-format=terse 2>/dev/null | awk -F';' '{print $8}')
+            record iops "fio 4 KiB random reads, 4 jobs, 8 s (IOPS)" "$tool" "${iops:-0}"
+            do_umount
+
+            # Time to mount, everything cold (programs too), then warm.
+            drop
+            t0=$(now)
+            do_mount "$tool" "$WORK/share.sqfs"
+            record mount "time to mount, caches dropped" "$tool" "$(since "$t0")"
+            do_umount
+            t0=$(now)
+            do_mount "$tool" "$WORK/share.sqfs"
+            record mount "time to mount, warm" "$tool" "$(since "$t0")"
+            # Peak RSS of the server after a cold tar of the tree.
+            drop
+            (cd "$MNT" && tar -cf - . | wc -c) >/dev/null
+            pid=$(server_pid)
+            if [ "$tool" != kernel ] && [ -n "$pid" ]; then
+                record rss "server peak RSS after a cold tar (MiB)" "$tool" \
+                    "$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
+            fi
+            do_umount
+        done
+    done
+fi
+
+if [ -z "${SKIP_PACK:-}" ]; then
+    J=$(nproc)
+    # The source read from memory by both: warm it once.
+    tar -cf - -C /usr/share . 2>/dev/null | wc -c >/dev/null
+    pack_run() { # settings tool command...
+        local s=$1 tool=$2 secs kb
+        shift 2
+        rm -f "$WORK/out.sqfs"
+        /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>&1
+        read -r secs kb <"$WORK/time"
+        record pack "$s" "$tool" "$secs"
+        record packsize "$s" "$tool" "$(stat -c %s "$WORK/out.sqfs")"
+        record packrss "$s" "$tool" "$(echo "$kb / 1024" | bc -l)"
+    }
+    for r in $(seq "$ROUNDS"); do
+        echo "pack round $r/$ROUNDS" >&2
+        for cfg in ${PACK_SETTINGS:-zstd:3 gzip:9 xz:6}; do
+            c=${cfg%%:*} l=${cfg##*:}
+            case $c in
+                xz) mopt=(-comp xz) ;; # mksquashfs's xz has no level option: preset 6
+                *) mopt=(-comp "$c" -Xcompression-level "$l") ;;
+            esac
+            s="/usr/share, $c $l, 128 KiB blocks, $J threads"
+            pack_run "$s" sqfuse "$SQFUSE" pack /usr/share "$WORK/out.sqfs" -q -c "$c" -l "$l" -b 128K -j "$J"
+            pack_run "$s" mksquashfs mksquashfs /usr/share "$WORK/out.sqfs" -noappend -no-progress -quiet \
+                -b 131072 -processors "$J" "${mopt[@]}"
+        done
+    done
+    rm -f "$WORK/out.sqfs"
+fi
+
+mkdir -p docs
+python3 tools/bench/report.py "$OUT" docs/benchmarks.md docs/benchmarks.svg

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Checks report.py on a small made-up result set: best-of selection,
+ratios, targets, table escaping and the chart. Run by .ci/run."""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+RESULTS = """#machine\t2 cores (test), 1 GiB RAM, Linux test
+#rounds\t2
+mount\tcold tar -cf - . | wc -c (/usr/share)\tsqfuse\t6.0
+mount\tcold tar -cf - . | wc -c (/usr/share)\tsqfuse\t5.0
+mount\tcold tar -cf - . | wc -c (/usr/share)\tsquashfuse_ll\t20.0
+mount\tcold tar -cf - . | wc -c (/usr/share)\tkernel\t4.0
+mount\tcold find -ls (/usr/share)\tsqfuse\t1.4
+mount\tcold find -ls (/usr/share)\tsquashfuse_ll\t6.0
+mount\tcold find -ls (/usr/share)\tkernel\t1.0
+iops\tfio 4 KiB random reads, 4 jobs, 8 s (IOPS)\tsqfuse\t100000
+iops\tfio 4 KiB random reads, 4 jobs, 8 s (IOPS)\tsqfuse\t150000
+iops\tfio 4 KiB random reads, 4 jobs, 8 s (IOPS)\tsquashfuse_ll\t3000
+iops\tfio 4 KiB random reads, 4 jobs, 8 s (IOPS)\tkernel\t200000
+pack\tzstd 3\tsqfuse\t2.0
+pack\tzstd 3\tmksquashfs\t3.0
+packsize\tzstd 3\tsqfuse\t1000
+packsize\tzstd 3\tmksquashfs\t1000
+packrss\tzstd 3\tsqfuse\t30
+packrss\tzstd 3\tmksquashfs\t500
+"""
+
+
+class Report(unittest.TestCase):
+    def run_report(self):
+        with tempfile.TemporaryDirectory() as d:
+            tsv, md, svg = (os.path.join(d, n) for n in ("r.tsv", "b.md", "b.svg"))
+            with open(tsv, "w") as f:
+                f.write(RESULTS)
+            subprocess.run([sys.executable, os.path.join(HERE, "report.py"), tsv, md, svg],
+                           check=True, capture_output=True)
+            return open(md).read(), open(svg).read()
+
+    def test_best_of_rounds_ratios_and_targets(self):
+        md, _ = self.run_report()
+        # Best tar time is 5.0 s: 20 / 5 = 4x squashfuse_ll, 4 / 5 of the kernel.
+        self.assertIn("| cold tar -cf - . \\| wc -c (/usr/share) | 5.00 s | 20.00 s | 4.00 s | 4.00x | 0.80x | 1.25x squashfuse_ll: met |", md)
+        # find -ls at 1.4x the kernel's time misses the 1.3x target.
+        self.assertIn("within 1.3x of the kernel: **not met**", md)
+        # Highest IOPS counts: 150k = 50x squashfuse_ll, 0.75 of the kernel.
+        self.assertIn("| 150.0k | 3.0k | 200.0k | 50.00x | 0.75x | 10x squashfuse_ll, half the kernel: met |", md)
+        self.assertIn("| zstd 3 | 2.00 s | 3.00 s | 0.67 |", md)
+        self.assertIn("| 0.060 | met |", md)
+        self.assertIn("2 cores (test)", md)
+
+    def test_chart_has_a_bar_per_contender(self):
+        _, svg = self.run_report()
+        self.assertTrue(svg.startswith("<svg"))
+        self.assertEqual(svg.count("<rect "), 1 + 6 + 1)  # background, 3 workloads x 2, pack
+        self.assertIn("4.00x", svg)
+
+
+if __name__ == "__main__":
+    unittest.main()

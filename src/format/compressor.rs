@@ -175,8 +175,8 @@ thread_local! {
     /// per block spent a third of the pack's CPU time creating and zeroing
     /// match tables. Output is the same as with a fresh context.
     static ZSTD_CCTX: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> = const { std::cell::RefCell::new(None) };
-    /// One deflate state per thread and level, reset between blocks.
-    static DEFLATE: std::cell::RefCell<Option<(u32, flate2::Compress)>> = const { std::cell::RefCell::new(None) };
+    /// One libdeflate compressor per thread and level.
+    static DEFLATE: std::cell::RefCell<Option<(u32, libdeflater::Compressor)>> = const { std::cell::RefCell::new(None) };
 }
 
 fn zstd_compress(data: &[u8], level: i32) -> Option<Vec<u8>> {
@@ -200,19 +200,15 @@ fn deflate_zlib(data: &[u8], level: u32) -> Option<Vec<u8>> {
     DEFLATE.with(|cell| {
         let mut slot = cell.borrow_mut();
         if slot.as_ref().is_none_or(|(l, _)| *l != level) {
-            *slot = Some((
-                level,
-                flate2::Compress::new(flate2::Compression::new(level), true),
-            ));
+            let lvl = libdeflater::CompressionLvl::new(level.clamp(1, 9) as i32).ok()?;
+            *slot = Some((level, libdeflater::Compressor::new(lvl)));
         }
         let (_, c) = slot.as_mut().expect("just set");
-        c.reset();
-        let mut out = Vec::with_capacity(data.len());
-        match c.compress_vec(data, &mut out, flate2::FlushCompress::Finish) {
-            Ok(flate2::Status::StreamEnd) => Some(out),
-            // Out of room: not smaller than the input, store it.
-            _ => None,
-        }
+        // Room for the input only: anything bigger is stored instead.
+        let mut out = vec![0u8; data.len()];
+        let n = c.zlib_compress(data, &mut out).ok()?;
+        out.truncate(n);
+        Some(out)
     })
 }
 

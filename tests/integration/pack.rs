@@ -204,7 +204,7 @@ fn golden_image_hash() {
     );
 }
 
-const GOLDEN: &str = "bed6f4f010a79302b4b0fe8a5342da0ad47ac2dfd9df8df4c89d8d8fcc8d5c7e";
+const GOLDEN: &str = "8e378e5fa61f83178cc8d462e1c37c35c056011004841de876a9472f6eb8da9c";
 
 #[test]
 fn existing_image_needs_force_and_bad_options_fail() {

@@ -135,6 +135,9 @@ if [ -z "${SKIP_PACK:-}" ]; then
         local s=$1 tool=$2 secs kb
         shift 2
         rm -f "$WORK/out.sqfs"
+        # No run pays for the previous one's writeback (sqfuse fsyncs its
+        # image before renaming it; mksquashfs leaves it dirty).
+        sync
         /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>&1
         read -r secs kb <"$WORK/time"
         record pack "$s" "$tool" "$secs"

@@ -39,7 +39,8 @@ class Report(unittest.TestCase):
                 f.write(RESULTS)
             subprocess.run([sys.executable, os.path.join(HERE, "report.py"), tsv, md, svg],
                            check=True, capture_output=True)
-            return open(md).read(), open(svg).read()
+            with open(md) as m, open(svg) as g:
+                return m.read(), g.read()
 
     def test_best_of_rounds_ratios_and_targets(self):
         md, _ = self.run_report()

@@ -113,6 +113,54 @@ fn idle_timeout_unmounts_by_itself() {
     assert!(wait_for(Duration::from_secs(10), || !is_mounted(&m2.dir)));
 }
 
+/// The pid of the server mounted on `dir` (its command line names it).
+fn server_pid(dir: &Path) -> Option<u32> {
+    let want = dir.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let is_server = cmd.split(|&b| b == 0).any(|a| a == want)
+            && cmd.split(|&b| b == 0).any(|a| a.ends_with(b"sqfuse"));
+        is_server.then_some(pid)
+    })
+}
+
+/// Voluntary context switches of all the process's threads.
+fn wakeups(pid: u32) -> u64 {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .flatten()
+        .map(|t| {
+            let st = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
+            st.lines()
+                .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+/// An idle mount sleeps: no thread wakes up while nothing happens (the
+/// serving loop used to poll five times a second), with and without an
+/// idle timeout pending.
+#[test]
+fn idle_mount_does_not_wake_up() {
+    need_fuse!();
+    let Some(img) = fixture_image("timeout", &["-comp", "lz4"]) else {
+        return;
+    };
+    for (name, opts) in [("sleep", vec![]), ("sleep-timeout", vec!["timeout=600"])] {
+        let m = Mounted::new(&img, name, &opts);
+        assert!(std::fs::read(m.dir.join("data/text")).is_ok());
+        let pid = server_pid(&m.dir).expect("the server's process");
+        std::thread::sleep(Duration::from_millis(300)); // let the page-fill push settle
+        let before = wakeups(pid);
+        std::thread::sleep(Duration::from_secs(2));
+        let woke = wakeups(pid) - before;
+        assert!(woke <= 2, "{opts:?}: {woke} wake-ups in 2 idle seconds");
+    }
+}
+
 fn read_notify(pipe: &Path) -> std::thread::JoinHandle<Vec<u8>> {
     let pipe = pipe.to_path_buf();
     std::thread::spawn(move || {

@@ -18,7 +18,7 @@ use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::FromRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -264,15 +264,23 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
     let activity = fs.activity.clone();
     let page_fill = fs.page_fill.clone();
     let (prefetch, img) = (fs.prefetch.clone(), fs.image());
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [
+    // Signals arrive as events on the loop's channel (no polling: an idle
+    // mount sleeps until a signal, the session's end or the idle deadline).
+    let (tx, rx) = std::sync::mpsc::channel::<Event>();
+    let mut signals = signal_hook::iterator::Signals::new([
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
         signal_hook::consts::SIGHUP,
-    ] {
-        signal_hook::flag::register(sig, stop.clone())
-            .map_err(|e| Error::io("installing signal handlers", e))?;
-    }
+    ])
+    .map_err(|e| Error::io("installing signal handlers", e))?;
+    let sig_tx = tx.clone();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if sig_tx.send(Event::Signal).is_err() {
+                return;
+            }
+        }
+    });
     let session = match fuser::Session::new(fs, &a.mountpoint, &fuser_config(a, &a.image)) {
         Ok(s) => s,
         Err(e) => {
@@ -295,38 +303,56 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
         drop(s);
         detach_stdio();
     }
-    let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let _ = tx.send(session.run());
+        let _ = tx.send(Event::Ended(session.run()));
     });
     activity.touch(); // the idle clock starts now
     let mut unmounting = false;
     loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(r) => return r.map_err(|e| Error::io("serving the mount", e)),
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-        }
-        if unmounting {
-            continue;
-        }
-        if stop.load(Ordering::Relaxed) {
-            // Files still open: detach now, keep serving them until closed.
-            if unmount(&a.mountpoint, false).is_err() {
-                let _ = unmount(&a.mountpoint, true);
+        use std::sync::mpsc::RecvTimeoutError;
+        // Wake only when the idle deadline could have passed.
+        let event = match a.opts.idle_timeout.filter(|_| !unmounting) {
+            Some(t) => {
+                let idle = unix_now().saturating_sub(activity.last.load(Ordering::Relaxed));
+                rx.recv_timeout(Duration::from_secs(t.saturating_sub(idle).max(1)))
             }
-            unmounting = true;
-        } else if let Some(t) = a.opts.idle_timeout {
-            let now = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let idle = now.saturating_sub(activity.last.load(Ordering::Relaxed));
-            if activity.open.load(Ordering::Relaxed) == 0
-                && idle >= t
-                && unmount(&a.mountpoint, false).is_ok()
-            {
+            None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match event {
+            Ok(Event::Ended(r)) => return r.map_err(|e| Error::io("serving the mount", e)),
+            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(Event::Signal) if !unmounting => {
+                // Files still open: detach now, keep serving them until closed.
+                if unmount(&a.mountpoint, false).is_err() {
+                    let _ = unmount(&a.mountpoint, true);
+                }
                 unmounting = true;
+            }
+            Ok(Event::Signal) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                let t = a.opts.idle_timeout.unwrap_or(u64::MAX);
+                let idle = unix_now().saturating_sub(activity.last.load(Ordering::Relaxed));
+                if activity.open.load(Ordering::Relaxed) == 0
+                    && idle >= t
+                    && unmount(&a.mountpoint, false).is_ok()
+                {
+                    unmounting = true;
+                }
             }
         }
     }
+}
+
+/// What the serving loop waits for.
+enum Event {
+    /// The FUSE session ended (unmounted), with its result.
+    Ended(std::io::Result<()>),
+    /// SIGINT, SIGTERM or SIGHUP.
+    Signal,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -94,11 +94,15 @@ pub fn fixture_image(name: &str, opts: &[&str]) -> Option<PathBuf> {
     }
     let img = scratch("images").join(format!("{name}.sqfs"));
     if !img.exists() {
+        // Built under a name of this thread's own and renamed: tests
+        // running at once that share an image never see it half written.
+        let tmp = img.with_extension(format!("tmp-{:?}", std::thread::current().id()));
         run(Command::new("mksquashfs")
             .arg(fixture())
-            .arg(&img)
+            .arg(&tmp)
             .args(["-noappend", "-quiet", "-no-progress", "-processors", "2"])
             .args(opts));
+        std::fs::rename(&tmp, &img).unwrap();
     }
     Some(img)
 }

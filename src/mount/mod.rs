@@ -94,7 +94,7 @@ fn check_mountpoint(p: &Path) -> Result<()> {
     Ok(())
 }
 
-fn fuser_config(a: &MountArgs, image: &Path) -> fuser::Config {
+fn fuser_config(a: &MountArgs, image: &Path, cores: usize) -> fuser::Config {
     use fuser::MountOption as M;
     let mut c = fuser::Config::default();
     c.mount_options = vec![
@@ -121,7 +121,6 @@ fn fuser_config(a: &MountArgs, image: &Path) -> fuser::Config {
     } else {
         fuser::SessionACL::Owner
     };
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     c.n_threads = Some(if a.single_thread {
         1
     } else if o.threads > 0 {
@@ -281,7 +280,10 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
             }
         }
     });
-    let session = match fuser::Session::new(fs, &a.mountpoint, &fuser_config(a, &a.image)) {
+    // Asked once: it reads cgroup files, and the mount is waiting.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let config = fuser_config(a, &a.image, cores);
+    let session = match fuser::Session::new(fs, &a.mountpoint, &config) {
         Ok(s) => s,
         Err(e) => {
             let msg = format!("cannot mount on {}: {e}", a.mountpoint.display());
@@ -295,7 +297,6 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
     if a.opts.page_fill {
         page_fill.start(session.notifier());
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     prefetch.start(img, cores, a.opts.prefetch);
     notify(&a.opts, b's');
     if let Some(mut s) = status.take() {
@@ -307,15 +308,13 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
         let _ = tx.send(Event::Ended(session.run()));
     });
     activity.touch(); // the idle clock starts now
+    let idle_secs = || unix_now().saturating_sub(activity.last.load(Ordering::Relaxed));
     let mut unmounting = false;
     loop {
         use std::sync::mpsc::RecvTimeoutError;
         // Wake only when the idle deadline could have passed.
         let event = match a.opts.idle_timeout.filter(|_| !unmounting) {
-            Some(t) => {
-                let idle = unix_now().saturating_sub(activity.last.load(Ordering::Relaxed));
-                rx.recv_timeout(Duration::from_secs(t.saturating_sub(idle).max(1)))
-            }
+            Some(t) => rx.recv_timeout(Duration::from_secs(t.saturating_sub(idle_secs()).max(1))),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match event {
@@ -331,9 +330,8 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
             Ok(Event::Signal) => {}
             Err(RecvTimeoutError::Timeout) => {
                 let t = a.opts.idle_timeout.unwrap_or(u64::MAX);
-                let idle = unix_now().saturating_sub(activity.last.load(Ordering::Relaxed));
                 if activity.open.load(Ordering::Relaxed) == 0
-                    && idle >= t
+                    && idle_secs() >= t
                     && unmount(&a.mountpoint, false).is_ok()
                 {
                     unmounting = true;

@@ -40,8 +40,9 @@ impl Default for Stream {
 
 #[derive(Default)]
 pub struct Prefetcher {
-    tx: OnceLock<Sender<Job>>,
-    depth: OnceLock<u64>,
+    /// The decoders' queue and how far a stream may run ahead; unset
+    /// until started (and if prefetching is off).
+    pool: OnceLock<(Sender<Job>, u64)>,
 }
 
 impl Prefetcher {
@@ -71,8 +72,7 @@ impl Prefetcher {
                 return; // without threads the hint is just not given
             }
         }
-        let _ = self.depth.set(depth as u64);
-        let _ = self.tx.set(tx);
+        let _ = self.pool.set((tx, depth as u64));
     }
 
     /// Notes a read of `[offset, end)` on `s`; when it continues the
@@ -89,7 +89,7 @@ impl Prefetcher {
         if s.last_end.swap(end, Ordering::Relaxed) != offset {
             return false; // not (yet) sequential
         }
-        let (Some(tx), Some(&depth)) = (self.tx.get(), self.depth.get()) else {
+        let Some((tx, depth)) = self.pool.get() else {
             return true;
         };
         let next = end.div_ceil(block_size);

@@ -11,11 +11,10 @@ fn corrupt_block_is_eio_and_the_mount_survives() {
     };
     let image = sqfuse::Image::open(&img, &Default::default()).unwrap();
     let (inode, _) = image.lookup_path("data/text").unwrap();
-    let f = image.file_info(&inode).unwrap();
-    let offsets = image.block_offsets(f).unwrap();
-    let size = (f.blocks[1] & 0xFF_FFFF) as usize;
+    let f = image.open_file(&inode).unwrap();
+    let size = f.info().blocks[1].disk_size() as usize;
     let mut bytes = std::fs::read(&img).unwrap();
-    let at = offsets[1] as usize;
+    let at = f.block_offset(1).unwrap() as usize;
     for b in &mut bytes[at + 10..at + size - 10] {
         *b ^= 0x5A;
     }

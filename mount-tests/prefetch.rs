@@ -101,12 +101,11 @@ fn prefetched_corrupt_block_is_eio_and_the_rest_reads() {
     };
     let image = sqfuse::Image::open(&img, &Default::default()).unwrap();
     let (inode, _) = image.lookup_path("big").unwrap();
-    let f = image.file_info(&inode).unwrap();
-    let offsets = image.block_offsets(f).unwrap();
+    let f = image.open_file(&inode).unwrap();
     let bad_block = 10;
-    let size = (f.blocks[bad_block] & 0xFF_FFFF) as usize;
+    let size = f.info().blocks[bad_block].disk_size() as usize;
     let mut bytes = std::fs::read(&img).unwrap();
-    let at = offsets[bad_block] as usize;
+    let at = f.block_offset(bad_block).unwrap() as usize;
     for b in &mut bytes[at + 10..at + size - 10] {
         *b ^= 0x5A;
     }

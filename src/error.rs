@@ -95,9 +95,23 @@ impl fmt::Display for Error {
         if let Some(off) = self.offset {
             write!(f, " at offset {off} (0x{off:x})")?;
         }
-        write!(f, ": {}", self.what)?;
-        if let Some(src) = &self.source {
-            write!(f, ": {src}")?;
+        // The source is not repeated here: it is the error's source(), and
+        // whoever prints the error prints the chain once (see [`Report`]).
+        write!(f, ": {}", self.what)
+    }
+}
+
+/// An error and every source below it, joined by ": " (what anyhow's
+/// `{:#}` prints), for printing an error outside `main`.
+pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut next = self.0.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
         }
         Ok(())
     }

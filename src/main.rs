@@ -23,9 +23,10 @@ struct Cli {
 struct ImageArgs {
     /// The SquashFS image (or a file holding one at --offset).
     image: PathBuf,
-    /// Byte offset of the SquashFS superblock inside IMAGE.
-    #[arg(long, default_value_t = 0)]
-    offset: u64,
+    /// Byte offset of the SquashFS superblock inside IMAGE, or "auto" to
+    /// find it (AppImage, SIF).
+    #[arg(long, default_value = "0")]
+    offset: sqfuse::reader::Offset,
 }
 
 fn parse_size(s: &str) -> Result<u32, String> {
@@ -271,9 +272,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let image = open(&img)?;
             for p in &paths {
                 let (inode, _) = image.lookup_path(p).with_context(|| p.clone())?;
-                let f = image.file_info(&inode).with_context(|| p.clone())?;
+                let f = image.open_file(&inode).with_context(|| p.clone())?;
                 image
-                    .for_each_chunk(f, |c| {
+                    .for_each_chunk(&f, |c| {
                         out.write_all(&c.bytes())
                             .map_err(|e| sqfuse::Error::io("stdout", e))
                     })
@@ -308,7 +309,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let image = open(&img)?;
             let rep = check::check(&image);
             for p in &rep.problems {
-                writeln!(out, "{}: {p}", img.image.display())?;
+                writeln!(out, "{}: {}", img.image.display(), sqfuse::error::Report(p))?;
             }
             writeln!(
                 out,

@@ -3,8 +3,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::inode::{Inode, InodeData};
-use crate::format::metadata::MetaRef;
-use crate::reader::Image;
+use crate::reader::{Image, Step};
 use std::collections::HashSet;
 
 /// Reporting stops after this many problems: a badly broken image would
@@ -83,68 +82,42 @@ pub fn check(img: &Image) -> CheckReport {
 
 fn walk(img: &Image, rep: &mut CheckReport, numbers: &mut HashSet<u32>) -> Result<()> {
     let root = img.root()?;
-    let mut seen: HashSet<MetaRef> = HashSet::from([img.root_ref()]);
-    let mut stack: Vec<(Inode, String)> = vec![(root.clone(), String::new())];
+    rep.directories += 1;
     let r = inode_contents(img, &root, "/", rep);
     rep.note(r);
     numbers.insert(root.number);
-    while let Some((dir, path)) = stack.pop() {
-        rep.directories += 1;
-        let entries = match img.read_dir(&dir) {
-            Ok(it) => it,
-            Err(e) => {
-                rep.note(Err(e));
+    for step in img.walk(&root, img.root_ref())? {
+        if rep.problems.len() >= MAX_PROBLEMS {
+            break;
+        }
+        let e = match step {
+            Ok(Step::Entry(e)) => e,
+            Ok(Step::Leave { .. }) => continue,
+            Err(err) => {
+                rep.note(Err(err));
                 continue;
             }
         };
-        for e in entries {
-            if rep.problems.len() >= MAX_PROBLEMS {
-                return Ok(());
-            }
-            let e = match e {
-                Ok(e) => e,
-                Err(err) => {
-                    rep.note(Err(err));
-                    break;
-                }
-            };
-            let child_path = super::join(&path, &e.name);
-            let at = img.sb.inode_table_start + e.inode_ref.block();
-            let inode = match img.inode(e.inode_ref) {
-                Ok(i) => i,
-                Err(err) => {
-                    rep.note(Err(err));
-                    continue;
-                }
-            };
-            if inode.number != e.inode_number || inode.file_type() != e.file_type {
+        let path = String::from_utf8_lossy(&e.path);
+        if let InodeData::Dir(d) = &e.inode.data {
+            rep.directories += 1;
+            if d.parent != e.parent {
                 rep.note(Err(Error::corrupt(
-                    at,
-                    format!("{child_path}: directory entry disagrees with its inode"),
+                    img.sb.inode_table_start + e.inode_ref.block(),
+                    format!("{path}: parent is {}, not {}", d.parent, e.parent),
                 )));
-                continue;
             }
-            let first_visit = numbers.insert(inode.number);
-            if let InodeData::Dir(d) = &inode.data {
-                if d.parent != dir.number {
-                    rep.note(Err(Error::corrupt(
-                        at,
-                        format!("{child_path}: parent is {}, not {}", d.parent, dir.number),
-                    )));
-                }
-                if !seen.insert(e.inode_ref) || !first_visit {
-                    rep.note(Err(Error::corrupt(
-                        at,
-                        format!("{child_path}: directory loop"),
-                    )));
-                    continue;
-                }
-                stack.push((inode.clone(), child_path.clone()));
-            }
-            if first_visit {
-                let r = inode_contents(img, &inode, &child_path, rep);
-                rep.note(r);
-            }
+        }
+        // Hard links: read each inode's contents once. A directory cannot
+        // be one (the walker saw no other directory with its number).
+        if numbers.insert(e.inode.number) {
+            let r = inode_contents(img, &e.inode, &path, rep);
+            rep.note(r);
+        } else if e.inode.is_dir() {
+            rep.note(Err(Error::corrupt(
+                img.sb.inode_table_start + e.inode_ref.block(),
+                format!("{path}: directory shares inode number {}", e.inode.number),
+            )));
         }
     }
     Ok(())
@@ -159,18 +132,19 @@ fn inode_contents(img: &Image, inode: &Inode, path: &str, rep: &mut CheckReport)
     img.uid(inode).map_err(named)?;
     img.gid(inode).map_err(named)?;
     img.xattrs(inode).map_err(named)?;
-    if let InodeData::File(f) = &inode.data {
+    if let InodeData::File(info) = &inode.data {
         rep.files += 1;
+        let f = img.open_file(inode).map_err(named)?;
         let mut total = 0u64;
-        img.for_each_chunk(f, |c| {
+        img.for_each_chunk(&f, |c| {
             total += c.len() as u64;
             Ok(())
         })
         .map_err(named)?;
-        if total != f.size {
+        if total != info.size {
             return Err(Error::corrupt(
-                f.blocks_start,
-                format!("{path}: data holds {total} bytes, size is {}", f.size),
+                info.blocks_start,
+                format!("{path}: data holds {total} bytes, size is {}", info.size),
             ));
         }
         rep.data_bytes += total;

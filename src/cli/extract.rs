@@ -10,9 +10,8 @@
 use crate::error::{Error, Result};
 use crate::format::inode::{Inode, InodeData};
 use crate::format::metadata::MetaRef;
-use crate::reader::data::Chunk;
-use crate::reader::Image;
-use std::collections::{HashMap, HashSet};
+use crate::reader::{Chunk, Image, Step};
+use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::fs::{self, OpenOptions};
 use std::io::{Seek, SeekFrom, Write};
@@ -66,7 +65,6 @@ struct Extractor<'a> {
     report: ExtractReport,
     /// Inode number -> first path extracted, for hard links.
     links: HashMap<u32, PathBuf>,
-    seen_dirs: HashSet<MetaRef>,
 }
 
 /// Extracts `path` of the image (a directory's contents, or one entry) into `dest`.
@@ -92,13 +90,9 @@ pub fn extract(
         opts,
         report: ExtractReport::default(),
         links: HashMap::new(),
-        seen_dirs: HashSet::new(),
     };
     if inode.is_dir() {
-        x.seen_dirs.insert(r);
-        x.tree(&inode, dest)?;
-        // DEST takes the directory's attributes only when it is the root of what we extract.
-        x.finish(&inode, dest)?;
+        x.tree(&inode, r, dest)?;
     } else {
         let name = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or("file");
         x.entry(&inode, &dest.join(name))?;
@@ -107,59 +101,29 @@ pub fn extract(
 }
 
 impl Extractor<'_> {
-    fn tree(&mut self, root: &Inode, root_path: &Path) -> Result<()> {
-        // Explicit stack of (entries, next index, dir inode, dir path): deep
-        // nesting in a hostile image cannot overflow the call stack.
-        type Frame = (Vec<(Vec<u8>, MetaRef, u32)>, usize, Inode, PathBuf);
-        let list = |img: &Image, d: &Inode| -> Result<Vec<(Vec<u8>, MetaRef, u32)>> {
-            img.read_dir(d)?
-                .map(|e| e.map(|e| (e.name, e.inode_ref, e.inode_number)))
-                .collect()
-        };
-        let mut stack: Vec<Frame> = vec![(
-            list(self.img, root)?,
-            0,
-            root.clone(),
-            root_path.to_path_buf(),
-        )];
-        while let Some(top) = stack.last_mut() {
-            let Some((name, r, number)) = top.0.get(top.1).cloned() else {
-                let (_, _, dir, path) = stack.pop().expect("non-empty");
-                if stack.is_empty() {
-                    break; // the root's own attributes are set by the caller
-                }
-                self.finish(&dir, &path)?;
-                continue;
-            };
-            top.1 += 1;
-            let path = top.3.join(OsStr::from_bytes(&name));
-            let inode = self.img.inode(r)?;
-            if inode.number != number {
-                return Err(Error::corrupt(
-                    self.img.sb.inode_table_start + r.block(),
-                    format!(
-                        "{}: entry says inode {number}, inode there is {}",
-                        path.display(),
-                        inode.number
-                    ),
-                ));
-            }
-            if inode.is_dir() {
-                if !self.seen_dirs.insert(r) {
-                    return Err(Error::corrupt(
-                        self.img.sb.inode_table_start + r.block(),
-                        format!("directory loop at {}", path.display()),
-                    ));
-                }
-                fs::create_dir(&path).map_err(|e| io_err(&path, "cannot create directory", e))?;
-                // Owner-writable while we fill it; the stored mode is set after.
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
-                    .map_err(|e| io_err(&path, "chmod", e))?;
-                self.report.entries += 1;
-                let entries = list(self.img, &inode)?;
-                stack.push((entries, 0, inode, path));
+    /// Everything below directory `root` (at `r`) into `root_path`, and
+    /// then the root's own attributes.
+    fn tree(&mut self, root: &Inode, r: MetaRef, root_path: &Path) -> Result<()> {
+        let at = |rel: &[u8]| {
+            if rel.is_empty() {
+                root_path.to_path_buf()
             } else {
-                self.entry(&inode, &path)?;
+                root_path.join(OsStr::from_bytes(rel))
+            }
+        };
+        for step in self.img.walk(root, r)? {
+            match step? {
+                Step::Entry(e) if e.inode.is_dir() => {
+                    let path = at(&e.path);
+                    fs::create_dir(&path)
+                        .map_err(|err| io_err(&path, "cannot create directory", err))?;
+                    // Owner-writable while we fill it; the stored mode is set after.
+                    fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
+                        .map_err(|err| io_err(&path, "chmod", err))?;
+                    self.report.entries += 1;
+                }
+                Step::Entry(e) => self.entry(&e.inode, &at(&e.path))?,
+                Step::Leave { dir, path } => self.finish(&dir, &at(&path))?,
             }
         }
         Ok(())
@@ -217,7 +181,7 @@ impl Extractor<'_> {
     }
 
     fn file(&mut self, inode: &Inode, path: &Path) -> Result<()> {
-        let f = self.img.file_info(inode)?;
+        let f = self.img.open_file(inode)?;
         let mut out = OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -226,7 +190,7 @@ impl Extractor<'_> {
             .open(path)
             .map_err(|e| io_err(path, "cannot create", e))?;
         let mut w = std::io::BufWriter::with_capacity(1 << 20, &mut out);
-        self.img.for_each_chunk(f, |c| {
+        self.img.for_each_chunk(&f, |c| {
             match c {
                 // Holes stay holes: seek past them; set_len covers a trailing one.
                 Chunk::Zeros(n) => w.seek(SeekFrom::Current(*n as i64)).map(|_| ()),
@@ -236,9 +200,9 @@ impl Extractor<'_> {
         })?;
         w.flush().map_err(|e| io_err(path, "cannot write", e))?;
         drop(w);
-        out.set_len(f.size)
+        out.set_len(f.size())
             .map_err(|e| io_err(path, "cannot size", e))?;
-        self.report.bytes += f.size;
+        self.report.bytes += f.size();
         Ok(())
     }
 

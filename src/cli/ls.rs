@@ -2,9 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::format::inode::{Inode, InodeData};
-use crate::format::metadata::MetaRef;
-use crate::reader::Image;
-use std::collections::HashSet;
+use crate::reader::{Image, Step};
 use std::io::Write;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -48,48 +46,14 @@ pub fn ls(img: &Image, path: &str, o: LsOptions, out: &mut dyn Write) -> Result<
     if !o.recursive {
         for e in img.read_dir(&inode)? {
             let e = e?;
-            let child = img.inode(e.inode_ref)?;
+            let child = img.entry_inode(&e)?;
             line(img, &child, &String::from_utf8_lossy(&e.name), o, out)?;
         }
         return Ok(());
     }
-    let mut seen = HashSet::new();
-    seen.insert(r);
-    walk(img, &inode, "", o, out, &mut seen)
-}
-
-fn walk(
-    img: &Image,
-    dir: &Inode,
-    prefix: &str,
-    o: LsOptions,
-    out: &mut dyn Write,
-    seen: &mut HashSet<MetaRef>,
-) -> Result<()> {
-    // Explicit stack: a hostile image may nest directories very deeply.
-    let mut stack: Vec<(Vec<(String, MetaRef)>, usize)> = Vec::new();
-    let list = |d: &Inode, pre: &str| -> Result<Vec<(String, MetaRef)>> {
-        img.read_dir(d)?
-            .map(|e| e.map(|e| (super::join(pre, &e.name), e.inode_ref)))
-            .collect()
-    };
-    stack.push((list(dir, prefix)?, 0));
-    while let Some((entries, idx)) = stack.last_mut() {
-        let Some((path, r)) = entries.get(*idx).cloned() else {
-            stack.pop();
-            continue;
-        };
-        *idx += 1;
-        let child = img.inode(r)?;
-        line(img, &child, &path, o, out)?;
-        if child.is_dir() {
-            if !seen.insert(r) {
-                return Err(Error::corrupt(
-                    img.sb.inode_table_start + r.block(),
-                    format!("directory loop at {path}"),
-                ));
-            }
-            stack.push((list(&child, &path)?, 0));
+    for step in img.walk(&inode, r)? {
+        if let Step::Entry(e) = step? {
+            line(img, &e.inode, &String::from_utf8_lossy(&e.path), o, out)?;
         }
     }
     Ok(())

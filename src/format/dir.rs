@@ -2,13 +2,22 @@
 //! directory index of extended directories.
 
 use super::inode::FileType;
-use super::metadata::{MetaCursor, MetaRef, MetaSource};
+use super::metadata::{MetaCursor, MetaRef, MetaSource, MetaWriter};
 use super::METADATA_SIZE;
 use crate::error::{Error, Result};
 
 pub const RUN_HEADER_SIZE: u64 = 12;
 pub const ENTRY_HEADER_SIZE: u64 = 8;
+/// Entries one run header may cover.
 pub const MAX_RUN_ENTRIES: u32 = 256;
+/// How far the writer lets an entry's inode number be from its run's base
+/// (stored as a signed 16-bit delta; mksquashfs keeps to +-32767 too).
+pub const MAX_RUN_DELTA: i64 = 32767;
+/// Longest name a directory entry holds.
+pub const MAX_NAME: usize = 256;
+/// What a directory inode's size counts beyond the listing's bytes (the
+/// "." and ".." that are not stored).
+pub const LISTING_SIZE_EXTRA: u32 = 3;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
@@ -75,7 +84,7 @@ impl<'a, S: MetaSource + ?Sized> DirReader<'a, S> {
                 return Err(Error::corrupt(
                     pos,
                     format!(
-                        "directory run of {} entries (at most 256)",
+                        "directory run of {} entries (at most {MAX_RUN_ENTRIES})",
                         u64::from(count) + 1
                     ),
                 ));
@@ -87,10 +96,10 @@ impl<'a, S: MetaSource + ?Sized> DirReader<'a, S> {
         let delta = self.c.u16()? as i16;
         let t = self.c.u16()?;
         let name_len = u64::from(self.c.u16()?) + 1;
-        if name_len > 256 {
+        if name_len > MAX_NAME as u64 {
             return Err(Error::corrupt(
                 pos,
-                format!("directory entry name of {name_len} bytes (at most 256)"),
+                format!("directory entry name of {name_len} bytes (at most {MAX_NAME})"),
             ));
         }
         self.take(name_len)?;
@@ -123,8 +132,7 @@ impl<'a, S: MetaSource + ?Sized> DirReader<'a, S> {
                 format!("directory entry inode number {number} is out of range"),
             ));
         }
-        let file_type = FileType::from_type(t)
-            .filter(|_| (1..=7).contains(&t))
+        let file_type = FileType::from_dir_entry(t)
             .ok_or_else(|| Error::corrupt(pos, format!("directory entry type {t} is not 1..7")))?;
         if usize::from(offset) >= METADATA_SIZE {
             return Err(Error::corrupt(
@@ -178,7 +186,7 @@ pub fn read_index<S: MetaSource + ?Sized>(
         let index = c.u32()?;
         let start = c.u32()?;
         let name_len = u64::from(c.u32()?) + 1;
-        if name_len > 256 {
+        if name_len > MAX_NAME as u64 {
             return Err(Error::corrupt(
                 pos,
                 format!("directory index name of {name_len} bytes"),
@@ -204,6 +212,117 @@ pub fn read_index<S: MetaSource + ?Sized>(
     Ok(out)
 }
 
+impl IndexEntry {
+    /// The writer side of [`read_index`]'s decoding of one entry.
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<()> {
+        if self.name.is_empty() || self.name.len() > MAX_NAME {
+            return Err(Error::invalid(format!(
+                "directory index name of {} bytes",
+                self.name.len()
+            )));
+        }
+        out.extend_from_slice(&self.index.to_le_bytes());
+        out.extend_from_slice(&self.start.to_le_bytes());
+        out.extend_from_slice(&(self.name.len() as u32 - 1).to_le_bytes());
+        out.extend_from_slice(&self.name);
+        Ok(())
+    }
+}
+
+/// One entry for [`write_listing`]: a name and the inode it names.
+#[derive(Debug, Clone, Copy)]
+pub struct ListingEntry<'a> {
+    pub name: &'a [u8],
+    pub inode_number: u32,
+    /// The inode's place, relative to the inode table.
+    pub inode_ref: MetaRef,
+    pub file_type: FileType,
+}
+
+/// Where [`write_listing`] put a listing: what the directory inode stores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    /// Block (relative to the directory table) and offset of the first run.
+    pub block: u32,
+    pub offset: u16,
+    /// The size the inode stores: the listing's bytes plus 3.
+    pub size: u32,
+    /// An entry for each run that starts in a later metadata block than the
+    /// one before it (the kernel's lookup skips ahead with them).
+    pub index: Vec<IndexEntry>,
+}
+
+/// Writes a directory listing (the writer side of [`DirReader`]): entries,
+/// sorted by name, grouped into runs that share an inode block, hold at
+/// most 256 entries and keep each inode number within a 16-bit delta of
+/// the run's first. Returns where it went and its directory index.
+pub fn write_listing(w: &mut MetaWriter, entries: &[ListingEntry<'_>]) -> Result<Listing> {
+    for (i, e) in entries.iter().enumerate() {
+        if !valid_name(e.name) || e.name.len() > MAX_NAME {
+            return Err(Error::invalid(format!(
+                "directory entry name {:?} cannot be stored",
+                String::from_utf8_lossy(e.name)
+            )));
+        }
+        if i > 0 && entries[i - 1].name >= e.name {
+            return Err(Error::invalid(format!(
+                "directory entry {:?} is duplicated or out of order",
+                String::from_utf8_lossy(e.name)
+            )));
+        }
+    }
+    let start = w.pos();
+    let mut written = 0u32;
+    let mut index: Vec<IndexEntry> = Vec::new();
+    let mut i = 0;
+    while i < entries.len() {
+        let first = entries[i];
+        let base = i64::from(first.inode_number);
+        let mut j = i + 1;
+        while j < entries.len()
+            && j - i < MAX_RUN_ENTRIES as usize
+            && entries[j].inode_ref.block() == first.inode_ref.block()
+            && (i64::from(entries[j].inode_number) - base).abs() <= MAX_RUN_DELTA
+        {
+            j += 1;
+        }
+        let header_at = w.pos();
+        if i > 0
+            && header_at.block() != start.block()
+            && index
+                .last()
+                .is_none_or(|e| u64::from(e.start) != header_at.block())
+        {
+            index.push(IndexEntry {
+                index: written,
+                start: header_at.block() as u32,
+                name: first.name.to_vec(),
+            });
+        }
+        let mut run = Vec::with_capacity(RUN_HEADER_SIZE as usize + (j - i) * 24);
+        run.extend_from_slice(&((j - i - 1) as u32).to_le_bytes());
+        run.extend_from_slice(&(first.inode_ref.block() as u32).to_le_bytes());
+        run.extend_from_slice(&first.inode_number.to_le_bytes());
+        for e in &entries[i..j] {
+            let delta = (i64::from(e.inode_number) - base) as i16;
+            run.extend_from_slice(&(e.inode_ref.offset() as u16).to_le_bytes());
+            run.extend_from_slice(&delta.to_le_bytes());
+            run.extend_from_slice(&e.file_type.dir_entry_type().to_le_bytes());
+            run.extend_from_slice(&(e.name.len() as u16 - 1).to_le_bytes());
+            run.extend_from_slice(e.name);
+        }
+        w.write(&run);
+        written += run.len() as u32;
+        i = j;
+    }
+    Ok(Listing {
+        block: start.block() as u32,
+        offset: start.offset() as u16,
+        size: written + LISTING_SIZE_EXTRA,
+        index,
+    })
+}
+
 /// The index entry to start a lookup of `name` from: the last whose first
 /// name is not greater than `name`.
 pub fn index_for<'i>(index: &'i [IndexEntry], name: &[u8]) -> Option<&'i IndexEntry> {
@@ -214,7 +333,7 @@ pub fn index_for<'i>(index: &'i [IndexEntry], name: &[u8]) -> Option<&'i IndexEn
 #[cfg(test)]
 mod tests {
     use super::super::compressor::Compressor;
-    use super::super::metadata::Uncached;
+    use super::super::metadata::{encode_block, Uncached};
     use super::*;
 
     fn listing(entries: &[(&[u8], i16)]) -> Vec<u8> {
@@ -229,9 +348,7 @@ mod tests {
             p.extend_from_slice(&(name.len() as u16 - 1).to_le_bytes()); // name size - 1
             p.extend_from_slice(name);
         }
-        let mut b = (0x8000u16 | p.len() as u16).to_le_bytes().to_vec();
-        b.extend_from_slice(&p);
-        b
+        encode_block(&p, None)
     }
 
     fn read_all(img: &[u8]) -> Result<Vec<DirEntry>> {

@@ -1,25 +1,17 @@
 //! Inodes: the 16-byte common header and the 14 type-specific layouts.
 
+use super::block::BlockWord;
+use super::dir::IndexEntry;
+use super::le::{u16_at, u32_at};
 use super::metadata::{MetaCursor, MetaSource};
 use super::NONE_U32;
 use crate::error::{Error, Result};
 
 pub const HEADER_SIZE: usize = 16;
 
-/// Inode types as stored (basic 1..7, extended 8..14).
-pub mod types {
-    pub const DIR: u16 = 1;
-    pub const FILE: u16 = 2;
-    pub const SYMLINK: u16 = 3;
-    pub const BLKDEV: u16 = 4;
-    pub const CHRDEV: u16 = 5;
-    pub const FIFO: u16 = 6;
-    pub const SOCKET: u16 = 7;
-    pub const EXT_OFFSET: u16 = 7;
-}
-
-/// What kind of file an inode (or directory entry) describes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What kind of file an inode (or directory entry) describes. Directory
+/// entries store it as the basic inode type number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileType {
     Dir,
     File,
@@ -30,25 +22,120 @@ pub enum FileType {
     Socket,
 }
 
-impl FileType {
-    /// From a basic or extended type number.
-    pub fn from_type(t: u16) -> Option<Self> {
-        let basic = if t > types::EXT_OFFSET {
-            t - types::EXT_OFFSET
+/// The 14 inode type numbers: each file type has a basic form (1..=7) and
+/// an extended one 7 higher (8..=14) with room for xattrs, link counts and
+/// larger sizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum InodeType {
+    Dir = 1,
+    File = 2,
+    Symlink = 3,
+    BlockDev = 4,
+    CharDev = 5,
+    Fifo = 6,
+    Socket = 7,
+    ExtDir = 8,
+    ExtFile = 9,
+    ExtSymlink = 10,
+    ExtBlockDev = 11,
+    ExtCharDev = 12,
+    ExtFifo = 13,
+    ExtSocket = 14,
+}
+
+/// How far an extended type number is from its basic one.
+const EXTENDED_OFFSET: u16 = 7;
+
+impl InodeType {
+    const BASIC: [FileType; 7] = [
+        FileType::Dir,
+        FileType::File,
+        FileType::Symlink,
+        FileType::BlockDev,
+        FileType::CharDev,
+        FileType::Fifo,
+        FileType::Socket,
+    ];
+    const ALL: [InodeType; 14] = [
+        Self::Dir,
+        Self::File,
+        Self::Symlink,
+        Self::BlockDev,
+        Self::CharDev,
+        Self::Fifo,
+        Self::Socket,
+        Self::ExtDir,
+        Self::ExtFile,
+        Self::ExtSymlink,
+        Self::ExtBlockDev,
+        Self::ExtCharDev,
+        Self::ExtFifo,
+        Self::ExtSocket,
+    ];
+
+    pub fn from_u16(t: u16) -> Option<Self> {
+        Self::ALL.get(usize::from(t).checked_sub(1)?).copied()
+    }
+    /// The basic or extended type of `ft`.
+    pub fn new(ft: FileType, extended: bool) -> Self {
+        let basic = Self::BASIC
+            .iter()
+            .position(|&b| b == ft)
+            .expect("every file type has a basic form");
+        Self::ALL[basic
+            + if extended {
+                EXTENDED_OFFSET as usize
+            } else {
+                0
+            }]
+    }
+    pub fn file_type(self) -> FileType {
+        Self::BASIC[usize::from(self.basic_number() - 1)]
+    }
+    pub fn is_extended(self) -> bool {
+        self as u16 > EXTENDED_OFFSET
+    }
+    /// The basic form's number (what directory entries store).
+    pub fn basic_number(self) -> u16 {
+        let t = self as u16;
+        if t > EXTENDED_OFFSET {
+            t - EXTENDED_OFFSET
         } else {
             t
-        };
-        Some(match basic {
-            1 => Self::Dir,
-            2 => Self::File,
-            3 => Self::Symlink,
-            4 => Self::BlockDev,
-            5 => Self::CharDev,
-            6 => Self::Fifo,
-            7 => Self::Socket,
-            _ => return None,
-        })
-        .filter(|_| (1..=14).contains(&t))
+        }
+    }
+
+    /// The smallest form that holds an inode's values: the basic one unless
+    /// a field needs the extended layout (xattrs; a directory index or a
+    /// listing over 64 KiB; a file with links, holes, or an offset or size
+    /// past 4 GiB).
+    pub fn smallest(data: &InodeData, nlink: u32, xattr: Option<u32>) -> Self {
+        let extended = xattr.is_some()
+            || match data {
+                InodeData::Dir(d) => d.index_count > 0 || d.size > u32::from(u16::MAX),
+                InodeData::File(f) => {
+                    nlink != 1
+                        || f.sparse != 0
+                        || f.blocks_start > u64::from(u32::MAX)
+                        || f.size > u64::from(u32::MAX)
+                }
+                _ => false,
+            };
+        Self::new(data.file_type(), extended)
+    }
+}
+
+impl FileType {
+    /// From a directory entry's type (basic numbers only).
+    pub fn from_dir_entry(t: u16) -> Option<Self> {
+        InodeType::from_u16(t)
+            .filter(|t| !t.is_extended())
+            .map(InodeType::file_type)
+    }
+    /// The number a directory entry stores.
+    pub fn dir_entry_type(self) -> u16 {
+        InodeType::new(self, false) as u16
     }
     /// The `S_IF*` format bits.
     pub fn mode_bits(self) -> u32 {
@@ -86,7 +173,9 @@ pub struct DirInfo {
     pub size: u32,
     pub parent: u32,
     pub index_count: u16,
-    /// Where the index entries start in the inode table (extended only).
+    /// Where the index entries start in the inode table (set by the
+    /// decoder for extended directories with an index; the encoder writes
+    /// the entries it is given instead).
     pub index_at: Option<(u64, usize)>,
 }
 
@@ -97,8 +186,8 @@ pub struct FileInfo {
     pub sparse: u64,
     /// Fragment index and offset of the tail, if it sits in a fragment.
     pub fragment: Option<(u32, u32)>,
-    /// Block-size words: bit 24 = stored, low 24 bits = bytes on disk, 0 = sparse.
-    pub blocks: Vec<u32>,
+    /// One size word per full block (and the tail block, without a fragment).
+    pub blocks: Vec<BlockWord>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,9 +201,23 @@ pub enum InodeData {
     Socket,
 }
 
+impl InodeData {
+    pub fn file_type(&self) -> FileType {
+        match self {
+            Self::Dir(_) => FileType::Dir,
+            Self::File(_) => FileType::File,
+            Self::Symlink(_) => FileType::Symlink,
+            Self::BlockDev(_) => FileType::BlockDev,
+            Self::CharDev(_) => FileType::CharDev,
+            Self::Fifo => FileType::Fifo,
+            Self::Socket => FileType::Socket,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inode {
-    pub inode_type: u16,
+    pub inode_type: InodeType,
     /// Permission bits (incl. setuid, setgid, sticky) without format bits.
     pub perm: u16,
     pub uid_index: u16,
@@ -126,12 +229,16 @@ pub struct Inode {
     pub data: InodeData,
 }
 
-pub const BLOCK_STORED: u32 = 1 << 24;
-pub const BLOCK_SIZE_MASK: u32 = BLOCK_STORED - 1;
+/// Longest symlink target the kernel reads.
+pub const MAX_SYMLINK: usize = 65535;
+
+fn xattr_field(x: Option<u32>) -> u32 {
+    x.unwrap_or(NONE_U32)
+}
 
 impl Inode {
     pub fn file_type(&self) -> FileType {
-        FileType::from_type(self.inode_type).expect("validated at parse")
+        self.inode_type.file_type()
     }
     pub fn mode(&self) -> u32 {
         self.file_type().mode_bits() | u32::from(self.perm & 0o7777)
@@ -165,18 +272,13 @@ impl Inode {
         let pos = c.pos();
         let mut h = [0u8; HEADER_SIZE];
         c.read(&mut h)?;
-        let le16 = |o: usize| u16::from_le_bytes([h[o], h[o + 1]]);
-        let inode_type = le16(0);
-        if FileType::from_type(inode_type).is_none() {
-            return Err(Error::corrupt(
-                pos,
-                format!("unknown inode type {inode_type}"),
-            ));
-        }
-        let perm = le16(2);
-        let (uid_index, gid_index) = (le16(4), le16(6));
-        let mtime = u32::from_le_bytes(h[8..12].try_into().unwrap());
-        let number = u32::from_le_bytes(h[12..16].try_into().unwrap());
+        let raw_type = u16_at(&h, 0);
+        let inode_type = InodeType::from_u16(raw_type)
+            .ok_or_else(|| Error::corrupt(pos, format!("unknown inode type {raw_type}")))?;
+        let perm = u16_at(&h, 2);
+        let (uid_index, gid_index) = (u16_at(&h, 4), u16_at(&h, 6));
+        let mtime = u32_at(&h, 8);
+        let number = u32_at(&h, 12);
         if number == 0 || number > inode_count {
             return Err(Error::corrupt(
                 pos,
@@ -184,8 +286,9 @@ impl Inode {
             ));
         }
         let xopt = |x: u32| (x != NONE_U32).then_some(x);
-        let (nlink, xattr, data) = match inode_type {
-            1 => {
+        let ext = inode_type.is_extended();
+        let (nlink, xattr, data) = match inode_type.file_type() {
+            FileType::Dir if !ext => {
                 let block = c.u32()?;
                 let nlink = c.u32()?;
                 let size = u32::from(c.u16()?);
@@ -201,7 +304,7 @@ impl Inode {
                 };
                 (nlink, None, InodeData::Dir(d))
             }
-            8 => {
+            FileType::Dir => {
                 let nlink = c.u32()?;
                 let size = c.u32()?;
                 let block = c.u32()?;
@@ -210,20 +313,17 @@ impl Inode {
                 let offset = c.u16()?;
                 let xattr = xopt(c.u32()?);
                 let index_at = Some(c.meta_ref()).filter(|_| index_count > 0);
-                (
-                    nlink,
-                    xattr,
-                    InodeData::Dir(DirInfo {
-                        block,
-                        offset,
-                        size,
-                        parent,
-                        index_count,
-                        index_at,
-                    }),
-                )
+                let d = DirInfo {
+                    block,
+                    offset,
+                    size,
+                    parent,
+                    index_count,
+                    index_at,
+                };
+                (nlink, xattr, InodeData::Dir(d))
             }
-            2 => {
+            FileType::File if !ext => {
                 let blocks_start = u64::from(c.u32()?);
                 let frag = c.u32()?;
                 let frag_off = c.u32()?;
@@ -232,7 +332,7 @@ impl Inode {
                     read_file_blocks(c, pos, blocks_start, size, 0, frag, frag_off, block_size)?;
                 (1, None, InodeData::File(f))
             }
-            9 => {
+            FileType::File => {
                 let blocks_start = c.u64()?;
                 let size = c.u64()?;
                 let sparse = c.u64()?;
@@ -252,51 +352,43 @@ impl Inode {
                 )?;
                 (nlink, xattr, InodeData::File(f))
             }
-            3 | 10 => {
+            FileType::Symlink => {
                 let nlink = c.u32()?;
                 let len = c.u32()?;
-                if len > 65535 {
+                if len as usize > MAX_SYMLINK {
                     return Err(Error::corrupt(
                         pos,
-                        format!("symlink target of {len} bytes is longer than 65535"),
+                        format!("symlink target of {len} bytes is longer than {MAX_SYMLINK}"),
                     ));
                 }
                 let target = c.read_vec(u64::from(len))?;
                 if target.contains(&0) {
                     return Err(Error::corrupt(pos, "symlink target contains a NUL byte"));
                 }
-                let xattr = if inode_type == 10 {
-                    xopt(c.u32()?)
-                } else {
-                    None
-                };
+                let xattr = if ext { xopt(c.u32()?) } else { None };
                 (nlink, xattr, InodeData::Symlink(target))
             }
-            4 | 5 | 11 | 12 => {
+            ft @ (FileType::BlockDev | FileType::CharDev) => {
                 let nlink = c.u32()?;
                 let rdev = c.u32()?;
-                let xattr = if inode_type > 7 { xopt(c.u32()?) } else { None };
-                let d = if inode_type % 7 == 4 {
+                let xattr = if ext { xopt(c.u32()?) } else { None };
+                let d = if ft == FileType::BlockDev {
                     InodeData::BlockDev(rdev)
                 } else {
                     InodeData::CharDev(rdev)
                 };
                 (nlink, xattr, d)
             }
-            6 | 7 | 13 | 14 => {
+            ft @ (FileType::Fifo | FileType::Socket) => {
                 let nlink = c.u32()?;
-                let xattr = if inode_type > 7 { xopt(c.u32()?) } else { None };
-                (
-                    nlink,
-                    xattr,
-                    if inode_type % 7 == 6 {
-                        InodeData::Fifo
-                    } else {
-                        InodeData::Socket
-                    },
-                )
+                let xattr = if ext { xopt(c.u32()?) } else { None };
+                let d = if ft == FileType::Fifo {
+                    InodeData::Fifo
+                } else {
+                    InodeData::Socket
+                };
+                (nlink, xattr, d)
             }
-            _ => unreachable!("type validated above"),
         };
         Ok(Inode {
             inode_type,
@@ -309,6 +401,128 @@ impl Inode {
             xattr,
             data,
         })
+    }
+
+    /// Encodes the inode in the form `inode_type` names (the writer side of
+    /// [`Inode::parse`]), followed for an extended directory by its index
+    /// entries. A value the form cannot hold is an error, never truncated.
+    pub fn encode(&self, index: &[IndexEntry], out: &mut Vec<u8>) -> Result<()> {
+        let t = self.inode_type;
+        let bad = |what: String| Err(Error::invalid(format!("inode {}: {what}", self.number)));
+        if t.file_type() != self.data.file_type() {
+            return bad(format!("type {t:?} with {:?} data", self.data.file_type()));
+        }
+        let ext = t.is_extended();
+        if !ext && self.xattr.is_some() {
+            return bad(format!("basic type {t:?} has no room for xattrs"));
+        }
+        out.extend_from_slice(&(t as u16).to_le_bytes());
+        for v in [self.perm, self.uid_index, self.gid_index] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        out.extend_from_slice(&self.mtime.to_le_bytes());
+        out.extend_from_slice(&self.number.to_le_bytes());
+        let put32 = |out: &mut Vec<u8>, v: u32| out.extend_from_slice(&v.to_le_bytes());
+        let put64 = |out: &mut Vec<u8>, v: u64| out.extend_from_slice(&v.to_le_bytes());
+        match &self.data {
+            InodeData::Dir(d) => {
+                if usize::from(d.index_count) != index.len() || (!ext && !index.is_empty()) {
+                    return bad(format!(
+                        "directory says {} index entries, {} given",
+                        d.index_count,
+                        index.len()
+                    ));
+                }
+                if ext {
+                    put32(out, self.nlink);
+                    put32(out, d.size);
+                    put32(out, d.block);
+                    put32(out, d.parent);
+                    out.extend_from_slice(&d.index_count.to_le_bytes());
+                    out.extend_from_slice(&d.offset.to_le_bytes());
+                    put32(out, xattr_field(self.xattr));
+                    for e in index {
+                        e.encode(out)?;
+                    }
+                } else {
+                    let Ok(size) = u16::try_from(d.size) else {
+                        return bad(format!(
+                            "listing of {} bytes needs the extended form",
+                            d.size
+                        ));
+                    };
+                    put32(out, d.block);
+                    put32(out, self.nlink);
+                    out.extend_from_slice(&size.to_le_bytes());
+                    out.extend_from_slice(&d.offset.to_le_bytes());
+                    put32(out, d.parent);
+                }
+            }
+            InodeData::File(f) => {
+                let (frag, frag_off) = f.fragment.unwrap_or((NONE_U32, 0));
+                if ext {
+                    put64(out, f.blocks_start);
+                    put64(out, f.size);
+                    put64(out, f.sparse);
+                    put32(out, self.nlink);
+                    put32(out, frag);
+                    put32(out, frag_off);
+                    put32(out, xattr_field(self.xattr));
+                } else {
+                    let (Ok(start), Ok(size)) =
+                        (u32::try_from(f.blocks_start), u32::try_from(f.size))
+                    else {
+                        return bad("offset or size past 4 GiB needs the extended form".into());
+                    };
+                    if self.nlink != 1 || f.sparse != 0 {
+                        return bad("links or holes need the extended form".into());
+                    }
+                    put32(out, start);
+                    put32(out, frag);
+                    put32(out, frag_off);
+                    put32(out, size);
+                }
+                for w in &f.blocks {
+                    put32(out, w.0);
+                }
+            }
+            InodeData::Symlink(target) => {
+                if target.len() > MAX_SYMLINK {
+                    return bad(format!("symlink target of {} bytes", target.len()));
+                }
+                put32(out, self.nlink);
+                put32(out, target.len() as u32);
+                out.extend_from_slice(target);
+                if ext {
+                    put32(out, xattr_field(self.xattr));
+                }
+            }
+            InodeData::BlockDev(rdev) | InodeData::CharDev(rdev) => {
+                put32(out, self.nlink);
+                put32(out, *rdev);
+                if ext {
+                    put32(out, xattr_field(self.xattr));
+                }
+            }
+            InodeData::Fifo | InodeData::Socket => {
+                put32(out, self.nlink);
+                if ext {
+                    put32(out, xattr_field(self.xattr));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// How many block words a file of `size` bytes has: one per full block,
+/// plus one for the tail unless the tail sits in a fragment.
+pub fn block_count(size: u64, block_size: u32, has_fragment: bool) -> u64 {
+    let bs = u64::from(block_size);
+    if has_fragment {
+        size / bs
+    } else {
+        size.div_ceil(bs)
     }
 }
 
@@ -323,35 +537,33 @@ fn read_file_blocks<S: MetaSource + ?Sized>(
     frag_off: u32,
     block_size: u32,
 ) -> Result<FileInfo> {
-    let bs = u64::from(block_size);
     let fragment = (frag != NONE_U32).then_some((frag, frag_off));
-    let tail = size % bs;
-    let count = if fragment.is_some() {
-        size / bs
-    } else {
-        size.div_ceil(bs)
-    };
-    if fragment.is_some() && (tail == 0 && size > 0 || u64::from(frag_off) >= bs) {
-        // A fragment tail must be a partial block starting inside the fragment.
-        if tail == 0 && size > 0 {
-            return Err(Error::corrupt(
-                pos,
-                format!("file of {size} bytes has no tail but names fragment {frag}"),
-            ));
-        }
+    let tail = size % u64::from(block_size);
+    // A fragment tail must be a partial block starting inside the fragment.
+    if fragment.is_some() && tail == 0 && size > 0 {
+        return Err(Error::corrupt(
+            pos,
+            format!("file of {size} bytes has no tail but names fragment {frag}"),
+        ));
+    }
+    if fragment.is_some() && frag_off >= block_size {
         return Err(Error::corrupt(
             pos,
             format!("fragment offset {frag_off} is past the block size"),
         ));
     }
+    let count = block_count(size, block_size, fragment.is_some());
     // Grow as words are really read: `count` is an unchecked disk value.
     let mut blocks = Vec::with_capacity(count.min(4096) as usize);
     for _ in 0..count {
-        let w = c.u32()?;
-        if w & !(BLOCK_STORED | BLOCK_SIZE_MASK) != 0 || (w & BLOCK_SIZE_MASK) > block_size {
+        let w = BlockWord(c.u32()?);
+        if !w.fits(block_size) {
             return Err(Error::corrupt(
                 pos,
-                format!("block size word 0x{w:08x} is larger than the block size"),
+                format!(
+                    "block size word 0x{:08x} is larger than the block size",
+                    w.0
+                ),
             ));
         }
         blocks.push(w);
@@ -365,7 +577,15 @@ fn read_file_blocks<S: MetaSource + ?Sized>(
     })
 }
 
-/// Device number in Linux's encoding: `(minor & 0xff) | (major << 8) | ((minor & ~0xff) << 12)`.
+/// Device numbers in Linux's 32-bit encoding, as SquashFS stores them:
+/// `(minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)`. Major has 12
+/// bits and minor 20; larger numbers cannot be stored (`None`).
+pub fn rdev_encode(major: u32, minor: u32) -> Option<u32> {
+    (major <= 0xfff && minor <= 0xf_ffff)
+        .then_some((minor & 0xff) | (major << 8) | ((minor & 0xfff00) << 12))
+}
+
+/// The inverse of [`rdev_encode`]: (major, minor).
 pub fn rdev_split(rdev: u32) -> (u32, u32) {
     let major = (rdev >> 8) & 0xfff;
     let minor = (rdev & 0xff) | ((rdev >> 12) & 0xfff00);
@@ -375,17 +595,11 @@ pub fn rdev_split(rdev: u32) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::super::compressor::Compressor;
-    use super::super::metadata::{MetaCursor, Uncached};
+    use super::super::metadata::{encode_block, MetaCursor, Uncached};
     use super::*;
 
-    fn stored_block(payload: &[u8]) -> Vec<u8> {
-        let mut b = (0x8000u16 | payload.len() as u16).to_le_bytes().to_vec();
-        b.extend_from_slice(payload);
-        b
-    }
-
     fn parse(payload: &[u8]) -> Result<Inode> {
-        let img = stored_block(payload);
+        let img = encode_block(payload, None);
         let src = Uncached {
             image: &img,
             comp: Compressor::Gzip,
@@ -407,12 +621,19 @@ mod tests {
         p.extend_from_slice(&0u32.to_le_bytes()); // fragment index
         p.extend_from_slice(&100u32.to_le_bytes()); // fragment offset
         p.extend_from_slice(&(4096u32 * 2 + 10).to_le_bytes()); // file size
-        p.extend_from_slice(&(BLOCK_STORED | 4096).to_le_bytes()); // block 0: stored
+        p.extend_from_slice(&0x0100_1000u32.to_le_bytes()); // block 0: stored, 4096 bytes
         p.extend_from_slice(&0u32.to_le_bytes()); // block 1: sparse
         let i = parse(&p).unwrap();
         assert_eq!(i.mode(), libc::S_IFREG | 0o4755);
         let InodeData::File(f) = i.data else { panic!() };
-        assert_eq!(f.blocks, vec![BLOCK_STORED | 4096, 0]);
+        assert_eq!(
+            f.blocks,
+            vec![BlockWord::new(4096, true), BlockWord::SPARSE]
+        );
+        // And back: the encoder writes the same bytes.
+        let mut again = Vec::new();
+        parse(&p).unwrap().encode(&[], &mut again).unwrap();
+        assert_eq!(again, p);
         assert_eq!(f.fragment, Some((0, 100)));
         // Truncate the block list: the parse must fail, not read past.
         assert!(parse(&p[..p.len() - 2]).is_err());
@@ -446,6 +667,27 @@ mod tests {
         // major 4095, minor 1048575: the largest Linux can encode here.
         let rdev = (0xff) | (4095 << 8) | ((1048575u32 & !0xff) << 12);
         assert_eq!(rdev_split(rdev), (4095, 1048575));
+        assert_eq!(rdev_encode(4095, 1048575), Some(rdev));
         assert_eq!(rdev_split(0x0801), (8, 1));
+        assert_eq!(rdev_encode(8, 1), Some(0x0801));
+        assert_eq!(rdev_encode(4096, 0), None);
+        assert_eq!(rdev_encode(0, 1 << 20), None);
+    }
+
+    #[test]
+    fn type_numbers_and_forms() {
+        for n in 1..=14u16 {
+            let t = InodeType::from_u16(n).unwrap();
+            assert_eq!(t as u16, n);
+            assert_eq!(t.is_extended(), n > 7);
+            assert_eq!(InodeType::new(t.file_type(), t.is_extended()), t);
+        }
+        assert!(InodeType::from_u16(0).is_none() && InodeType::from_u16(15).is_none());
+        assert_eq!(
+            FileType::from_dir_entry(8),
+            None,
+            "entries store basic types"
+        );
+        assert_eq!(FileType::Socket.dir_entry_type(), 7);
     }
 }

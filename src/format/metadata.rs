@@ -2,11 +2,41 @@
 //! that reads records straddling block boundaries, bounded to the
 //! `[start, limit)` window of one table.
 
-use super::compressor::Compressor;
+use super::compressor::{CompressSettings, Compressor};
 use super::le::u16_at;
 use super::{ByteSource, METADATA_SIZE};
 use crate::error::{Error, Result};
 use std::sync::Arc;
+
+/// Header bit of a metadata block stored uncompressed.
+pub const HEADER_STORED: u16 = 0x8000;
+
+/// A metadata block's u16 header: payload bytes on disk, and whether the
+/// payload is stored uncompressed.
+pub fn encode_header(disk_size: usize, stored: bool) -> u16 {
+    debug_assert!((1..=METADATA_SIZE).contains(&disk_size));
+    disk_size as u16 | if stored { HEADER_STORED } else { 0 }
+}
+
+/// The inverse of [`encode_header`]: (payload bytes on disk, stored).
+pub fn decode_header(h: u16) -> (usize, bool) {
+    (usize::from(h & !HEADER_STORED), h & HEADER_STORED != 0)
+}
+
+/// One metadata block, header and payload: compressed with `settings` when
+/// that makes it smaller, stored otherwise (`None`: always stored, as the
+/// compressor-options record is).
+pub fn encode_block(payload: &[u8], settings: Option<&CompressSettings>) -> Vec<u8> {
+    let compressed = settings.and_then(|s| s.compress(payload));
+    let (body, stored) = match &compressed {
+        Some(c) => (c.as_slice(), false),
+        None => (payload, true),
+    };
+    let mut out = Vec::with_capacity(2 + body.len());
+    out.extend_from_slice(&encode_header(body.len(), stored).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
 
 /// One decompressed metadata block and where the next one starts.
 #[derive(Debug)]
@@ -32,9 +62,8 @@ pub fn read_block<B: ByteSource + ?Sized>(
             format!("metadata block header lies outside its table (ends at {limit})"),
         ));
     };
-    let hdr = u16_at(&image.read_bytes(pos, 2)?, 0);
-    let size = u64::from(hdr & 0x7fff);
-    let stored = hdr & 0x8000 != 0;
+    let (size, stored) = decode_header(u16_at(&image.read_bytes(pos, 2)?, 0));
+    let size = size as u64;
     if size == 0 || size > METADATA_SIZE as u64 {
         return Err(Error::corrupt(
             pos,
@@ -239,7 +268,7 @@ impl MetaSource for Uncached<'_> {
 /// Writes a stream of records as metadata blocks (the writer side of
 /// [`MetaCursor`]): full 8 KiB blocks compressed as they fill.
 pub struct MetaWriter {
-    settings: super::compressor::CompressSettings,
+    settings: CompressSettings,
     out: Vec<u8>,
     buf: Vec<u8>,
     /// Offset in `out` of each block's header.
@@ -247,7 +276,7 @@ pub struct MetaWriter {
 }
 
 impl MetaWriter {
-    pub fn new(settings: super::compressor::CompressSettings) -> Self {
+    pub fn new(settings: CompressSettings) -> Self {
         MetaWriter {
             settings,
             out: Vec::new(),
@@ -274,17 +303,8 @@ impl MetaWriter {
 
     fn flush(&mut self) {
         self.block_starts.push(self.out.len() as u64);
-        match self.settings.compress(&self.buf) {
-            Some(c) => {
-                self.out.extend_from_slice(&(c.len() as u16).to_le_bytes());
-                self.out.extend_from_slice(&c);
-            }
-            None => {
-                self.out
-                    .extend_from_slice(&(0x8000 | self.buf.len() as u16).to_le_bytes());
-                self.out.extend_from_slice(&self.buf);
-            }
-        }
+        let block = encode_block(&self.buf, Some(&self.settings));
+        self.out.extend_from_slice(&block);
         self.buf.clear();
     }
 
@@ -304,10 +324,11 @@ mod tests {
     /// Two stored (uncompressed) blocks: "abc" then "defg".
     fn two_blocks() -> Vec<u8> {
         let mut b = vec![0u8; 4]; // padding before the table
-        b.extend_from_slice(&(0x8000u16 | 3).to_le_bytes()); // header: stored, 3 bytes
+        b.extend_from_slice(&[0x03, 0x80]); // header: stored, 3 bytes
         b.extend_from_slice(b"abc");
-        b.extend_from_slice(&(0x8000u16 | 4).to_le_bytes()); // header: stored, 4 bytes
+        b.extend_from_slice(&[0x04, 0x80]); // header: stored, 4 bytes
         b.extend_from_slice(b"defg");
+        assert_eq!(b[4..9], encode_block(b"abc", None)[..]);
         b
     }
 
@@ -362,7 +383,7 @@ mod tests {
             comp: Compressor::Gzip,
         };
         assert!(src.meta_block(0, 2).is_err());
-        img = (0x8000u16 | 8193).to_le_bytes().to_vec();
+        img = [0x01, 0xa0].to_vec(); // stored, 8193 bytes
         img.resize(9000, 0);
         let src = Uncached {
             image: &img,

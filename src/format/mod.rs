@@ -2,8 +2,10 @@
 //! little-endian fields one by one and validating them before use.
 //! Nothing here knows about FUSE or threads.
 
+pub mod block;
 pub mod compressor;
 pub mod dir;
+pub mod id;
 pub mod inode;
 pub mod le;
 pub mod metadata;
@@ -20,7 +22,7 @@ pub const NONE_U64: u64 = u64::MAX;
 /// Where image bytes come from: a slice (memory map, test fixture) or a
 /// file read with `pread` (a mount, where a map of a file truncated
 /// underneath would kill the process with SIGBUS).
-pub trait ByteSource {
+pub trait ByteSource: Send + Sync {
     /// Image size in bytes, counted from the superblock.
     fn size(&self) -> u64;
     /// Exactly `len` bytes at `pos`; an error if any lie past the end.

@@ -2,12 +2,14 @@
 //! metadata blocks, found through a u64 array of block offsets at the
 //! table's start.
 
-use super::le::u64_at;
-use super::metadata::MetaSource;
+use super::block::BlockWord;
+use super::compressor::CompressSettings;
+use super::le::{u32_at, u64_at};
+use super::metadata::{MetaSource, MetaWriter};
 use super::{ByteSource, METADATA_SIZE};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct LookupTable {
     pub name: &'static str,
     /// Offset of the u64 block-offset array.
@@ -106,36 +108,72 @@ impl LookupTable {
     }
 }
 
+/// Appends a lookup table to `out` (which starts at image offset `at`): the
+/// entries in metadata blocks, then `header` (the xattr id table's; empty
+/// for the others), then the u64 image offset of each block (the writer
+/// side of [`LookupTable::load`]). Returns the image offset of `header`,
+/// which is what the superblock points at.
+pub fn write_lookup_table(
+    out: &mut Vec<u8>,
+    at: u64,
+    entries: &[u8],
+    header: &[u8],
+    settings: CompressSettings,
+) -> u64 {
+    let mut w = MetaWriter::new(settings);
+    w.write(entries);
+    let (bytes, starts) = w.finish();
+    let base = at + out.len() as u64;
+    out.extend_from_slice(&bytes);
+    let start = at + out.len() as u64;
+    out.extend_from_slice(header);
+    for s in starts {
+        out.extend_from_slice(&(base + s).to_le_bytes());
+    }
+    start
+}
+
 /// A fragment-table entry: where a fragment block lives and its size word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentEntry {
     pub start: u64,
-    pub size: u32,
+    pub size: BlockWord,
 }
 
 impl FragmentEntry {
     pub const SIZE: usize = 16;
-    pub fn parse(b: &[u8; 16]) -> Self {
+    pub fn parse(b: &[u8; Self::SIZE]) -> Self {
         FragmentEntry {
             start: u64_at(b, 0),
-            size: super::le::u32_at(b, 8),
+            size: BlockWord(u32_at(b, 8)),
         }
     }
+    /// The writer side of [`FragmentEntry::parse`] (the last 4 bytes are unused).
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..8].copy_from_slice(&self.start.to_le_bytes());
+        b[8..12].copy_from_slice(&self.size.0.to_le_bytes());
+        b
+    }
 }
+
+/// An export-table entry: the inode reference of inode number `i + 1`.
+pub const EXPORT_ENTRY_SIZE: usize = 8;
 
 #[cfg(test)]
 mod tests {
     use super::super::compressor::Compressor;
-    use super::super::metadata::Uncached;
+    use super::super::metadata::{encode_block, Uncached};
     use super::*;
 
     #[test]
     fn id_table_entries_and_bounds() {
         // A stored metadata block of three u32 ids at 0, then its index at 14.
-        let mut img = (0x8000u16 | 12).to_le_bytes().to_vec();
+        let mut ids = Vec::new();
         for id in [0u32, 1000, 4_000_000_000] {
-            img.extend_from_slice(&id.to_le_bytes());
+            ids.extend_from_slice(&id.to_le_bytes());
         }
+        let mut img = encode_block(&ids, None); // 14 bytes: header, 3 ids
         img.extend_from_slice(&0u64.to_le_bytes()); // index: block at 0
         let t = LookupTable::load("id table", &img[..], 14, 3, 4, 0).unwrap();
         let src = Uncached {

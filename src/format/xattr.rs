@@ -1,13 +1,55 @@
 //! Extended attributes: the xattr id table and the key/value area.
 
+use super::compressor::CompressSettings;
 use super::le::{u32_at, u64_at};
-use super::metadata::{MetaCursor, MetaRef, MetaSource};
-use super::table::LookupTable;
+use super::metadata::{MetaCursor, MetaRef, MetaSource, MetaWriter};
+use super::table::{write_lookup_table, LookupTable};
 use super::ByteSource;
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 
-pub const PREFIXES: [&str; 3] = ["user.", "trusted.", "security."];
+/// The namespaces SquashFS can store, by the key type number it stores
+/// (the prefix itself is not stored).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum Namespace {
+    User = 0,
+    Trusted = 1,
+    Security = 2,
+}
+
+/// Key-type bit: the value record is elsewhere, an 8-byte reference stands here.
 pub const VALUE_OUT_OF_LINE: u16 = 0x100;
+
+impl Namespace {
+    pub const ALL: [Namespace; 3] = [Self::User, Self::Trusted, Self::Security];
+
+    pub fn prefix(self) -> &'static [u8] {
+        match self {
+            Self::User => b"user.",
+            Self::Trusted => b"trusted.",
+            Self::Security => b"security.",
+        }
+    }
+    /// A stored key type: its namespace and whether the value is out of line.
+    pub fn from_key_type(t: u16) -> Option<(Self, bool)> {
+        if t & !(0xff | VALUE_OUT_OF_LINE) != 0 {
+            return None;
+        }
+        let ns = *Self::ALL.get(usize::from(t & 0xff))?;
+        Some((ns, t & VALUE_OUT_OF_LINE != 0))
+    }
+    pub fn key_type(self, out_of_line: bool) -> u16 {
+        self as u16 | if out_of_line { VALUE_OUT_OF_LINE } else { 0 }
+    }
+    /// A full attribute name's namespace and the name without its prefix;
+    /// `None` for names SquashFS cannot store (system.*, say).
+    pub fn split(name: &[u8]) -> Option<(Self, &[u8])> {
+        Self::ALL
+            .into_iter()
+            .find_map(|ns| name.strip_prefix(ns.prefix()).map(|rest| (ns, rest)))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct XattrTable {
@@ -23,7 +65,7 @@ pub struct XattrId {
     pub size: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Xattr {
     /// The full name, prefix included ("user.foo").
     pub name: Vec<u8>,
@@ -55,13 +97,9 @@ impl XattrTable {
     }
 
     pub fn id<S: MetaSource + ?Sized>(&self, src: &S, i: u32) -> Result<XattrId> {
-        let mut b = [0u8; 16];
+        let mut b = [0u8; XattrId::SIZE];
         self.ids.entry(src, u64::from(i), &mut b)?;
-        Ok(XattrId {
-            kv_ref: MetaRef(u64_at(&b, 0)),
-            count: u32_at(&b, 8),
-            size: u32_at(&b, 12),
-        })
+        Ok(XattrId::decode(&b))
     }
 
     /// All attributes of xattr id `i`, in stored order.
@@ -74,17 +112,15 @@ impl XattrTable {
             let pos = c.pos();
             let t = c.u16()?;
             let name_len = c.u16()?;
-            let prefix = PREFIXES
-                .get(usize::from(t & 0xff))
-                .filter(|_| t & !(0xff | VALUE_OUT_OF_LINE) == 0)
+            let (ns, out_of_line) = Namespace::from_key_type(t)
                 .ok_or_else(|| Error::corrupt(pos, format!("xattr key type 0x{t:x} is unknown")))?;
-            let mut name = prefix.as_bytes().to_vec();
+            let mut name = ns.prefix().to_vec();
             name.extend(c.read_vec(u64::from(name_len))?);
             if name.contains(&0) {
                 return Err(Error::corrupt(pos, "xattr name contains a NUL byte"));
             }
             let vsize = c.u32()?;
-            let value = if t & VALUE_OUT_OF_LINE != 0 {
+            let value = if out_of_line {
                 if vsize != 8 {
                     return Err(Error::corrupt(
                         pos,
@@ -104,10 +140,123 @@ impl XattrTable {
     }
 }
 
+impl XattrId {
+    pub const SIZE: usize = 16;
+    pub fn decode(b: &[u8; Self::SIZE]) -> Self {
+        XattrId {
+            kv_ref: MetaRef(u64_at(b, 0)),
+            count: u32_at(b, 8),
+            size: u32_at(b, 12),
+        }
+    }
+    pub fn encode(&self) -> [u8; Self::SIZE] {
+        let mut b = [0u8; Self::SIZE];
+        b[0..8].copy_from_slice(&self.kv_ref.0.to_le_bytes());
+        b[8..12].copy_from_slice(&self.count.to_le_bytes());
+        b[12..16].copy_from_slice(&self.size.to_le_bytes());
+        b
+    }
+}
+
+/// Values shorter than this are always stored inline: a reference costs 8.
+const SHARE_VALUES_OVER: usize = 8;
+
+/// Builds the key/value area and the xattr id table (the writer side of
+/// [`XattrTable`]). Identical sets share one id; a value seen before is
+/// stored once and referenced, when that saves space.
+pub struct XattrWriter {
+    kv: MetaWriter,
+    ids: Vec<XattrId>,
+    sets: HashMap<Vec<Xattr>, u32>,
+    values: HashMap<Vec<u8>, MetaRef>,
+}
+
+impl XattrWriter {
+    pub fn new(settings: CompressSettings) -> Self {
+        XattrWriter {
+            kv: MetaWriter::new(settings),
+            ids: Vec::new(),
+            sets: HashMap::new(),
+            values: HashMap::new(),
+        }
+    }
+
+    /// The xattr id of this set (full names, sorted as the caller wants them
+    /// stored).
+    pub fn add(&mut self, set: &[Xattr]) -> Result<u32> {
+        if let Some(&i) = self.sets.get(set) {
+            return Ok(i);
+        }
+        let kv_ref = self.kv.pos();
+        let mut size = 0u32;
+        for x in set {
+            let (ns, short) = Namespace::split(&x.name).ok_or_else(|| {
+                Error::invalid(format!(
+                    "xattr {} is in no namespace SquashFS stores",
+                    String::from_utf8_lossy(&x.name)
+                ))
+            })?;
+            let (Ok(short_len), Ok(value_len)) =
+                (u16::try_from(short.len()), u32::try_from(x.value.len()))
+            else {
+                return Err(Error::invalid("xattr name or value too long"));
+            };
+            let shared = (x.value.len() > SHARE_VALUES_OVER)
+                .then(|| self.values.get(&x.value).copied())
+                .flatten();
+            self.kv.write(&ns.key_type(shared.is_some()).to_le_bytes());
+            self.kv.write(&short_len.to_le_bytes());
+            self.kv.write(short);
+            match shared {
+                Some(r) => {
+                    self.kv.write(&8u32.to_le_bytes());
+                    self.kv.write(&r.0.to_le_bytes());
+                }
+                None => {
+                    self.values.entry(x.value.clone()).or_insert(self.kv.pos());
+                    self.kv.write(&value_len.to_le_bytes());
+                    self.kv.write(&x.value);
+                }
+            }
+            size = size.saturating_add((x.name.len() + x.value.len()) as u32);
+        }
+        let id = self.ids.len() as u32;
+        self.ids.push(XattrId {
+            kv_ref,
+            count: set.len() as u32,
+            size,
+        });
+        self.sets.insert(set.to_vec(), id);
+        Ok(id)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Appends the key/value area and the id table to `out`, which starts
+    /// at image offset `at`; returns the image offset of the id table's
+    /// header (the superblock's xattr_id_table_start), or `None` when no
+    /// inode has xattrs.
+    pub fn finish(self, out: &mut Vec<u8>, at: u64, settings: CompressSettings) -> Option<u64> {
+        if self.ids.is_empty() {
+            return None;
+        }
+        let kv_start = at + out.len() as u64;
+        out.extend_from_slice(&self.kv.finish().0);
+        let entries: Vec<u8> = self.ids.iter().flat_map(XattrId::encode).collect();
+        let mut header = Vec::with_capacity(16);
+        header.extend_from_slice(&kv_start.to_le_bytes());
+        header.extend_from_slice(&(self.ids.len() as u32).to_le_bytes());
+        header.extend_from_slice(&0u32.to_le_bytes()); // unused
+        Some(write_lookup_table(out, at, &entries, &header, settings))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::compressor::Compressor;
-    use super::super::metadata::Uncached;
+    use super::super::metadata::{encode_block, Uncached};
     use super::*;
 
     /// A key/value area in one stored metadata block, its id table, and
@@ -129,15 +278,13 @@ mod tests {
         kv.extend_from_slice(b"t"); // name
         kv.extend_from_slice(&8u32.to_le_bytes()); // "value" size: an 8-byte reference
         kv.extend_from_slice(&shared_at.to_le_bytes()); // ref: block 0, offset of "text/plain"
-        let mut img = (0x8000u16 | kv.len() as u16).to_le_bytes().to_vec(); // stored block header
-        img.extend_from_slice(&kv);
+        let mut img = encode_block(&kv, None);
         let ids_at = img.len() as u64;
         let mut ids = Vec::new();
         ids.extend_from_slice(&0u64.to_le_bytes()); // id 0: kv ref (block 0, offset 0)
         ids.extend_from_slice(&3u32.to_le_bytes()); // count
         ids.extend_from_slice(&40u32.to_le_bytes()); // total size
-        img.extend_from_slice(&(0x8000u16 | ids.len() as u16).to_le_bytes());
-        img.extend_from_slice(&ids);
+        img.extend_from_slice(&encode_block(&ids, None));
         let table = img.len() as u64;
         img.extend_from_slice(&0u64.to_le_bytes()); // kv_table_start
         img.extend_from_slice(&1u32.to_le_bytes()); // id count

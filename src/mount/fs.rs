@@ -4,10 +4,10 @@
 use super::pagefill::{Fill, PageFill};
 use super::prefetch::{Prefetcher, Stream};
 use crate::error::{Error, ErrorKind};
-use crate::format::inode::{FileInfo, FileType, Inode, InodeData};
+use crate::format::dir::DirEntry;
+use crate::format::inode::{FileType, Inode, InodeData};
 use crate::format::metadata::MetaRef;
-use crate::reader::data::Chunk;
-use crate::reader::Image;
+use crate::reader::{Chunk, FileReader, Image};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
@@ -48,21 +48,22 @@ impl Activity {
 }
 
 struct OpenFile {
-    info: Arc<FileInfo>,
-    offsets: Vec<u64>,
+    file: Arc<FileReader>,
     stream: Stream,
-}
-
-struct DirItem {
-    name: Vec<u8>,
-    number: u32,
-    r: MetaRef,
-    ftype: FileType,
 }
 
 struct OpenDir {
     parent: u64,
-    items: Vec<DirItem>,
+    items: Vec<DirEntry>,
+}
+
+/// One slot of a directory listing as FUSE sees it: ".", "..", then the
+/// stored entries. Offsets handed out: 1 after ".", 2 after "..", k + 3
+/// after item k.
+enum Slot<'a> {
+    Dot,
+    DotDot,
+    Item(&'a DirEntry),
 }
 
 pub struct SqFs {
@@ -163,7 +164,7 @@ impl SqFs {
             let key = e.offset.unwrap_or(u64::MAX);
             let mut logged = self.logged.lock();
             if logged.len() < MAX_LOGGED && logged.insert(key) {
-                eprintln!("sqfuse: {op}: {e}");
+                eprintln!("sqfuse: {op}: {}", crate::error::Report(&e));
             }
         }
         Errno::from_i32(e.errno())
@@ -263,34 +264,43 @@ impl SqFs {
         }
     }
 
-    fn listing(&self, dir: &Inode) -> Result<Vec<DirItem>, Error> {
-        self.img
-            .read_dir(dir)?
-            .map(|e| {
-                e.map(|e| DirItem {
-                    name: e.name,
-                    number: e.inode_number,
-                    r: e.inode_ref,
-                    ftype: e.file_type,
-                })
-            })
-            .collect()
+    /// The attributes of what directory entry `e` names (remembered, for
+    /// images without an export table).
+    fn entry_attr(&self, op: &str, e: &DirEntry) -> Result<FileAttr, Errno> {
+        let i = self.img.entry_inode(e).map_err(|err| self.fail(op, err))?;
+        self.remember(i.number, e.inode_ref);
+        self.attr(&i)
     }
 
-    fn entry_attr(&self, item: &DirItem) -> Result<FileAttr, Errno> {
-        let i = self
-            .img
-            .inode(item.r)
-            .map_err(|e| self.fail("readdirplus", e))?;
-        if i.number != item.number {
-            let at = self.img.sb.inode_table_start + item.r.block();
-            return Err(self.fail(
-                "readdirplus",
-                Error::corrupt(at, "directory entry disagrees with its inode"),
-            ));
+    /// The loop readdir and readdirplus share: hands `add` each slot from
+    /// `offset` on with the offset after it, until `add` says the reply is
+    /// full. An error on the first slot fails the request; a later one ends
+    /// the reply early (the kernel asks again from there).
+    fn fill_dir(
+        &self,
+        fh: FileHandle,
+        offset: u64,
+        mut add: impl FnMut(Slot<'_>, u64) -> Result<bool, Errno>,
+    ) -> Result<(), Errno> {
+        let d = self.dirs.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)?;
+        for next in offset..d.items.len() as u64 + 2 {
+            let slot = match next {
+                0 => Slot::Dot,
+                1 => Slot::DotDot,
+                k => Slot::Item(&d.items[(k - 2) as usize]),
+            };
+            match add(slot, next + 1) {
+                Ok(false) => {}
+                Ok(true) => break,
+                Err(e) if next == offset => return Err(e),
+                Err(_) => break,
+            }
         }
-        self.remember(item.number, item.r);
-        self.attr(&i)
+        Ok(())
+    }
+
+    fn dir_parent(&self, fh: FileHandle) -> u64 {
+        self.dirs.lock().get(&fh.0).map_or(1, |d| d.parent)
     }
 }
 
@@ -325,19 +335,7 @@ impl Filesystem for SqFs {
                 .lookup(&dir, name.as_bytes())
                 .map_err(|e| self.fail("lookup", e))?
                 .ok_or(Errno::ENOENT)?;
-            let i = self
-                .img
-                .inode(e.inode_ref)
-                .map_err(|e| self.fail("lookup", e))?;
-            if i.number != e.inode_number {
-                let at = self.img.sb.inode_table_start + e.inode_ref.block();
-                return Err(self.fail(
-                    "lookup",
-                    Error::corrupt(at, "directory entry disagrees with its inode"),
-                ));
-            }
-            self.remember(i.number, e.inode_ref);
-            self.attr(&i)
+            self.entry_attr("lookup", &e)
         })();
         match result {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
@@ -377,16 +375,12 @@ impl Filesystem for SqFs {
         }
         let result = (|| {
             let (i, _) = self.inode(ino)?;
-            let InodeData::File(info) = i.data else {
+            if !matches!(i.data, InodeData::File(_)) {
                 return Err(Errno::EISDIR);
-            };
-            let offsets = self
-                .img
-                .block_offsets(&info)
-                .map_err(|e| self.fail("open", e))?;
+            }
+            let file = self.img.open_file(&i).map_err(|e| self.fail("open", e))?;
             Ok(Arc::new(OpenFile {
-                info: Arc::new(info),
-                offsets,
+                file: Arc::new(file),
                 stream: Stream::default(),
             }))
         })();
@@ -417,16 +411,12 @@ impl Filesystem for SqFs {
         let Some(f) = self.files.lock().get(&fh.0).cloned() else {
             return reply.error(Errno::EBADF);
         };
-        let len = f.info.size.saturating_sub(offset).min(u64::from(size)) as usize;
+        let len = f.file.size().saturating_sub(offset).min(u64::from(size)) as usize;
         let bs = u64::from(self.img.block_size());
-        let sequential = self.prefetch.on_read(
-            &f.stream,
-            &f.info,
-            &f.offsets,
-            (offset, offset + len as u64),
-            bs,
-        );
-        let first = match self.img.read_vec(&f.info, &f.offsets, offset, len) {
+        let sequential =
+            self.prefetch
+                .on_read(&f.stream, &f.file, (offset, offset + len as u64), bs);
+        let first = match self.img.read_vec(&f.file, offset, len) {
             Ok((buf, first)) => {
                 reply.data(&buf);
                 first
@@ -481,7 +471,11 @@ impl Filesystem for SqFs {
             } else {
                 self.node_of(d.parent)
             };
-            let items = self.listing(&dir).map_err(|e| self.fail("opendir", e))?;
+            let items = self
+                .img
+                .read_dir(&dir)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| self.fail("opendir", e))?;
             Ok(Arc::new(OpenDir { parent, items }))
         })();
         match result {
@@ -508,31 +502,23 @@ impl Filesystem for SqFs {
     ) {
         self.activity.touch();
         self.log(format_args!("readdir ino={} off={offset}", ino.0));
-        let Some(d) = self.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        // Offsets handed out: 1 after ".", 2 after "..", k + 3 after item k.
-        let mut next = offset;
-        while next < d.items.len() as u64 + 2 {
-            let full = match next {
-                0 => reply.add(ino, 1, fuser::FileType::Directory, "."),
-                1 => reply.add(INodeNo(d.parent), 2, fuser::FileType::Directory, ".."),
-                k => {
-                    let it = &d.items[(k - 2) as usize];
-                    reply.add(
-                        INodeNo(self.node_of(it.number)),
-                        k + 1,
-                        kind(it.ftype),
-                        OsStr::from_bytes(&it.name),
-                    )
-                }
-            };
-            if full {
-                break;
-            }
-            next += 1;
+        let parent = INodeNo(self.dir_parent(fh));
+        let result = self.fill_dir(fh, offset, |slot, next| {
+            Ok(match slot {
+                Slot::Dot => reply.add(ino, next, fuser::FileType::Directory, "."),
+                Slot::DotDot => reply.add(parent, next, fuser::FileType::Directory, ".."),
+                Slot::Item(e) => reply.add(
+                    INodeNo(self.node_of(e.inode_number)),
+                    next,
+                    kind(e.file_type),
+                    OsStr::from_bytes(&e.name),
+                ),
+            })
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn readdirplus(
@@ -545,50 +531,28 @@ impl Filesystem for SqFs {
     ) {
         self.activity.touch();
         self.log(format_args!("readdirplus ino={} off={offset}", ino.0));
-        let Some(d) = self.dirs.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
-        };
-        let mut next = offset;
-        let mut added = 0;
-        while next < d.items.len() as u64 + 2 {
-            let full = if next < 2 {
-                let node = if next == 0 { ino } else { INodeNo(d.parent) };
-                let attr = match self.inode(node).and_then(|(i, _)| self.attr(&i)) {
-                    Ok(a) => a,
-                    Err(e) if added == 0 => return reply.error(e),
-                    Err(_) => break,
-                };
-                reply.add(
-                    node,
-                    next + 1,
-                    if next == 0 { "." } else { ".." },
-                    &TTL,
-                    &attr,
-                    Generation(0),
-                )
-            } else {
-                let it = &d.items[(next - 2) as usize];
-                let attr = match self.entry_attr(it) {
-                    Ok(a) => a,
-                    Err(e) if added == 0 => return reply.error(e),
-                    Err(_) => break,
-                };
-                reply.add(
-                    attr.ino,
-                    next + 1,
-                    OsStr::from_bytes(&it.name),
-                    &TTL,
-                    &attr,
-                    Generation(0),
-                )
+        let parent = INodeNo(self.dir_parent(fh));
+        let result = self.fill_dir(fh, offset, |slot, next| {
+            let (name, attr) = match slot {
+                Slot::Dot => (
+                    OsStr::new("."),
+                    self.inode(ino).and_then(|(i, _)| self.attr(&i))?,
+                ),
+                Slot::DotDot => (
+                    OsStr::new(".."),
+                    self.inode(parent).and_then(|(i, _)| self.attr(&i))?,
+                ),
+                Slot::Item(e) => (
+                    OsStr::from_bytes(&e.name),
+                    self.entry_attr("readdirplus", e)?,
+                ),
             };
-            if full {
-                break;
-            }
-            added += 1;
-            next += 1;
+            Ok(reply.add(attr.ino, next, name, &TTL, &attr, Generation(0)))
+        });
+        match result {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn releasedir(

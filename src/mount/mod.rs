@@ -11,8 +11,8 @@ pub mod pagefill;
 pub mod prefetch;
 
 use crate::error::{Error, Result};
-use crate::reader::{find_superblock, Image, OpenOptions};
-use options::{MountOpts, Offset};
+use crate::reader::{Image, OpenOptions};
+use options::MountOpts;
 use std::ffi::CString;
 use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -44,12 +44,8 @@ fn in_path(cmd: &str) -> bool {
 
 /// The image, opened as the mount will use it, and the root to show.
 fn prepare(a: &MountArgs) -> Result<(Arc<Image>, fs::SqFs)> {
-    let offset = match a.opts.offset {
-        Offset::At(n) => n,
-        Offset::Auto => find_superblock(&a.image)?,
-    };
     let ropts = OpenOptions {
-        offset,
+        offset: a.opts.offset,
         pread: true,
         cache_budget: Some(a.opts.cache_mb << 20),
         ..Default::default()

@@ -1,14 +1,8 @@
 //! `-o` mount options: squashfuse_ll's names, plus the generic options that
 //! mount(8) and /etc/fstab pass through mount.fuse3.
 
+pub use crate::reader::Offset;
 use std::path::PathBuf;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offset {
-    At(u64),
-    /// Find the superblock inside an AppImage, SIF or other wrapper.
-    Auto,
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOpts {
@@ -107,8 +101,9 @@ impl MountOpts {
                 None => (opt, None),
             };
             match (key, val) {
-                ("offset", Some("auto")) => self.offset = Offset::Auto,
-                ("offset", Some(v)) => self.offset = Offset::At(number(key, v)?),
+                ("offset", Some(v)) => {
+                    self.offset = v.parse().map_err(|e| format!("mount option {e}"))?
+                }
                 ("subdir", Some(v)) => self.subdir = Some(v.to_string()),
                 ("uid", Some(v)) => self.uid = Some(number(key, v)?),
                 ("gid", Some(v)) => self.gid = Some(number(key, v)?),

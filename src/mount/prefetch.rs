@@ -9,17 +9,15 @@
 //! under way: the cache decodes each block once). Bounded: a full queue
 //! drops the hint, and each handle runs at most `depth` blocks ahead.
 
-use crate::format::inode::FileInfo;
-use crate::reader::Image;
+use crate::reader::{FileReader, Image};
 use crossbeam_channel::{bounded, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// One hint: decode chunk `n` (at image offset `start`) of `file`.
+/// One hint: decode chunk `n` of `file`.
 struct Job {
-    file: Arc<FileInfo>,
+    file: Arc<FileReader>,
     n: usize,
-    start: u64,
 }
 
 /// Per open file: where the last read ended, and the first block not yet
@@ -65,7 +63,7 @@ impl Prefetcher {
                 .spawn(move || {
                     for j in rx {
                         // Errors surface when the block is really read.
-                        let _ = img.read_chunk(&j.file, j.n, j.start);
+                        let _ = img.read_chunk(&j.file, j.n);
                     }
                 });
             if spawned.is_err() {
@@ -81,8 +79,7 @@ impl Prefetcher {
     pub fn on_read(
         &self,
         s: &Stream,
-        file: &Arc<FileInfo>,
-        offsets: &[u64],
+        file: &Arc<FileReader>,
         (offset, end): (u64, u64),
         block_size: u64,
     ) -> bool {
@@ -93,7 +90,8 @@ impl Prefetcher {
             return true;
         };
         let next = end.div_ceil(block_size);
-        let limit = (next + depth).min(offsets.len() as u64);
+        // Data blocks only: the fragment tail is cached as a fragment.
+        let limit = (next + depth).min(file.info().blocks.len() as u64);
         // Claims [from, limit): concurrent readers of one handle queue each
         // block once.
         let from = s.queued_to.fetch_max(limit, Ordering::Relaxed).max(next);
@@ -101,7 +99,6 @@ impl Prefetcher {
             let job = Job {
                 file: file.clone(),
                 n: n as usize,
-                start: offsets[n as usize],
             };
             if tx.try_send(job).is_err() {
                 break; // queue full: the reads decode it themselves

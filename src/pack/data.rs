@@ -6,8 +6,8 @@
 
 use super::scan::SourceFile;
 use super::{PackError, PackOptions};
+use crate::format::block::BlockWord;
 use crate::format::compressor::CompressSettings;
-use crate::format::inode::BLOCK_STORED;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -36,7 +36,7 @@ pub struct FileData {
 pub struct DataResult {
     pub files: Vec<FileData>,
     /// Per job sequence number: image offset and size word.
-    pub placed: Vec<(u64, u32)>,
+    pub placed: Vec<(u64, BlockWord)>,
     /// Job sequence number of each fragment block.
     pub fragments: Vec<u64>,
     /// Image offset just past the data.
@@ -62,9 +62,7 @@ fn hash_file(f: &SourceFile, buf: &mut [u8]) -> Result<u128, PackError> {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     let mut r = f.open()?.take(f.size);
     loop {
-        let n = r
-            .read(buf)
-            .map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+        let n = r.read(buf).map_err(|e| PackError::io(&f.path, "read", e))?;
         if n == 0 {
             return Ok(h.digest128());
         }
@@ -76,10 +74,8 @@ fn same_content(a: &SourceFile, b: &SourceFile) -> Result<bool, PackError> {
     let (mut ra, mut rb) = (a.open()?.take(a.size), b.open()?.take(b.size));
     let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
     loop {
-        let n =
-            read_full(&mut ra, &mut ba).map_err(|e| PackError::io(&a.path, "cannot read", e))?;
-        let m =
-            read_full(&mut rb, &mut bb).map_err(|e| PackError::io(&b.path, "cannot read", e))?;
+        let n = read_full(&mut ra, &mut ba).map_err(|e| PackError::io(&a.path, "read", e))?;
+        let m = read_full(&mut rb, &mut bb).map_err(|e| PackError::io(&b.path, "read", e))?;
         if n != m || ba[..n] != bb[..m] {
             return Ok(false);
         }
@@ -123,7 +119,7 @@ fn find_duplicates(
     let candidates: Vec<usize> = (0..files.len())
         .filter(|&i| considered(&files[i]) && by_size[&files[i].size] > 1)
         .collect();
-    let hashes: Vec<std::sync::OnceLock<Result<u128, String>>> = (0..candidates.len())
+    let hashes: Vec<std::sync::OnceLock<Result<u128, PackError>>> = (0..candidates.len())
         .map(|_| std::sync::OnceLock::new())
         .collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -134,8 +130,7 @@ fn find_duplicates(
                 loop {
                     let k = next.fetch_add(1, Ordering::Relaxed);
                     let Some(&i) = candidates.get(k) else { break };
-                    let h = hash_file(&files[i], &mut buf).map_err(|e| e.to_string());
-                    let _ = hashes[k].set(h);
+                    let _ = hashes[k].set(hash_file(&files[i], &mut buf));
                 }
             });
         }
@@ -143,16 +138,10 @@ fn find_duplicates(
     let mut dup = vec![None; files.len()];
     // In file order: the first of each content is the one others point to.
     let mut firsts: HashMap<(u64, u128), Vec<usize>> = HashMap::new();
-    for (k, &i) in candidates.iter().enumerate() {
-        let h = match hashes[k].get() {
-            Some(Ok(h)) => *h,
-            Some(Err(e)) => return Err(PackError::Source(e.clone())),
-            None => {
-                return Err(PackError::Source(
-                    "internal error: a file was not hashed".into(),
-                ))
-            }
-        };
+    for (&i, h) in candidates.iter().zip(hashes) {
+        let h = h
+            .into_inner()
+            .ok_or_else(|| PackError::internal("a file was not hashed"))??;
         let cands = firsts.entry((files[i].size, h)).or_default();
         let mut found = None;
         for &c in cands.iter() {
@@ -188,7 +177,7 @@ fn worker(settings: CompressSettings, jobs: Receiver<(u64, Vec<u8>)>, done: Send
 
 /// What the writer hands back: the output file, each job's (offset, size
 /// word), and the offset just past the data.
-type Written = (File, Vec<(u64, u32)>, u64);
+type Written = (File, Vec<(u64, BlockWord)>, u64);
 
 /// Tails already stored, by (length, hash): (fragment, offset, source file).
 type TailIndex = HashMap<(usize, u128), Vec<(u32, u32, usize)>>;
@@ -212,8 +201,8 @@ fn writer(
         pending.insert(seq, d);
         while let Some(d) = pending.remove(&(placed.len() as u64)) {
             let (bytes, word) = match &d {
-                Done::Compressed(_, c) => (c, c.len() as u32),
-                Done::Stored(_, b) => (b, b.len() as u32 | BLOCK_STORED),
+                Done::Compressed(_, c) => (c, BlockWord::new(c.len() as u32, false)),
+                Done::Stored(_, b) => (b, BlockWord::new(b.len() as u32, true)),
             };
             w.write_all(bytes)?;
             placed.push((pos, word));
@@ -253,10 +242,17 @@ impl Pipeline {
     }
 }
 
+/// The image being written: the temporary file, the IMAGE it becomes (for
+/// errors), and where file data starts in it.
+pub struct Output<'a> {
+    pub file: File,
+    pub image: &'a std::path::Path,
+    pub data_start: u64,
+}
+
 pub fn write_data(
     files: &[SourceFile],
-    out: File,
-    start: u64,
+    out: Output<'_>,
     opts: &PackOptions,
     settings: CompressSettings,
     stop: &AtomicBool,
@@ -281,7 +277,8 @@ pub fn write_data(
         .collect();
     drop((job_rx, done_tx));
     let wprog = progress.clone();
-    let writer = std::thread::spawn(move || writer(out, start, done_rx, tok_rx, wprog));
+    let (file, start) = (out.file, out.data_start);
+    let writer = std::thread::spawn(move || writer(file, start, done_rx, tok_rx, wprog));
     let mut pipe = Pipeline {
         jobs: Some(job_tx),
         tokens: tok_tx,
@@ -296,10 +293,12 @@ pub fn write_data(
     }
     let written = writer
         .join()
-        .map_err(|_| PackError::Source("writer thread panicked".into()))?;
+        .map_err(|_| PackError::internal("the writer thread panicked"))?;
     let (files_data, fragments, duplicates) = result?;
-    let (out, placed, end) =
-        written.map_err(|e| PackError::Output(format!("writing the image: {e}")))?;
+    let (out, placed, end) = written.map_err(|source| PackError::Output {
+        path: out.image.to_path_buf(),
+        source,
+    })?;
     Ok(DataResult {
         files: files_data,
         placed,
@@ -406,13 +405,10 @@ fn cut(
         let mut probe = [0u8; 1];
         if !f.spooled
             && r.read(&mut probe)
-                .map_err(|e| PackError::io(&f.path, "cannot read", e))?
+                .map_err(|e| PackError::io(&f.path, "read", e))?
                 != 0
         {
-            return Err(PackError::Source(format!(
-                "{}: file grew while being read",
-                f.path.display()
-            )));
+            return Err(PackError::entry(&f.path, "file grew while being read"));
         }
         out.push(fd);
     }
@@ -431,12 +427,9 @@ fn read_piece(
     progress: &Progress,
 ) -> Result<Vec<u8>, PackError> {
     let mut buf = vec![0u8; len];
-    let n = read_full(r, &mut buf).map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+    let n = read_full(r, &mut buf).map_err(|e| PackError::io(&f.path, "read", e))?;
     if n != len {
-        return Err(PackError::Source(format!(
-            "{}: file shrank while being read",
-            f.path.display()
-        )));
+        return Err(PackError::entry(&f.path, "file shrank while being read"));
     }
     progress.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
     Ok(buf)
@@ -446,9 +439,9 @@ fn read_piece(
 fn earlier_tail(f: &SourceFile, len: usize) -> Result<Vec<u8>, PackError> {
     let mut r = f.open()?;
     r.seek(SeekFrom::Current((f.size - len as u64) as i64))
-        .map_err(|e| PackError::io(&f.path, "cannot seek", e))?;
+        .map_err(|e| PackError::io(&f.path, "seek in", e))?;
     let mut v = vec![0u8; len];
-    let n = read_full(&mut r, &mut v).map_err(|e| PackError::io(&f.path, "cannot read", e))?;
+    let n = read_full(&mut r, &mut v).map_err(|e| PackError::io(&f.path, "read", e))?;
     v.truncate(n);
     Ok(v)
 }

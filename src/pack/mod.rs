@@ -7,45 +7,22 @@
 //! into place only after everything succeeded and was synced.
 
 pub mod data;
+mod error;
 pub mod scan;
 pub mod tables;
 pub mod tarsrc;
 
+pub use error::PackError;
+
+use crate::format::block::valid_block_size;
 use crate::format::compressor::{CompressSettings, Compressor};
+use crate::format::metadata::encode_block;
 use crate::format::superblock::{self, flags, Superblock};
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-
-#[derive(Debug)]
-pub enum PackError {
-    /// Bad options or arguments.
-    Usage(String),
-    /// A source entry that cannot be read or stored.
-    Source(String),
-    /// Writing the image failed.
-    Output(String),
-    Interrupted,
-}
-
-impl PackError {
-    pub fn io(path: &Path, what: &str, e: std::io::Error) -> Self {
-        PackError::Source(format!("{what} {}: {e}", path.display()))
-    }
-}
-
-impl std::fmt::Display for PackError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PackError::Usage(m) | PackError::Source(m) | PackError::Output(m) => f.write_str(m),
-            PackError::Interrupted => f.write_str("interrupted; no image written"),
-        }
-    }
-}
-
-impl std::error::Error for PackError {}
 
 #[derive(Debug, Clone)]
 pub struct PackOptions {
@@ -124,6 +101,13 @@ impl Drop for TempGuard {
     }
 }
 
+fn output_error(image: &Path, source: std::io::Error) -> PackError {
+    PackError::Output {
+        path: image.to_path_buf(),
+        source,
+    }
+}
+
 fn level_range(c: Compressor) -> std::ops::RangeInclusive<u32> {
     match c {
         Compressor::Gzip => 1..=9,
@@ -142,7 +126,7 @@ pub fn pack(
     progress: Arc<data::Progress>,
 ) -> Result<PackReport, PackError> {
     let bs = opts.block_size;
-    if !bs.is_power_of_two() || !(4096..=1 << 20).contains(&bs) {
+    if !valid_block_size(bs) {
         return Err(PackError::Usage(format!(
             "block size {bs} is not a power of two from 4K to 1M"
         )));
@@ -176,7 +160,7 @@ pub fn pack(
             image.display()
         )));
     }
-    let image_abs = std::path::absolute(image).map_err(|e| PackError::io(image, "bad path", e))?;
+    let image_abs = std::path::absolute(image).map_err(|e| PackError::io(image, "resolve", e))?;
     let settings = CompressSettings {
         compressor: opts.compressor,
         level,
@@ -193,14 +177,16 @@ pub fn pack(
         let spool = dir.join(format!(".{name}.spool-{}", std::process::id()));
         spool_guard.0 = Some(spool.clone());
         if source == Path::new("-") {
-            tarsrc::read_tar(std::io::stdin().lock(), &spool, opts)?
+            let name = Path::new("standard input");
+            tarsrc::read_tar(std::io::stdin().lock(), name, &spool, image, opts)?
         } else {
-            let f = File::open(source).map_err(|e| PackError::io(source, "cannot open", e))?;
-            tarsrc::read_tar(std::io::BufReader::with_capacity(1 << 20, f), &spool, opts)?
+            let f = File::open(source).map_err(|e| PackError::io(source, "open", e))?;
+            let r = std::io::BufReader::with_capacity(1 << 20, f);
+            tarsrc::read_tar(r, source, &spool, image, opts)?
         }
     } else {
         let source_abs =
-            std::fs::canonicalize(source).map_err(|e| PackError::io(source, "cannot read", e))?;
+            std::fs::canonicalize(source).map_err(|e| PackError::io(source, "read", e))?;
         if image_abs.starts_with(&source_abs) {
             return Err(PackError::Usage(format!(
                 "{} is inside the source directory",
@@ -218,21 +204,26 @@ pub fn pack(
         .write(true)
         .create_new(true)
         .open(&tmp)
-        .map_err(|e| PackError::Output(format!("cannot create {}: {e}", tmp.display())))?;
+        .map_err(|e| output_error(image, e))?;
     let mut guard = TempGuard(Some(tmp.clone()));
-    let werr = |e: std::io::Error| PackError::Output(format!("writing {}: {e}", tmp.display()));
+    let werr = |e: std::io::Error| output_error(image, e);
 
     // Superblock placeholder, then compressor options (a stored metadata block).
     out.write_all(&[0u8; superblock::SIZE]).map_err(werr)?;
     let mut at = superblock::SIZE as u64;
     let options = settings.options_record();
     if let Some(o) = &options {
-        out.write_all(&(0x8000u16 | o.len() as u16).to_le_bytes())
-            .map_err(werr)?;
-        out.write_all(o).map_err(werr)?;
-        at += 2 + o.len() as u64;
+        // Always stored uncompressed: the reader needs it to decompress.
+        let block = encode_block(o, None);
+        out.write_all(&block).map_err(werr)?;
+        at += block.len() as u64;
     }
-    let data = data::write_data(&tree.files, out, at, opts, settings, stop, progress)?;
+    let target = data::Output {
+        file: out,
+        image,
+        data_start: at,
+    };
+    let data = data::write_data(&tree.files, target, opts, settings, stop, progress)?;
     let tables = tables::build(&tree, &data, settings, opts, data.end)?;
     let mut out: &File = &data.out;
     out.seek(SeekFrom::Start(data.end)).map_err(werr)?;
@@ -290,13 +281,7 @@ pub fn pack(
     out.sync_all().map_err(werr)?;
     let (bytes_in, duplicates) = (data.bytes_in, data.duplicates);
     drop(data); // closes the image file before it is renamed into place
-    std::fs::rename(&tmp, &image_abs).map_err(|e| {
-        PackError::Output(format!(
-            "cannot rename {} to {}: {e}",
-            tmp.display(),
-            image.display()
-        ))
-    })?;
+    std::fs::rename(&tmp, &image_abs).map_err(werr)?;
     guard.0 = None;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();

@@ -2,6 +2,9 @@
 //! names, hard links grouped, xattrs read, excludes applied.
 
 use super::{PackError, PackOptions};
+use crate::format::dir::MAX_NAME;
+use crate::format::inode::{rdev_encode, FileType};
+use crate::format::xattr::{Namespace, Xattr};
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
@@ -22,6 +25,32 @@ pub enum Kind {
     Socket,
 }
 
+impl Kind {
+    pub fn file_type(&self) -> FileType {
+        match self {
+            Kind::Dir(_) => FileType::Dir,
+            Kind::File { .. } => FileType::File,
+            Kind::Symlink(_) => FileType::Symlink,
+            Kind::BlockDev(_) => FileType::BlockDev,
+            Kind::CharDev(_) => FileType::CharDev,
+            Kind::Fifo => FileType::Fifo,
+            Kind::Socket => FileType::Socket,
+        }
+    }
+}
+
+/// A device's number as SquashFS stores it, or an error naming `path`.
+pub fn device_number(path: &Path, major: u32, minor: u32) -> Result<u32, PackError> {
+    rdev_encode(major, minor).ok_or_else(|| {
+        PackError::entry(
+            path,
+            format!(
+                "device number {major}:{minor} does not fit SquashFS's 12-bit major, 20-bit minor"
+            ),
+        )
+    })
+}
+
 #[derive(Debug, Clone)]
 pub struct Node {
     pub name: Vec<u8>,
@@ -29,8 +58,8 @@ pub struct Node {
     pub uid: u32,
     pub gid: u32,
     pub mtime: u32,
-    /// Full names ("user.x") and values.
-    pub xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    /// Full names ("user.x") and values, sorted.
+    pub xattrs: Vec<Xattr>,
     /// Hard-link group (index into [`Tree::links`]), for non-directories.
     pub link: Option<usize>,
     pub kind: Kind,
@@ -51,11 +80,11 @@ impl SourceFile {
     /// The file, positioned at its first byte.
     pub fn open(&self) -> Result<std::fs::File, PackError> {
         use std::io::{Seek, SeekFrom};
-        let mut f = std::fs::File::open(&self.path)
-            .map_err(|e| PackError::io(&self.path, "cannot open", e))?;
+        let mut f =
+            std::fs::File::open(&self.path).map_err(|e| PackError::io(&self.path, "open", e))?;
         if self.offset > 0 {
             f.seek(SeekFrom::Start(self.offset))
-                .map_err(|e| PackError::io(&self.path, "cannot seek", e))?;
+                .map_err(|e| PackError::io(&self.path, "seek in", e))?;
         }
         Ok(f)
     }
@@ -70,11 +99,9 @@ pub struct Tree {
     pub warnings: Vec<String>,
 }
 
-fn rdev_encode(major: u32, minor: u32) -> u32 {
-    (minor & 0xff) | (major << 8) | ((minor & !0xff) << 12)
-}
-
-pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
+/// The attributes of `p` that SquashFS can store (user, trusted, security),
+/// sorted.
+pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<Xattr>> {
     let c = CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let mut names = vec![0u8; 4096];
     let n = loop {
@@ -92,11 +119,7 @@ pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
     };
     let mut out = Vec::new();
     for name in names[..n].split(|&b| b == 0).filter(|n| !n.is_empty()) {
-        // Only the namespaces SquashFS can store.
-        if !(name.starts_with(b"user.")
-            || name.starts_with(b"trusted.")
-            || name.starts_with(b"security."))
-        {
+        if Namespace::split(name).is_none() {
             continue;
         }
         let cn = CString::new(name).map_err(std::io::Error::other)?;
@@ -116,7 +139,10 @@ pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<(Vec<u8>, Vec<u8>)>> {
             }
         };
         val.truncate(m);
-        out.push((name.to_vec(), val));
+        out.push(Xattr {
+            name: name.to_vec(),
+            value: val,
+        });
     }
     out.sort();
     Ok(out)
@@ -165,7 +191,7 @@ fn build_excludes(
 }
 
 pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
-    let m = std::fs::metadata(source).map_err(|e| PackError::io(source, "cannot read", e))?;
+    let m = std::fs::metadata(source).map_err(|e| PackError::io(source, "read", e))?;
     if !m.is_dir() {
         return Err(PackError::Usage(format!(
             "{} is not a directory",
@@ -182,7 +208,7 @@ pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
         .build()
-        .map_err(|e| PackError::Source(format!("cannot start scan threads: {e}")))?;
+        .map_err(|e| PackError::internal(format!("cannot start scan threads: {e}")))?;
     let raw = pool.install(|| walk.gather(source, Path::new(""), m, Vec::new(), true))?;
     let mut s = Scanner {
         opts,
@@ -208,7 +234,7 @@ struct Raw {
     name: Vec<u8>,
     path: PathBuf,
     meta: std::fs::Metadata,
-    xattrs: Vec<(Vec<u8>, Vec<u8>)>,
+    xattrs: Vec<Xattr>,
     what: RawKind,
 }
 
@@ -248,7 +274,7 @@ impl Walk<'_> {
         let xattrs = if self.opts.no_xattrs {
             Vec::new()
         } else {
-            read_xattrs(path).map_err(|e| PackError::io(path, "cannot read xattrs of", e))?
+            read_xattrs(path).map_err(|e| PackError::io(path, "read xattrs of", e))?
         };
         let what = if ft.is_dir() {
             if descend {
@@ -257,8 +283,7 @@ impl Walk<'_> {
                 RawKind::Dir(Vec::new(), None)
             }
         } else if ft.is_symlink() {
-            let t =
-                std::fs::read_link(path).map_err(|e| PackError::io(path, "cannot read link", e))?;
+            let t = std::fs::read_link(path).map_err(|e| PackError::io(path, "read link", e))?;
             RawKind::Symlink(t.as_os_str().as_bytes().to_vec())
         } else {
             RawKind::Plain
@@ -281,21 +306,21 @@ impl Walk<'_> {
                     Some(format!("{}: contents skipped: {e}", dir.display())),
                 ));
             }
-            r => r.map_err(|e| PackError::io(dir, "cannot list", e))?,
+            r => r.map_err(|e| PackError::io(dir, "list", e))?,
         };
         let mut names: Vec<Vec<u8>> = listing
             .map(|e| e.map(|e| e.file_name().as_bytes().to_vec()))
             .collect::<Result<_, _>>()
-            .map_err(|e| PackError::io(dir, "cannot list", e))?;
+            .map_err(|e| PackError::io(dir, "list", e))?;
         names.sort();
         let one = |name: Vec<u8>| -> Result<Option<Result<Raw, String>>, PackError> {
             let path = dir.join(OsStr::from_bytes(&name));
             let rel = rel.join(OsStr::from_bytes(&name));
-            if name.len() > 256 {
-                return Err(PackError::Source(format!(
-                    "{}: name longer than 256 bytes cannot be stored",
-                    path.display()
-                )));
+            if name.len() > MAX_NAME {
+                return Err(PackError::entry(
+                    &path,
+                    format!("a name longer than {MAX_NAME} bytes cannot be stored"),
+                ));
             }
             if self.excluded(&rel) {
                 return Ok(None);
@@ -305,7 +330,7 @@ impl Walk<'_> {
                 Err(e) if self.opts.skip_unreadable => {
                     return Ok(Some(Err(format!("{}: skipped: {e}", path.display()))));
                 }
-                Err(e) => return Err(PackError::io(&path, "cannot stat", e)),
+                Err(e) => return Err(PackError::io(&path, "stat", e)),
             };
             if self.opts.skip_unreadable && m.is_file() {
                 if let Err(e) = std::fs::File::open(&path) {
@@ -413,7 +438,7 @@ impl Scanner<'_> {
                 }
             }
             RawKind::Plain if ft.is_block_device() || ft.is_char_device() => {
-                let r = rdev_encode(libc::major(m.rdev()), libc::minor(m.rdev()));
+                let r = device_number(&path, libc::major(m.rdev()), libc::minor(m.rdev()))?;
                 if ft.is_block_device() {
                     Kind::BlockDev(r)
                 } else {

@@ -3,13 +3,17 @@
 //! scan gives. File data is spooled to a temporary file, holes kept as
 //! holes, and each file becomes a [`SourceFile`] at an offset in it.
 
-use super::scan::{Kind, Node, SourceFile, Tree};
+use super::scan::{device_number, Kind, Node, SourceFile, Tree};
 use super::{PackError, PackOptions};
+use crate::format::dir::MAX_NAME;
+use crate::format::xattr::{Namespace, Xattr};
 use base64::Engine;
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
 
 struct Slot {
     node: Node,
@@ -163,15 +167,22 @@ fn read_map_1_0(r: &mut impl Read) -> std::io::Result<(Vec<(u64, u64)>, u64)> {
 
 pub fn read_tar(
     input: impl Read,
+    archive: &Path,
     spool_path: &Path,
+    image: &Path,
     opts: &PackOptions,
 ) -> Result<Tree, PackError> {
+    // The spool is part of the output: its errors name the image.
+    let spool_err = |source| PackError::Output {
+        path: image.to_path_buf(),
+        source,
+    };
     let mut spool = File::options()
         .read(true)
         .write(true)
         .create_new(true)
         .open(spool_path)
-        .map_err(|e| PackError::Output(format!("cannot create {}: {e}", spool_path.display())))?;
+        .map_err(spool_err)?;
     let mut spool_end = 0u64;
     let mut ar = tar::Archive::new(input);
     let mut slots = vec![Slot {
@@ -181,7 +192,7 @@ pub fn read_tar(
     let mut files: Vec<SourceFile> = Vec::new();
     let mut links: Vec<u32> = Vec::new();
     let mut warnings = Vec::new();
-    let terr = |e: std::io::Error| PackError::Source(format!("reading the tar stream: {e}"));
+    let terr = |e: std::io::Error| PackError::io(archive, "read the tar stream", e);
     for entry in ar.entries().map_err(terr)? {
         let mut entry = entry.map_err(terr)?;
         let et = entry.header().entry_type();
@@ -220,17 +231,15 @@ pub fn read_tar(
             .split(|&b| b == b'/')
             .filter(|c| !c.is_empty() && *c != b".")
             .collect();
+        let member = PathBuf::from(OsStr::from_bytes(&path));
         if comps.iter().any(|c| *c == b"..") {
-            return Err(PackError::Source(format!(
-                "tar member {:?} climbs out with '..'",
-                String::from_utf8_lossy(&path)
-            )));
+            return Err(PackError::entry(&member, "tar member climbs out with '..'"));
         }
-        if comps.iter().any(|c| c.len() > 256) {
-            return Err(PackError::Source(format!(
-                "tar member {:?}: a name longer than 256 bytes",
-                String::from_utf8_lossy(&path)
-            )));
+        if comps.iter().any(|c| c.len() > MAX_NAME) {
+            return Err(PackError::entry(
+                &member,
+                format!("tar member has a name longer than {MAX_NAME} bytes"),
+            ));
         }
         let h = entry.header();
         let mtime_raw = get("mtime")
@@ -258,7 +267,7 @@ pub fn read_tar(
         let uid = u32::try_from(num("uid", h.uid().unwrap_or(0))).unwrap_or(u32::MAX);
         let gid = u32::try_from(num("gid", h.gid().unwrap_or(0))).unwrap_or(u32::MAX);
         let (uid, gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
-        let mut xattrs: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut xattrs: Vec<Xattr> = Vec::new();
         if !opts.no_xattrs {
             for (k, v) in &pax {
                 let (name, value) = if let Some(n) = k.strip_prefix("SCHILY.xattr.") {
@@ -279,17 +288,16 @@ pub fn read_tar(
                                 .filter(|b| !b.is_ascii_whitespace())
                                 .collect::<Vec<_>>(),
                         )
-                        .map_err(|e| PackError::Source(format!("{k}: bad base64 value: {e}")))?;
+                        .map_err(|e| {
+                            PackError::entry(&member, format!("{k}: bad base64 value: {e}"))
+                        })?;
                     (name, value)
                 } else {
                     continue;
                 };
-                if name.starts_with(b"user.")
-                    || name.starts_with(b"trusted.")
-                    || name.starts_with(b"security.")
-                {
-                    xattrs.retain(|(n, _)| *n != name);
-                    xattrs.push((name, value));
+                if Namespace::split(&name).is_some() {
+                    xattrs.retain(|x| x.name != name);
+                    xattrs.push(Xattr { name, value });
                 } else {
                     warnings.push(format!(
                         "{}: xattr {} cannot be stored in SquashFS",
@@ -302,11 +310,11 @@ pub fn read_tar(
         }
         let perm = (h.mode().unwrap_or(0o644) & 0o7777) as u16;
         let rdev = || {
-            let (ma, mi) = (
+            device_number(
+                &member,
                 h.device_major().ok().flatten().unwrap_or(0),
                 h.device_minor().ok().flatten().unwrap_or(0),
-            );
-            (mi & 0xff) | (ma << 8) | ((mi & !0xff) << 12)
+            )
         };
         let mut link = None;
         let kind = match et {
@@ -317,8 +325,8 @@ pub fn read_tar(
                     .map(|l| l.into_owned())
                     .unwrap_or_default(),
             ),
-            tar::EntryType::Char => Kind::CharDev(rdev()),
-            tar::EntryType::Block => Kind::BlockDev(rdev()),
+            tar::EntryType::Char => Kind::CharDev(rdev()?),
+            tar::EntryType::Block => Kind::BlockDev(rdev()?),
             tar::EntryType::Fifo => Kind::Fifo,
             tar::EntryType::Link => {
                 let target = entry
@@ -326,17 +334,19 @@ pub fn read_tar(
                     .map(|l| l.into_owned())
                     .unwrap_or_default();
                 let Some(t) = lookup(&slots, &target) else {
-                    return Err(PackError::Source(format!(
-                        "tar member {:?} links to {:?}, which comes nowhere before it",
-                        String::from_utf8_lossy(&path),
-                        String::from_utf8_lossy(&target)
-                    )));
+                    return Err(PackError::entry(
+                        &member,
+                        format!(
+                            "tar member links to {:?}, which comes nowhere before it",
+                            String::from_utf8_lossy(&target)
+                        ),
+                    ));
                 };
                 if matches!(slots[t].node.kind, Kind::Dir(_)) {
-                    return Err(PackError::Source(format!(
-                        "tar member {:?} hard-links a directory",
-                        String::from_utf8_lossy(&path)
-                    )));
+                    return Err(PackError::entry(
+                        &member,
+                        "tar member hard-links a directory",
+                    ));
                 }
                 let group = match slots[t].node.link {
                     Some(g) => g,
@@ -352,10 +362,7 @@ pub fn read_tar(
             }
             tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
                 let start = spool_end;
-                let member = String::from_utf8_lossy(&path).into_owned();
-                let terr = |e: std::io::Error| {
-                    PackError::Source(format!("tar member {member:?}: {e} (archive truncated?)"))
-                };
+                let terr = |e: std::io::Error| PackError::io(&member, "read tar member", e);
                 let size = match &sparse {
                     Some(sm) => {
                         let mut data = entry.by_ref();
@@ -366,10 +373,10 @@ pub fn read_tar(
                         };
                         for (off, len) in runs {
                             if off.checked_add(len).is_none_or(|e| e > sm.real_size) {
-                                return Err(PackError::Source(format!(
-                                    "{}: sparse run past the file size",
-                                    String::from_utf8_lossy(&path)
-                                )));
+                                return Err(PackError::entry(
+                                    &member,
+                                    "tar member has a sparse run past the file size",
+                                ));
                             }
                             spool_copy(&mut data, &mut spool, start + off, len).map_err(terr)?;
                         }
@@ -381,8 +388,10 @@ pub fn read_tar(
                         n
                     }
                 };
-                spool_end = start + size;
-                spool.set_len(spool_end).map_err(terr)?;
+                spool_end = start
+                    .checked_add(size)
+                    .ok_or_else(|| PackError::entry(&member, "tar member size overflows"))?;
+                spool.set_len(spool_end).map_err(spool_err)?;
                 files.push(SourceFile {
                     path: spool_path.to_path_buf(),
                     offset: start,
@@ -414,7 +423,7 @@ pub fn read_tar(
         };
         place(&mut slots, &comps, node);
     }
-    spool.sync_data().map_err(terr)?;
+    spool.sync_data().map_err(spool_err)?;
     let newest = slots.iter().map(|s| s.node.mtime).max().unwrap_or(0);
     let root = build(&slots, 0);
     Ok(Tree {

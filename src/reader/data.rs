@@ -2,7 +2,8 @@
 
 use super::Image;
 use crate::error::{Error, Result};
-use crate::format::inode::{FileInfo, Inode, InodeData, BLOCK_SIZE_MASK, BLOCK_STORED};
+use crate::format::block::BlockWord;
+use crate::format::inode::{FileInfo, Inode, InodeData};
 use crate::format::table::FragmentEntry;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -33,58 +34,84 @@ impl Chunk {
     }
 }
 
+/// An open regular file: its inode's block list with each block's image
+/// offset worked out (and checked) once, for every later read.
+#[derive(Debug, Clone)]
+pub struct FileReader {
+    info: FileInfo,
+    /// Image offset of each block in `info.blocks`.
+    offsets: Vec<u64>,
+    /// Bytes of the tail kept in a fragment (0: none).
+    tail: usize,
+}
+
+impl FileReader {
+    pub fn info(&self) -> &FileInfo {
+        &self.info
+    }
+    pub fn size(&self) -> u64 {
+        self.info.size
+    }
+    /// Where data block `n` starts, relative to the superblock.
+    pub fn block_offset(&self, n: usize) -> Option<u64> {
+        self.offsets.get(n).copied()
+    }
+    /// Chunks of the file: its blocks plus the fragment tail, if any.
+    pub fn chunk_count(&self) -> usize {
+        self.info.blocks.len() + usize::from(self.tail > 0)
+    }
+}
+
 impl Image {
-    pub fn file_info<'i>(&self, i: &'i Inode) -> Result<&'i FileInfo> {
-        match &i.data {
-            InodeData::File(f) => Ok(f),
-            _ => Err(Error::invalid(format!(
+    /// Opens regular file `i` for reading.
+    pub fn open_file(&self, i: &Inode) -> Result<FileReader> {
+        let InodeData::File(info) = &i.data else {
+            return Err(Error::invalid(format!(
                 "inode {} is not a regular file",
                 i.number
-            ))),
-        }
-    }
-
-    /// Number of chunks (blocks plus the fragment tail, if any).
-    pub fn chunk_count(&self, f: &FileInfo) -> usize {
-        f.blocks.len() + usize::from(f.fragment.is_some() && self.tail_len(f) > 0)
-    }
-
-    fn tail_len(&self, f: &FileInfo) -> usize {
-        (f.size - f.blocks.len() as u64 * u64::from(self.sb.block_size))
-            .min(u64::from(self.sb.block_size)) as usize
-    }
-
-    /// Image offsets of each block's start, checked against the data area.
-    pub fn block_offsets(&self, f: &FileInfo) -> Result<Vec<u64>> {
-        let mut pos = f.blocks_start;
-        let mut out = Vec::with_capacity(f.blocks.len());
-        for &w in &f.blocks {
-            out.push(pos);
+            )));
+        };
+        let mut pos = info.blocks_start;
+        let mut offsets = Vec::with_capacity(info.blocks.len());
+        for w in &info.blocks {
+            offsets.push(pos);
             pos = pos
-                .checked_add(u64::from(w & BLOCK_SIZE_MASK))
+                .checked_add(u64::from(w.disk_size()))
                 .filter(|&e| e <= self.sb.inode_table_start)
                 .ok_or_else(|| {
-                    Error::corrupt(f.blocks_start, "file data runs past the data area")
+                    Error::corrupt(info.blocks_start, "file data runs past the data area")
                 })?;
         }
-        Ok(out)
+        let covered = info.blocks.len() as u64 * u64::from(self.sb.block_size);
+        let tail = match info.fragment {
+            Some(_) => info
+                .size
+                .saturating_sub(covered)
+                .min(u64::from(self.sb.block_size)),
+            None => 0,
+        } as usize;
+        Ok(FileReader {
+            info: info.clone(),
+            offsets,
+            tail,
+        })
     }
 
     /// Chunk `n` of the file, decompressed, of its exact length.
-    pub fn read_chunk(&self, f: &FileInfo, n: usize, block_start: u64) -> Result<Chunk> {
+    pub fn read_chunk(&self, f: &FileReader, n: usize) -> Result<Chunk> {
         let bs = u64::from(self.sb.block_size);
-        if n < f.blocks.len() {
-            let want = (f.size - n as u64 * bs).min(bs) as usize;
-            let word = f.blocks[n];
-            if word & BLOCK_SIZE_MASK == 0 {
+        let info = &f.info;
+        if let (Some(&word), Some(&start)) = (info.blocks.get(n), f.offsets.get(n)) {
+            let want = (info.size - n as u64 * bs).min(bs) as usize;
+            if word.is_sparse() {
                 return Ok(Chunk::Zeros(want));
             }
             let data = self
                 .data_cache
-                .get_or_load(block_start, || self.read_block(word, block_start))?;
+                .get_or_load(start, || self.read_block(word, start))?;
             if data.len() != want {
                 return Err(Error::corrupt(
-                    block_start,
+                    start,
                     format!(
                         "data block holds {} bytes, the file needs {want}",
                         data.len()
@@ -93,30 +120,29 @@ impl Image {
             }
             return Ok(Chunk::Shared(data, 0, want));
         }
-        let (frag, off) = f
+        let (frag, off) = info
             .fragment
-            .filter(|_| n == f.blocks.len())
+            .filter(|_| n == info.blocks.len() && f.tail > 0)
             .ok_or_else(|| Error::invalid("chunk past the end"))?;
-        let tail = self.tail_len(f);
         let block = self.fragment_block(frag)?;
         let a = off as usize;
-        if a + tail > block.len() {
+        if a + f.tail > block.len() {
             return Err(Error::corrupt(
                 self.fragment_entry(frag)?.start,
                 format!(
-                    "file tail of {tail} bytes at {a} is past fragment {frag}'s {} bytes",
+                    "file tail of {} bytes at {a} is past fragment {frag}'s {} bytes",
+                    f.tail,
                     block.len()
                 ),
             ));
         }
-        Ok(Chunk::Shared(block, a, a + tail))
+        Ok(Chunk::Shared(block, a, a + f.tail))
     }
 
     /// The decompressed (non-sparse) data block at `pos`.
-    fn read_block(&self, word: u32, pos: u64) -> Result<Vec<u8>> {
-        let size = (word & BLOCK_SIZE_MASK) as usize;
-        let raw = self.read_bytes(pos, size)?;
-        if word & BLOCK_STORED != 0 {
+    fn read_block(&self, word: BlockWord, pos: u64) -> Result<Vec<u8>> {
+        let raw = self.read_bytes(pos, word.disk_size() as usize)?;
+        if word.is_stored() {
             return Ok(raw.into_owned());
         }
         self.compressor
@@ -131,7 +157,7 @@ impl Image {
                 format!("a file names fragment {i} but there is no fragment table"),
             )
         })?;
-        let mut b = [0u8; 16];
+        let mut b = [0u8; FragmentEntry::SIZE];
         t.entry(self, u64::from(i), &mut b)?;
         Ok(FragmentEntry::parse(&b))
     }
@@ -140,14 +166,11 @@ impl Image {
     pub fn fragment_block(&self, i: u32) -> Result<Arc<Vec<u8>>> {
         let e = self.fragment_entry(i)?;
         self.frag_cache.get_or_load(e.start, || {
-            let size = u64::from(e.size & BLOCK_SIZE_MASK);
-            if size == 0
-                || e.size & !(BLOCK_STORED | BLOCK_SIZE_MASK) != 0
-                || size > u64::from(self.sb.block_size)
-            {
+            let size = u64::from(e.size.disk_size());
+            if e.size.is_sparse() || !e.size.fits(self.sb.block_size) {
                 return Err(Error::corrupt(
                     e.start,
-                    format!("fragment {i} has a bad size word 0x{:x}", e.size),
+                    format!("fragment {i} has a bad size word 0x{:x}", e.size.0),
                 ));
             }
             let end = e
@@ -158,7 +181,7 @@ impl Image {
                     Error::corrupt(e.start, format!("fragment {i} lies outside the data area"))
                 })?;
             let raw = self.read_bytes(e.start, (end - e.start) as usize)?;
-            if e.size & BLOCK_STORED != 0 {
+            if e.size.is_stored() {
                 Ok(raw.into_owned())
             } else {
                 self.compressor
@@ -169,51 +192,10 @@ impl Image {
     }
 
     /// Reads up to `buf.len()` bytes at `offset`; returns how many (0 at EOF).
-    pub fn read_at(&self, f: &FileInfo, offset: u64, buf: &mut [u8]) -> Result<usize> {
-        self.read_with(f, &self.block_offsets(f)?, offset, buf)
-    }
-
-    /// Walks the chunks covering `[offset, end)`, handing `sink` each chunk
-    /// with the offset into it and the byte count wanted from it.
-    fn walk_range(
-        &self,
-        f: &FileInfo,
-        offsets: &[u64],
-        offset: u64,
-        end: u64,
-        mut sink: impl FnMut(&Chunk, usize, usize),
-    ) -> Result<()> {
-        let bs = u64::from(self.sb.block_size);
-        let mut pos = offset;
-        while pos < end {
-            let n = (pos / bs) as usize;
-            let chunk = self.read_chunk(f, n, offsets.get(n).copied().unwrap_or(0))?;
-            let chunk_off = (pos - n as u64 * bs) as usize;
-            let k = (chunk.len().saturating_sub(chunk_off) as u64).min(end - pos) as usize;
-            if k == 0 {
-                return Err(Error::corrupt(
-                    f.blocks_start,
-                    "file data ends before its size",
-                ));
-            }
-            sink(&chunk, chunk_off, k);
-            pos += k as u64;
-        }
-        Ok(())
-    }
-
-    /// [`Image::read_at`] with the block offsets already computed (by
-    /// [`Image::block_offsets`]), as an open file keeps them.
-    pub fn read_with(
-        &self,
-        f: &FileInfo,
-        offsets: &[u64],
-        offset: u64,
-        buf: &mut [u8],
-    ) -> Result<usize> {
-        let end = offset.saturating_add(buf.len() as u64).min(f.size);
+    pub fn read_at(&self, f: &FileReader, offset: u64, buf: &mut [u8]) -> Result<usize> {
+        let end = offset.saturating_add(buf.len() as u64).min(f.size());
         let mut done = 0;
-        self.walk_range(f, offsets, offset, end, |chunk, at, k| {
+        self.walk_range(f, offset, end, |chunk, at, k| {
             match chunk {
                 Chunk::Zeros(_) => buf[done..done + k].fill(0),
                 Chunk::Shared(v, a, _) => {
@@ -225,21 +207,48 @@ impl Image {
         Ok(done)
     }
 
+    /// Walks the chunks covering `[offset, end)`, handing `sink` each chunk
+    /// with the offset into it and the byte count wanted from it.
+    fn walk_range(
+        &self,
+        f: &FileReader,
+        offset: u64,
+        end: u64,
+        mut sink: impl FnMut(&Chunk, usize, usize),
+    ) -> Result<()> {
+        let bs = u64::from(self.sb.block_size);
+        let mut pos = offset;
+        while pos < end {
+            let n = (pos / bs) as usize;
+            let chunk = self.read_chunk(f, n)?;
+            let chunk_off = (pos - n as u64 * bs) as usize;
+            let k = (chunk.len().saturating_sub(chunk_off) as u64).min(end - pos) as usize;
+            if k == 0 {
+                return Err(Error::corrupt(
+                    f.info.blocks_start,
+                    "file data ends before its size",
+                ));
+            }
+            sink(&chunk, chunk_off, k);
+            pos += k as u64;
+        }
+        Ok(())
+    }
+
     /// Up to `len` bytes at `offset` as a new vector, built by appending
     /// (no zero-fill of a buffer that is overwritten anyway), and the first
     /// chunk it came from (so a caller can reuse that block without
     /// fetching it again).
     pub fn read_vec(
         &self,
-        f: &FileInfo,
-        offsets: &[u64],
+        f: &FileReader,
         offset: u64,
         len: usize,
     ) -> Result<(Vec<u8>, Option<Chunk>)> {
-        let end = offset.saturating_add(len as u64).min(f.size);
+        let end = offset.saturating_add(len as u64).min(f.size());
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let mut first = None;
-        self.walk_range(f, offsets, offset, end, |chunk, at, k| {
+        self.walk_range(f, offset, end, |chunk, at, k| {
             match chunk {
                 Chunk::Zeros(_) => out.resize(out.len() + k, 0),
                 Chunk::Shared(v, a, _) => out.extend_from_slice(&v[a + at..a + at + k]),
@@ -252,13 +261,11 @@ impl Image {
     /// Calls `sink` with every chunk of the file in order.
     pub fn for_each_chunk(
         &self,
-        f: &FileInfo,
+        f: &FileReader,
         mut sink: impl FnMut(&Chunk) -> Result<()>,
     ) -> Result<()> {
-        let offsets = self.block_offsets(f)?;
-        for n in 0..self.chunk_count(f) {
-            let c = self.read_chunk(f, n, offsets.get(n).copied().unwrap_or(0))?;
-            sink(&c)?;
+        for n in 0..f.chunk_count() {
+            sink(&self.read_chunk(f, n)?)?;
         }
         Ok(())
     }

@@ -104,6 +104,26 @@ impl Image {
         Ok(None)
     }
 
+    /// The inode a directory entry names, checked against the number and
+    /// type the entry records for it.
+    pub fn entry_inode(&self, e: &DirEntry) -> Result<Inode> {
+        let i = self.inode(e.inode_ref)?;
+        if i.number != e.inode_number || i.file_type() != e.file_type {
+            return Err(Error::corrupt(
+                self.sb.inode_table_start + e.inode_ref.block(),
+                format!(
+                    "entry {:?} names inode {} ({:?}), the inode there is {} ({:?})",
+                    String::from_utf8_lossy(&e.name),
+                    e.inode_number,
+                    e.file_type,
+                    i.number,
+                    i.file_type()
+                ),
+            ));
+        }
+        Ok(i)
+    }
+
     /// Resolves a '/'-separated path from the root without following
     /// symlinks; "" and "/" name the root. Returns the inode and its reference.
     pub fn lookup_path(&self, path: &str) -> Result<(Inode, MetaRef)> {
@@ -123,18 +143,8 @@ impl Image {
             let e = self
                 .lookup(&inode, comp.as_bytes())?
                 .ok_or_else(|| Error::not_found(format!("{path}: no such file or directory")))?;
-            let next = self.inode(e.inode_ref)?;
-            if next.number != e.inode_number {
-                return Err(Error::corrupt(
-                    self.sb.inode_table_start + e.inode_ref.block(),
-                    format!(
-                        "entry {comp:?} says inode {} but the inode there is {}",
-                        e.inode_number, next.number
-                    ),
-                ));
-            }
+            inode = self.entry_inode(&e)?;
             r = e.inode_ref;
-            inode = next;
         }
         Ok((inode, r))
     }

@@ -1,35 +1,60 @@
-//! A SquashFS image over a memory map: validated superblock and tables,
-//! cached metadata and fragment blocks, inodes, directories, file data and
-//! xattrs. Safe to share between threads.
+//! A SquashFS image over a byte source (a file or block device, a memory
+//! map, a buffer): validated superblock and tables, cached metadata and
+//! fragment blocks, inodes, directories, file data and xattrs. Safe to
+//! share between threads.
 
 mod cache;
 pub mod data;
 mod dir;
 mod locate;
+pub mod source;
+pub mod walk;
 
 pub use cache::BlockCache;
+pub use data::{Chunk, FileReader};
 pub use dir::DirIter;
-pub use locate::find_superblock;
+pub use locate::{find_superblock, wrapper_kind};
+pub use walk::{Step, WalkEntry, Walker};
 
 use crate::error::{Error, Result};
 use crate::format::compressor::{Compressor, CompressorOptions};
+use crate::format::id::{self, IdTable};
 use crate::format::inode::Inode;
 use crate::format::metadata::{self, MetaBlock, MetaCursor, MetaRef, MetaSource};
 use crate::format::superblock::{self, flags, Superblock};
-use crate::format::table::LookupTable;
+use crate::format::table::{LookupTable, EXPORT_ENTRY_SIZE};
 use crate::format::xattr::{Xattr, XattrTable};
 use crate::format::ByteSource;
-use memmap2::Mmap;
+use source::{FileSource, MapSource, Window};
 use std::borrow::Cow;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
+/// Where the superblock sits in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offset {
+    At(u64),
+    /// Search for it (an AppImage, a SIF container, another wrapper).
+    Auto,
+}
+
+impl std::str::FromStr for Offset {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "auto" => Ok(Offset::Auto),
+            _ => s
+                .parse()
+                .map(Offset::At)
+                .map_err(|_| format!("offset {s:?} is not a byte count or \"auto\"")),
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
-    /// Byte offset of the superblock inside the file (SIF, AppImage).
-    pub offset: u64,
+    /// Where the superblock is inside the file (SIF, AppImage).
+    pub offset: Offset,
     /// Decompressed metadata blocks (8 KiB each) to keep.
     pub metadata_cache_blocks: usize,
     /// Decompressed fragment blocks (one block size each) to keep.
@@ -51,7 +76,7 @@ pub struct OpenOptions {
 impl Default for OpenOptions {
     fn default() -> Self {
         OpenOptions {
-            offset: 0,
+            offset: Offset::At(0),
             metadata_cache_blocks: 2048,
             fragment_cache_blocks: 64,
             data_cache_blocks: 0,
@@ -61,57 +86,13 @@ impl Default for OpenOptions {
     }
 }
 
-/// The image bytes from the superblock to `bytes_used`.
-enum Source {
-    Map { map: Mmap, offset: usize, len: u64 },
-    File { file: File, offset: u64, len: u64 },
-}
-
-impl ByteSource for Source {
-    fn size(&self) -> u64 {
-        match self {
-            Source::Map { len, .. } | Source::File { len, .. } => *len,
-        }
-    }
-    fn read_bytes(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>> {
-        let end = pos
-            .checked_add(len as u64)
-            .filter(|&e| e <= self.size())
-            .ok_or_else(|| {
-                Error::corrupt(
-                    pos,
-                    format!(
-                        "{len} bytes at {pos} run past the image end ({})",
-                        self.size()
-                    ),
-                )
-            })?;
-        match self {
-            Source::Map { map, offset, .. } => Ok(Cow::Borrowed(
-                &map[offset + pos as usize..offset + end as usize],
-            )),
-            Source::File { file, offset, .. } => {
-                let mut buf = vec![0u8; len];
-                file.read_exact_at(&mut buf, offset + pos).map_err(|e| {
-                    let mut err = Error::io(
-                        format!("reading {len} bytes at image offset {pos} (file truncated?)"),
-                        e,
-                    );
-                    err.offset = Some(pos);
-                    err
-                })?;
-                Ok(Cow::Owned(buf))
-            }
-        }
-    }
-}
-
 pub struct Image {
-    src: Source,
+    /// The image bytes from the superblock to `bytes_used`.
+    src: Window,
     pub sb: Superblock,
     pub compressor: Compressor,
     pub compressor_options: Option<CompressorOptions>,
-    ids: Vec<u32>,
+    ids: IdTable,
     fragments: Option<LookupTable>,
     export: Option<LookupTable>,
     xattrs: Option<XattrTable>,
@@ -138,51 +119,60 @@ impl MetaSource for Image {
 }
 
 impl Image {
+    /// Opens the image in a file or block device: read through a memory map,
+    /// or with `pread` when `opts.pread` is set (or the file is a device).
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
-        let file = File::open(path)
-            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-        let len = file
-            .metadata()
-            .map_err(|e| Error::io(format!("cannot stat {}", path.display()), e))?
-            .len();
-        if opts.offset >= len {
+        let src: Box<dyn ByteSource> = if opts.pread {
+            Box::new(FileSource::open(path)?)
+        } else {
+            MapSource::open(path)?
+        };
+        Self::from_source(src, opts)
+    }
+
+    /// An image held in memory.
+    pub fn from_bytes(bytes: Vec<u8>, opts: &OpenOptions) -> Result<Self> {
+        Self::from_source(Box::new(bytes), opts)
+    }
+
+    /// An image in any byte source (the superblock at `opts.offset`).
+    pub fn from_source(src: Box<dyn ByteSource>, opts: &OpenOptions) -> Result<Self> {
+        let len = src.size();
+        let offset = match opts.offset {
+            Offset::At(n) => n,
+            Offset::Auto => find_superblock(src.as_ref())?,
+        };
+        if offset >= len {
             return Err(Error::invalid(format!(
-                "offset {} is not inside the {len}-byte file",
-                opts.offset
+                "offset {offset} is not inside the {len}-byte file"
             )));
         }
-        let avail = len - opts.offset;
-        let mut head = [0u8; superblock::SIZE];
-        let n = file
-            .read_at(&mut head, opts.offset)
-            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
-        let sb = Superblock::parse(&head[..n], avail)?;
+        let avail = len - offset;
+        let head = src.read_bytes(offset, (superblock::SIZE as u64).min(avail) as usize)?;
+        let sb = match Superblock::parse(&head, avail) {
+            Ok(sb) => sb,
+            Err(e) => {
+                // A wrapper at 0 whose image lies further in: say how to reach it.
+                return Err(
+                    match wrapper_kind(&src.read_bytes(0, 64.min(len) as usize)?) {
+                        Some(kind) if opts.offset == Offset::At(0) => Error {
+                            what: format!(
+                                "{}; the file is {kind}: try offset=auto (--offset auto)",
+                                e.what
+                            ),
+                            ..e
+                        },
+                        _ => e,
+                    },
+                );
+            }
+        };
         let compressor = Compressor::from_id(sb.compression_id).ok_or_else(|| {
             Error::unsupported(
                 Some(20),
                 format!("unknown compressor id {}", sb.compression_id),
             )
         })?;
-        let src = if opts.pread {
-            Source::File {
-                file,
-                offset: opts.offset,
-                len: sb.bytes_used,
-            }
-        } else {
-            // SAFETY: read-only map; every access is bounds-checked against
-            // bytes_used, which was checked against the file size just now.
-            // A file truncated later can fault: mounts use `pread` instead.
-            let map = unsafe { Mmap::map(&file) }
-                .map_err(|e| Error::io(format!("cannot map {}", path.display()), e))?;
-            let offset =
-                usize::try_from(opts.offset).map_err(|_| Error::invalid("offset too large"))?;
-            Source::Map {
-                map,
-                offset,
-                len: sb.bytes_used,
-            }
-        };
         let (meta_blocks, data_blocks, frag_blocks) = match opts.cache_budget {
             Some(total) => {
                 let bs = u64::from(sb.block_size);
@@ -199,12 +189,13 @@ impl Image {
                 opts.fragment_cache_blocks,
             ),
         };
+        let src = Window::new(src, offset, sb.bytes_used);
         let mut img = Image {
             src,
             sb,
             compressor,
             compressor_options: None,
-            ids: Vec::new(),
+            ids: IdTable::default(), // until load_tables reads it
             fragments: None,
             export: None,
             xattrs: None,
@@ -215,6 +206,11 @@ impl Image {
         };
         img.load_tables()?;
         Ok(img)
+    }
+
+    /// Where the superblock is in the file (found by `Offset::Auto`).
+    pub fn offset(&self) -> u64 {
+        self.src.offset()
     }
 
     /// How many decompressed data blocks the data cache holds.
@@ -239,21 +235,13 @@ impl Image {
         }
         let lower = sb.directory_table_start;
         let bytes = &self.src;
-        let ids = LookupTable::load(
-            "id table",
-            bytes,
-            sb.id_table_start,
-            u64::from(sb.id_count),
-            4,
-            lower,
-        )?;
         let fragments = match sb.fragment_table_start {
             Some(s) => Some(LookupTable::load(
                 "fragment table",
                 bytes,
                 s,
                 u64::from(sb.fragment_entry_count),
-                16,
+                crate::format::table::FragmentEntry::SIZE,
                 lower,
             )?),
             None => None,
@@ -264,7 +252,7 @@ impl Image {
                 bytes,
                 s,
                 u64::from(sb.inode_count),
-                8,
+                EXPORT_ENTRY_SIZE,
                 lower,
             )?),
             None => None,
@@ -273,9 +261,10 @@ impl Image {
             Some(s) => Some(XattrTable::load(bytes, s, lower)?),
             None => None,
         };
+        let ids = id::read_ids(&self.src, self, sb.id_table_start, sb.id_count, lower)?;
         // The directory table ends where the first later structure begins.
         let mut dir_limit = sb.bytes_used;
-        for t in [Some(&ids), fragments.as_ref(), export.as_ref()]
+        for t in [Some(&ids.table), fragments.as_ref(), export.as_ref()]
             .into_iter()
             .flatten()
         {
@@ -291,13 +280,7 @@ impl Image {
             ));
         }
         self.dir_limit = dir_limit;
-        let mut list = Vec::with_capacity(usize::from(sb.id_count));
-        let mut b = [0u8; 4];
-        for i in 0..u64::from(sb.id_count) {
-            ids.entry(self, i, &mut b)?;
-            list.push(u32::from_le_bytes(b));
-        }
-        self.ids = list;
+        self.ids = ids;
         self.fragments = fragments;
         self.export = export;
         self.xattrs = xattrs;
@@ -345,7 +328,7 @@ impl Image {
         if n == 0 {
             return Err(Error::invalid("inode number 0"));
         }
-        let mut b = [0u8; 8];
+        let mut b = [0u8; EXPORT_ENTRY_SIZE];
         t.entry(self, u64::from(n) - 1, &mut b)?;
         Ok(MetaRef(u64::from_le_bytes(b)))
     }
@@ -355,12 +338,16 @@ impl Image {
     }
 
     pub fn id(&self, index: u16) -> Result<u32> {
-        self.ids.get(usize::from(index)).copied().ok_or_else(|| {
-            Error::corrupt(
-                self.sb.id_table_start,
-                format!("id index {index} is past the {} ids", self.ids.len()),
-            )
-        })
+        self.ids
+            .ids
+            .get(usize::from(index))
+            .copied()
+            .ok_or_else(|| {
+                Error::corrupt(
+                    self.sb.id_table_start,
+                    format!("id index {index} is past the {} ids", self.ids.ids.len()),
+                )
+            })
     }
     pub fn uid(&self, i: &Inode) -> Result<u32> {
         self.id(i.uid_index)
@@ -369,7 +356,7 @@ impl Image {
         self.id(i.gid_index)
     }
     pub fn ids(&self) -> &[u32] {
-        &self.ids
+        &self.ids.ids
     }
 
     pub fn xattr_count(&self) -> u64 {
@@ -420,7 +407,7 @@ impl Image {
         if let Some(e) = &self.export {
             starts.push(("export table", e.first_block()));
         }
-        starts.push(("id table", self.ids_first_block()));
+        starts.push(("id table", self.ids.table.first_block()));
         if let Some(x) = &self.xattrs {
             starts.push(("xattr table", x.kv_start));
         }
@@ -431,12 +418,5 @@ impl Image {
             out.push((*name, *start, end.saturating_sub(*start)));
         }
         out
-    }
-
-    fn ids_first_block(&self) -> u64 {
-        // Re-derived from the image: the id list itself keeps no offsets.
-        let at = self.sb.id_table_start;
-        self.read_bytes(at, 8)
-            .map_or(at, |b| crate::format::le::u64_at(&b, 0))
     }
 }

@@ -15,7 +15,7 @@ fn open(p: &Path, offset: u64) -> Image {
     Image::open(
         p,
         &OpenOptions {
-            offset,
+            offset: sqfuse::reader::Offset::At(offset),
             ..Default::default()
         },
     )
@@ -119,7 +119,7 @@ fn dissect_images_match_their_published_expectations() {
         assert_eq!(small.mtime, 1670266385, "2022-12-05 18:53:05 UTC");
         let mut buf = vec![0; 9];
         assert_eq!(
-            img.read_at(img.file_info(&small).unwrap(), 0, &mut buf)
+            img.read_at(&img.open_file(&small).unwrap(), 0, &mut buf)
                 .unwrap(),
             9
         );
@@ -127,14 +127,14 @@ fn dissect_images_match_their_published_expectations() {
         let (big, _) = img.lookup_path("large-file").unwrap();
         let mut data = vec![0; large.len()];
         assert_eq!(
-            img.read_at(img.file_info(&big).unwrap(), 0, &mut data)
+            img.read_at(&img.open_file(&big).unwrap(), 0, &mut data)
                 .unwrap(),
             large.len()
         );
         assert!(data == large, "{name}: large-file content");
         // A read at an unaligned offset across a block boundary.
         let mut mid = vec![0; 10000];
-        img.read_at(img.file_info(&big).unwrap(), 131072 - 5000, &mut mid)
+        img.read_at(&img.open_file(&big).unwrap(), 131072 - 5000, &mut mid)
             .unwrap();
         assert_eq!(mid, large[131072 - 5000..131072 + 5000]);
         let (s2, _) = img.lookup_path("symlink-2").unwrap();
@@ -166,16 +166,16 @@ fn tar2sqfs_sparse_and_large_ids() {
         let root = img.root().unwrap();
         for e in img.read_dir(&root).unwrap() {
             let i = img.inode(e.unwrap().inode_ref).unwrap();
-            if let Ok(f) = img.file_info(&i) {
+            if let Ok(f) = img.open_file(&i) {
                 let mut total = 0u64;
                 let mut zeros = 0u64;
-                img.for_each_chunk(f, |c| {
+                img.for_each_chunk(&f, |c| {
                     total += c.len() as u64;
                     zeros += c.bytes().iter().filter(|&&b| b == 0).count() as u64;
                     Ok(())
                 })
                 .unwrap();
-                assert_eq!(total, f.size);
+                assert_eq!(total, f.size());
                 assert!(
                     zeros > total / 2,
                     "{}: sparse file should be mostly zeros",
@@ -225,7 +225,7 @@ fn pread_mode_reads_the_same_and_survives_truncation() {
     let img = Image::open(&copy, &opts).unwrap();
     assert!(check(&img).is_sound());
     let (big, _) = img.lookup_path("large-file").unwrap();
-    let f = img.file_info(&big).unwrap().clone();
+    let f = img.open_file(&big).unwrap();
     let mut a = vec![0; 300_000];
     let mut b = vec![0; 300_000];
     img.read_at(&f, 1000, &mut a).unwrap();
@@ -241,7 +241,7 @@ fn pread_mode_reads_the_same_and_survives_truncation() {
     let fresh = Image::open(&copy, &OpenOptions::default());
     assert!(fresh.is_err(), "a truncated image is refused at open");
     let mut c = vec![0; 300_000];
-    let late = f.size - 300_000;
+    let late = f.size() - 300_000;
     let r = Image::open(&src, &OpenOptions::default())
         .unwrap()
         .read_at(&f, late, &mut c);

@@ -109,7 +109,7 @@ fn reads_at_any_offset_match_the_source() {
     ] {
         let src = std::fs::read(fixture().join(rel)).unwrap();
         let (inode, _) = image.lookup_path(rel).unwrap();
-        let f = image.file_info(&inode).unwrap();
+        let f = &image.open_file(&inode).unwrap();
         let n = src.len() as u64;
         for (off, len) in [
             (0, 1),

@@ -1,0 +1,84 @@
+//! The packer's one error type: what failed, on which path, and the
+//! underlying error kept as the source (printed once, by whoever prints the
+//! chain), as tar-rs does.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug)]
+pub enum PackError {
+    /// Bad options or arguments.
+    Usage(String),
+    /// An operation on a source path (or the tar stream) failed.
+    Io {
+        path: PathBuf,
+        /// What was being done: "read", "list", "stat", ...
+        action: &'static str,
+        source: std::io::Error,
+    },
+    /// A source entry (a file, a tar member) that cannot be stored as it is.
+    Entry {
+        path: PathBuf,
+        what: String,
+    },
+    /// Writing the image failed; `path` is the IMAGE asked for (never the
+    /// temporary file it is written to).
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// Something the format cannot hold (too many ids, say), or an
+    /// internal inconsistency caught before it could be written.
+    Format(crate::Error),
+    Interrupted,
+}
+
+impl PackError {
+    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
+        PackError::Io {
+            path: path.to_path_buf(),
+            action,
+            source,
+        }
+    }
+    pub fn entry(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+        PackError::Entry {
+            path: path.into(),
+            what: what.into(),
+        }
+    }
+    pub fn internal(what: impl Into<String>) -> Self {
+        PackError::Format(crate::Error::invalid(format!(
+            "internal error: {}",
+            what.into()
+        )))
+    }
+}
+
+impl From<crate::Error> for PackError {
+    fn from(e: crate::Error) -> Self {
+        PackError::Format(e)
+    }
+}
+
+impl std::fmt::Display for PackError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PackError::Usage(m) => f.write_str(m),
+            PackError::Io { path, action, .. } => write!(f, "cannot {action} {}", path.display()),
+            PackError::Entry { path, what } => write!(f, "{}: {what}", path.display()),
+            PackError::Output { path, .. } => write!(f, "writing {}", path.display()),
+            PackError::Format(e) => e.fmt(f),
+            PackError::Interrupted => f.write_str("interrupted; no image written"),
+        }
+    }
+}
+
+impl std::error::Error for PackError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            PackError::Io { source, .. } | PackError::Output { source, .. } => Some(source),
+            PackError::Format(e) => std::error::Error::source(e),
+            _ => None,
+        }
+    }
+}

@@ -142,31 +142,29 @@ impl CompressSettings {
 
     /// The compressor-options record to store, if the settings differ from
     /// what a reader assumes without one.
-    pub fn options_record(&self) -> Option<Vec<u8>> {
-        let mut b = Vec::new();
-        match self.compressor {
-            Compressor::Gzip if self.level != 9 => {
-                b.extend_from_slice(&self.level.to_le_bytes()); // compression level
-                b.extend_from_slice(&15u16.to_le_bytes()); // window bits
-                b.extend_from_slice(&1u16.to_le_bytes()); // strategies: default
-            }
-            Compressor::Xz if self.xz_filters != 0 => {
-                b.extend_from_slice(&self.dict_size.to_le_bytes());
-                b.extend_from_slice(&self.xz_filters.to_le_bytes());
-            }
-            Compressor::Zstd if self.level != 15 => b.extend_from_slice(&self.level.to_le_bytes()),
+    pub fn options(&self) -> Option<CompressorOptions> {
+        Some(match self.compressor {
+            Compressor::Gzip if self.level != 9 => CompressorOptions::Gzip {
+                level: self.level,
+                window_bits: 15,
+                strategies: 1, // default
+            },
+            Compressor::Xz if self.xz_filters != 0 => CompressorOptions::Xz {
+                dict_size: self.dict_size,
+                filters: self.xz_filters,
+            },
+            Compressor::Zstd if self.level != 15 => CompressorOptions::Zstd { level: self.level },
             // The kernel and unsquashfs refuse lz4 images without this record.
-            Compressor::Lz4 => {
-                b.extend_from_slice(&1u32.to_le_bytes()); // version: LZ4_LEGACY
-                b.extend_from_slice(&0u32.to_le_bytes()); // flags: not high-compression
-            }
-            Compressor::Lzo if self.level != 8 => {
-                b.extend_from_slice(&4u32.to_le_bytes()); // algorithm: lzo1x_999
-                b.extend_from_slice(&self.level.to_le_bytes());
-            }
+            Compressor::Lz4 => CompressorOptions::Lz4 {
+                version: 1, // LZ4_LEGACY
+                flags: 0,   // not high-compression
+            },
+            Compressor::Lzo if self.level != 8 => CompressorOptions::Lzo {
+                algorithm: 4, // lzo1x_999
+                level: self.level,
+            },
             _ => return None,
-        }
-        Some(b)
+        })
     }
 }
 
@@ -359,6 +357,37 @@ impl CompressorOptions {
             },
             Compressor::Lzma => unreachable!("handled above"),
         })
+    }
+
+    /// The writer side of [`CompressorOptions::parse`].
+    pub fn encode(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(8);
+        let mut put32 = |v: u32| b.extend_from_slice(&v.to_le_bytes());
+        match *self {
+            Self::Gzip {
+                level,
+                window_bits,
+                strategies,
+            } => {
+                put32(level);
+                b.extend_from_slice(&window_bits.to_le_bytes());
+                b.extend_from_slice(&strategies.to_le_bytes());
+            }
+            Self::Xz { dict_size, filters } => {
+                put32(dict_size);
+                put32(filters);
+            }
+            Self::Lz4 { version, flags } => {
+                put32(version);
+                put32(flags);
+            }
+            Self::Zstd { level } => put32(level),
+            Self::Lzo { algorithm, level } => {
+                put32(algorithm);
+                put32(level);
+            }
+        }
+        b
     }
 
     /// Human-readable `key=value` pairs, for `info`.

@@ -137,7 +137,7 @@ impl<'a, S: MetaSource + ?Sized> DirReader<'a, S> {
         if usize::from(offset) >= METADATA_SIZE {
             return Err(Error::corrupt(
                 pos,
-                format!("directory entry inode offset {offset} is past 8192"),
+                format!("directory entry inode offset {offset} is past {METADATA_SIZE}"),
             ));
         }
         self.prev = Some(name.clone());

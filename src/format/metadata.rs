@@ -67,7 +67,7 @@ pub fn read_block<B: ByteSource + ?Sized>(
     if size == 0 || size > METADATA_SIZE as u64 {
         return Err(Error::corrupt(
             pos,
-            format!("metadata block size {size} is outside 1..=8192"),
+            format!("metadata block size {size} is outside 1..={METADATA_SIZE}"),
         ));
     }
     let end = hdr_end + size;
@@ -141,7 +141,7 @@ impl<'a, S: MetaSource + ?Sized> MetaCursor<'a, S> {
         if offset >= METADATA_SIZE {
             return Err(Error::corrupt(
                 block_pos,
-                format!("metadata offset {offset} is past 8192"),
+                format!("metadata offset {offset} is past {METADATA_SIZE}"),
             ));
         }
         let blk = src.meta_block(block_pos, limit)?;

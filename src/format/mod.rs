@@ -13,6 +13,9 @@ pub mod superblock;
 pub mod table;
 pub mod xattr;
 
+#[cfg(test)]
+mod roundtrip;
+
 /// Decompressed size of every metadata block but the last of a table.
 pub const METADATA_SIZE: usize = 8192;
 /// Sentinel for "no fragment", "no xattrs" and absent tables.

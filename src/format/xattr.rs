@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 /// The namespaces SquashFS can store, by the key type number it stores
 /// (the prefix itself is not stored).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u16)]
 pub enum Namespace {
     User = 0,
@@ -105,6 +105,9 @@ impl XattrTable {
     /// All attributes of xattr id `i`, in stored order.
     pub fn get<S: MetaSource + ?Sized>(&self, src: &S, i: u32) -> Result<Vec<Xattr>> {
         let id = self.id(src, i)?;
+        if id.count == 0 {
+            return Ok(Vec::new()); // nothing to find in the key/value area
+        }
         let limit = self.ids.first_block();
         let mut c = MetaCursor::at(src, self.kv_start, limit, id.kv_ref)?;
         let mut out = Vec::with_capacity((id.count as usize).min(64));

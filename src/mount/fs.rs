@@ -582,7 +582,7 @@ impl Filesystem for SqFs {
             u64::from(sb.inode_count),
             0,
             sb.block_size,
-            256,
+            crate::format::dir::MAX_NAME as u32,
             sb.block_size,
         );
     }

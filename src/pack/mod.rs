@@ -211,7 +211,7 @@ pub fn pack(
     // Superblock placeholder, then compressor options (a stored metadata block).
     out.write_all(&[0u8; superblock::SIZE]).map_err(werr)?;
     let mut at = superblock::SIZE as u64;
-    let options = settings.options_record();
+    let options = settings.options().map(|o| o.encode());
     if let Some(o) = &options {
         // Always stored uncompressed: the reader needs it to decompress.
         let block = encode_block(o, None);

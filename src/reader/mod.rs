@@ -24,7 +24,7 @@ use crate::format::metadata::{self, MetaBlock, MetaCursor, MetaRef, MetaSource};
 use crate::format::superblock::{self, flags, Superblock};
 use crate::format::table::{LookupTable, EXPORT_ENTRY_SIZE};
 use crate::format::xattr::{Xattr, XattrTable};
-use crate::format::ByteSource;
+use crate::format::{ByteSource, METADATA_SIZE};
 use source::{FileSource, MapSource, Window};
 use std::borrow::Cow;
 use std::path::Path;
@@ -178,7 +178,7 @@ impl Image {
                 let bs = u64::from(sb.block_size);
                 let blocks = |bytes: u64, unit: u64| (bytes / unit) as usize;
                 (
-                    blocks(total / 4, 8192).max(16),
+                    blocks(total / 4, METADATA_SIZE as u64).max(16),
                     blocks(total / 4, bs),
                     blocks(total / 2, bs).max(2),
                 )

@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod error;
 pub mod format;
+pub mod fuzz;
 pub mod mount;
 pub mod pack;
 pub mod reader;

@@ -472,7 +472,6 @@ fn with_implicit_mount(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsStr
 }
 
 fn main() -> ExitCode {
-    sqfuse::format::compressor::install_panic_hook();
     let cli = match Cli::try_parse_from(with_implicit_mount(std::env::args_os().collect())) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version

@@ -265,34 +265,14 @@ fn run_lzma(
     }
 }
 
-thread_local! {
-    /// Set while a third-party decoder that may panic on hostile input runs
-    /// under `catch_unwind`; the panic hook stays quiet then.
-    static CONTAINED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// Installs a panic hook that is silent for panics [`lzo_decompress`]
-/// contains (they become errors) and prints everything else as before.
-pub fn install_panic_hook() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        if !CONTAINED.with(|c| c.get()) {
-            default(info);
-        }
-    }));
-}
-
 fn lzo_decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, String> {
-    // lzokay-native indexes with unchecked arithmetic on hostile input;
-    // contain any panic to this block so a bad image is an error, not a crash.
-    CONTAINED.with(|c| c.set(true));
-    let res = std::panic::catch_unwind(|| lzokay_native::decompress_all(input, Some(max_out)));
-    CONTAINED.with(|c| c.set(false));
-    match res {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("lzo: {e:?}")),
-        Err(_) => Err("lzo: malformed stream".into()),
-    }
+    // The `lzo` crate decodes with bounds checks and returns an error for
+    // every malformed stream (lzokay-native, which still compresses, panicked
+    // on hostile input).
+    let mut out = vec![0u8; max_out];
+    let n = lzo::decompress_into(input, &mut out).map_err(|e| format!("lzo: {e}"))?;
+    out.truncate(n);
+    Ok(out)
 }
 
 /// The decoded compressor-options record (superblock flag 0x400).

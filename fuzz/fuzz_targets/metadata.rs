@@ -1,0 +1,3 @@
+#![no_main]
+//! See sqfuse::fuzz::metadata for what the input means.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| sqfuse::fuzz::metadata(data));

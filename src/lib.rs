@@ -1,9 +1,20 @@
 //! sqfuse: read, mount and create SquashFS 4.0 images.
 //!
-//! Layers, bottom up: [`format`] (on-disk structures, compressors, metadata
-//! reader, tables; no threads, no FUSE), [`reader`] (a memory-mapped image
-//! with caches, path lookup and file reads), and the clients built on it:
-//! the inspection commands in [`cli`].
+//! Layers, bottom up:
+//! - [`format`]: every on-disk structure, decoded and encoded side by side
+//!   (superblock, compressors and their options, metadata blocks, inodes,
+//!   directory listings and indexes, ids, lookup tables, xattrs, block
+//!   words); no I/O, no threads.
+//! - [`reader`]: an [`Image`] over a byte source (a file or block device
+//!   read with `pread`, a memory map, a buffer) with sharded caches, path
+//!   lookup through the directory index, [`reader::FileReader`] for file
+//!   data and one loop-safe tree walk.
+//! - The clients of those two: [`cli`] (info, ls, cat, extract, check),
+//!   [`mount`] (FUSE) and [`pack`] (gathering sources, numbering, data
+//!   blocks and ordering; every byte of metadata is written by `format`).
+//!
+//! [`fuzz`] holds the fuzz targets' entry points, shared with the tests
+//! that replay their corpus.
 
 pub mod cli;
 pub mod error;

@@ -5,19 +5,22 @@
 //! terminal; the child reports the mount's success or failure back through
 //! a pipe and the parent exits 0 or 1 accordingly.
 
+pub mod attach;
 pub mod fs;
 pub mod options;
 pub mod pagefill;
 pub mod prefetch;
 
+pub use attach::unmount;
+
 use crate::error::{Error, Result};
 use crate::reader::{Image, OpenOptions};
+use attach::Target;
 use options::MountOpts;
 use std::ffi::CString;
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::io::FromRawFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -30,16 +33,6 @@ pub struct MountArgs {
     pub single_thread: bool,
     pub debug: bool,
     pub opts: MountOpts,
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-fn in_path(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
 }
 
 /// The image, opened as the mount will use it, and the root to show.
@@ -64,59 +57,32 @@ fn prepare(a: &MountArgs) -> Result<(Arc<Image>, fs::SqFs)> {
         }
         None => (img.root()?, img.root_ref()),
     };
-    let fs = fs::SqFs::new(img.clone(), root, a.opts.uid, a.opts.gid, a.debug);
+    let debug = a.debug || a.opts.debug;
+    let fs = fs::SqFs::new(img.clone(), root, a.opts.uid, a.opts.gid, debug);
     Ok((img, fs))
 }
 
-fn check_mountpoint(p: &Path) -> Result<()> {
-    let m =
-        std::fs::metadata(p).map_err(|e| Error::io(format!("mountpoint {}", p.display()), e))?;
-    if !m.is_dir() {
-        return Err(Error::invalid(format!(
-            "mountpoint {} is not a directory",
-            p.display()
-        )));
+fn spec(a: &MountArgs) -> attach::Spec {
+    let o = &a.opts;
+    attach::Spec {
+        fsname: o
+            .fsname
+            .clone()
+            .unwrap_or_else(|| a.image.display().to_string()),
+        subtype: o.subtype.clone().unwrap_or_else(|| "sqfuse".into()),
+        allow_other: o.allow_other,
+        allow_root: o.allow_root,
+        auto_unmount: o.auto_unmount,
+        nosuid: o.nosuid,
+        nodev: o.nodev,
+        noexec: o.noexec,
     }
-    if !Path::new("/dev/fuse").exists() {
-        return Err(Error::invalid(
-            "/dev/fuse is missing: is the fuse module loaded (or the container given the device)?",
-        ));
-    }
-    if !is_root() && !in_path("fusermount3") && !in_path("fusermount") {
-        return Err(Error::invalid(
-            "fusermount3 is not installed (Debian: apt-get install fuse3)",
-        ));
-    }
-    Ok(())
 }
 
-fn fuser_config(a: &MountArgs, image: &Path, cores: usize) -> fuser::Config {
-    use fuser::MountOption as M;
+fn fuser_config(a: &MountArgs, cores: usize) -> fuser::Config {
     let mut c = fuser::Config::default();
-    c.mount_options = vec![
-        M::RO,
-        M::FSName(image.display().to_string()),
-        M::Subtype("sqfuse".into()),
-        M::DefaultPermissions,
-    ];
     let o = &a.opts;
-    for (on, opt) in [
-        (o.nosuid, M::NoSuid),
-        (o.nodev, M::NoDev),
-        (o.noexec, M::NoExec),
-        (o.auto_unmount, M::AutoUnmount),
-    ] {
-        if on {
-            c.mount_options.push(opt);
-        }
-    }
-    c.acl = if o.allow_other {
-        fuser::SessionACL::All
-    } else if o.allow_root {
-        fuser::SessionACL::RootAndOwner
-    } else {
-        fuser::SessionACL::Owner
-    };
+    c.acl = acl(o);
     c.n_threads = Some(if a.single_thread {
         1
     } else if o.threads > 0 {
@@ -128,41 +94,22 @@ fn fuser_config(a: &MountArgs, image: &Path, cores: usize) -> fuser::Config {
     c
 }
 
+fn acl(o: &MountOpts) -> fuser::SessionACL {
+    if o.allow_other {
+        fuser::SessionACL::All
+    } else if o.allow_root {
+        fuser::SessionACL::RootAndOwner
+    } else {
+        fuser::SessionACL::Owner
+    }
+}
+
 /// Writes `c` to the notify pipe, if one was asked for.
 fn notify(opts: &MountOpts, c: u8) {
     if let Some(p) = &opts.notify_pipe {
         if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(p) {
             let _ = f.write_all(&[c]);
         }
-    }
-}
-
-/// Unmounts `mnt`; lazily (detached until the last open file closes) when
-/// `lazy` is set.
-pub fn unmount(mnt: &Path, lazy: bool) -> std::io::Result<()> {
-    if is_root() {
-        let c = CString::new(mnt.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
-        let flags = if lazy { libc::MNT_DETACH } else { 0 };
-        // SAFETY: a valid C string path.
-        if unsafe { libc::umount2(c.as_ptr(), flags) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        return Ok(());
-    }
-    let bin = if in_path("fusermount3") {
-        "fusermount3"
-    } else {
-        "fusermount"
-    };
-    let mut cmd = std::process::Command::new(bin);
-    cmd.arg(if lazy { "-uzq" } else { "-uq" })
-        .arg(mnt)
-        .stderr(std::process::Stdio::null());
-    let st = cmd.status()?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::from_raw_os_error(libc::EBUSY))
     }
 }
 
@@ -182,16 +129,31 @@ pub fn mount(a: MountArgs) -> Result<()> {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
+    if a.opts.rw {
+        eprintln!("sqfuse: note: rw ignored: SquashFS images are mounted read-only");
+    }
     let image = std::fs::canonicalize(&a.image)
         .map_err(|e| Error::io(format!("cannot open {}", a.image.display()), e))?;
-    let mountpoint = std::fs::canonicalize(&a.mountpoint)
-        .map_err(|e| Error::io(format!("mountpoint {}", a.mountpoint.display()), e))?;
+    // A /dev/fd/N mountpoint is a descriptor, not a path to resolve.
+    let mountpoint = if attach::fd_mountpoint(&a.mountpoint).is_some() {
+        a.mountpoint.clone()
+    } else {
+        std::fs::canonicalize(&a.mountpoint).map_err(|e| {
+            let what = if e.kind() == std::io::ErrorKind::NotFound {
+                format!("mountpoint {} does not exist", a.mountpoint.display())
+            } else {
+                format!("mountpoint {}", a.mountpoint.display())
+            };
+            Error::io(what, e)
+        })?
+    };
     let a = MountArgs {
         image,
         mountpoint,
         ..a
     };
-    let prepared = prepare(&a).and_then(|p| check_mountpoint(&a.mountpoint).map(|_| p));
+    let spec = spec(&a);
+    let prepared = prepare(&a).and_then(|p| attach::precheck(&a.mountpoint, &spec).map(|_| p));
     let (_img, fs) = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -199,12 +161,14 @@ pub fn mount(a: MountArgs) -> Result<()> {
             return Err(e);
         }
     };
-    if a.foreground || a.debug {
-        return serve(&a, fs, None);
+    if a.foreground || a.debug || a.opts.debug {
+        return serve(&a, &spec, fs, None);
     }
     let mut fds = [0; 2];
-    // SAFETY: fds is a two-element array; no threads exist yet, so fork is safe.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+    // SAFETY: fds is a two-element array; no threads exist yet, so fork is
+    // safe. Close-on-exec: no helper we run (fusermount3 stays running with
+    // auto_unmount) may hold the write end, or the parent would wait forever.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(Error::io("pipe", std::io::Error::last_os_error()));
     }
     match unsafe { libc::fork() } {
@@ -216,7 +180,7 @@ pub fn mount(a: MountArgs) -> Result<()> {
                 libc::setsid();
             }
             let status = unsafe { std::fs::File::from_raw_fd(fds[1]) };
-            let code = match serve(&a, fs, Some(status)) {
+            let code = match serve(&a, &spec, fs, Some(status)) {
                 Ok(()) => 0,
                 Err(_) => 1,
             };
@@ -255,7 +219,22 @@ fn detach_stdio() {
     }
 }
 
-fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Result<()> {
+/// Reports a failure to mount: to the notify pipe, the waiting parent, and
+/// the caller.
+fn failed(a: &MountArgs, status: &mut Option<std::fs::File>, e: Error) -> Error {
+    notify(&a.opts, b'f');
+    if let Some(mut s) = status.take() {
+        let _ = write!(s, "f{}", crate::error::Report(&e));
+    }
+    e
+}
+
+fn serve(
+    a: &MountArgs,
+    spec: &attach::Spec,
+    fs: fs::SqFs,
+    mut status: Option<std::fs::File>,
+) -> Result<()> {
     let activity = fs.activity.clone();
     let page_fill = fs.page_fill.clone();
     let (prefetch, img) = (fs.prefetch.clone(), fs.image());
@@ -278,16 +257,22 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
     });
     // Asked once: it reads cgroup files, and the mount is waiting.
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let config = fuser_config(a, &a.image, cores);
-    let session = match fuser::Session::new(fs, &a.mountpoint, &config) {
+    let config = fuser_config(a, cores);
+    let attached = match attach::attach(&a.mountpoint, spec) {
+        Ok(at) => at,
+        Err(e) => return Err(failed(a, &mut status, e)),
+    };
+    let target = attached.target.clone();
+    // Kept to the end: fusermount3 in auto_unmount mode unmounts when it closes.
+    let _watch = attached.watch;
+    let session = match fuser::Session::from_fd(fs, attached.fd, config.acl, config) {
         Ok(s) => s,
         Err(e) => {
-            let msg = format!("cannot mount on {}: {e}", a.mountpoint.display());
-            notify(&a.opts, b'f');
-            if let Some(mut s) = status.take() {
-                let _ = write!(s, "f{msg}");
+            let e = Error::io("the FUSE handshake failed", e);
+            if let Target::Dir(d) = &target {
+                let _ = unmount(d, true);
             }
-            return Err(Error::invalid(msg));
+            return Err(failed(a, &mut status, e));
         }
     };
     if a.opts.page_fill {
@@ -305,6 +290,17 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
     });
     activity.touch(); // the idle clock starts now
     let idle_secs = || unix_now().saturating_sub(activity.last.load(Ordering::Relaxed));
+    // Stops serving: unmounts what we mounted (lazily if files are still
+    // open); a descriptor our caller mounted is theirs to unmount, so the
+    // process just ends.
+    let stop = |lazy_fallback: bool| -> bool {
+        match &target {
+            Target::Dir(d) => {
+                unmount(d, false).is_ok() || (lazy_fallback && unmount(d, true).is_ok())
+            }
+            Target::Fd(_) => std::process::exit(0),
+        }
+    };
     let mut unmounting = false;
     loop {
         use std::sync::mpsc::RecvTimeoutError;
@@ -318,18 +314,13 @@ fn serve(a: &MountArgs, fs: fs::SqFs, mut status: Option<std::fs::File>) -> Resu
             Err(RecvTimeoutError::Disconnected) => return Ok(()),
             Ok(Event::Signal) if !unmounting => {
                 // Files still open: detach now, keep serving them until closed.
-                if unmount(&a.mountpoint, false).is_err() {
-                    let _ = unmount(&a.mountpoint, true);
-                }
+                stop(true);
                 unmounting = true;
             }
             Ok(Event::Signal) => {}
             Err(RecvTimeoutError::Timeout) => {
                 let t = a.opts.idle_timeout.unwrap_or(u64::MAX);
-                if activity.open.load(Ordering::Relaxed) == 0
-                    && idle_secs() >= t
-                    && unmount(&a.mountpoint, false).is_ok()
-                {
+                if activity.open.load(Ordering::Relaxed) == 0 && idle_secs() >= t && stop(false) {
                     unmounting = true;
                 }
             }

@@ -28,6 +28,14 @@ pub struct MountOpts {
     pub page_fill: bool,
     /// Blocks decoded ahead of a sequential reader (0: none).
     pub prefetch: usize,
+    /// What /proc/mounts shows as the source and as `fuse.SUBTYPE`.
+    pub fsname: Option<String>,
+    pub subtype: Option<String>,
+    /// `rw` was asked for (fstab's `defaults` passes it): mounted read-only
+    /// anyway, with a note.
+    pub rw: bool,
+    /// `-o debug`: log every request, stay in the foreground.
+    pub debug: bool,
 }
 
 impl Default for MountOpts {
@@ -49,6 +57,10 @@ impl Default for MountOpts {
             threads: 0,
             page_fill: true,
             prefetch: 4,
+            fsname: None,
+            subtype: None,
+            rw: false,
+            debug: false,
         }
     }
 }
@@ -85,7 +97,44 @@ const IGNORED: &[&str] = &[
     "loud",
     "nosymfollow",
     "default_permissions",
+    // libfuse's, which squashfuse_ll takes: the threads and caches here are
+    // sqfuse's own (threads=, cache_mb=).
+    "clone_fd",
+    "kernel_cache",
+    "auto_cache",
+    "nonempty",
+    "big_writes",
+    "async_read",
 ];
+
+/// libfuse options with a value that are accepted and ignored.
+const IGNORED_VALUED: &[&str] = &[
+    "max_idle_threads",
+    "max_read",
+    "max_readahead",
+    "entry_timeout",
+    "attr_timeout",
+    "negative_timeout",
+    "context",
+    "fscontext",
+    "defcontext",
+    "rootcontext",
+];
+
+/// Splits an option list at commas, as libfuse does: `\,` is a comma
+/// inside a value and `\\` a backslash.
+fn split_options(list: &str) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut chars = list.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.last_mut().expect("never empty").extend(chars.next()),
+            ',' => out.push(String::new()),
+            c => out.last_mut().expect("never empty").push(c),
+        }
+    }
+    out
+}
 
 fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
     v.parse()
@@ -95,13 +144,19 @@ fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
 impl MountOpts {
     /// Applies one `-o` argument (comma-separated options).
     pub fn apply(&mut self, list: &str) -> Result<(), String> {
-        for opt in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        for opt in split_options(list) {
+            let opt = opt.trim();
+            if opt.is_empty() {
+                continue;
+            }
             let (key, val) = match opt.split_once('=') {
                 Some((k, v)) => (k, Some(v)),
                 None => (opt, None),
             };
             match (key, val) {
-                ("offset", Some(v)) => {
+                // image_offset: the spelling mount(8) leaves alone (it turns
+                // offset= into a loop device, as for any filesystem).
+                ("offset" | "image_offset", Some(v)) => {
                     self.offset = v.parse().map_err(|e| format!("mount option {e}"))?
                 }
                 ("subdir", Some(v)) => self.subdir = Some(v.to_string()),
@@ -112,7 +167,10 @@ impl MountOpts {
                 }
                 ("notify_pipe", Some(v)) => self.notify_pipe = Some(PathBuf::from(v)),
                 ("cache_mb", Some(v)) => self.cache_mb = number(key, v)?,
-                ("threads", Some(v)) => self.threads = number(key, v)?,
+                ("threads" | "max_threads", Some(v)) => self.threads = number(key, v)?,
+                ("fsname", Some(v)) => self.fsname = Some(v.to_string()),
+                ("subtype", Some(v)) => self.subtype = Some(v.to_string()),
+                ("debug", None) => self.debug = true,
                 ("prefetch", Some(v)) => self.prefetch = number(key, v)?,
                 ("page_fill", None) => self.page_fill = true,
                 ("no_page_fill", None) => self.page_fill = false,
@@ -122,14 +180,11 @@ impl MountOpts {
                 ("nosuid", None) => self.nosuid = true,
                 ("nodev", None) => self.nodev = true,
                 ("noexec", None) => self.noexec = true,
-                ("rw", None) => return Err("mount option rw: SquashFS images are read-only".into()),
+                ("rw", None) => self.rw = true,
                 (k, None) if IGNORED.contains(&k) => {}
-                // fstab/mount helpers: x-systemd.*, fsname=, subtype=, comment=, context=...
+                (k, Some(_)) if IGNORED_VALUED.contains(&k) => {}
+                // fstab/mount helpers: x-systemd.*, comment=...
                 (k, _) if k.starts_with("x-") || k.starts_with("comment") => {}
-                (
-                    "fsname" | "subtype" | "context" | "fscontext" | "defcontext" | "rootcontext",
-                    Some(_),
-                ) => {}
                 _ => return Err(format!("unknown mount option {opt}")),
             }
         }
@@ -172,11 +227,21 @@ mod tests {
     }
 
     #[test]
-    fn rw_and_unknown_options_are_errors() {
-        assert!(MountOpts::default()
-            .apply("rw")
-            .unwrap_err()
-            .contains("read-only"));
+    fn squashfuse_ll_and_libfuse_options() {
+        let mut o = MountOpts::default();
+        o.apply("debug,clone_fd,max_threads=6,max_idle_threads=2,fsname=/a\\,b,subtype=x")
+            .unwrap();
+        assert!(o.debug);
+        assert_eq!(o.threads, 6);
+        assert_eq!(o.subtype.as_deref(), Some("x"));
+        assert_eq!(o.fsname.as_deref(), Some("/a,b"), "escaped comma");
+        o.apply("image_offset=auto,rw").unwrap();
+        assert_eq!(o.offset, Offset::Auto);
+        assert!(o.rw, "rw is noted, not refused (fstab defaults passes it)");
+    }
+
+    #[test]
+    fn unknown_options_are_errors() {
         assert!(MountOpts::default()
             .apply("frobnicate")
             .unwrap_err()

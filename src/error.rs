@@ -26,6 +26,8 @@ pub enum ErrorKind {
 pub struct Error {
     pub kind: ErrorKind,
     pub offset: Option<u64>,
+    /// The path inside the image the error concerns, when known.
+    pub path: Option<String>,
     pub what: String,
     pub source: Option<std::io::Error>,
 }
@@ -37,6 +39,7 @@ impl Error {
         Error {
             kind: ErrorKind::Corrupt,
             offset: Some(offset),
+            path: None,
             what: what.into(),
             source: None,
         }
@@ -45,6 +48,7 @@ impl Error {
         Error {
             kind: ErrorKind::Unsupported,
             offset,
+            path: None,
             what: what.into(),
             source: None,
         }
@@ -53,6 +57,7 @@ impl Error {
         Error {
             kind: ErrorKind::NotFound,
             offset: None,
+            path: None,
             what: what.into(),
             source: None,
         }
@@ -61,6 +66,7 @@ impl Error {
         Error {
             kind: ErrorKind::Invalid,
             offset: None,
+            path: None,
             what: what.into(),
             source: None,
         }
@@ -69,10 +75,20 @@ impl Error {
         Error {
             kind: ErrorKind::Io,
             offset: None,
+            path: None,
             what: what.into(),
             source: Some(source),
         }
     }
+    /// The error, saying which path inside the image it concerns (kept if
+    /// one was named already).
+    pub fn at_path(self, path: impl Into<String>) -> Self {
+        Error {
+            path: self.path.or_else(|| Some(path.into())),
+            ..self
+        }
+    }
+
     /// The errno a filesystem request that hit this error should fail with.
     pub fn errno(&self) -> i32 {
         match self.kind {
@@ -94,6 +110,9 @@ impl fmt::Display for Error {
         }
         if let Some(off) = self.offset {
             write!(f, " at offset {off} (0x{off:x})")?;
+        }
+        if let Some(p) = &self.path {
+            write!(f, ": {p}")?;
         }
         // The source is not repeated here: it is the error's source(), and
         // whoever prints the error prints the chain once (see [`Report`]).

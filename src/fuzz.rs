@@ -86,6 +86,7 @@ pub fn image(data: &[u8]) {
     let o = crate::cli::ls::LsOptions {
         long: true,
         recursive: true,
+        json: false,
     };
     let _ = crate::cli::ls::ls(&img, "/", o, &mut sink);
     let _ = crate::cli::info::info(&img, true, &mut sink);

@@ -12,7 +12,12 @@ pub const MAX_PROBLEMS: usize = 200;
 
 #[derive(Debug, Default)]
 pub struct CheckReport {
+    /// Each distinct problem once, in the order found.
     pub problems: Vec<Error>,
+    /// For each problem, how many more paths met the same one (one damaged
+    /// block shared by many files is one problem).
+    pub repeats: Vec<u64>,
+    seen: std::collections::HashMap<(Option<u64>, String), usize>,
     pub inodes: u64,
     pub directories: u64,
     pub files: u64,
@@ -25,10 +30,14 @@ impl CheckReport {
         self.problems.is_empty()
     }
     fn note(&mut self, r: Result<()>) {
-        if let Err(e) = r {
-            if self.problems.len() < MAX_PROBLEMS {
-                self.problems.push(e);
-            }
+        let Err(e) = r else { return };
+        let key = (e.offset, e.what.clone());
+        if let Some(&i) = self.seen.get(&key) {
+            self.repeats[i] += 1;
+        } else if self.problems.len() < MAX_PROBLEMS {
+            self.seen.insert(key, self.problems.len());
+            self.problems.push(e);
+            self.repeats.push(0);
         }
     }
 }
@@ -104,8 +113,9 @@ fn walk(img: &Image, rep: &mut CheckReport, numbers: &mut HashSet<u32>) -> Resul
             if d.parent != e.parent {
                 rep.note(Err(Error::corrupt(
                     img.sb.inode_table_start + e.inode_ref.block(),
-                    format!("{path}: parent is {}, not {}", d.parent, e.parent),
-                )));
+                    format!("parent is {}, not {}", d.parent, e.parent),
+                )
+                .at_path(path.clone())));
             }
         }
         // Hard links: read each inode's contents once. A directory cannot
@@ -116,18 +126,16 @@ fn walk(img: &Image, rep: &mut CheckReport, numbers: &mut HashSet<u32>) -> Resul
         } else if e.inode.is_dir() {
             rep.note(Err(Error::corrupt(
                 img.sb.inode_table_start + e.inode_ref.block(),
-                format!("{path}: directory shares inode number {}", e.inode.number),
-            )));
+                format!("directory shares inode number {}", e.inode.number),
+            )
+            .at_path(path.clone())));
         }
     }
     Ok(())
 }
 
 fn inode_contents(img: &Image, inode: &Inode, path: &str, rep: &mut CheckReport) -> Result<()> {
-    let named = |e: Error| Error {
-        what: format!("{path}: {}", e.what),
-        ..e
-    };
+    let named = |e: Error| e.at_path(path);
     rep.inodes += 1;
     img.uid(inode).map_err(named)?;
     img.gid(inode).map_err(named)?;
@@ -144,8 +152,9 @@ fn inode_contents(img: &Image, inode: &Inode, path: &str, rep: &mut CheckReport)
         if total != info.size {
             return Err(Error::corrupt(
                 info.blocks_start,
-                format!("{path}: data holds {total} bytes, size is {}", info.size),
-            ));
+                format!("data holds {total} bytes, size is {}", info.size),
+            )
+            .at_path(path));
         }
         rep.data_bytes += total;
     }

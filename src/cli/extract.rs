@@ -24,6 +24,10 @@ pub struct ExtractOptions {
     /// Set owners, and create device nodes (needs root).
     pub privileged: bool,
     pub xattrs: bool,
+    /// Replace what already exists under DEST: files, links and nodes are
+    /// removed first (a symlink is removed, never followed), existing
+    /// directories are filled in; a directory never becomes a file.
+    pub force: bool,
 }
 
 impl Default for ExtractOptions {
@@ -31,6 +35,7 @@ impl Default for ExtractOptions {
         ExtractOptions {
             privileged: unsafe { libc::geteuid() } == 0,
             xattrs: true,
+            force: false,
         }
     }
 }
@@ -39,8 +44,28 @@ impl Default for ExtractOptions {
 pub struct ExtractReport {
     pub entries: u64,
     pub bytes: u64,
+    /// What was made, by kind (unsquashfs prints these).
+    pub files: u64,
+    pub dirs: u64,
+    pub symlinks: u64,
+    pub devices: u64,
+    pub fifos: u64,
+    pub sockets: u64,
+    pub hardlinks: u64,
     /// Things skipped on purpose (devices without root, say).
     pub warnings: Vec<String>,
+}
+
+/// What an extraction does with an image path (relative to where it
+/// starts, components joined by '/').
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// This entry and everything below it.
+    All,
+    /// A directory on the way to picked entries: made, and looked into.
+    Parent,
+    /// Left out.
+    No,
 }
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
@@ -67,7 +92,9 @@ struct Extractor<'a> {
     links: HashMap<u32, PathBuf>,
 }
 
-/// Extracts `path` of the image (a directory's contents, or one entry) into `dest`.
+/// Extracts `path` of the image into `dest`: the whole image's contents
+/// for "/", otherwise the entry itself as DEST/NAME (NAME being the path's
+/// last component), a directory with everything below it.
 pub fn extract(
     img: &Image,
     dest: &Path,
@@ -75,35 +102,68 @@ pub fn extract(
     opts: ExtractOptions,
 ) -> Result<ExtractReport> {
     let (inode, r) = img.lookup_path(path)?;
-    match fs::symlink_metadata(dest) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => {
-            return Err(Error::invalid(format!(
-                "{} exists and is not a directory",
-                dest.display()
-            )))
-        }
-        Err(_) => fs::create_dir_all(dest).map_err(|e| io_err(dest, "cannot create", e))?,
-    }
+    prepare_dest(dest)?;
     let mut x = Extractor {
         img,
         opts,
         report: ExtractReport::default(),
         links: HashMap::new(),
     };
-    if inode.is_dir() {
-        x.tree(&inode, r, dest)?;
-    } else {
-        let name = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or("file");
-        x.entry(&inode, &dest.join(name))?;
+    let name = path.split('/').rfind(|c| !c.is_empty() && *c != ".");
+    match name {
+        None => x.tree(&inode, r, dest, &|_| Pick::All)?,
+        Some(name) if inode.is_dir() => {
+            let top = dest.join(name);
+            x.make_dir(&top)?;
+            x.tree(&inode, r, &top, &|_| Pick::All)?;
+        }
+        Some(name) => x.entry(&inode, &dest.join(name))?,
     }
     Ok(x.report)
 }
 
+/// Extracts the entries `pick` selects from the whole image into `dest`,
+/// paths kept (unsquashfs's way: `DEST/a/b` for `a/b`).
+pub fn extract_picked(
+    img: &Image,
+    dest: &Path,
+    opts: ExtractOptions,
+    pick: &dyn Fn(&[u8]) -> Pick,
+) -> Result<ExtractReport> {
+    prepare_dest(dest)?;
+    let mut x = Extractor {
+        img,
+        opts,
+        report: ExtractReport::default(),
+        links: HashMap::new(),
+    };
+    x.report.dirs += 1; // DEST, as unsquashfs counts it
+    x.tree(&img.root()?, img.root_ref(), dest, pick)?;
+    Ok(x.report)
+}
+
+fn prepare_dest(dest: &Path) -> Result<()> {
+    match fs::symlink_metadata(dest) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(Error::invalid(format!(
+            "{} exists and is not a directory",
+            dest.display()
+        ))),
+        Err(_) => fs::create_dir_all(dest).map_err(|e| io_err(dest, "cannot create", e)),
+    }
+}
+
 impl Extractor<'_> {
-    /// Everything below directory `root` (at `r`) into `root_path`, and
-    /// then the root's own attributes.
-    fn tree(&mut self, root: &Inode, r: MetaRef, root_path: &Path) -> Result<()> {
+    /// The entries below directory `root` (at `r`) that `pick` selects,
+    /// into `root_path`; each directory's own attributes once it is filled,
+    /// the root's last.
+    fn tree(
+        &mut self,
+        root: &Inode,
+        r: MetaRef,
+        root_path: &Path,
+        pick: &dyn Fn(&[u8]) -> Pick,
+    ) -> Result<()> {
         let at = |rel: &[u8]| {
             if rel.is_empty() {
                 root_path.to_path_buf()
@@ -111,29 +171,62 @@ impl Extractor<'_> {
                 root_path.join(OsStr::from_bytes(rel))
             }
         };
-        for step in self.img.walk(root, r)? {
+        let mut walk = self.img.walk(root, r)?;
+        while let Some(step) = walk.next() {
             match step? {
-                Step::Entry(e) if e.inode.is_dir() => {
-                    let path = at(&e.path);
-                    fs::create_dir(&path)
-                        .map_err(|err| io_err(&path, "cannot create directory", err))?;
-                    // Owner-writable while we fill it; the stored mode is set after.
-                    fs::set_permissions(&path, fs::Permissions::from_mode(0o700))
-                        .map_err(|err| io_err(&path, "chmod", err))?;
-                    self.report.entries += 1;
-                }
-                Step::Entry(e) => self.entry(&e.inode, &at(&e.path))?,
+                Step::Entry(e) => match (pick(&e.path), e.inode.is_dir()) {
+                    (Pick::No, true) | (Pick::Parent, false) => walk.skip_dir(),
+                    (Pick::No, false) => {}
+                    (_, true) => self.make_dir(&at(&e.path))?,
+                    (Pick::All, false) => self.entry(&e.inode, &at(&e.path))?,
+                },
                 Step::Leave { dir, path } => self.finish(&dir, &at(&path))?,
             }
         }
         Ok(())
     }
 
+    /// Makes a directory for the image's (or takes an existing one under
+    /// --force), owner-writable while it is filled: the stored mode is set
+    /// after.
+    fn make_dir(&mut self, path: &Path) -> Result<()> {
+        let reuse = self.opts.force && self.make_room(path, true)?;
+        if !reuse {
+            fs::create_dir(path).map_err(|e| io_err(path, "cannot create directory", e))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io_err(path, "chmod", e))?;
+        self.report.entries += 1;
+        self.report.dirs += 1;
+        Ok(())
+    }
+
+    /// Under --force, clears `path` for a new entry; returns whether a real
+    /// directory is there to reuse (only when a directory is wanted).
+    /// Symlinks are removed, never followed.
+    fn make_room(&mut self, path: &Path, want_dir: bool) -> Result<bool> {
+        match fs::symlink_metadata(path) {
+            Err(_) => Ok(false),
+            Ok(m) if m.is_dir() && want_dir => Ok(true),
+            Ok(m) if m.is_dir() => Err(Error::invalid(format!(
+                "{} is a directory in the way of a file; not replaced",
+                path.display()
+            ))),
+            Ok(_) => fs::remove_file(path)
+                .map(|_| false)
+                .map_err(|e| io_err(path, "cannot replace", e)),
+        }
+    }
+
     /// Creates one non-directory entry and sets its attributes.
     fn entry(&mut self, inode: &Inode, path: &Path) -> Result<()> {
+        if self.opts.force {
+            self.make_room(path, false)?;
+        }
         if let Some(first) = self.links.get(&inode.number) {
             fs::hard_link(first, path).map_err(|e| io_err(path, "cannot link", e))?;
             self.report.entries += 1;
+            self.report.hardlinks += 1;
             return Ok(());
         }
         let made = match &inode.data {
@@ -154,6 +247,13 @@ impl Extractor<'_> {
         };
         if made {
             self.report.entries += 1;
+            match &inode.data {
+                InodeData::File(_) => self.report.files += 1,
+                InodeData::Symlink(_) => self.report.symlinks += 1,
+                InodeData::Fifo => self.report.fifos += 1,
+                InodeData::Socket => self.report.sockets += 1,
+                _ => self.report.devices += 1,
+            }
             self.finish(inode, path)?;
             self.links.insert(inode.number, path.to_path_buf());
         }

@@ -1,7 +1,9 @@
 //! The inspection commands, as library functions the binary calls. Each
 //! writes to a given writer so tests can run them in-process.
 
+pub mod args;
 pub mod check;
+pub mod compat;
 pub mod extract;
 pub mod info;
 pub mod ls;

@@ -104,6 +104,16 @@ impl CompressSettings {
         let out = match self.compressor {
             Compressor::Gzip => deflate_zlib(data, self.level.min(9))?,
             Compressor::Zstd => zstd_compress(data, self.level as i32)?,
+            // Level 1..=12: LZ4 HC (mksquashfs -Xhc is 12); lz4_flex has
+            // no high-compression mode, liblz4 does.
+            Compressor::Lz4 if self.level > 0 => lz4::block::compress(
+                data,
+                Some(lz4::block::CompressionMode::HIGHCOMPRESSION(
+                    self.level.min(12) as i32,
+                )),
+                false,
+            )
+            .ok()?,
             Compressor::Lz4 => lz4_flex::block::compress(data),
             Compressor::Lzo => lzokay_native::compress(data).ok()?,
             Compressor::Xz => self.xz(data).ok()?,
@@ -156,8 +166,8 @@ impl CompressSettings {
             Compressor::Zstd if self.level != 15 => CompressorOptions::Zstd { level: self.level },
             // The kernel and unsquashfs refuse lz4 images without this record.
             Compressor::Lz4 => CompressorOptions::Lz4 {
-                version: 1, // LZ4_LEGACY
-                flags: 0,   // not high-compression
+                version: 1,                       // LZ4_LEGACY
+                flags: u32::from(self.level > 0), // LZ4_HC
             },
             Compressor::Lzo if self.level != 8 => CompressorOptions::Lzo {
                 algorithm: 4, // lzo1x_999

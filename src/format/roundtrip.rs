@@ -470,7 +470,7 @@ proptest! {
     }
 
     #[test]
-    fn listings_decode_any_bytes(b in prop::collection::vec(any::<u8>(), 0..600), count in any::<u16>()) {
+    fn listings_decode_any_bytes(b in prop::collection::vec(any::<u8>(), 1..600), count in any::<u16>()) {
         let img = encode_block(&b, None);
         let src = Uncached { image: &img, comp: Compressor::Gzip };
         if let Ok(cur) = MetaCursor::new(&src, 0, img.len() as u64, 0, 0) {

@@ -8,6 +8,7 @@
 
 pub mod data;
 mod error;
+pub mod exclude;
 pub mod scan;
 pub mod tables;
 pub mod tarsrc;
@@ -43,7 +44,10 @@ pub struct PackOptions {
     pub mkfs_time: Option<u32>,
     pub all_time: Option<u32>,
     pub source_date_epoch: Option<u32>,
-    pub excludes: Vec<String>,
+    pub excludes: Vec<exclude::Rule>,
+    /// Write the image this many bytes into IMAGE, keeping what an existing
+    /// IMAGE holds before it (a runtime prepended to an AppImage, say).
+    pub offset: u64,
     pub one_file_system: bool,
     pub force: bool,
     pub skip_unreadable: bool,
@@ -72,6 +76,7 @@ impl Default for PackOptions {
             all_time: None,
             source_date_epoch: None,
             excludes: Vec::new(),
+            offset: 0,
             one_file_system: false,
             force: false,
             skip_unreadable: false,
@@ -114,12 +119,65 @@ fn level_range(c: Compressor) -> std::ops::RangeInclusive<u32> {
         Compressor::Zstd => 1..=22,
         Compressor::Xz | Compressor::Lzma => 0..=9,
         Compressor::Lzo => 1..=9,
-        Compressor::Lz4 => 0..=0,
+        // 0: fast; 1..=12: high compression (mksquashfs -Xhc is 12).
+        Compressor::Lz4 => 0..=12,
     }
 }
 
+/// Temporary files beside IMAGE: named after it and this process, so their
+/// origin is plain and [`remove_stale_temporaries`] can tell a dead pack's.
+fn temp_name(dir: &Path, image_name: &str, what: &str) -> PathBuf {
+    dir.join(format!(
+        ".{image_name}.sqfuse-{what}-{}.tmp",
+        std::process::id()
+    ))
+}
+
+/// Removes the temporary files of earlier packs to IMAGE whose process is
+/// gone (killed with SIGKILL, or the machine went down mid-pack).
+fn remove_stale_temporaries(dir: &Path, image_name: &str) {
+    let prefix = format!(".{image_name}.sqfuse-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(rest) = name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .strip_suffix(".tmp")
+            .and_then(|r| r.rsplit('-').next())
+            .and_then(|p| p.parse::<libc::pid_t>().ok())
+            .filter(|&p| p > 0)
+        else {
+            continue;
+        };
+        // SAFETY: signal 0 only asks whether the process exists.
+        let dead = unsafe { libc::kill(pid, 0) } != 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
+        if dead {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Copies what IMAGE holds before `offset` into the new file (zeros, as a
+/// hole, where it holds less or does not exist yet).
+fn keep_prefix(out: &mut File, image: &Path, offset: u64) -> std::io::Result<()> {
+    if let Ok(old) = File::open(image) {
+        std::io::copy(&mut std::io::Read::take(old, offset), out)?;
+    }
+    out.set_len(offset)?;
+    out.seek(SeekFrom::Start(offset))?;
+    Ok(())
+}
+
+/// Packs `sources` into IMAGE: one directory's contents, several sources
+/// under a root of their own (see [`scan::scan`]), or with `opts.tar` the
+/// tar archive `sources[0]` (`-`: standard input).
 pub fn pack(
-    source: &Path,
+    sources: &[PathBuf],
     image: &Path,
     opts: &PackOptions,
     stop: &AtomicBool,
@@ -172,9 +230,13 @@ pub fn pack(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    remove_stale_temporaries(dir, &name);
     let mut spool_guard = TempGuard(None);
-    let tree = if opts.tar {
-        let spool = dir.join(format!(".{name}.spool-{}", std::process::id()));
+    let mut tree = if opts.tar {
+        let [source] = sources else {
+            return Err(PackError::Usage("--tar takes one archive".into()));
+        };
+        let spool = temp_name(dir, &name, "spool");
         spool_guard.0 = Some(spool.clone());
         if source == Path::new("-") {
             let name = Path::new("standard input");
@@ -185,28 +247,43 @@ pub fn pack(
             tarsrc::read_tar(r, source, &spool, image, opts)?
         }
     } else {
-        let source_abs =
-            std::fs::canonicalize(source).map_err(|e| PackError::io(source, "read", e))?;
-        if image_abs.starts_with(&source_abs) {
-            return Err(PackError::Usage(format!(
-                "{} is inside the source directory",
-                image.display()
-            )));
+        for source in sources {
+            let source_abs =
+                std::fs::canonicalize(source).map_err(|e| PackError::io(source, "read", e))?;
+            if image_abs.starts_with(&source_abs) {
+                return Err(PackError::Usage(format!(
+                    "{} is inside the source {}",
+                    image.display(),
+                    source.display()
+                )));
+            }
         }
-        scan::scan(source, opts)?
+        scan::scan(sources, opts)?
     };
+    let mkfs_time = opts
+        .mkfs_time
+        .or(opts.source_date_epoch)
+        .unwrap_or(tree.newest_mtime);
+    if tree.synthetic_root {
+        tree.root.mtime = opts.all_time.unwrap_or(mkfs_time);
+    }
     progress.total.store(
         tree.files.iter().map(|f| f.size).sum(),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = temp_name(dir, &name, "pack");
     let mut out = File::options()
+        .read(true)
         .write(true)
         .create_new(true)
         .open(&tmp)
         .map_err(|e| output_error(image, e))?;
     let mut guard = TempGuard(Some(tmp.clone()));
     let werr = |e: std::io::Error| output_error(image, e);
+    let base = opts.offset;
+    if base > 0 {
+        keep_prefix(&mut out, &image_abs, base).map_err(werr)?;
+    }
 
     // Superblock placeholder, then compressor options (a stored metadata block).
     out.write_all(&[0u8; superblock::SIZE]).map_err(werr)?;
@@ -226,7 +303,7 @@ pub fn pack(
     let data = data::write_data(&tree.files, target, opts, settings, stop, progress)?;
     let tables = tables::build(&tree, &data, settings, opts, data.end)?;
     let mut out: &File = &data.out;
-    out.seek(SeekFrom::Start(data.end)).map_err(werr)?;
+    out.seek(SeekFrom::Start(base + data.end)).map_err(werr)?;
     out.write_all(&tables.bytes).map_err(werr)?;
     let bytes_used = data.end + tables.bytes.len() as u64;
     // The kernel reads in 4 KiB units: pad the file (not bytes_used).
@@ -255,10 +332,7 @@ pub fn pack(
     }
     let sb = Superblock {
         inode_count: tables.inode_count,
-        mkfs_time: opts
-            .mkfs_time
-            .or(opts.source_date_epoch)
-            .unwrap_or(tree.newest_mtime),
+        mkfs_time,
         block_size: bs,
         fragment_entry_count: data.fragments.len() as u32,
         compression_id: opts.compressor as u16,
@@ -276,7 +350,7 @@ pub fn pack(
         fragment_table_start: tables.fragment_table_start,
         export_table_start: tables.export_table_start,
     };
-    out.seek(SeekFrom::Start(0)).map_err(werr)?;
+    out.seek(SeekFrom::Start(base)).map_err(werr)?;
     out.write_all(&sb.to_bytes()).map_err(werr)?;
     out.sync_all().map_err(werr)?;
     let (bytes_in, duplicates) = (data.bytes_in, data.duplicates);

@@ -1,6 +1,7 @@
 //! Walking the source directory into an in-memory tree: bytewise-sorted
 //! names, hard links grouped, xattrs read, excludes applied.
 
+use super::exclude::Excludes;
 use super::{PackError, PackOptions};
 use crate::format::dir::MAX_NAME;
 use crate::format::inode::{rdev_encode, FileType};
@@ -8,7 +9,7 @@ use crate::format::xattr::{Namespace, Xattr};
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone)]
@@ -97,6 +98,8 @@ pub struct Tree {
     pub links: Vec<u32>,
     pub newest_mtime: u32,
     pub warnings: Vec<String>,
+    /// The root was made to hold several sources: it takes the image's time.
+    pub synthetic_root: bool,
 }
 
 /// The attributes of `p` that SquashFS can store (user, trusted, security),
@@ -159,57 +162,80 @@ struct Scanner<'a> {
     warnings: Vec<String>,
 }
 
-fn build_excludes(
-    pats: &[String],
-) -> Result<Option<(globset::GlobSet, globset::GlobSet)>, PackError> {
-    if pats.is_empty() {
-        return Ok(None);
-    }
-    // Anchored patterns ("/a/b*") match the whole relative path; others
-    // match at any depth.
-    let (mut anchored, mut anywhere) = (
-        globset::GlobSetBuilder::new(),
-        globset::GlobSetBuilder::new(),
-    );
-    for p in pats {
-        let glob = |s: &str| {
-            globset::GlobBuilder::new(s)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| PackError::Usage(format!("bad exclude pattern {p:?}: {e}")))
-        };
-        match p.strip_prefix('/') {
-            Some(rest) => anchored.add(glob(rest)?),
-            None => anywhere.add(glob(&format!("**/{p}"))?),
-        };
-    }
-    let build = |b: globset::GlobSetBuilder| {
-        b.build()
-            .map_err(|e| PackError::Usage(format!("exclude patterns: {e}")))
-    };
-    Ok(Some((build(anchored)?, build(anywhere)?)))
+/// What a pack keeps of an entry's `stat`: the fields the image stores,
+/// and device and inode to find hard links (a full `Metadata` is three
+/// times the size, kept for every entry until numbering).
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    mode: u32,
+    uid: u32,
+    gid: u32,
+    mtime: i64,
+    nlink: u64,
+    dev: u64,
+    ino: u64,
+    rdev: u64,
+    size: u64,
 }
 
-pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
-    let m = std::fs::metadata(source).map_err(|e| PackError::io(source, "read", e))?;
-    if !m.is_dir() {
-        return Err(PackError::Usage(format!(
-            "{} is not a directory",
-            source.display()
-        )));
+impl Stat {
+    fn of(m: &std::fs::Metadata) -> Self {
+        Stat {
+            mode: m.mode(),
+            uid: m.uid(),
+            gid: m.gid(),
+            mtime: m.mtime(),
+            nlink: m.nlink(),
+            dev: m.dev(),
+            ino: m.ino(),
+            rdev: m.rdev(),
+            size: m.len(),
+        }
     }
+    fn file_type(&self) -> u32 {
+        self.mode & libc::S_IFMT
+    }
+    fn is_dir(&self) -> bool {
+        self.file_type() == libc::S_IFDIR
+    }
+}
+
+fn scan_pool(opts: &PackOptions) -> Result<rayon::ThreadPool, PackError> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads.max(1))
+        .build()
+        .map_err(|e| PackError::internal(format!("cannot start scan threads: {e}")))
+}
+
+/// Gathers the sources into a tree. One directory: its contents are the
+/// image's root. Anything else (several sources, or one that is not a
+/// directory), as mksquashfs does it: each source becomes an entry of a
+/// root directory (mode 0777, owned by the caller), named after its last
+/// component, with `_1`, `_2`... added to a name already taken.
+pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> {
+    let stat = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| Stat::of(&m))
+            .map_err(|e| PackError::io(p, "read", e))
+    };
+    let [first, ..] = sources else {
+        return Err(PackError::Usage("no source to pack".into()));
+    };
+    let root_stat = stat(first)?;
     let walk = Walk {
         opts,
-        excludes: build_excludes(&opts.excludes)?,
-        root_dev: m.dev(),
+        excludes: Excludes::build(&opts.excludes)?,
+        root_dev: root_stat.dev,
     };
     // Gathering is system calls (stat, xattrs, listings) for every entry:
     // spread over the pack's threads. Numbering stays serial and in order.
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(opts.threads.max(1))
-        .build()
-        .map_err(|e| PackError::internal(format!("cannot start scan threads: {e}")))?;
-    let raw = pool.install(|| walk.gather(source, Path::new(""), m, Vec::new(), true))?;
+    let pool = scan_pool(opts)?;
+    let single_dir = sources.len() == 1 && root_stat.is_dir();
+    let raw = if single_dir {
+        pool.install(|| walk.gather(first, Path::new(""), root_stat, Vec::new(), true))?
+    } else {
+        pool.install(|| walk.sources(sources))?
+    };
     let mut s = Scanner {
         opts,
         files: Vec::new(),
@@ -226,6 +252,7 @@ pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
         links: s.links,
         newest_mtime: s.newest,
         warnings: s.warnings,
+        synthetic_root: !single_dir,
     })
 }
 
@@ -233,7 +260,7 @@ pub fn scan(source: &Path, opts: &PackOptions) -> Result<Tree, PackError> {
 struct Raw {
     name: Vec<u8>,
     path: PathBuf,
-    meta: std::fs::Metadata,
+    stat: Stat,
     xattrs: Vec<Xattr>,
     what: RawKind,
 }
@@ -249,15 +276,61 @@ enum RawKind {
 /// The read-only part of the walk, shared by the gathering threads.
 struct Walk<'a> {
     opts: &'a PackOptions,
-    excludes: Option<(globset::GlobSet, globset::GlobSet)>,
+    excludes: Excludes,
     root_dev: u64,
 }
 
 impl Walk<'_> {
-    fn excluded(&self, rel: &Path) -> bool {
-        self.excludes
-            .as_ref()
-            .is_some_and(|(a, b)| a.is_match(rel) || b.is_match(Path::new("x").join(rel)))
+    /// Several sources under a root of their own.
+    fn sources(&self, sources: &[PathBuf]) -> Result<Raw, PackError> {
+        use rayon::prelude::*;
+        let mut names: Vec<Vec<u8>> = Vec::with_capacity(sources.len());
+        for src in sources {
+            let base = std::fs::canonicalize(src)
+                .ok()
+                .and_then(|p| p.file_name().map(|n| n.as_bytes().to_vec()))
+                .unwrap_or_else(|| b"root".to_vec());
+            let mut name = base.clone();
+            let mut pass = 1;
+            while names.contains(&name) {
+                name = [&base[..], format!("_{pass}").as_bytes()].concat();
+                pass += 1;
+            }
+            names.push(name);
+        }
+        let mut children: Vec<Result<Raw, String>> = sources
+            .par_iter()
+            .zip(names)
+            .map(|(src, name)| {
+                let m =
+                    std::fs::symlink_metadata(src).map_err(|e| PackError::io(src, "stat", e))?;
+                self.gather(src, Path::new(""), Stat::of(&m), name, true)
+                    .map(Ok)
+            })
+            .collect::<Result<_, _>>()?;
+        children.sort_by(|a, b| match (a, b) {
+            (Ok(a), Ok(b)) => a.name.cmp(&b.name),
+            _ => std::cmp::Ordering::Equal,
+        });
+        // SAFETY: getuid/getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        Ok(Raw {
+            name: Vec::new(),
+            path: PathBuf::new(),
+            stat: Stat {
+                mode: libc::S_IFDIR | 0o777,
+                uid,
+                gid,
+                mtime: 0, // the image's time, set once known
+                nlink: 1,
+                dev: 0,
+                ino: 0,
+                rdev: 0,
+                size: 0,
+            },
+            xattrs: Vec::new(),
+            what: RawKind::Dir(children, None),
+        })
     }
 
     /// Everything about `path` (and, for a directory, below it). `Err(msg)`
@@ -266,32 +339,29 @@ impl Walk<'_> {
         &self,
         path: &Path,
         rel: &Path,
-        meta: std::fs::Metadata,
+        stat: Stat,
         name: Vec<u8>,
         descend: bool,
     ) -> Result<Raw, PackError> {
-        let ft = meta.file_type();
         let xattrs = if self.opts.no_xattrs {
             Vec::new()
         } else {
             read_xattrs(path).map_err(|e| PackError::io(path, "read xattrs of", e))?
         };
-        let what = if ft.is_dir() {
-            if descend {
-                self.children(path, rel)?
-            } else {
-                RawKind::Dir(Vec::new(), None)
+        let what = match stat.file_type() {
+            libc::S_IFDIR if descend => self.children(path, rel)?,
+            libc::S_IFDIR => RawKind::Dir(Vec::new(), None),
+            libc::S_IFLNK => {
+                let t =
+                    std::fs::read_link(path).map_err(|e| PackError::io(path, "read link", e))?;
+                RawKind::Symlink(t.as_os_str().as_bytes().to_vec())
             }
-        } else if ft.is_symlink() {
-            let t = std::fs::read_link(path).map_err(|e| PackError::io(path, "read link", e))?;
-            RawKind::Symlink(t.as_os_str().as_bytes().to_vec())
-        } else {
-            RawKind::Plain
+            _ => RawKind::Plain,
         };
         Ok(Raw {
             name,
             path: path.to_path_buf(),
-            meta,
+            stat,
             xattrs,
             what,
         })
@@ -322,23 +392,26 @@ impl Walk<'_> {
                     format!("a name longer than {MAX_NAME} bytes cannot be stored"),
                 ));
             }
-            if self.excluded(&rel) {
+            if self.excludes.by_path(&rel) {
                 return Ok(None);
             }
             let m = match std::fs::symlink_metadata(&path) {
-                Ok(m) => m,
+                Ok(m) => Stat::of(&m),
                 Err(e) if self.opts.skip_unreadable => {
                     return Ok(Some(Err(format!("{}: skipped: {e}", path.display()))));
                 }
                 Err(e) => return Err(PackError::io(&path, "stat", e)),
             };
-            if self.opts.skip_unreadable && m.is_file() {
+            if self.excludes.by_inode(m.dev, m.ino) {
+                return Ok(None);
+            }
+            if self.opts.skip_unreadable && m.file_type() == libc::S_IFREG {
                 if let Err(e) = std::fs::File::open(&path) {
                     return Ok(Some(Err(format!("{}: skipped: {e}", path.display()))));
                 }
             }
             // Under --one-file-system a mountpoint stays, empty.
-            let descend = !(self.opts.one_file_system && m.is_dir() && m.dev() != self.root_dev);
+            let descend = !(self.opts.one_file_system && m.is_dir() && m.dev != self.root_dev);
             self.gather(&path, &rel, m, name, descend)
                 .map(|r| Some(Ok(r)))
         };
@@ -362,7 +435,7 @@ impl Scanner<'_> {
         let Raw {
             name,
             path,
-            meta: m,
+            stat: m,
             xattrs,
             what,
         } = raw;
@@ -377,21 +450,17 @@ impl Scanner<'_> {
             }
             t.clamp(0, i64::from(u32::MAX)) as u32
         };
-        let mut mtime = clamp(m.mtime(), &mut self.warnings);
+        let mut mtime = clamp(m.mtime, &mut self.warnings);
         if let Some(t) = o.all_time {
             mtime = t;
         } else if let Some(sde) = o.source_date_epoch {
             mtime = mtime.min(sde);
         }
         self.newest = self.newest.max(mtime);
-        let (uid, gid) = if o.all_root {
-            (0, 0)
-        } else {
-            (m.uid(), m.gid())
-        };
+        let (uid, gid) = if o.all_root { (0, 0) } else { (m.uid, m.gid) };
         let mut node = Node {
             name,
-            perm: (m.mode() & 0o7777) as u16,
+            perm: (m.mode & 0o7777) as u16,
             uid: o.force_uid.unwrap_or(uid),
             gid: o.force_gid.unwrap_or(gid),
             mtime,
@@ -399,9 +468,9 @@ impl Scanner<'_> {
             link: None,
             kind: Kind::Fifo,
         };
-        if !ft.is_dir() && m.nlink() > 1 {
+        if ft != libc::S_IFDIR && m.nlink > 1 {
             let next = self.links.len();
-            let id = *self.by_ino.entry((m.dev(), m.ino())).or_insert(next);
+            let id = *self.by_ino.entry((m.dev, m.ino)).or_insert(next);
             if id == next {
                 self.links.push(0);
                 self.group_kind.push(Kind::Fifo);
@@ -426,26 +495,26 @@ impl Scanner<'_> {
                 Kind::Dir(out)
             }
             RawKind::Symlink(t) => Kind::Symlink(t),
-            RawKind::Plain if ft.is_file() => {
+            RawKind::Plain if ft == libc::S_IFREG => {
                 self.files.push(SourceFile {
                     path,
                     offset: 0,
-                    size: m.len(),
+                    size: m.size,
                     spooled: false,
                 });
                 Kind::File {
                     file: self.files.len() - 1,
                 }
             }
-            RawKind::Plain if ft.is_block_device() || ft.is_char_device() => {
-                let r = device_number(&path, libc::major(m.rdev()), libc::minor(m.rdev()))?;
-                if ft.is_block_device() {
+            RawKind::Plain if ft == libc::S_IFBLK || ft == libc::S_IFCHR => {
+                let r = device_number(&path, libc::major(m.rdev), libc::minor(m.rdev))?;
+                if ft == libc::S_IFBLK {
                     Kind::BlockDev(r)
                 } else {
                     Kind::CharDev(r)
                 }
             }
-            RawKind::Plain if ft.is_fifo() => Kind::Fifo,
+            RawKind::Plain if ft == libc::S_IFIFO => Kind::Fifo,
             RawKind::Plain => Kind::Socket,
         };
         if let Some(l) = node.link {

@@ -432,6 +432,7 @@ pub fn read_tar(
         links,
         newest_mtime: newest,
         warnings,
+        synthetic_root: false,
     })
 }
 

@@ -49,15 +49,12 @@ pub struct Walker<'a> {
     seen_numbers: HashSet<u32>,
 }
 
-/// `path` with `what` in front of an error's message.
+/// The error, naming the path it concerns.
 fn at_path(path: &[u8], e: Error) -> Error {
     if path.is_empty() {
         return e;
     }
-    Error {
-        what: format!("{}: {}", String::from_utf8_lossy(path), e.what),
-        ..e
-    }
+    e.at_path(String::from_utf8_lossy(path))
 }
 
 pub fn join_path(parent: &[u8], name: &[u8]) -> Vec<u8> {
@@ -85,6 +82,14 @@ impl Image {
             seen_refs: HashSet::from([start_ref]),
             seen_numbers: HashSet::from([start.number]),
         })
+    }
+}
+
+impl Walker<'_> {
+    /// Does not go into the directory just yielded (its children and its
+    /// `Leave` are not walked).
+    pub fn skip_dir(&mut self) {
+        self.descend = None;
     }
 }
 

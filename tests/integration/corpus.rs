@@ -71,6 +71,7 @@ fn sif_reads_at_offset_36864_like_the_plain_image() {
             sqfuse::cli::ls::LsOptions {
                 long: true,
                 recursive: true,
+                ..Default::default()
             },
             &mut v,
         )

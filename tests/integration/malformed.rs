@@ -23,6 +23,7 @@ pub fn exercise(image: &Path, dest: &Path) -> bool {
         ls::LsOptions {
             long: true,
             recursive: true,
+            ..Default::default()
         },
         &mut sink,
     )

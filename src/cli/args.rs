@@ -1,0 +1,450 @@
+//! The `sqfuse` command line, as clap definitions: the binary parses with
+//! them, and completions and man pages are generated from them.
+
+use crate::format::compressor::Compressor;
+use crate::reader::Offset;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Every mount option, for `-o`'s help and the man page.
+pub const MOUNT_OPTIONS_HELP: &str = "\
+Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
+  offset=N|auto       the superblock is N bytes into IMAGE; auto finds it (AppImage, SIF)
+  image_offset=N|auto the same, spelled so that mount(8) does not make a loop device of it
+  subdir=PATH         mount that directory of the image instead of its root
+  uid=N, gid=N        show every entry as owned by N
+  timeout=N           unmount after N idle seconds with nothing open
+  notify_pipe=PATH    write 's' to the FIFO once mounted, 'f' if the mount failed
+  cache_mb=N          memory for the decompressed-block caches (default 32)
+  threads=N           request-serving threads (max_threads=N: the same)
+  prefetch=N          blocks decoded ahead of a sequential reader (default 4; 0: off)
+  no_page_fill        do not push whole decompressed blocks into the page cache
+  allow_other, allow_root, auto_unmount, nosuid, nodev, noexec
+                      as for any FUSE filesystem
+  fsname=NAME, subtype=NAME
+                      what /proc/mounts shows (default: the image path, fuse.sqfuse)
+  debug               log every request to stderr (as -d)
+  ro, rw, defaults, noatime, user, noauto, _netdev, nofail, x-*, clone_fd,
+  max_idle_threads=N, ...
+                      what mount(8), fstab and libfuse pass: accepted (rw mounts
+                      read-only anyway, with a note)";
+
+const ABOUT: &str = "Mount, inspect and create SquashFS 4.0 images";
+
+const LONG_ABOUT: &str = "\
+Mount, inspect and create SquashFS 4.0 images.
+
+`sqfuse IMAGE MOUNTPOINT` mounts IMAGE (a file, a block device, or an image
+inside an AppImage or SIF file with -o offset=auto) read-only through FUSE,
+without root (through fusermount3), and returns once the mount is ready.
+Unmount with `fusermount3 -u MOUNTPOINT`; SIGINT, SIGTERM and SIGHUP unmount
+too. A MOUNTPOINT of the form /dev/fd/N serves a /dev/fuse descriptor the
+caller has mounted already.
+
+Called as squashfuse_ll, squashfuse, mksquashfs or unsquashfs (a symlink to
+the binary), sqfuse takes those tools' command lines instead.";
+
+#[derive(Parser)]
+#[command(
+    name = "sqfuse",
+    version,
+    about = ABOUT,
+    long_about = LONG_ABOUT,
+    override_usage = "sqfuse IMAGE MOUNTPOINT [-f] [-s] [-d] [-o OPT[,OPT...]]\n       sqfuse <COMMAND> [ARGS]",
+    after_long_help = MOUNT_OPTIONS_HELP,
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+#[derive(Args)]
+pub struct ImageArgs {
+    /// The image: a file or block device (or a file holding one at --offset).
+    pub image: PathBuf,
+    /// Where the superblock is inside IMAGE: a byte count, or "auto" to find
+    /// it (AppImage, SIF).
+    #[arg(long, default_value = "0", value_name = "N|auto")]
+    pub offset: Offset,
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let (num, mul) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 1 << 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
+        _ => (s, 1),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mul))
+        .ok_or_else(|| format!("bad size {s:?} (e.g. 128K, 1M, 4096)"))
+}
+
+fn parse_block_size(s: &str) -> Result<u32, String> {
+    parse_size(s).and_then(|n| u32::try_from(n).map_err(|_| format!("{s} is too large")))
+}
+
+pub fn parse_compressor(s: &str) -> Result<Compressor, String> {
+    Ok(match s {
+        "gzip" => Compressor::Gzip,
+        "xz" => Compressor::Xz,
+        "lz4" => Compressor::Lz4,
+        "zstd" => Compressor::Zstd,
+        "lzo" => Compressor::Lzo,
+        _ => {
+            return Err(format!(
+                "unknown compressor {s:?} (gzip, xz, lz4, zstd, lzo)"
+            ))
+        }
+    })
+}
+
+/// The xz branch filters by name, as the options record numbers them.
+pub fn parse_xz_filter(s: &str) -> Result<u32, String> {
+    Ok(match s {
+        "x86" => 1,
+        "powerpc" => 2,
+        "ia64" => 4,
+        "arm" => 8,
+        "armthumb" => 16,
+        "sparc" => 32,
+        _ => {
+            return Err(format!(
+                "unknown xz filter {s:?} (x86, arm, armthumb, powerpc, ia64, sparc)"
+            ))
+        }
+    })
+}
+
+#[derive(Args)]
+pub struct PackArgs {
+    /// SOURCE... IMAGE: the directories or files to pack, then the image to
+    /// create. One directory's contents become the image's root; several
+    /// sources become entries of the root. With --tar: one tar archive (- for
+    /// standard input).
+    #[arg(required = true, num_args = 2.., value_name = "SOURCE... IMAGE")]
+    pub paths: Vec<PathBuf>,
+    /// Compressor: gzip, xz, lz4, zstd or lzo.
+    #[arg(short, long, default_value = "zstd", value_parser = parse_compressor)]
+    pub compressor: Compressor,
+    /// Compression level in the compressor's own range (defaults: zstd 3,
+    /// gzip 9, xz 6, lzo 8; lz4 has none).
+    #[arg(short, long)]
+    pub level: Option<u32>,
+    /// xz branch filter for executables: x86, arm, armthumb, powerpc, ia64, sparc.
+    #[arg(long, value_parser = parse_xz_filter, value_name = "FILTER")]
+    pub xz_filter: Option<u32>,
+    /// Block size, 4K to 1M (suffixes K and M).
+    #[arg(short, long, default_value = "128K", value_parser = parse_block_size)]
+    pub block_size: u32,
+    /// Compression threads (default: all cores). The image is the same for any value.
+    #[arg(short = 'j', long)]
+    pub threads: Option<usize>,
+    /// Store file tails as partial blocks, not in fragments.
+    #[arg(long)]
+    pub no_fragments: bool,
+    /// Put the tails of files larger than a block in fragments too.
+    #[arg(long)]
+    pub always_fragments: bool,
+    /// Do not share the data of identical files or tails.
+    #[arg(long)]
+    pub no_dedup: bool,
+    /// Leave out extended attributes.
+    #[arg(long)]
+    pub no_xattrs: bool,
+    /// Leave out the export table (NFS export support).
+    #[arg(long)]
+    pub no_exports: bool,
+    /// Store all-zero blocks as data instead of holes.
+    #[arg(long)]
+    pub no_sparse: bool,
+    /// Make every entry owned by root.
+    #[arg(long)]
+    pub all_root: bool,
+    /// Make every entry owned by user N.
+    #[arg(long, value_name = "N")]
+    pub force_uid: Option<u32>,
+    /// Make every entry owned by group N.
+    #[arg(long, value_name = "N")]
+    pub force_gid: Option<u32>,
+    /// Image creation time (default: SOURCE_DATE_EPOCH, else the newest mtime in SOURCE).
+    #[arg(long, value_name = "T")]
+    pub mkfs_time: Option<u32>,
+    /// Set every entry's mtime to T.
+    #[arg(long, value_name = "T")]
+    pub all_time: Option<u32>,
+    /// Leave out paths matching GLOB (repeatable; `**` spans directories; a
+    /// leading '/' anchors at SOURCE).
+    #[arg(short, long = "exclude", value_name = "GLOB")]
+    pub excludes: Vec<String>,
+    /// Write the image N bytes into IMAGE, keeping the bytes an existing IMAGE
+    /// has before it (needs -f then).
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_size)]
+    pub offset: u64,
+    /// Do not descend into other filesystems (their mountpoints stay, empty).
+    #[arg(long)]
+    pub one_file_system: bool,
+    /// Overwrite IMAGE if it exists.
+    #[arg(short, long)]
+    pub force: bool,
+    /// Skip (with a warning) source entries that cannot be read.
+    #[arg(long)]
+    pub skip_unreadable: bool,
+    /// SOURCE is a tar archive (ustar, gnu or pax; `-` reads standard input).
+    #[arg(long)]
+    pub tar: bool,
+    /// No progress bar, no summary line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl PackArgs {
+    /// The sources and the image: the last path given is the image.
+    pub fn split_paths(&self) -> Option<(&[PathBuf], &PathBuf)> {
+        let (image, sources) = self.paths.split_last()?;
+        (!sources.is_empty()).then_some((sources, image))
+    }
+}
+
+#[derive(Args)]
+pub struct MountArgs {
+    /// The image: a file or block device (see -o offset=).
+    pub image: PathBuf,
+    /// An empty directory to mount on, or /dev/fd/N for a /dev/fuse
+    /// descriptor the caller has mounted.
+    pub mountpoint: PathBuf,
+    /// Stay in the foreground.
+    #[arg(short = 'f')]
+    pub foreground: bool,
+    /// Serve requests with one thread.
+    #[arg(short = 's')]
+    pub single_thread: bool,
+    /// Log every request to stderr (implies -f).
+    #[arg(short = 'd')]
+    pub debug: bool,
+    /// Mount options, comma-separated (repeatable): offset=N|auto,
+    /// image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS,
+    /// notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill,
+    /// allow_other, allow_root, auto_unmount, nosuid, nodev, noexec,
+    /// fsname=NAME, subtype=NAME, debug, and what mount(8), fstab and libfuse
+    /// pass (ro, rw, defaults, noatime, user, noauto, _netdev, x-*, clone_fd,
+    /// max_threads=N...). See `sqfuse --help`.
+    #[arg(short = 'o', action = clap::ArgAction::Append, value_name = "OPT[,OPT...]")]
+    pub options: Vec<String>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
+#[derive(Subcommand)]
+pub enum Cmd {
+    /// Create an image from directories, files or a tar archive (parallel,
+    /// byte-identical for any -j): sqfuse pack SOURCE... IMAGE
+    #[command(override_usage = "sqfuse pack [OPTIONS] SOURCE... IMAGE")]
+    Pack(PackArgs),
+    /// Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`).
+    #[command(after_long_help = MOUNT_OPTIONS_HELP)]
+    Mount(MountArgs),
+    /// Show the superblock, compressor and table layout.
+    Info {
+        #[command(flatten)]
+        img: ImageArgs,
+        /// Print one JSON object, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List a directory (or one file) in the image.
+    Ls {
+        #[command(flatten)]
+        img: ImageArgs,
+        /// Path inside the image (default: the root).
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long listing: mode, owner, size, mtime, link target.
+        #[arg(short = 'l')]
+        long: bool,
+        /// Recurse: print every path below PATH.
+        #[arg(short = 'R')]
+        recursive: bool,
+        /// Print a JSON array of entries (every field of -l), for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write files' contents to standard output.
+    Cat {
+        #[command(flatten)]
+        img: ImageArgs,
+        /// Paths of regular files inside the image.
+        #[arg(required = true)]
+        paths: Vec<String>,
+    },
+    /// Recreate the tree, or PATH in it, under DEST.
+    Extract {
+        #[command(flatten)]
+        img: ImageArgs,
+        /// Directory to extract into (created if missing).
+        dest: PathBuf,
+        /// Path inside the image: extracted as DEST/NAME, NAME being its last
+        /// component (default: the whole image, its contents into DEST).
+        #[arg(default_value = "/")]
+        path: String,
+        /// Overwrite entries that already exist in DEST.
+        #[arg(short, long)]
+        force: bool,
+        /// Do not restore extended attributes.
+        #[arg(long)]
+        no_xattrs: bool,
+        /// Report skipped entries and warnings.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Read and verify everything; exit 0 only for a sound image.
+    Check {
+        #[command(flatten)]
+        img: ImageArgs,
+    },
+    /// Print a shell completion script (bash, zsh or fish) to standard output.
+    Completions {
+        /// The shell to complete for.
+        shell: Shell,
+    },
+    /// Write the man pages (sqfuse.1 and one per command) into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Directory for the pages.
+        dir: PathBuf,
+    },
+}
+
+/// Command names, for recognising `sqfuse IMAGE MOUNTPOINT`.
+pub const COMMANDS: &[&str] = &[
+    "pack",
+    "mount",
+    "info",
+    "ls",
+    "cat",
+    "extract",
+    "check",
+    "completions",
+    "man",
+    "help",
+];
+
+/// `sqfuse [-f -s -d -o OPTS] IMAGE MOUNTPOINT ...` (the squashfuse and
+/// mount.fuse3 form) means `sqfuse mount ...`: the first positional
+/// argument (skipping flags and -o's value) is not a command name. A word
+/// that names no file but is close to a command name is a mistyped
+/// command, reported as such.
+pub fn with_implicit_mount(
+    mut args: Vec<std::ffi::OsString>,
+) -> Result<Vec<std::ffi::OsString>, String> {
+    let mut i = 1;
+    while let Some(a) = args.get(i).and_then(|a| a.to_str()) {
+        match a {
+            "-o" => i += 2,
+            "-h" | "--help" | "-V" | "--version" => return Ok(args),
+            _ if a.starts_with('-') => i += 1,
+            _ => {
+                if !COMMANDS.contains(&a) {
+                    if !std::path::Path::new(a).exists() {
+                        if let Some(cmd) = COMMANDS
+                            .iter()
+                            .find(|c| strsim::damerau_levenshtein(a, c) <= 2 && a.len() > 1)
+                        {
+                            return Err(format!(
+                                "unknown command {a:?}: did you mean {cmd:?}? (or, to mount, the image {a:?} does not exist)"
+                            ));
+                        }
+                    }
+                    args.insert(1, "mount".into());
+                }
+                return Ok(args);
+            }
+        }
+    }
+    Ok(args)
+}
+
+/// The clap command, for completions and man pages.
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Writes `sqfuse.1` and `sqfuse-COMMAND.1` for every visible command.
+pub fn write_man_pages(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let cmd = command();
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut page)?;
+    std::fs::write(dir.join("sqfuse.1"), page)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("sqfuse-{}", sub.get_name());
+        let sub = sub.clone().name(name.clone());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub).render(&mut page)?;
+        std::fs::write(dir.join(format!("{name}.1")), page)?;
+    }
+    Ok(())
+}
+
+/// Writes the completion script for `shell`.
+pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
+    let mut cmd = command();
+    let g = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    clap_complete::generate(g, &mut cmd, "sqfuse", out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(v: &[&str]) -> Result<Vec<String>, String> {
+        with_implicit_mount(v.iter().map(|s| s.into()).collect())
+            .map(|v| v.into_iter().map(|s| s.into_string().unwrap()).collect())
+    }
+
+    #[test]
+    fn mount_form_is_recognised_with_flags_anywhere() {
+        assert_eq!(
+            words(&["sqfuse", "img", "mnt"]).unwrap(),
+            ["sqfuse", "mount", "img", "mnt"]
+        );
+        assert_eq!(
+            words(&["sqfuse", "-d", "img", "mnt"]).unwrap(),
+            ["sqfuse", "mount", "-d", "img", "mnt"]
+        );
+        assert_eq!(
+            words(&["sqfuse", "-o", "ro", "img", "mnt"]).unwrap(),
+            ["sqfuse", "mount", "-o", "ro", "img", "mnt"]
+        );
+        assert_eq!(
+            words(&["sqfuse", "ls", "img"]).unwrap(),
+            ["sqfuse", "ls", "img"]
+        );
+        assert_eq!(words(&["sqfuse", "--help"]).unwrap(), ["sqfuse", "--help"]);
+        assert_eq!(words(&["sqfuse"]).unwrap(), ["sqfuse"]);
+    }
+
+    #[test]
+    fn mistyped_commands_get_a_suggestion() {
+        let e = words(&["sqfuse", "chek", "img"]).unwrap_err();
+        assert!(e.contains("\"check\""), "{e}");
+        assert!(words(&["sqfuse", "extarct", "img", "d"])
+            .unwrap_err()
+            .contains("extract"));
+    }
+
+    #[test]
+    fn the_definitions_are_consistent() {
+        command().debug_assert();
+    }
+}

@@ -10,9 +10,9 @@ pub const RUN_HEADER_SIZE: u64 = 12;
 pub const ENTRY_HEADER_SIZE: u64 = 8;
 /// Entries one run header may cover.
 pub const MAX_RUN_ENTRIES: u32 = 256;
-/// How far the writer lets an entry's inode number be from its run's base
-/// (stored as a signed 16-bit delta; mksquashfs keeps to +-32767 too).
-pub const MAX_RUN_DELTA: i64 = 32767;
+/// The range of an entry's inode number relative to its run's base (a
+/// signed 16-bit delta).
+pub const RUN_DELTA: std::ops::RangeInclusive<i64> = -32768..=32767;
 /// Longest name a directory entry holds.
 pub const MAX_NAME: usize = 256;
 /// What a directory inode's size counts beyond the listing's bytes (the
@@ -252,10 +252,13 @@ pub struct Listing {
     pub index: Vec<IndexEntry>,
 }
 
-/// Writes a directory listing (the writer side of [`DirReader`]): entries,
-/// sorted by name, grouped into runs that share an inode block, hold at
-/// most 256 entries and keep each inode number within a 16-bit delta of
-/// the run's first. Returns where it went and its directory index.
+/// Writes a directory listing (the writer side of [`DirReader`]) as
+/// mksquashfs lays it out, so that both make the same listings: entries,
+/// sorted by name, in runs that share an inode block, hold at most 256
+/// entries and keep each inode number within a 16-bit delta of the run's
+/// first; and a new run, with an index entry, whenever the listing has
+/// grown by a metadata block's worth since the last index point, so a
+/// lookup through the index reads at most about one block of entries.
 pub fn write_listing(w: &mut MetaWriter, entries: &[ListingEntry<'_>]) -> Result<Listing> {
     for (i, e) in entries.iter().enumerate() {
         if !valid_name(e.name) || e.name.len() > MAX_NAME {
@@ -271,54 +274,86 @@ pub fn write_listing(w: &mut MetaWriter, entries: &[ListingEntry<'_>]) -> Result
             )));
         }
     }
-    let start = w.pos();
-    let mut written = 0u32;
-    let mut index: Vec<IndexEntry> = Vec::new();
-    let mut i = 0;
-    while i < entries.len() {
-        let first = entries[i];
-        let base = i64::from(first.inode_number);
-        let mut j = i + 1;
-        while j < entries.len()
-            && j - i < MAX_RUN_ENTRIES as usize
-            && entries[j].inode_ref.block() == first.inode_ref.block()
-            && (i64::from(entries[j].inode_number) - base).abs() <= MAX_RUN_DELTA
-        {
-            j += 1;
-        }
-        let header_at = w.pos();
-        if i > 0
-            && header_at.block() != start.block()
-            && index
-                .last()
-                .is_none_or(|e| u64::from(e.start) != header_at.block())
-        {
-            index.push(IndexEntry {
-                index: written,
-                start: header_at.block() as u32,
-                name: first.name.to_vec(),
-            });
-        }
-        let mut run = Vec::with_capacity(RUN_HEADER_SIZE as usize + (j - i) * 24);
-        run.extend_from_slice(&((j - i - 1) as u32).to_le_bytes());
-        run.extend_from_slice(&(first.inode_ref.block() as u32).to_le_bytes());
-        run.extend_from_slice(&first.inode_number.to_le_bytes());
-        for e in &entries[i..j] {
-            let delta = (i64::from(e.inode_number) - base) as i16;
-            run.extend_from_slice(&(e.inode_ref.offset() as u16).to_le_bytes());
-            run.extend_from_slice(&delta.to_le_bytes());
-            run.extend_from_slice(&e.file_type.dir_entry_type().to_le_bytes());
-            run.extend_from_slice(&(e.name.len() as u16 - 1).to_le_bytes());
-            run.extend_from_slice(e.name);
-        }
-        w.write(&run);
-        written += run.len() as u32;
-        i = j;
+    /// The run being filled: where its header is, its entries, its base.
+    struct Run {
+        header_at: usize,
+        count: u32,
+        block: u64,
+        base: u32,
     }
+    fn close(buf: &mut [u8], r: &Run) {
+        buf[r.header_at..r.header_at + 4].copy_from_slice(&(r.count - 1).to_le_bytes());
+        buf[r.header_at + 4..r.header_at + 8].copy_from_slice(&(r.block as u32).to_le_bytes());
+        buf[r.header_at + 8..r.header_at + 12].copy_from_slice(&r.base.to_le_bytes());
+    }
+    let mut buf: Vec<u8> = Vec::new();
+    // Listing offsets of the index points, with their runs' first names.
+    let mut points: Vec<(u32, &[u8])> = Vec::new();
+    let mut last_point = 0usize;
+    let mut run: Option<Run> = None;
+    for e in entries {
+        let entry_size = ENTRY_HEADER_SIZE as usize + e.name.len();
+        let block = e.inode_ref.block();
+        let past_point = run.is_some() && buf.len() + entry_size - last_point > METADATA_SIZE;
+        let new_run = match &run {
+            None => true,
+            Some(r) => {
+                r.count == MAX_RUN_ENTRIES
+                    || r.block != block
+                    || past_point
+                    || !RUN_DELTA.contains(&(i64::from(e.inode_number) - i64::from(r.base)))
+            }
+        };
+        if new_run {
+            if let Some(r) = &run {
+                close(&mut buf, r);
+                if past_point {
+                    points.push((buf.len() as u32, e.name));
+                    last_point = buf.len();
+                }
+            }
+            run = Some(Run {
+                header_at: buf.len(),
+                count: 0,
+                block,
+                base: e.inode_number,
+            });
+            buf.extend_from_slice(&[0; RUN_HEADER_SIZE as usize]);
+        }
+        let r = run.as_mut().expect("a run is open");
+        let delta = (i64::from(e.inode_number) - i64::from(r.base)) as i16;
+        buf.extend_from_slice(&(e.inode_ref.offset() as u16).to_le_bytes());
+        buf.extend_from_slice(&delta.to_le_bytes());
+        buf.extend_from_slice(&e.file_type.dir_entry_type().to_le_bytes());
+        buf.extend_from_slice(&(e.name.len() as u16 - 1).to_le_bytes());
+        buf.extend_from_slice(e.name);
+        r.count += 1;
+    }
+    if let Some(r) = &run {
+        close(&mut buf, r);
+    }
+    let start = w.pos();
+    let first = w.uncompressed_len();
+    w.write(&buf);
+    // Each index point's table block: where its byte landed.
+    let index = points
+        .into_iter()
+        .map(|(at, name)| {
+            let k = ((first + u64::from(at)) / METADATA_SIZE as u64) as usize;
+            let block = w
+                .block_start(k)
+                .ok_or_else(|| Error::invalid("directory index past the table written"))?;
+            Ok(IndexEntry {
+                index: at,
+                start: block as u32,
+                name: name.to_vec(),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
     Ok(Listing {
         block: start.block() as u32,
         offset: start.offset() as u16,
-        size: written + LISTING_SIZE_EXTRA,
+        size: buf.len() as u32 + LISTING_SIZE_EXTRA,
         index,
     })
 }

@@ -290,6 +290,21 @@ impl MetaWriter {
         MetaRef::new(self.out.len() as u64, self.buf.len() as u16)
     }
 
+    /// Bytes written so far, before compression.
+    pub fn uncompressed_len(&self) -> u64 {
+        self.block_starts.len() as u64 * METADATA_SIZE as u64 + self.buf.len() as u64
+    }
+
+    /// Where block `k` (counting uncompressed 8 KiB blocks from the table
+    /// start) starts in the table: known for every block written so far and
+    /// for the one being filled.
+    pub fn block_start(&self, k: usize) -> Option<u64> {
+        match self.block_starts.get(k) {
+            Some(&s) => Some(s),
+            None => (k == self.block_starts.len()).then_some(self.out.len() as u64),
+        }
+    }
+
     pub fn write(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let n = (METADATA_SIZE - self.buf.len()).min(bytes.len());

@@ -4,6 +4,7 @@
 //! holes, and each file becomes a [`SourceFile`] at an offset in it.
 
 use super::scan::{device_number, Kind, Node, SourceFile, Tree};
+use super::tarstream::{kind, Data, TarStream};
 use super::{PackError, PackOptions};
 use crate::format::dir::MAX_NAME;
 use crate::format::xattr::{Namespace, Xattr};
@@ -184,7 +185,7 @@ pub fn read_tar(
         .open(spool_path)
         .map_err(spool_err)?;
     let mut spool_end = 0u64;
-    let mut ar = tar::Archive::new(input);
+    let mut ar = TarStream::new(input);
     let mut slots = vec![Slot {
         node: implicit_dir(Vec::new()),
         children: BTreeMap::new(),
@@ -193,37 +194,19 @@ pub fn read_tar(
     let mut links: Vec<u32> = Vec::new();
     let mut warnings = Vec::new();
     let terr = |e: std::io::Error| PackError::io(archive, "read the tar stream", e);
-    for entry in ar.entries().map_err(terr)? {
-        let mut entry = entry.map_err(terr)?;
-        let et = entry.header().entry_type();
-        if matches!(
-            et,
-            tar::EntryType::XGlobalHeader
-                | tar::EntryType::XHeader
-                | tar::EntryType::GNULongName
-                | tar::EntryType::GNULongLink
-        ) {
-            continue;
-        }
-        let pax: Vec<(String, Vec<u8>)> = match entry.pax_extensions().map_err(terr)? {
-            Some(exts) => exts
-                .filter_map(Result::ok)
-                .filter_map(|e| {
-                    e.key()
-                        .ok()
-                        .map(|k| (k.to_string(), e.value_bytes().to_vec()))
-                })
-                .collect(),
-            None => Vec::new(),
+    while let Some(m) = ar.next_member().map_err(terr)? {
+        let pax = &m.pax;
+        let get = |k: &str| m.pax_value(k);
+        let sparse = match &m.gnu_sparse {
+            Some((runs, real_size)) => Some(SparseMap {
+                runs: runs.clone(),
+                real_size: *real_size,
+                name: None,
+                map_in_data: false,
+            }),
+            None => pax_sparse(pax),
         };
-        let get = |k: &str| {
-            pax.iter()
-                .rev()
-                .find(|(key, _)| key == k)
-                .map(|(_, v)| v.as_slice())
-        };
-        let sparse = pax_sparse(&pax);
-        let mut path = entry.path_bytes().into_owned();
+        let mut path = m.path.clone();
         if let Some(n) = sparse.as_ref().and_then(|s| s.name.clone()) {
             path = n;
         }
@@ -241,11 +224,7 @@ pub fn read_tar(
                 format!("tar member has a name longer than {MAX_NAME} bytes"),
             ));
         }
-        let h = entry.header();
-        let mtime_raw = get("mtime")
-            .and_then(parse_num)
-            .or_else(|| h.mtime().ok().map(|t| t as i64))
-            .unwrap_or(0);
+        let mtime_raw = get("mtime").and_then(parse_num).unwrap_or(m.mtime);
         let clamped = mtime_raw.clamp(0, i64::from(u32::MAX)) as u32;
         if i64::from(clamped) != mtime_raw {
             warnings.push(format!(
@@ -264,12 +243,12 @@ pub fn read_tar(
                 .and_then(parse_num)
                 .map_or(fallback, |n| n.max(0) as u64)
         };
-        let uid = u32::try_from(num("uid", h.uid().unwrap_or(0))).unwrap_or(u32::MAX);
-        let gid = u32::try_from(num("gid", h.gid().unwrap_or(0))).unwrap_or(u32::MAX);
+        let uid = u32::try_from(num("uid", m.uid)).unwrap_or(u32::MAX);
+        let gid = u32::try_from(num("gid", m.gid)).unwrap_or(u32::MAX);
         let (uid, gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
         let mut xattrs: Vec<Xattr> = Vec::new();
         if !opts.no_xattrs {
-            for (k, v) in &pax {
+            for (k, v) in pax {
                 let (name, value) = if let Some(n) = k.strip_prefix("SCHILY.xattr.") {
                     (n.as_bytes().to_vec(), v.clone())
                 } else if let Some(n) = k.strip_prefix("LIBARCHIVE.xattr.") {
@@ -308,31 +287,17 @@ pub fn read_tar(
             }
             xattrs.sort();
         }
-        let perm = (h.mode().unwrap_or(0o644) & 0o7777) as u16;
-        let rdev = || {
-            device_number(
-                &member,
-                h.device_major().ok().flatten().unwrap_or(0),
-                h.device_minor().ok().flatten().unwrap_or(0),
-            )
-        };
+        let perm = (m.mode & 0o7777) as u16;
+        let rdev = || device_number(&member, m.devmajor, m.devminor);
         let mut link = None;
-        let kind = match et {
-            tar::EntryType::Directory => Kind::Dir(Vec::new()),
-            tar::EntryType::Symlink => Kind::Symlink(
-                entry
-                    .link_name_bytes()
-                    .map(|l| l.into_owned())
-                    .unwrap_or_default(),
-            ),
-            tar::EntryType::Char => Kind::CharDev(rdev()?),
-            tar::EntryType::Block => Kind::BlockDev(rdev()?),
-            tar::EntryType::Fifo => Kind::Fifo,
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .map(|l| l.into_owned())
-                    .unwrap_or_default();
+        let kind = match m.kind {
+            kind::DIR | kind::GNU_DUMPDIR => Kind::Dir(Vec::new()),
+            kind::SYMLINK => Kind::Symlink(m.link.clone()),
+            kind::CHAR => Kind::CharDev(rdev()?),
+            kind::BLOCK => Kind::BlockDev(rdev()?),
+            kind::FIFO => Kind::Fifo,
+            kind::HARD_LINK => {
+                let target = m.link.clone();
                 let Some(t) = lookup(&slots, &target) else {
                     return Err(PackError::entry(
                         &member,
@@ -360,12 +325,12 @@ pub fn read_tar(
                 link = Some(group);
                 slots[t].node.kind.clone()
             }
-            tar::EntryType::Regular | tar::EntryType::Continuous | tar::EntryType::GNUSparse => {
+            kind::REGULAR | kind::REGULAR_OLD | kind::CONTIGUOUS | kind::GNU_SPARSE => {
                 let start = spool_end;
                 let terr = |e: std::io::Error| PackError::io(&member, "read tar member", e);
                 let size = match &sparse {
                     Some(sm) => {
-                        let mut data = entry.by_ref();
+                        let mut data = Data(&mut ar);
                         let runs = if sm.map_in_data {
                             read_map_1_0(&mut data).map_err(terr)?.0
                         } else {
@@ -383,8 +348,8 @@ pub fn read_tar(
                         sm.real_size
                     }
                     None => {
-                        let n = entry.size();
-                        spool_copy(&mut entry, &mut spool, start, n).map_err(terr)?;
+                        let n = m.size;
+                        spool_copy(&mut Data(&mut ar), &mut spool, start, n).map_err(terr)?;
                         n
                     }
                 };
@@ -402,11 +367,11 @@ pub fn read_tar(
                     file: files.len() - 1,
                 }
             }
-            _ => {
+            other => {
                 warnings.push(format!(
-                    "{}: tar entry type {:?} skipped",
+                    "{}: tar member of type {:?} skipped",
                     String::from_utf8_lossy(&path),
-                    et
+                    char::from(other)
                 ));
                 continue;
             }
@@ -421,10 +386,22 @@ pub fn read_tar(
             link,
             kind,
         };
+        if comps.is_empty() && !opts.tar_root_from_archive {
+            continue; // the root is made, not taken from the archive
+        }
         place(&mut slots, &comps, node);
     }
     spool.sync_data().map_err(spool_err)?;
     let newest = slots.iter().map(|s| s.node.mtime).max().unwrap_or(0);
+    if !opts.tar_root_from_archive {
+        // SAFETY: getuid/getgid have no preconditions.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        let root = &mut slots[0].node;
+        root.perm = 0o777;
+        (root.uid, root.gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
+        root.uid = opts.force_uid.unwrap_or(root.uid);
+        root.gid = opts.force_gid.unwrap_or(root.gid);
+    }
     let root = build(&slots, 0);
     Ok(Tree {
         root,
@@ -432,7 +409,7 @@ pub fn read_tar(
         links,
         newest_mtime: newest,
         warnings,
-        synthetic_root: false,
+        synthetic_root: !opts.tar_root_from_archive,
     })
 }
 

@@ -2,6 +2,7 @@
 //! source tree and with the kernel's squashfs driver (loop mount, as root).
 
 mod corrupt; // a damaged block is EIO for its reads only; the mount stays up
+mod dropin; // other tools' command lines as they write them: launchers, fd mode, loop devices, fstab, namespaces
 mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
 mod stress; // 16 threads reading random ranges, every byte checked

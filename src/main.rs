@@ -285,6 +285,8 @@ fn pack(a: PackArgs) -> Result<ExitCode> {
         force: a.force,
         skip_unreadable: a.skip_unreadable,
         tar: a.tar,
+        root_time: None,
+        tar_root_from_archive: true,
     };
     run_pack(sources, image, &opts, a.quiet, "sqfuse")?;
     Ok(ExitCode::SUCCESS)

@@ -246,8 +246,9 @@ fn mount_fusermount(mountpoint: &Path, spec: &Spec) -> Result<Attached> {
         "default_permissions".to_string(),
     ];
     for (on, o) in [
-        (spec.allow_other, "allow_other"),
-        (spec.allow_root, "allow_root"),
+        // fusermount3 knows only allow_other; allow_root is enforced per
+        // request, as libfuse does it.
+        (spec.allow_other || spec.allow_root, "allow_other"),
         (spec.auto_unmount, "auto_unmount"),
         (spec.nosuid, "nosuid"),
         (spec.nodev, "nodev"),

@@ -17,8 +17,8 @@ pub enum Rule {
     Inode { dev: u64, ino: u64 },
     /// mksquashfs's `-wildcards` / `-regex` patterns: '/'-separated parts,
     /// each matched against one path component (shell glob, or a POSIX-style
-    /// regular expression searched in it), anchored at SOURCE unless the
-    /// first part is "...", which matches at any depth.
+    /// regular expression searched in it), anchored at SOURCE unless written
+    /// "... PATTERN", which matches at any depth.
     Components { pattern: String, regex: bool },
 }
 
@@ -49,8 +49,8 @@ impl Part {
 }
 
 /// A '/'-separated pattern matched one path component per part, as
-/// mksquashfs's excludes and unsquashfs's extract names are; a first part
-/// "..." lets it match at any depth.
+/// mksquashfs's excludes and unsquashfs's extract names are; written
+/// "... PATTERN" it matches at any depth.
 pub struct PathPattern {
     anywhere: bool,
     parts: Vec<Part>,
@@ -58,14 +58,15 @@ pub struct PathPattern {
 
 impl PathPattern {
     pub fn compile(pattern: &str, kind: PatternKind) -> Result<Self, String> {
-        let mut parts: Vec<&str> = pattern
+        // mksquashfs's "sticky" form: "... PATTERN" matches at any depth.
+        let (anywhere, rest) = match pattern.strip_prefix("... ") {
+            Some(rest) => (true, rest),
+            None => (false, pattern),
+        };
+        let parts: Vec<&str> = rest
             .split('/')
             .filter(|p| !p.is_empty() && *p != ".")
             .collect();
-        let anywhere = parts.first() == Some(&"...");
-        if anywhere {
-            parts.remove(0);
-        }
         if parts.is_empty() {
             return Err(format!("pattern {pattern:?} matches nothing"));
         }
@@ -226,7 +227,7 @@ mod tests {
                 regex: false,
             },
             Rule::Components {
-                pattern: ".../core".into(),
+                pattern: "... core".into(),
                 regex: false,
             },
             Rule::Components {

@@ -12,6 +12,7 @@ pub mod exclude;
 pub mod scan;
 pub mod tables;
 pub mod tarsrc;
+pub mod tarstream;
 
 pub use error::PackError;
 
@@ -53,6 +54,13 @@ pub struct PackOptions {
     pub skip_unreadable: bool,
     /// SOURCE is a tar archive (`-`: standard input), not a directory.
     pub tar: bool,
+    /// The mtime of a root made to hold several sources (or a tar's, see
+    /// below); default: the image's time. mksquashfs gives it the clock's.
+    pub root_time: Option<u32>,
+    /// With `tar`: the archive's `./` entry gives the root its attributes.
+    /// Off (mksquashfs -tar), the root is made: mode 0777, owned by the
+    /// caller, the image's time.
+    pub tar_root_from_archive: bool,
 }
 
 impl Default for PackOptions {
@@ -81,6 +89,8 @@ impl Default for PackOptions {
             force: false,
             skip_unreadable: false,
             tar: false,
+            root_time: None,
+            tar_root_from_archive: true,
         }
     }
 }
@@ -265,7 +275,7 @@ pub fn pack(
         .or(opts.source_date_epoch)
         .unwrap_or(tree.newest_mtime);
     if tree.synthetic_root {
-        tree.root.mtime = opts.all_time.unwrap_or(mkfs_time);
+        tree.root.mtime = opts.all_time.or(opts.root_time).unwrap_or(mkfs_time);
     }
     progress.total.store(
         tree.files.iter().map(|f| f.size).sum(),

@@ -160,6 +160,10 @@ struct Scanner<'a> {
     group_kind: Vec<Kind>,
     newest: u32,
     warnings: Vec<String>,
+    /// Look every file up by device and inode, not only those with links:
+    /// with several sources one file can be met twice (mksquashfs then
+    /// stores it once, hard-linked).
+    link_all: bool,
 }
 
 /// What a pack keeps of an entry's `stat`: the fields the image stores,
@@ -244,6 +248,7 @@ pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> 
         group_kind: Vec::new(),
         newest: 0,
         warnings: Vec::new(),
+        link_all: !single_dir,
     };
     let root = s.node(raw)?;
     Ok(Tree {
@@ -468,7 +473,7 @@ impl Scanner<'_> {
             link: None,
             kind: Kind::Fifo,
         };
-        if ft != libc::S_IFDIR && m.nlink > 1 {
+        if ft != libc::S_IFDIR && (m.nlink > 1 || self.link_all) {
             let next = self.links.len();
             let id = *self.by_ino.entry((m.dev, m.ino)).or_insert(next);
             if id == next {

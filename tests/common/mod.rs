@@ -249,3 +249,17 @@ pub fn assert_reads_back(
         eprintln!("SKIPPED unsquashfs check for {name}: squashfs-tools missing");
     }
 }
+
+/// The sqfuse binary under another tool's name (a symlink in a directory of
+/// its own, also reachable by `nobody`), so it takes that tool's command line.
+pub fn personality(name: &str) -> PathBuf {
+    let dir = scratch("personalities");
+    let link = dir.join(name);
+    if std::fs::symlink_metadata(&link).is_err() {
+        let tmp = dir.join(format!("{name}.tmp-{:?}", std::thread::current().id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_sqfuse"), &tmp).unwrap();
+        std::fs::rename(&tmp, &link).unwrap();
+    }
+    link
+}

@@ -8,6 +8,7 @@ mod malformed; // hostile images: clean errors, no panic, no writes outside DEST
 mod mksquashfs; // the fixture tree through mksquashfs with every option, back out, compared
 mod mutation; // thousands of corrupted copies of valid images: zero panics, no hangs
 mod pack; // sqfuse pack against the kernel, unsquashfs and our reader; determinism; errors
+mod personality; // sqfuse as mksquashfs/unsquashfs vs the real squashfs-tools, same command lines
 
 #[path = "../common/mod.rs"]
 mod common;

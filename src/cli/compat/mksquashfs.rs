@@ -236,6 +236,10 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
         (None, None) => Some(now()),
     };
     opts.tar = tar;
+    opts.tar_root_from_archive = false; // mksquashfs -tar makes its own root
+                                        // A root mksquashfs makes (several sources, -tar) gets the clock's time,
+                                        // whatever -mkfs-time says; SOURCE_DATE_EPOCH clamps it.
+    opts.root_time = Some(source_date_epoch.map_or(now(), |t| t.min(now())));
     let mut sources: Vec<PathBuf> = sources.iter().map(PathBuf::from).collect();
     if tar {
         if !(sources.is_empty() || sources == [PathBuf::from("-")]) {
@@ -287,10 +291,17 @@ fn exclude_rules(
     let mut rules = Vec::new();
     for a in args {
         match kind {
-            ExcludeKind::Wildcards | ExcludeKind::Regex => rules.push(Rule::Components {
-                pattern: a.clone(),
-                regex: kind == ExcludeKind::Regex,
-            }),
+            ExcludeKind::Wildcards | ExcludeKind::Regex => {
+                if a.starts_with('/') || a.starts_with("./") || a.starts_with("../") {
+                    return Err(format!(
+                        "exclude {a:?}: /, ./ and ../ prefixed excludes are not supported with -wildcards or -regex"
+                    ));
+                }
+                rules.push(Rule::Components {
+                    pattern: a.clone(),
+                    regex: kind == ExcludeKind::Regex,
+                })
+            }
             ExcludeKind::Paths => {
                 let here = a.starts_with('/') || a.starts_with("./") || a.starts_with("../");
                 let candidates: Vec<PathBuf> = if here {

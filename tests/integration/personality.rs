@@ -1,0 +1,537 @@
+//! sqfuse under other tools' names: the same command lines run through
+//! the real squashfs-tools and through sqfuse as mksquashfs / unsquashfs,
+//! compared by what the images hold (unsquashfs's listing, extracted trees,
+//! the kernel's mount) and by what the commands print.
+
+use crate::tree::{assert_same, snapshot};
+use crate::{fixture, have, is_root, personality, run, scratch, skip, KernelMount};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn need_tools() -> bool {
+    if !have("mksquashfs") || !have("unsquashfs") {
+        eprintln!("SKIPPED personality tests: squashfs-tools missing");
+        return false;
+    }
+    true
+}
+
+/// `unsquashfs -lln` of an image, read by the real unsquashfs, without the
+/// first line (it names the destination).
+fn listing(img: &Path) -> String {
+    let out = run(Command::new("unsquashfs")
+        .args(["-lln", "-UTC", "-d", "root"])
+        .arg(img));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Two outputs line by line; a failure shows only the lines that differ.
+fn same_lines(what: &str, want: &str, got: &str) {
+    let (w, g): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    let only_w: Vec<&&str> = w.iter().filter(|l| !g.contains(l)).take(10).collect();
+    let only_g: Vec<&&str> = g.iter().filter(|l| !w.contains(l)).take(10).collect();
+    assert!(
+        w == g,
+        "{what}: {} vs {} lines\nonly in the real tool's: {only_w:#?}\nonly in ours: {only_g:#?}",
+        w.len(),
+        g.len()
+    );
+}
+
+/// Whether the real mksquashfs here knows `opt` (Debian ships 4.5.1;
+/// -repro came in 4.6).
+fn real_knows(opt: &str) -> bool {
+    let out = Command::new("mksquashfs").arg("-help").output().unwrap();
+    let help =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    help.lines()
+        .any(|l| l.split_whitespace().next() == Some(opt))
+}
+
+/// Runs one mksquashfs command line (with `{SRC}` and `{IMG}` placeholders)
+/// through both, compares the images; returns them.
+fn both(name: &str, line: &[&str], src: &[&Path]) -> (PathBuf, PathBuf) {
+    both_with_input(name, line, src, None)
+}
+
+/// A root mksquashfs makes (several sources, -tar) takes the clock's time:
+/// compared without it (the two runs may be a second apart).
+fn root_without_time(listing: &str) -> String {
+    let (root, rest) = listing.split_once('\n').unwrap_or((listing, ""));
+    let w: Vec<&str> = root.split_whitespace().collect();
+    // mode owner size [date time] name
+    format!("{} {} {} {}\n{rest}", w[0], w[1], w[2], w[5])
+}
+
+fn both_with_input(
+    name: &str,
+    line: &[&str],
+    src: &[&Path],
+    stdin: Option<&Path>,
+) -> (PathBuf, PathBuf) {
+    let dir = scratch("personality").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut images = Vec::new();
+    for (who, bin) in [
+        ("real", PathBuf::from("mksquashfs")),
+        ("ours", personality("mksquashfs")),
+    ] {
+        let img = dir.join(format!("{who}.sqfs"));
+        let mut args: Vec<String> = Vec::new();
+        for a in line {
+            match *a {
+                "{SRC}" => args.extend(src.iter().map(|s| s.display().to_string())),
+                "{IMG}" => args.push(img.display().to_string()),
+                a => args.push(a.to_string()),
+            }
+        }
+        let mut cmd = Command::new(&bin);
+        cmd.args(&args);
+        if let Some(input) = stdin {
+            cmd.stdin(std::fs::File::open(input).unwrap());
+        }
+        let out = cmd.output().unwrap();
+        assert!(
+            out.status.success(),
+            "{name} ({who}): mksquashfs {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        images.push(img);
+    }
+    let (real, ours) = (images[0].clone(), images[1].clone());
+    // A root that mksquashfs makes takes the clock's time: seconds apart.
+    let made_root = stdin.is_some() || src.len() > 1;
+    let listed = |img: &Path| {
+        let l = listing(img);
+        if made_root {
+            root_without_time(&l)
+        } else {
+            l
+        }
+    };
+    same_lines(
+        &format!("{name}: unsquashfs -lln"),
+        &listed(&real),
+        &listed(&ours),
+    );
+    let ex = |img: &Path, who: &str| {
+        let d = dir.join(format!("x-{who}"));
+        let _ = std::fs::remove_dir_all(&d);
+        run(Command::new("unsquashfs")
+            .args(["-q", "-n", "-d"])
+            .arg(&d)
+            .arg(img));
+        snapshot(&d)
+    };
+    assert_same(
+        &format!("{name}: extracted"),
+        &ex(&real, "real"),
+        &ex(&ours, "ours"),
+    );
+    if is_root() {
+        if let (Some(a), Some(b)) = (
+            KernelMount::new(&real, &format!("{name}-real")),
+            KernelMount::new(&ours, &format!("{name}-ours")),
+        ) {
+            assert_same(
+                &format!("{name}: kernel mounts"),
+                &snapshot(&a.dir),
+                &snapshot(&b.dir),
+            );
+        }
+    }
+    (real, ours)
+}
+
+/// The lines build scripts run (Apptainer build, appimagetool, distro live
+/// image builders), each through both tools.
+#[test]
+fn mksquashfs_command_lines_make_the_same_images() {
+    if !need_tools() {
+        return;
+    }
+    let src = fixture();
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "apptainer",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-noappend",
+                "-comp",
+                "gzip",
+                "-processors",
+                "2",
+                "-all-root",
+            ],
+        ),
+        (
+            "appimagetool",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-root-owned",
+                "-noappend",
+                "-comp",
+                "zstd",
+                "-Xcompression-level",
+                "19",
+                "-mkfs-time",
+                "0",
+            ],
+        ),
+        (
+            "live-build",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-comp",
+                "xz",
+                "-Xbcj",
+                "x86",
+                "-b",
+                "1M",
+                "-no-exports",
+                "-noappend",
+                "-mem",
+                "256M",
+            ],
+        ),
+        (
+            "lz4-hc",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-noappend",
+                "-comp",
+                "lz4",
+                "-Xhc",
+                "-no-xattrs",
+            ],
+        ),
+        (
+            "layout",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-noappend",
+                "-no-fragments",
+                "-no-duplicates",
+                "-no-sparse",
+                "-force-uid",
+                "1234",
+                "-force-gid",
+                "nogroup",
+                "-all-time",
+                "1700000000",
+                "-quiet",
+                "-no-progress",
+            ],
+        ),
+        (
+            "fragments",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-noappend",
+                "-always-use-fragments",
+                "-b",
+                "4096",
+                "-xattrs",
+                "-mkfs-time",
+                "0",
+            ],
+        ),
+        (
+            "excludes",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-noappend",
+                "-e",
+                "data/text",
+                "sizes",
+                "nested",
+            ],
+        ),
+        (
+            "wildcards",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-noappend",
+                "-wildcards",
+                "-e",
+                "data/tail-*",
+                "... size-1*",
+            ],
+        ),
+        (
+            "regex",
+            &[
+                "{SRC}",
+                "{IMG}",
+                "-noappend",
+                "-regex",
+                "-e",
+                "^size-[0-9]+$",
+                "^big.*",
+            ],
+        ),
+    ];
+    for (name, line) in cases {
+        both(name, line, &[src]);
+    }
+    if real_knows("-repro") {
+        both("repro", &["{SRC}", "{IMG}", "-noappend", "-repro"], &[src]);
+    } else {
+        eprintln!("SKIPPED -repro against the real mksquashfs: it is older than 4.6");
+    }
+    // A tar archive on standard input.
+    let tar = scratch("personality").join("fixture.tar");
+    if !tar.exists() {
+        run(Command::new("tar")
+            .args(["--xattrs", "--format=pax", "-C"])
+            .arg(src)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+    }
+    both_with_input("tar", &["-", "{IMG}", "-tar", "-noappend"], &[], Some(&tar));
+    // -ef: one exclude per line, comments and blanks skipped.
+    let ef = scratch("personality").join("excludes.txt");
+    std::fs::write(&ef, "# comment\n\ndata/text\n  sizes\n").unwrap();
+    let ef = ef.display().to_string();
+    both(
+        "exclude-file",
+        &["{SRC}", "{IMG}", "-noappend", "-ef", &ef],
+        &[src],
+    );
+    // Several sources become entries of the root (name clashes get _1).
+    let a = fixture().join("data");
+    let b = fixture().join("sizes");
+    both(
+        "sources",
+        &[
+            "{SRC}",
+            "{IMG}",
+            "-noappend",
+            "-mkfs-time",
+            "1000000",
+            "-all-root",
+        ],
+        &[&a, &b, &a],
+    );
+}
+
+/// -offset N writes the image N bytes into the file, keeping what is
+/// there: an AppImage runtime stays in front; the kernel mounts it at N.
+#[test]
+fn mksquashfs_offset_keeps_the_runtime() {
+    if !need_tools() {
+        return;
+    }
+    let dir = scratch("personality-offset");
+    let app = dir.join("app.AppImage");
+    let runtime: Vec<u8> = (0..8192u32).map(|i| (i * 7) as u8).collect();
+    std::fs::write(&app, &runtime).unwrap();
+    let out = Command::new(personality("mksquashfs"))
+        .arg(fixture().join("data"))
+        .arg(&app)
+        .args(["-offset", "8192", "-noappend", "-comp", "zstd", "-quiet"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&app).unwrap();
+    assert_eq!(&bytes[..8192], &runtime[..], "the runtime is kept");
+    assert_eq!(&bytes[8192..8196], b"hsqs");
+    let out = run(Command::new("unsquashfs")
+        .args(["-lln", "-o", "8192", "-d", "root"])
+        .arg(&app));
+    let real = dir.join("real.sqfs");
+    run(Command::new("mksquashfs")
+        .arg(fixture().join("data"))
+        .arg(&real)
+        .args(["-noappend", "-comp", "zstd", "-quiet"]));
+    same_lines(
+        "the image at the offset lists like mksquashfs's",
+        &listing(&real),
+        &String::from_utf8_lossy(&out.stdout),
+    );
+    if is_root() {
+        let m = scratch("kmnt").join("offset-app");
+        std::fs::create_dir_all(&m).unwrap();
+        let st = Command::new("mount")
+            .args(["-t", "squashfs", "-o", "loop,ro,offset=8192"])
+            .arg(&app)
+            .arg(&m)
+            .status()
+            .unwrap();
+        if st.success() {
+            let got = snapshot(&m);
+            crate::unmount(&m);
+            let k = KernelMount::new(&real, "offset-real").unwrap();
+            assert_same("kernel at the offset", &snapshot(&k.dir), &got);
+        }
+    }
+}
+
+/// What sqfuse's mksquashfs refuses, it names: never a silent difference.
+#[test]
+fn mksquashfs_unsupported_options_are_named() {
+    let img = scratch("personality").join("refused.sqfs");
+    for (args, want) in [
+        (&["-sort", "x"][..], "-sort"),
+        (&["-comp", "lzma"], "lzma"),
+        (&["-pf", "x"], "-pf"),
+        (&["-b", "3000"], "-b"),
+    ] {
+        let out = Command::new(personality("mksquashfs"))
+            .arg(fixture())
+            .arg(&img)
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    // Appending is not supported: an existing image without -noappend.
+    std::fs::write(&img, "x").unwrap();
+    let out = Command::new(personality("mksquashfs"))
+        .arg(fixture())
+        .arg(&img)
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("appending"));
+    assert_eq!(std::fs::read(&img).unwrap(), b"x", "left as it was");
+}
+
+/// unsquashfs's command lines, through both: listings print the same, and
+/// extractions (all, some paths, over an existing tree with -f, at an
+/// offset) make the same trees.
+#[test]
+fn unsquashfs_command_lines_behave_the_same() {
+    if !need_tools() {
+        return;
+    }
+    let dir = scratch("personality-un");
+    let img = dir.join("img.sqfs");
+    run(Command::new("mksquashfs").arg(fixture()).arg(&img).args([
+        "-noappend",
+        "-quiet",
+        "-comp",
+        "gzip",
+    ]));
+    let mut wrapped = vec![0u8; 4096];
+    wrapped.extend(std::fs::read(&img).unwrap());
+    let at_offset = dir.join("wrapped.bin");
+    std::fs::write(&at_offset, wrapped).unwrap();
+    let i = img.display().to_string();
+    let w = at_offset.display().to_string();
+    let ours = personality("unsquashfs");
+    let lists: &[&[&str]] = &[
+        &["-l", &i],
+        &["-ll", "-UTC", &i],
+        &["-lln", "-UTC", &i],
+        &["-l", "-d", "elsewhere", &i, "data", "sizes/size-1*"],
+        &["-lln", "-UTC", "-o", "4096", &w],
+        &["-l", "-no-wildcards", &i, "sizes"],
+    ];
+    for args in lists {
+        let real = run(Command::new("unsquashfs").args(*args));
+        let mine = run(Command::new(&ours).args(*args));
+        same_lines(
+            &format!("unsquashfs {args:?}"),
+            &String::from_utf8_lossy(&real.stdout),
+            &String::from_utf8_lossy(&mine.stdout),
+        );
+    }
+    // -s: the lines both versions print the same way.
+    let stat = |bin: &Path| {
+        let out = run(Command::new(bin).args(["-s", "-UTC", &i]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| {
+                !(l.starts_with('\t') || l.starts_with("Tailends") || l.starts_with("Always-use"))
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(stat(Path::new("unsquashfs")), stat(&ours), "unsquashfs -s");
+    let extracts: &[&[&str]] = &[
+        &["-q", "-n"],
+        &["-q", "-n", "-no-xattrs"],
+        &["-q", "data/*", "sizes"],
+    ];
+    for (k, args) in extracts.iter().enumerate() {
+        let (a, b) = (dir.join(format!("real-{k}")), dir.join(format!("ours-{k}")));
+        let mut full: Vec<&str> = args.to_vec();
+        let pos = full
+            .iter()
+            .position(|x| !x.starts_with('-'))
+            .unwrap_or(full.len());
+        full.insert(pos, &i);
+        for (bin, d) in [(Path::new("unsquashfs"), &a), (ours.as_path(), &b)] {
+            let out = Command::new(bin)
+                .arg("-d")
+                .arg(d)
+                .args(&full)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{bin:?} {full:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        assert_same(
+            &format!("unsquashfs {args:?}"),
+            &snapshot(&a),
+            &snapshot(&b),
+        );
+        // Again over the same tree: refused without -f, done with it.
+        let again = Command::new(&ours)
+            .arg("-d")
+            .arg(&b)
+            .args(&full)
+            .output()
+            .unwrap();
+        assert!(!again.status.success(), "existing files without -f");
+        let forced = Command::new(&ours)
+            .args(["-f", "-d"])
+            .arg(&b)
+            .args(&full)
+            .output()
+            .unwrap();
+        assert!(
+            forced.status.success(),
+            "{}",
+            String::from_utf8_lossy(&forced.stderr)
+        );
+        assert_same(
+            &format!("unsquashfs -f {args:?}"),
+            &snapshot(&a),
+            &snapshot(&b),
+        );
+    }
+    // At an offset.
+    let (a, b) = (dir.join("real-off"), dir.join("ours-off"));
+    run(Command::new("unsquashfs")
+        .args(["-q", "-n", "-o", "4K", "-d"])
+        .arg(&a)
+        .arg(&w));
+    run(Command::new(&ours)
+        .args(["-q", "-n", "-o", "4K", "-d"])
+        .arg(&b)
+        .arg(&w));
+    assert_same("unsquashfs -o 4K", &snapshot(&a), &snapshot(&b));
+    if !have("unsquashfs") {
+        skip!("unsquashfs missing");
+    }
+}

@@ -474,6 +474,27 @@ fn unprivileged_user_namespace_mount() {
         .arg(&d)
         .status()
         .unwrap();
+    // /dev/fuse closed to others (as some containers have it): the error
+    // names /dev/fuse, not the mountpoint.
+    std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = crate::as_nobody("unshare")
+        .args(["-rm"])
+        .arg(env!("CARGO_BIN_EXE_sqfuse"))
+        .arg(&copy)
+        .arg(&m)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if err.contains("unshare failed") {
+        skip!("unprivileged user namespaces are off here: {}", err.trim());
+    }
+    assert!(!out.status.success());
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cannot open /dev/fuse") && err.contains("denied"),
+        "{err}"
+    );
+    std::fs::set_permissions("/dev/fuse", std::fs::Permissions::from_mode(0o666)).unwrap();
     // Inside: mount, list every path with its size, unmount.
     let script = format!(
         "{bin} {img} {m} -o offset=0 && (cd {m} && find . -printf '%p %s %m\\n' | sort) && fusermount3 -u {m} 2>/dev/null || umount {m}",

@@ -341,6 +341,11 @@ fn interrupted_pack_leaves_nothing() {
         !st.success(),
         "pack finished before the interrupt: make the input bigger"
     );
+    assert_eq!(
+        st.code(),
+        Some(130),
+        "Ctrl-C exits 130, as shells report it"
+    );
     assert!(!img.exists());
     let left: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()

@@ -93,6 +93,7 @@ fn sqfuse_main(args: Vec<OsString>) -> ExitCode {
 fn open(a: &ImageArgs) -> Result<Image> {
     let opts = OpenOptions {
         offset: a.offset,
+        verity: a.verity.options()?,
         ..Default::default()
     };
     Image::open(&a.image, &opts).map_err(|e| named(&a.image, e))
@@ -176,6 +177,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
         }
         Cmd::Check { img } => return check_image(&img, &mut out),
+        Cmd::Verity {
+            image,
+            offset,
+            salt,
+            roothash,
+            force,
+        } => {
+            let salt = match salt {
+                Some(s) => s.0,
+                None => sqfuse::pack::verity::random_salt()?,
+            };
+            let appended = sqfuse::pack::verity::add_to_image(&image, offset, salt, force)?;
+            report_root(&appended, roothash.as_deref(), &mut out)?;
+        }
         Cmd::Completions { shell } => args::write_completions(shell, &mut out),
         Cmd::Man { dir } => {
             args::write_man_pages(&dir).with_context(|| format!("writing {}", dir.display()))?
@@ -183,6 +198,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a tree's root hash (the value to pin or sign), and writes it to
+/// `file` if asked.
+fn report_root(
+    a: &sqfuse::pack::verity::Appended,
+    file: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let root = hex::encode(&a.root);
+    writeln!(out, "root hash: {root}")?;
+    if let Some(f) = file {
+        std::fs::write(f, format!("{root}\n"))
+            .with_context(|| format!("writing {}", f.display()))?;
+    }
+    Ok(())
 }
 
 /// `cat`: regular files only; anything else is named as what it is.
@@ -286,9 +317,18 @@ fn pack(a: PackArgs) -> Result<ExitCode> {
         skip_unreadable: a.skip_unreadable,
         tar: a.tar,
         root_time: None,
+        verity_salt: match (a.verity, &a.verity_salt) {
+            (false, _) => None,
+            (true, Some(s)) => Some(s.0.clone()),
+            (true, None) => Some(sqfuse::pack::verity::random_salt()?),
+        },
         tar_root_from_archive: true,
     };
-    run_pack(sources, image, &opts, a.quiet, "sqfuse")?;
+    let rep = run_pack(sources, image, &opts, a.quiet, "sqfuse")?;
+    if let Some(v) = &rep.verity {
+        let mut out = std::io::stdout().lock();
+        report_root(v, a.verity_roothash.as_deref(), &mut out)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -299,7 +339,7 @@ fn run_pack(
     opts: &sqfuse::pack::PackOptions,
     quiet: bool,
     prog: &str,
-) -> Result<()> {
+) -> Result<sqfuse::pack::PackReport> {
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
@@ -332,7 +372,7 @@ fn run_pack(
             rep.bytes_in as f64 / 1048576.0 / secs.max(0.001)
         );
     }
-    Ok(())
+    Ok(rep)
 }
 
 /// A progress bar on stderr, updated from the packer's counters until `done`.
@@ -420,7 +460,7 @@ fn mksquashfs_main(args: &[OsString]) -> ExitCode {
         }
         Ok(Action::Pack(job)) => {
             match run_pack(&job.sources, &job.image, &job.opts, job.quiet, "mksquashfs") {
-                Ok(()) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::SUCCESS,
                 Err(e) => fail("mksquashfs", &e, 1),
             }
         }

@@ -46,6 +46,9 @@ _sqfuse() {
             sqfuse,pack)
                 cmd="sqfuse__subcmd__pack"
                 ;;
+            sqfuse,verity)
+                cmd="sqfuse__subcmd__verity"
+                ;;
             sqfuse__subcmd__help,cat)
                 cmd="sqfuse__subcmd__help__subcmd__cat"
                 ;;
@@ -76,6 +79,9 @@ _sqfuse() {
             sqfuse__subcmd__help,pack)
                 cmd="sqfuse__subcmd__help__subcmd__pack"
                 ;;
+            sqfuse__subcmd__help,verity)
+                cmd="sqfuse__subcmd__help__subcmd__verity"
+                ;;
             *)
                 ;;
         esac
@@ -83,7 +89,7 @@ _sqfuse() {
 
     case "${cmd}" in
         sqfuse)
-            opts="-h -V --help --version pack mount info ls cat extract check completions man help"
+            opts="-h -V --help --version pack mount info ls cat extract check verity completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -97,13 +103,25 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__cat)
-            opts="-h --offset --help"
+            opts="-h --offset --verity --verity-roothash-file --verity-hash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-roothash-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-hash)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -115,13 +133,25 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__check)
-            opts="-h --offset --help"
+            opts="-h --offset --verity --verity-roothash-file --verity-hash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-roothash-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-hash)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -147,13 +177,25 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__extract)
-            opts="-f -v -h --offset --force --no-xattrs --verbose --help"
+            opts="-f -v -h --offset --verity --verity-roothash-file --verity-hash --force --no-xattrs --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-roothash-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-hash)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -165,7 +207,7 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__help)
-            opts="pack mount info ls cat extract check completions man help"
+            opts="pack mount info ls cat extract check verity completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -318,14 +360,40 @@ _sqfuse() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sqfuse__subcmd__help__subcmd__verity)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sqfuse__subcmd__info)
-            opts="-h --offset --json --help"
+            opts="-h --offset --verity --verity-roothash-file --verity-hash --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-roothash-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-hash)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -337,13 +405,25 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__ls)
-            opts="-l -R -h --offset --json --help"
+            opts="-l -R -h --offset --verity --verity-roothash-file --verity-hash --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-roothash-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-hash)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -387,7 +467,7 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__pack)
-            opts="-c -l -b -j -e -f -q -h --compressor --level --xz-filter --block-size --threads --no-fragments --always-fragments --no-dedup --no-xattrs --no-exports --no-sparse --all-root --force-uid --force-gid --mkfs-time --all-time --exclude --offset --one-file-system --force --skip-unreadable --tar --quiet --help"
+            opts="-c -l -b -j -e -f -q -h --compressor --level --xz-filter --block-size --threads --no-fragments --always-fragments --no-dedup --no-xattrs --no-exports --no-sparse --all-root --force-uid --force-gid --mkfs-time --all-time --exclude --offset --one-file-system --force --skip-unreadable --tar --quiet --verity --verity-salt --verity-roothash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -454,6 +534,40 @@ _sqfuse() {
                     return 0
                     ;;
                 --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-salt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --verity-roothash)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sqfuse__subcmd__verity)
+            opts="-f -h --offset --salt --roothash --force --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --offset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --salt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --roothash)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,7 @@ complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "ls" -d 'List a direct
 complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "cat" -d 'Write files\' contents to standard output'
 complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "extract" -d 'Recreate the tree, or PATH in it, under DEST'
 complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "check" -d 'Read and verify everything; exit 0 only for a sound image'
+complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "verity" -d 'Append a dm-verity hash tree to an image (in place, safely: a new file renamed over it) and print its root hash'
 complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "completions" -d 'Print a shell completion script (bash, zsh or fish) to standard output'
 complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "man" -d 'Write the man pages (sqfuse.1 and one per command) into DIR'
 complete -c sqfuse -n "__fish_sqfuse_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
@@ -47,6 +48,8 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l mkfs-time -d 'Ima
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l all-time -d 'Set every entry\'s mtime to T' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s e -l exclude -d 'Leave out paths matching GLOB (repeatable; `**` spans directories; a leading \'/\' anchors at SOURCE)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l offset -d 'Write the image N bytes into IMAGE, keeping the bytes an existing IMAGE has before it (needs -f then)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity-salt -d 'The tree\'s salt, in hex (default: 32 random bytes); the same salt gives the same bytes, for reproducible builds' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity-roothash -d 'Also write the root hash to FILE' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l no-fragments -d 'Store file tails as partial blocks, not in fragments'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l always-fragments -d 'Put the tails of files larger than a block in fragments too'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l no-dedup -d 'Do not share the data of identical files or tails'
@@ -59,38 +62,60 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s f -l force -d 'Ov
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l skip-unreadable -d 'Skip (with a warning) source entries that cannot be read'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l tar -d 'SOURCE is a tar archive (ustar, gnu or pax; `-` reads standard input)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s q -l quiet -d 'No progress bar, no summary line'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity -d 'Append a dm-verity hash tree (sha256, 4K blocks, format 1) and print its root hash: mount with -o verity=ROOTHASH'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s h -l help -d 'Print help'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s o -d 'Mount options, comma-separated (repeatable): offset=N|auto, image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS, notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill, allow_other, allow_root, auto_unmount, nosuid, nodev, noexec, fsname=NAME, subtype=NAME, debug, and what mount(8), fstab and libfuse pass (ro, rw, defaults, noatime, user, noauto, _netdev, x-*, clone_fd, max_threads=N...). See `sqfuse --help`' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s o -d 'Mount options, comma-separated (repeatable): offset=N|auto, image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS, notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill, allow_other, allow_root, auto_unmount, nosuid, nodev, noexec, fsname=NAME, subtype=NAME, debug, verity=ROOTHASH, verity_roothash_file=FILE, verity_hash=FILE, and what mount(8), fstab and libfuse pass (ro, rw, defaults, noatime, user, noauto, _netdev, x-*, clone_fd, max_threads=N...). See `sqfuse --help`' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s f -d 'Stay in the foreground'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s s -d 'Serve requests with one thread'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s d -d 'Log every request to stderr (implies -f)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l json -d 'Print one JSON object, for scripts'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -s h -l help -d 'Print help'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -s l -d 'Long listing: mode, owner, size, mtime, link target'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -s R -d 'Recurse: print every path below PATH'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l json -d 'Print a JSON array of entries (every field of -l), for scripts'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -s h -l help -d 'Print help'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -s f -l force -d 'Overwrite entries that already exist in DEST'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l no-xattrs -d 'Do not restore extended attributes'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -s v -l verbose -d 'Report skipped entries and warnings'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -s h -l help -d 'Print help'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -s h -l help -d 'Print help'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand verity" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto"' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand verity" -l salt -d 'The salt, in hex (default: 32 random bytes)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand verity" -l roothash -d 'Also write the root hash to FILE' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand verity" -s f -l force -d 'Replace a tree the image already has'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand verity" -s h -l help -d 'Print help'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand man" -s h -l help -d 'Print help'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "pack" -d 'Create an image from directories, files or a tar archive (parallel, byte-identical for any -j): sqfuse pack SOURCE... IMAGE'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "mount" -d 'Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`)'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "info" -d 'Show the superblock, compressor and table layout'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "ls" -d 'List a directory (or one file) in the image'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "cat" -d 'Write files\' contents to standard output'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "extract" -d 'Recreate the tree, or PATH in it, under DEST'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "check" -d 'Read and verify everything; exit 0 only for a sound image'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh or fish) to standard output'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "man" -d 'Write the man pages (sqfuse.1 and one per command) into DIR'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "pack" -d 'Create an image from directories, files or a tar archive (parallel, byte-identical for any -j): sqfuse pack SOURCE... IMAGE'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "mount" -d 'Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`)'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "info" -d 'Show the superblock, compressor and table layout'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "ls" -d 'List a directory (or one file) in the image'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "cat" -d 'Write files\' contents to standard output'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "extract" -d 'Recreate the tree, or PATH in it, under DEST'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "check" -d 'Read and verify everything; exit 0 only for a sound image'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "verity" -d 'Append a dm-verity hash tree to an image (in place, safely: a new file renamed over it) and print its root hash'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "completions" -d 'Print a shell completion script (bash, zsh or fish) to standard output'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "man" -d 'Write the man pages (sqfuse.1 and one per command) into DIR'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand help; and not __fish_seen_subcommand_from pack mount info ls cat extract check verity completions man help" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'

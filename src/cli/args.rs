@@ -24,6 +24,9 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
   fsname=NAME, subtype=NAME
                       what /proc/mounts shows (default: the image path, fuse.sqfuse)
   debug               log every request to stderr (as -d)
+  verity=ROOTHASH     verify every block against the image's dm-verity tree (hex root)
+  verity_roothash_file=FILE  the same, the root hash read from FILE
+  verity_hash=FILE    the tree is in FILE (veritysetup format DATA HASH), not appended
   ro, rw, defaults, noatime, user, noauto, _netdev, nofail, x-*, clone_fd,
   max_idle_threads=N, ...
                       what mount(8), fstab and libfuse pass: accepted (rw mounts
@@ -66,6 +69,51 @@ pub struct ImageArgs {
     /// it (AppImage, SIF).
     #[arg(long, default_value = "0", value_name = "N|auto")]
     pub offset: Offset,
+    #[command(flatten)]
+    pub verity: VerityArgs,
+}
+
+/// Reading through a dm-verity tree.
+#[derive(Args, Clone, Default)]
+pub struct VerityArgs {
+    /// Verify every block read against the image's dm-verity tree and this
+    /// root hash (hex); a block that does not match is an error.
+    #[arg(long = "verity", value_name = "ROOTHASH")]
+    pub root: Option<String>,
+    /// The root hash, read from FILE (as --verity-roothash writes it).
+    #[arg(
+        long = "verity-roothash-file",
+        value_name = "FILE",
+        conflicts_with = "root"
+    )]
+    pub root_file: Option<PathBuf>,
+    /// A detached tree (veritysetup format DATA HASH) instead of one appended
+    /// to the image.
+    #[arg(long = "verity-hash", value_name = "FILE")]
+    pub hash_file: Option<PathBuf>,
+}
+
+impl VerityArgs {
+    /// The verification asked for, if any.
+    pub fn options(&self) -> crate::Result<Option<crate::reader::verity::VerityOptions>> {
+        crate::reader::verity::VerityOptions::from_args(
+            self.root.as_deref(),
+            self.root_file.as_deref(),
+            self.hash_file.clone(),
+        )
+    }
+}
+
+/// A verity salt given in hex.
+#[derive(Debug, Clone)]
+pub struct Salt(pub Vec<u8>);
+
+fn parse_salt(s: &str) -> Result<Salt, String> {
+    let salt = hex::decode(s).map_err(|e| format!("salt {s:?} is not hex: {e}"))?;
+    if salt.len() > crate::format::verity::MAX_SALT {
+        return Err(format!("a salt of {} bytes (at most 256)", salt.len()));
+    }
+    Ok(Salt(salt))
 }
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -197,6 +245,17 @@ pub struct PackArgs {
     /// No progress bar, no summary line.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Append a dm-verity hash tree (sha256, 4K blocks, format 1) and print
+    /// its root hash: mount with -o verity=ROOTHASH.
+    #[arg(long)]
+    pub verity: bool,
+    /// The tree's salt, in hex (default: 32 random bytes); the same salt
+    /// gives the same bytes, for reproducible builds.
+    #[arg(long, value_name = "HEX", value_parser = parse_salt, requires = "verity")]
+    pub verity_salt: Option<Salt>,
+    /// Also write the root hash to FILE.
+    #[arg(long, value_name = "FILE", requires = "verity")]
+    pub verity_roothash: Option<PathBuf>,
 }
 
 impl PackArgs {
@@ -227,7 +286,8 @@ pub struct MountArgs {
     /// image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS,
     /// notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill,
     /// allow_other, allow_root, auto_unmount, nosuid, nodev, noexec,
-    /// fsname=NAME, subtype=NAME, debug, and what mount(8), fstab and libfuse
+    /// fsname=NAME, subtype=NAME, debug, verity=ROOTHASH,
+    /// verity_roothash_file=FILE, verity_hash=FILE, and what mount(8), fstab and libfuse
     /// pass (ro, rw, defaults, noatime, user, noauto, _netdev, x-*, clone_fd,
     /// max_threads=N...). See `sqfuse --help`.
     #[arg(short = 'o', action = clap::ArgAction::Append, value_name = "OPT[,OPT...]")]
@@ -308,6 +368,24 @@ pub enum Cmd {
         #[command(flatten)]
         img: ImageArgs,
     },
+    /// Append a dm-verity hash tree to an image (in place, safely: a new file
+    /// renamed over it) and print its root hash.
+    Verity {
+        /// The image (mksquashfs's too; a SIF or AppImage with --offset).
+        image: PathBuf,
+        /// Where the superblock is inside IMAGE: a byte count, or "auto".
+        #[arg(long, default_value = "0", value_name = "N|auto")]
+        offset: Offset,
+        /// The salt, in hex (default: 32 random bytes).
+        #[arg(long, value_name = "HEX", value_parser = parse_salt)]
+        salt: Option<Salt>,
+        /// Also write the root hash to FILE.
+        #[arg(long, value_name = "FILE")]
+        roothash: Option<PathBuf>,
+        /// Replace a tree the image already has.
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Print a shell completion script (bash, zsh or fish) to standard output.
     Completions {
         /// The shell to complete for.
@@ -330,6 +408,7 @@ pub const COMMANDS: &[&str] = &[
     "cat",
     "extract",
     "check",
+    "verity",
     "completions",
     "man",
     "help",

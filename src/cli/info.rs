@@ -59,7 +59,27 @@ pub fn info_json(img: &Image) -> serde_json::Value {
         "exportable": img.has_export_table(),
         "root_inode_ref": sb.root_inode_ref,
         "tables": tables,
+        "offset": img.offset(),
+        "verity": verity_json(img),
     })
+}
+
+/// The appended dm-verity tree, if any.
+fn verity_json(img: &Image) -> serde_json::Value {
+    match img.appended_verity() {
+        None => serde_json::Value::Null,
+        Some((at, p, root)) => serde_json::json!({
+            "superblock_offset": at,
+            "hash_type": p.hash_type,
+            "algorithm": p.algorithm.name(),
+            "data_block_size": p.data_block_size,
+            "hash_block_size": p.hash_block_size,
+            "data_blocks": p.data_blocks,
+            "salt": hex::encode(&p.salt),
+            "uuid": hex::encode(p.uuid),
+            "root_hash_as_found": root.map(hex::encode),
+        }),
+    }
 }
 
 pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()> {
@@ -98,6 +118,29 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
     writeln!(out, "tables:")?;
     for (name, start, size) in img.table_layout() {
         writeln!(out, "  {name:<16} at {start:>12}  {size:>10} bytes")?;
+    }
+    if let Some((at, p, root)) = img.appended_verity() {
+        writeln!(
+            out,
+            "dm-verity tree:  appended, superblock at {at} (file offset)"
+        )?;
+        writeln!(
+            out,
+            "  format {}, {}, {} data blocks of {}, hash blocks of {}",
+            p.hash_type,
+            p.algorithm.name(),
+            p.data_blocks,
+            p.data_block_size,
+            p.hash_block_size
+        )?;
+        writeln!(out, "  salt            {}", hex::encode(&p.salt))?;
+        if let Some(r) = root {
+            writeln!(
+                out,
+                "  root hash       {} (as found: verify with a root hash you trust)",
+                hex::encode(r)
+            )?;
+        }
     }
     Ok(())
 }

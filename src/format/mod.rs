@@ -11,6 +11,7 @@ pub mod le;
 pub mod metadata;
 pub mod superblock;
 pub mod table;
+pub mod verity;
 pub mod xattr;
 
 #[cfg(test)]

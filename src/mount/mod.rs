@@ -37,10 +37,16 @@ pub struct MountArgs {
 
 /// The image, opened as the mount will use it, and the root to show.
 fn prepare(a: &MountArgs) -> Result<(Arc<Image>, fs::SqFs)> {
+    let o = &a.opts;
     let ropts = OpenOptions {
-        offset: a.opts.offset,
+        offset: o.offset,
         pread: true,
-        cache_budget: Some(a.opts.cache_mb << 20),
+        cache_budget: Some(o.cache_mb << 20),
+        verity: crate::reader::verity::VerityOptions::from_args(
+            o.verity_root.as_deref(),
+            o.verity_root_file.as_deref(),
+            o.verity_hash.clone(),
+        )?,
         ..Default::default()
     };
     let img = Arc::new(Image::open(&a.image, &ropts).map_err(|e| Error {

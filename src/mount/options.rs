@@ -36,6 +36,10 @@ pub struct MountOpts {
     pub rw: bool,
     /// `-o debug`: log every request, stay in the foreground.
     pub debug: bool,
+    /// dm-verity: the root hash (hex) or a file holding it, and a detached tree.
+    pub verity_root: Option<String>,
+    pub verity_root_file: Option<PathBuf>,
+    pub verity_hash: Option<PathBuf>,
 }
 
 impl Default for MountOpts {
@@ -61,6 +65,9 @@ impl Default for MountOpts {
             subtype: None,
             rw: false,
             debug: false,
+            verity_root: None,
+            verity_root_file: None,
+            verity_hash: None,
         }
     }
 }
@@ -171,6 +178,9 @@ impl MountOpts {
                 ("fsname", Some(v)) => self.fsname = Some(v.to_string()),
                 ("subtype", Some(v)) => self.subtype = Some(v.to_string()),
                 ("debug", None) => self.debug = true,
+                ("verity", Some(v)) => self.verity_root = Some(v.to_string()),
+                ("verity_roothash_file", Some(v)) => self.verity_root_file = Some(PathBuf::from(v)),
+                ("verity_hash", Some(v)) => self.verity_hash = Some(PathBuf::from(v)),
                 ("prefetch", Some(v)) => self.prefetch = number(key, v)?,
                 ("page_fill", None) => self.page_fill = true,
                 ("no_page_fill", None) => self.page_fill = false,

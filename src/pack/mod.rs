@@ -13,6 +13,7 @@ pub mod scan;
 pub mod tables;
 pub mod tarsrc;
 pub mod tarstream;
+pub mod verity;
 
 pub use error::PackError;
 
@@ -57,6 +58,8 @@ pub struct PackOptions {
     /// The mtime of a root made to hold several sources (or a tar's, see
     /// below); default: the image's time. mksquashfs gives it the clock's.
     pub root_time: Option<u32>,
+    /// Append a dm-verity hash tree with this salt (see [`verity`]).
+    pub verity_salt: Option<Vec<u8>>,
     /// With `tar`: the archive's `./` entry gives the root its attributes.
     /// Off (mksquashfs -tar), the root is made: mode 0777, owned by the
     /// caller, the image's time.
@@ -90,6 +93,7 @@ impl Default for PackOptions {
             skip_unreadable: false,
             tar: false,
             root_time: None,
+            verity_salt: None,
             tar_root_from_archive: true,
         }
     }
@@ -103,6 +107,8 @@ pub struct PackReport {
     pub image_size: u64,
     pub duplicates: u64,
     pub warnings: Vec<String>,
+    /// The hash tree appended, with `verity_salt`.
+    pub verity: Option<verity::Appended>,
 }
 
 /// Deletes the temporary image unless disarmed.
@@ -362,6 +368,10 @@ pub fn pack(
     };
     out.seek(SeekFrom::Start(base)).map_err(werr)?;
     out.write_all(&sb.to_bytes()).map_err(werr)?;
+    let appended = match &opts.verity_salt {
+        Some(salt) => Some(verity::append_tree(out, image, salt.clone())?),
+        None => None,
+    };
     out.sync_all().map_err(werr)?;
     let (bytes_in, duplicates) = (data.bytes_in, data.duplicates);
     drop(data); // closes the image file before it is renamed into place
@@ -377,5 +387,6 @@ pub fn pack(
         image_size: padded,
         duplicates,
         warnings: tree.warnings,
+        verity: appended,
     })
 }

@@ -8,6 +8,7 @@ pub mod data;
 mod dir;
 mod locate;
 pub mod source;
+pub mod verity;
 pub mod walk;
 
 pub use cache::BlockCache;
@@ -23,6 +24,7 @@ use crate::format::inode::Inode;
 use crate::format::metadata::{self, MetaBlock, MetaCursor, MetaRef, MetaSource};
 use crate::format::superblock::{self, flags, Superblock};
 use crate::format::table::{LookupTable, EXPORT_ENTRY_SIZE};
+use crate::format::verity as verity_format;
 use crate::format::xattr::{Xattr, XattrTable};
 use crate::format::{ByteSource, METADATA_SIZE};
 use source::{FileSource, MapSource, Window};
@@ -71,6 +73,8 @@ pub struct OpenOptions {
     /// fragment block serves many small files; with the mount's page fill
     /// the kernel keeps file data anyway). Overrides the three counts above.
     pub cache_budget: Option<u64>,
+    /// Verify every block read against a dm-verity tree and this root hash.
+    pub verity: Option<verity::VerityOptions>,
 }
 
 impl Default for OpenOptions {
@@ -82,6 +86,7 @@ impl Default for OpenOptions {
             data_cache_blocks: 0,
             pread: false,
             cache_budget: None,
+            verity: None,
         }
     }
 }
@@ -137,11 +142,16 @@ impl Image {
 
     /// An image in any byte source (the superblock at `opts.offset`).
     pub fn from_source(src: Box<dyn ByteSource>, opts: &OpenOptions) -> Result<Self> {
-        let len = src.size();
         let offset = match opts.offset {
             Offset::At(n) => n,
             Offset::Auto => find_superblock(src.as_ref())?,
         };
+        // Below the window: the tree covers the file from its first byte.
+        let src: Box<dyn ByteSource> = match &opts.verity {
+            Some(v) => Box::new(verity::VerifiedSource::new(src, offset, v)?),
+            None => src,
+        };
+        let len = src.size();
         if offset >= len {
             return Err(Error::invalid(format!(
                 "offset {offset} is not inside the {len}-byte file"
@@ -211,6 +221,17 @@ impl Image {
     /// Where the superblock is in the file (found by `Offset::Auto`).
     pub fn offset(&self) -> u64 {
         self.src.offset()
+    }
+
+    /// A dm-verity tree appended after the image, if there is one: where its
+    /// superblock is, its parameters, and its root hash as found (to show,
+    /// not to trust: only a root hash from elsewhere proves anything).
+    pub fn appended_verity(&self) -> Option<(u64, verity_format::Params, Option<Vec<u8>>)> {
+        let raw = self.src.raw();
+        let (at, p) = verity::find_appended(raw, self.offset())?;
+        let tree = verity_format::tree_offset(at, p.hash_block_size);
+        let root = verity::root_as_found(raw, raw, tree, &p);
+        Some((at, p, root))
     }
 
     /// How many decompressed data blocks the data cache holds.

@@ -137,6 +137,10 @@ impl Window {
     pub fn offset(&self) -> u64 {
         self.offset
     }
+    /// The whole source, the image and whatever surrounds it.
+    pub fn raw(&self) -> &dyn ByteSource {
+        self.inner.as_ref()
+    }
 }
 
 impl ByteSource for Window {

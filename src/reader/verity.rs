@@ -1,0 +1,266 @@
+//! Reading through a dm-verity hash tree: every data block returned is
+//! first hashed and checked up the tree to a root hash the caller trusts,
+//! as the kernel's dm-verity target does, but in user space. Verified hash
+//! blocks are cached; a block that does not match is an error for the reads
+//! that need it, naming its offset.
+//!
+//! Blocks are counted in the file (the tree covers the whole file from its
+//! first byte, as veritysetup sees it), below the image's offset: an image
+//! inside a SIF or AppImage file is verified the same way.
+
+use super::cache::BlockCache;
+use crate::error::{Error, Result};
+use crate::format::superblock;
+use crate::format::verity::{tree_offset, Params, SUPERBLOCK_SIZE};
+use crate::format::ByteSource;
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What the caller trusts, and where the tree is if not appended.
+#[derive(Debug, Clone)]
+pub struct VerityOptions {
+    pub root: Vec<u8>,
+    /// A detached tree (superblock at its offset 0), as
+    /// `veritysetup format DATA HASH` writes it.
+    pub hash_file: Option<PathBuf>,
+}
+
+impl VerityOptions {
+    /// From a root hash in hex, or a file holding one, and an optional
+    /// detached tree; `None` when no root hash is given.
+    pub fn from_args(
+        root: Option<&str>,
+        root_file: Option<&std::path::Path>,
+        hash_file: Option<PathBuf>,
+    ) -> Result<Option<Self>> {
+        let text =
+            match (root, root_file) {
+                (Some(r), _) => r.to_string(),
+                (None, Some(f)) => std::fs::read_to_string(f)
+                    .map_err(|e| Error::io(format!("cannot read {}", f.display()), e))?,
+                (None, None) if hash_file.is_some() => return Err(Error::invalid(
+                    "a detached hash tree needs the root hash (verity= or verity_roothash_file=)",
+                )),
+                (None, None) => return Ok(None),
+            };
+        Ok(Some(VerityOptions {
+            root: crate::format::verity::parse_hex(&text, "root hash")?,
+            hash_file,
+        }))
+    }
+}
+
+/// Where an appended tree's superblock may be, given the image's place:
+/// after the image padded to 4 KiB, the file padded to the hash block.
+pub fn appended_candidates(offset: u64, bytes_used: u64) -> Vec<u64> {
+    let mut c = vec![
+        (offset + bytes_used.next_multiple_of(4096)).next_multiple_of(4096),
+        (offset + bytes_used).next_multiple_of(4096),
+    ];
+    c.dedup();
+    c
+}
+
+/// The superblock of a tree at `at` in `src`, if there is one.
+pub fn read_params(src: &dyn ByteSource, at: u64) -> Option<Params> {
+    let b = src.read_bytes(at, SUPERBLOCK_SIZE).ok()?;
+    Params::parse(&b, at).ok()
+}
+
+/// An appended tree after the image at `offset` (whose superblock, not yet
+/// verified, says `bytes_used`): its superblock offset and parameters.
+pub fn find_appended(src: &dyn ByteSource, offset: u64) -> Option<(u64, Params)> {
+    let head = src.read_bytes(offset, superblock::SIZE).ok()?;
+    let bytes_used = crate::format::le::u64_at(&head, 40);
+    appended_candidates(offset, bytes_used)
+        .into_iter()
+        .find_map(|at| read_params(src, at).map(|p| (at, p)))
+}
+
+/// The root hash of a tree as found (the digest of its top block, or of
+/// the one data block): for display, never for trust.
+pub fn root_as_found(
+    data: &dyn ByteSource,
+    hash: &dyn ByteSource,
+    tree_start: u64,
+    p: &Params,
+) -> Option<Vec<u8>> {
+    let hbs = p.hash_block_size as usize;
+    if p.levels().is_empty() {
+        let b = data.read_bytes(0, p.data_block_size as usize).ok()?;
+        return Some(p.hash(&b));
+    }
+    let top = hash.read_bytes(tree_start, hbs).ok()?;
+    Some(p.hash(&top))
+}
+
+/// A byte source whose bytes are all verified.
+pub struct VerifiedSource {
+    data: Arc<dyn ByteSource>,
+    hash: Arc<dyn ByteSource>,
+    /// Byte offset of the tree's first hash block in `hash`.
+    tree_start: u64,
+    params: Params,
+    root: Vec<u8>,
+    verified: BlockCache<Vec<u8>>,
+}
+
+impl VerifiedSource {
+    /// Verifies `data`, whose image starts at `offset`: with the appended
+    /// tree, or the one in `opts.hash_file`. The tree must cover the image.
+    pub fn new(data: Box<dyn ByteSource>, offset: u64, opts: &VerityOptions) -> Result<Self> {
+        let data: Arc<dyn ByteSource> = Arc::from(data);
+        let (hash, sb_at, params): (Arc<dyn ByteSource>, u64, Params) = match &opts.hash_file {
+            Some(path) => {
+                let src: Arc<dyn ByteSource> = Arc::new(super::source::FileSource::open(path)?);
+                let head = src.read_bytes(0, SUPERBLOCK_SIZE).map_err(|e| Error {
+                    what: format!("{}: {}", path.display(), e.what),
+                    ..e
+                })?;
+                let p = Params::parse(&head, 0).map_err(|e| Error {
+                    what: format!("{}: {}", path.display(), e.what),
+                    ..e
+                })?;
+                (src, 0, p)
+            }
+            None => {
+                let (at, p) = find_appended(data.as_ref(), offset).ok_or_else(|| {
+                    Error::invalid(
+                        "no dm-verity hash tree after the image (pack --verity or sqfuse verity adds one; verity_hash=FILE names a detached one)",
+                    )
+                })?;
+                (data.clone(), at, p)
+            }
+        };
+        if opts.root.len() != params.algorithm.digest_size() {
+            return Err(Error::invalid(format!(
+                "the root hash has {} bytes, a {} digest {}",
+                opts.root.len(),
+                params.algorithm.name(),
+                params.algorithm.digest_size()
+            )));
+        }
+        let covered = params
+            .data_blocks
+            .checked_mul(u64::from(params.data_block_size))
+            .ok_or_else(|| Error::corrupt(sb_at, "verity data size overflows"))?;
+        // Only this much of the file is ever read: beyond it, nothing is verified.
+        if covered > data.size() {
+            return Err(Error::corrupt(
+                sb_at,
+                format!(
+                    "the hash tree covers {covered} bytes, the file has {}",
+                    data.size()
+                ),
+            ));
+        }
+        let tree_start = tree_offset(sb_at, params.hash_block_size);
+        let tree_end = params
+            .tree_blocks()
+            .checked_mul(u64::from(params.hash_block_size))
+            .and_then(|n| n.checked_add(tree_start))
+            .ok_or_else(|| Error::corrupt(sb_at, "verity tree size overflows"))?;
+        if tree_end > hash.size() {
+            return Err(Error::corrupt(
+                sb_at,
+                format!(
+                    "the hash tree ends at {tree_end}, past the file's {} bytes (truncated?)",
+                    hash.size()
+                ),
+            ));
+        }
+        let v = VerifiedSource {
+            data,
+            hash,
+            tree_start,
+            params,
+            root: opts.root.clone(),
+            verified: BlockCache::new(1024),
+        };
+        // A wrong root hash refuses at once, whatever is read first.
+        let first = v.data.read_bytes(0, v.params.data_block_size as usize)?;
+        v.check_block(0, &first).map_err(|_| {
+            Error::invalid(
+                "the root hash does not match this image's hash tree (a wrong root hash, or a damaged tree)",
+            )
+        })?;
+        Ok(v)
+    }
+
+    pub fn params(&self) -> &Params {
+        &self.params
+    }
+
+    /// Hash block `blk` (from the tree's start), checked against `want`.
+    fn hash_block(&self, blk: u64, want: &[u8]) -> Result<Arc<Vec<u8>>> {
+        self.verified.get_or_load(blk, || {
+            let hbs = self.params.hash_block_size as usize;
+            let at = self.tree_start + blk * hbs as u64;
+            let b = self.hash.read_bytes(at, hbs)?;
+            if self.params.hash(&b) != want {
+                return Err(Error::corrupt(
+                    at,
+                    format!("verity hash block {blk} does not match the tree above it"),
+                ));
+            }
+            Ok(b.into_owned())
+        })
+    }
+
+    /// The trusted digest of data block `k`, from the root down.
+    fn digest_of(&self, k: u64) -> Result<Vec<u8>> {
+        let d = self.params.algorithm.digest_size();
+        let mut want = self.root.clone();
+        for &(blk, off) in self.params.path(k).iter().rev() {
+            let block = self.hash_block(blk, &want)?;
+            want = block[off..off + d].to_vec();
+        }
+        Ok(want)
+    }
+
+    fn check_block(&self, k: u64, bytes: &[u8]) -> Result<()> {
+        if self.params.hash(bytes) != self.digest_of(k)? {
+            return Err(Error::corrupt(
+                k * u64::from(self.params.data_block_size),
+                format!("data block {k} does not match its verity hash"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl ByteSource for VerifiedSource {
+    /// Only what the tree covers.
+    fn size(&self) -> u64 {
+        self.params.data_blocks * u64::from(self.params.data_block_size)
+    }
+
+    fn read_bytes(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        let end = pos
+            .checked_add(len as u64)
+            .filter(|&e| e <= self.size())
+            .ok_or_else(|| {
+                Error::corrupt(
+                    pos,
+                    format!(
+                        "{len} bytes at {pos} are not covered by the hash tree ({} bytes)",
+                        self.size()
+                    ),
+                )
+            })?;
+        if len == 0 {
+            return Ok(Cow::Owned(Vec::new()));
+        }
+        let bs = u64::from(self.params.data_block_size);
+        let (first, last) = (pos / bs, (end - 1) / bs);
+        let span = self
+            .data
+            .read_bytes(first * bs, ((last - first + 1) * bs) as usize)?;
+        for (i, block) in span.chunks(bs as usize).enumerate() {
+            self.check_block(first + i as u64, block)?;
+        }
+        let a = (pos - first * bs) as usize;
+        Ok(Cow::Owned(span[a..a + len].to_vec()))
+    }
+}

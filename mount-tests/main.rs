@@ -7,6 +7,7 @@ mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-st
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
 mod stress; // 16 threads reading random ranges, every byte checked
 mod trees; // mounted trees equal the source and the kernel's view, for every image
+mod verity; // mounts verified against a dm-verity root: served as the source, tampering EIO, veritysetup trees
 
 #[path = "../tests/common/mod.rs"]
 mod common;

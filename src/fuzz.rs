@@ -92,9 +92,13 @@ pub fn image(data: &[u8]) {
     let _ = crate::cli::info::info(&img, true, &mut sink);
 }
 
-/// The superblock decoder, against the input's own length and an
-/// arbitrary one.
+/// The superblock decoders (SquashFS and dm-verity), against the input's
+/// own length and an arbitrary one.
 pub fn superblock(data: &[u8]) {
+    if let Ok(p) = crate::format::verity::Params::parse(data, 0) {
+        let _ = p.tree_blocks();
+        let _ = p.path(p.data_blocks.wrapping_sub(1));
+    }
     let _ = superblock::Superblock::parse(data, data.len() as u64);
     if data.len() >= superblock::SIZE + 8 {
         let len = u64::from_le_bytes(data[superblock::SIZE..][..8].try_into().unwrap());

@@ -174,21 +174,19 @@ impl Params {
     /// counted from the tree's start.
     pub fn levels(&self) -> Vec<(u64, u64)> {
         let bits = self.per_block().trailing_zeros();
-        let mut count = 0;
-        while (self.data_blocks - 1) >> (bits as u64 * count) != 0 {
+        // data_blocks comes from an untrusted superblock: shifts of 64 bits
+        // or more give 0, never a panic.
+        let above = |shift: u32| {
+            (self.data_blocks.saturating_sub(1))
+                .checked_shr(shift)
+                .unwrap_or(0)
+        };
+        let mut count = 0u32;
+        while above(bits * count) != 0 {
             count += 1;
         }
         // Level i (0: hashes of data blocks) has ceil(data_blocks / P^(i+1)) blocks.
-        let sizes: Vec<u64> = (0..count)
-            .map(|i| {
-                let shift = bits as u64 * (i + 1);
-                if shift >= 64 {
-                    1
-                } else {
-                    ((self.data_blocks - 1) >> shift) + 1
-                }
-            })
-            .collect();
+        let sizes: Vec<u64> = (0..count).map(|i| above(bits * (i + 1)) + 1).collect();
         let mut out = vec![(0u64, 0u64); count as usize];
         let mut at = 0;
         for i in (0..count as usize).rev() {
@@ -206,12 +204,12 @@ impl Params {
     /// Where data block `b`'s digest is at each level, bottom up:
     /// (hash block from the tree's start, byte offset in that block).
     pub fn path(&self, b: u64) -> Vec<(u64, usize)> {
-        let bits = self.per_block().trailing_zeros() as u64;
+        let bits = self.per_block().trailing_zeros();
         self.levels()
             .iter()
             .enumerate()
             .map(|(i, &(start, _))| {
-                let e = b >> (bits * i as u64);
+                let e = b.checked_shr(bits * i as u32).unwrap_or(0);
                 let block = start + (e >> bits);
                 let slot = (e & (self.per_block() - 1)) as usize;
                 (block, slot * self.slot_size())
@@ -367,6 +365,15 @@ mod tests {
         assert_eq!(p.path(150), vec![(2, 22 * 32), (0, 32)]);
         let (area, _) = tree(200, |b| b as u8);
         assert_eq!(area.len(), 3 * 4096);
+    }
+
+    #[test]
+    fn hostile_block_counts_do_not_panic() {
+        let mut p = params(u64::MAX);
+        assert_eq!(p.levels().len(), 10);
+        p.data_blocks = 1 << 63;
+        let _ = p.path(u64::MAX);
+        let _ = p.tree_blocks();
     }
 
     #[test]

@@ -53,11 +53,18 @@ impl VerityOptions {
 
 /// Where an appended tree's superblock may be, given the image's place:
 /// after the image padded to 4 KiB, the file padded to the hash block.
+/// `bytes_used` is read before anything is verified: checked arithmetic.
 pub fn appended_candidates(offset: u64, bytes_used: u64) -> Vec<u64> {
-    let mut c = vec![
-        (offset + bytes_used.next_multiple_of(4096)).next_multiple_of(4096),
-        (offset + bytes_used).next_multiple_of(4096),
-    ];
+    let round = |n: u64| n.checked_next_multiple_of(4096);
+    let mut c: Vec<u64> = [
+        round(bytes_used)
+            .and_then(|b| offset.checked_add(b))
+            .and_then(round),
+        offset.checked_add(bytes_used).and_then(round),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     c.dedup();
     c
 }

@@ -9,6 +9,7 @@ mod mksquashfs; // the fixture tree through mksquashfs with every option, back o
 mod mutation; // thousands of corrupted copies of valid images: zero panics, no hangs
 mod pack; // sqfuse pack against the kernel, unsquashfs and our reader; determinism; errors
 mod personality; // sqfuse as mksquashfs/unsquashfs vs the real squashfs-tools, same command lines
+mod verity; // dm-verity trees against veritysetup's, at offsets, and tampering refused where it lands
 
 #[path = "../common/mod.rs"]
 mod common;

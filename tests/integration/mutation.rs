@@ -120,3 +120,107 @@ fn thousands_of_corrupted_images_never_panic_or_hang() {
         "only {refused} of the corrupted images were refused"
     );
 }
+
+/// The same mutations with verity on: a mutated copy is refused, or reads
+/// fail where it changed; a read that succeeds returns the original's
+/// bytes. Never a changed byte served.
+#[test]
+fn mutated_images_are_never_served_under_verity() {
+    use sqfuse::reader::verity::VerityOptions;
+    use sqfuse::reader::Step;
+    let base = corpora().join("images");
+    let seeds = [
+        "syzkaller/syz_squashfs_0_gzip_b4k_nofrag.img",
+        "sqfs-ng-tar2sqfs/data/write/simple.sqfs",
+        "sqfs-ng-tar2sqfs/data/sparse-files/gnu-small.sqfs",
+        "go-diskfs/dir_read.sqs",
+    ];
+    if !base.join(seeds[0]).exists() {
+        skip!("no corpus images to mutate");
+    }
+    let dir = scratch("mutation-verity");
+    let mut rng = Rng(0x7e51_7e51_0001);
+    let (mut served, mut refused) = (0u64, 0u64);
+    for seed in seeds {
+        // A copy with a tree: what the original holds, path by path.
+        let img = dir.join("orig.sqfs");
+        std::fs::copy(base.join(seed), &img).unwrap();
+        let _ = std::fs::set_permissions(&img, std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let out = crate::sqfuse()
+            .args(["verity", "--salt", "01"])
+            .arg(&img)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{seed}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let root = String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .trim_start_matches("root hash: ")
+            .to_string();
+        let opts = sqfuse::OpenOptions {
+            verity: Some(VerityOptions {
+                root: hex::decode(&root).unwrap(),
+                hash_file: None,
+            }),
+            ..Default::default()
+        };
+        let orig = std::fs::read(&img).unwrap();
+        let contents = |image: &sqfuse::Image| -> Vec<(String, Option<Vec<u8>>)> {
+            let mut out = Vec::new();
+            let Ok(r) = image.root() else { return out };
+            let Ok(walk) = image.walk(&r, image.root_ref()) else {
+                return out;
+            };
+            for step in walk {
+                if let Ok(Step::Entry(e)) = step {
+                    let data = image.open_file(&e.inode).ok().and_then(|f| {
+                        let mut v = Vec::new();
+                        image
+                            .for_each_chunk(&f, |c| {
+                                v.extend_from_slice(&c.bytes());
+                                Ok(())
+                            })
+                            .ok()
+                            .map(|_| v)
+                    });
+                    out.push((String::from_utf8_lossy(&e.path).into_owned(), data));
+                }
+            }
+            out
+        };
+        let want: std::collections::HashMap<String, Option<Vec<u8>>> =
+            contents(&sqfuse::Image::open(&img, &opts).unwrap())
+                .into_iter()
+                .collect();
+        for i in 0..250 {
+            let bytes = mutate(&mut rng, &orig);
+            if bytes == orig {
+                continue;
+            }
+            let copy = dir.join("mutated.sqfs");
+            std::fs::write(&copy, &bytes).unwrap();
+            let Ok(image) = sqfuse::Image::open(&copy, &opts) else {
+                refused += 1;
+                continue;
+            };
+            for (path, data) in contents(&image) {
+                let original = want.get(&path);
+                assert!(
+                    original.is_some(),
+                    "{seed} mutation {i}: {path} appeared under verity"
+                );
+                if let (Some(got), Some(Some(w))) = (&data, original) {
+                    assert!(got == w, "{seed} mutation {i}: {path} served changed bytes");
+                    served += 1;
+                }
+            }
+        }
+    }
+    assert!(
+        refused > 0 && served > 0,
+        "refused {refused}, served {served}"
+    );
+}

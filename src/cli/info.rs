@@ -1,6 +1,7 @@
 //! `sqfuse info`: superblock, compressor, counts and table sizes.
 
 use crate::format::superblock::flags;
+use crate::reader::verity::{TreeLocation, TreeSummary};
 use crate::reader::Image;
 use std::io::Write;
 
@@ -66,10 +67,20 @@ pub fn info_json(img: &Image) -> serde_json::Value {
 
 /// The appended dm-verity tree, if any.
 fn verity_json(img: &Image) -> serde_json::Value {
-    match img.appended_verity() {
+    match img.verity_tree() {
         None => serde_json::Value::Null,
-        Some((at, p, root)) => serde_json::json!({
-            "superblock_offset": at,
+        Some(TreeSummary {
+            location,
+            params: p,
+            root,
+            verified,
+        }) => serde_json::json!({
+            "superblock_offset": match location {
+                TreeLocation::Appended(at) => Some(at),
+                TreeLocation::Detached => None,
+            },
+            "detached": location == TreeLocation::Detached,
+            "verified": verified,
             "hash_type": p.hash_type,
             "algorithm": p.algorithm.name(),
             "data_block_size": p.data_block_size,
@@ -77,7 +88,8 @@ fn verity_json(img: &Image) -> serde_json::Value {
             "data_blocks": p.data_blocks,
             "salt": hex::encode(&p.salt),
             "uuid": hex::encode(p.uuid),
-            "root_hash_as_found": root.map(hex::encode),
+            "root_hash": root.as_ref().map(hex::encode),
+            "root_hash_as_found": if verified { None } else { root.map(hex::encode) },
         }),
     }
 }
@@ -119,11 +131,20 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
     for (name, start, size) in img.table_layout() {
         writeln!(out, "  {name:<16} at {start:>12}  {size:>10} bytes")?;
     }
-    if let Some((at, p, root)) = img.appended_verity() {
-        writeln!(
-            out,
-            "dm-verity tree:  appended, superblock at {at} (file offset)"
-        )?;
+    if let Some(TreeSummary {
+        location,
+        params: p,
+        root,
+        verified,
+    }) = img.verity_tree()
+    {
+        match location {
+            TreeLocation::Appended(at) => writeln!(
+                out,
+                "dm-verity tree:  appended, superblock at {at} (file offset)"
+            )?,
+            TreeLocation::Detached => writeln!(out, "dm-verity tree:  detached (its own file)")?,
+        }
         writeln!(
             out,
             "  format {}, {}, {} data blocks of {}, hash blocks of {}",
@@ -135,11 +156,12 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
         )?;
         writeln!(out, "  salt            {}", hex::encode(&p.salt))?;
         if let Some(r) = root {
-            writeln!(
-                out,
-                "  root hash       {} (as found: verify with a root hash you trust)",
-                hex::encode(r)
-            )?;
+            let how = if verified {
+                "verified: every read was checked against it"
+            } else {
+                "as found: verify with a root hash you trust"
+            };
+            writeln!(out, "  root hash       {} ({how})", hex::encode(r))?;
         }
     }
     Ok(())

@@ -103,7 +103,7 @@ pub fn add_to_image(
     let img = crate::Image::open(image, &opts)?;
     let image_end = (img.offset() + img.sb.bytes_used.next_multiple_of(4096))
         .next_multiple_of(u64::from(BLOCK_SIZE));
-    let has_tree = img.appended_verity().is_some();
+    let has_tree = img.verity_tree().is_some();
     drop(img);
     let meta = std::fs::metadata(image).map_err(|e| PackError::io(image, "stat", e))?;
     let len = meta.len();

@@ -106,6 +106,8 @@ pub struct Image {
     meta_cache: BlockCache<MetaBlock>,
     frag_cache: BlockCache<Vec<u8>>,
     pub(crate) data_cache: BlockCache<Vec<u8>>,
+    /// The tree every read is checked against, when opened with a root hash.
+    verified_by: Option<verity::TreeSummary>,
 }
 
 impl MetaSource for Image {
@@ -147,9 +149,13 @@ impl Image {
             Offset::Auto => find_superblock(src.as_ref())?,
         };
         // Below the window: the tree covers the file from its first byte.
-        let src: Box<dyn ByteSource> = match &opts.verity {
-            Some(v) => Box::new(verity::VerifiedSource::new(src, offset, v)?),
-            None => src,
+        let (src, verified_by): (Box<dyn ByteSource>, _) = match &opts.verity {
+            Some(v) => {
+                let checked = verity::VerifiedSource::new(src, offset, v)?;
+                let summary = checked.summary();
+                (Box::new(checked), Some(summary))
+            }
+            None => (src, None),
         };
         let len = src.size();
         if offset >= len {
@@ -213,6 +219,7 @@ impl Image {
             meta_cache: BlockCache::new(meta_blocks),
             frag_cache: BlockCache::new(frag_blocks),
             data_cache: BlockCache::new(data_blocks),
+            verified_by,
         };
         img.load_tables()?;
         Ok(img)
@@ -223,15 +230,24 @@ impl Image {
         self.src.offset()
     }
 
-    /// A dm-verity tree appended after the image, if there is one: where its
-    /// superblock is, its parameters, and its root hash as found (to show,
-    /// not to trust: only a root hash from elsewhere proves anything).
-    pub fn appended_verity(&self) -> Option<(u64, verity_format::Params, Option<Vec<u8>>)> {
+    /// The dm-verity tree: the one reads are checked against when the image
+    /// was opened with a root hash, else one appended after the image, if
+    /// any, with its root hash as found (to show, not to trust: only a root
+    /// hash from elsewhere proves anything).
+    pub fn verity_tree(&self) -> Option<verity::TreeSummary> {
+        if let Some(v) = &self.verified_by {
+            return Some(v.clone());
+        }
         let raw = self.src.raw();
-        let (at, p) = verity::find_appended(raw, self.offset())?;
-        let tree = verity_format::tree_offset(at, p.hash_block_size);
-        let root = verity::root_as_found(raw, raw, tree, &p);
-        Some((at, p, root))
+        let (at, params) = verity::find_appended(raw, self.offset())?;
+        let tree = verity_format::tree_offset(at, params.hash_block_size);
+        let root = verity::root_as_found(raw, raw, tree, &params);
+        Some(verity::TreeSummary {
+            location: verity::TreeLocation::Appended(at),
+            params,
+            root,
+            verified: false,
+        })
     }
 
     /// How many decompressed data blocks the data cache holds.

@@ -111,6 +111,28 @@ pub struct VerifiedSource {
     params: Params,
     root: Vec<u8>,
     verified: BlockCache<Vec<u8>>,
+    /// Where the verity superblock is: in the image file, or in a detached file.
+    tree: TreeLocation,
+}
+
+/// Where a hash tree's superblock sits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TreeLocation {
+    /// At this byte offset of the image file, after the image.
+    Appended(u64),
+    /// At offset 0 of a file of its own (`verity_hash=`).
+    Detached,
+}
+
+/// What `info` shows of a tree.
+#[derive(Clone, Debug)]
+pub struct TreeSummary {
+    pub location: TreeLocation,
+    pub params: Params,
+    /// The root hash: the one the image was checked against when `verified`,
+    /// otherwise computed from the tree's top level, as found.
+    pub root: Option<Vec<u8>>,
+    pub verified: bool,
 }
 
 impl VerifiedSource {
@@ -184,6 +206,11 @@ impl VerifiedSource {
             params,
             root: opts.root.clone(),
             verified: BlockCache::new(1024),
+            tree: if opts.hash_file.is_some() {
+                TreeLocation::Detached
+            } else {
+                TreeLocation::Appended(sb_at)
+            },
         };
         // A wrong root hash refuses at once, whatever is read first.
         let first = v.data.read_bytes(0, v.params.data_block_size as usize)?;
@@ -197,6 +224,16 @@ impl VerifiedSource {
 
     pub fn params(&self) -> &Params {
         &self.params
+    }
+
+    /// The tree this source is checked against, and its (trusted) root.
+    pub fn summary(&self) -> TreeSummary {
+        TreeSummary {
+            location: self.tree,
+            params: self.params.clone(),
+            root: Some(self.root.clone()),
+            verified: true,
+        }
     }
 
     /// Hash block `blk` (from the tree's start), checked against `want`.

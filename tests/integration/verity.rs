@@ -4,6 +4,7 @@
 
 use crate::tree::{assert_same, snapshot};
 use crate::{corpora, fixture, have, run, scratch, skip, sqfuse};
+use sqfuse::reader::verity::TreeLocation;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -260,6 +261,27 @@ fn veritysetup_trees_are_accepted() {
             &["--verity", &root, "--verity-hash", &hash_arg],
         ),
     );
+    // info names the tree it checked against: detached, verified, that root.
+    let out = run(sqfuse()
+        .args([
+            "info",
+            "--json",
+            "--verity",
+            &root,
+            "--verity-hash",
+            &hash_arg,
+        ])
+        .arg(&img));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["verity"]["detached"], true, "{v}");
+    assert_eq!(v["verity"]["verified"], true, "{v}");
+    assert_eq!(v["verity"]["root_hash"], root.as_str(), "{v}");
+    let text = run(sqfuse()
+        .args(["info", "--verity", &root, "--verity-hash", &hash_arg])
+        .arg(&img));
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("dm-verity tree:  detached"), "{text}");
+    assert!(text.contains(&format!("{root} (verified")), "{text}");
     let appended = dir.join("appended.sqfs");
     std::fs::copy(&img, &appended).unwrap();
     let root = root_of(run(Command::new("veritysetup")
@@ -315,7 +337,11 @@ fn tampering_is_refused_where_it_lands() {
     );
     let frag0 = image.fragment_entry(0).unwrap().start;
     let inode_table = image.sb.inode_table_start;
-    let (h, params, _) = image.appended_verity().unwrap();
+    let found = image.verity_tree().unwrap();
+    let (h, params) = match found.location {
+        TreeLocation::Appended(h) => (h, found.params),
+        TreeLocation::Detached => panic!("pack --verity appends its tree"),
+    };
     drop(image);
     let tree = sqfuse::format::verity::tree_offset(h, 4096);
     let levels = params.levels();

@@ -94,6 +94,22 @@ def pack_rows(best):
     return rows
 
 
+def verity_rows(best):
+    """(workload, time without, time with, overhead, target) for sqfuse
+    with a dm-verity root hash against the same image without one."""
+    rows = []
+    for (section, w), per in best.items():
+        if section != "verity":
+            continue
+        plain, checked = per.get("sqfuse"), per.get("sqfuse+verity")
+        if plain is None or checked is None:
+            continue
+        overhead = checked / plain
+        limit = 1.1 if w.startswith("pack") else 1.15
+        rows.append((w, plain, checked, overhead, f"at most {limit}x: {verdict(overhead <= limit)}"))
+    return rows
+
+
 def markdown(meta, best):
     out = [
         "# Benchmarks",
@@ -149,6 +165,22 @@ def markdown(meta, best):
                 f"{size['sqfuse'] / 2**20:.1f} / {size['mksquashfs'] / 2**20:.1f} | {zr:.4f} | "
                 f"{rss['sqfuse']:.0f} / {rss['mksquashfs']:.0f} | {rr:.3f} | {ok} |"
             )
+        out.append("")
+    vrows = verity_rows(best)
+    if vrows:
+        out += [
+            "## Verity: the cost of checking every block against a root hash",
+            "",
+            "sqfuse on the same image with and without `-o verity=` (the",
+            "image with a tree appended by `sqfuse verity`), and `sqfuse pack`",
+            "with and without `--verity`. Overhead is the time with verity over",
+            "the time without (issue 13's targets).",
+            "",
+            "| workload | without | with verity | overhead | target |",
+            "|---|---|---|---|---|",
+        ]
+        for w, plain, checked, overhead, target in vrows:
+            out.append(f"| {cell(w)} | {fmt_time(plain)} | {fmt_time(checked)} | {overhead:.2f}x | {target} |")
         out.append("")
     return "\n".join(out)
 

@@ -11,7 +11,10 @@
 # needs (Debian), builds the data sets once (in $BENCH_DIR, default
 # /var/tmp/sqfuse-bench), then writes docs/benchmarks.md and
 # docs/benchmarks.svg (tools/bench/report.py) and prints the tables.
-# Knobs: BENCH_DIR, SKIP_PACK=1, SKIP_MOUNT=1, PACK_SETTINGS="zstd:3 gzip:9 xz:6".
+# Verity: the same mount and pack workloads with and without a dm-verity
+# tree (sqfuse only), as the overhead of checking every block.
+# Knobs: BENCH_DIR, SKIP_PACK=1, SKIP_MOUNT=1, SKIP_VERITY=1,
+# PACK_SETTINGS="zstd:3 gzip:9 xz:6".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
@@ -50,6 +53,14 @@ if [ ! -f "$WORK/big.sqfs" ]; then
     mksquashfs "$WORK/big" "$WORK/big.sqfs" -comp zstd -quiet -no-progress >/dev/null
 fi
 
+for img in share big; do
+    # The same image with a tree appended: only the checking differs.
+    if [ ! -f "$WORK/$img-verity.sqfs.roothash" ]; then
+        cp "$WORK/$img.sqfs" "$WORK/$img-verity.sqfs"
+        "$SQFUSE" verity "$WORK/$img-verity.sqfs" --roothash "$WORK/$img-verity.sqfs.roothash" >/dev/null
+    fi
+done
+
 # ---- helpers --------------------------------------------------------------
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
@@ -58,6 +69,7 @@ record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$OUT"; } # section workload tool va
 do_mount() { # tool image
     case $1 in
         sqfuse) "$SQFUSE" "$2" "$MNT" ;;
+        sqfuse+verity) "$SQFUSE" "$2" "$MNT" -o "verity_roothash_file=$2.roothash" ;;
         squashfuse_ll) squashfuse_ll "$2" "$MNT" ;;
         kernel) mount -t squashfs -o loop,ro "$2" "$MNT" ;;
     esac
@@ -72,9 +84,10 @@ cold() { # workload tool image command
     drop
     t0=$(now)
     (cd "$MNT" && eval "$cmd") >/dev/null
-    record mount "$w" "$tool" "$(since "$t0")"
+    record "${SECTION:-mount}" "$w" "$tool" "$(since "$t0")"
     do_umount
 }
+vcold() { SECTION=verity cold "$@"; }
 
 : >"$OUT"
 {
@@ -156,6 +169,29 @@ if [ -z "${SKIP_PACK:-}" ]; then
             pack_run "$s" sqfuse "$SQFUSE" pack /usr/share "$WORK/out.sqfs" -q -c "$c" -l "$l" -b 128K -j "$J"
             pack_run "$s" mksquashfs mksquashfs /usr/share "$WORK/out.sqfs" -noappend -no-progress -quiet \
                 -b 131072 -processors "$J" "${mopt[@]}"
+        done
+    done
+    rm -f "$WORK/out.sqfs"
+fi
+
+if [ -z "${SKIP_VERITY:-}" ]; then
+    J=$(nproc)
+    for r in $(seq "$ROUNDS"); do
+        echo "verity round $r/$ROUNDS" >&2
+        for tool in sqfuse sqfuse+verity; do
+            suffix=${tool#sqfuse}
+            S=$WORK/share${suffix:+-verity}.sqfs B=$WORK/big${suffix:+-verity}.sqfs
+            vcold "cold tar -cf - . | wc -c (/usr/share)" "$tool" "$S" 'tar -cf - . | wc -c'
+            vcold "cold parallel cat, xargs -P8 (/usr/share)" "$tool" "$S" 'find . -type f -print0 | xargs -0 -P8 -n64 cat | wc -c'
+            vcold "cold sequential read, 1 GiB file (dd bs=1M)" "$tool" "$B" 'dd if=blob of=/dev/null bs=1M status=none'
+            # Pack: the tree is hashed once the image is written. The cold
+            # runs above dropped the source from the page cache: warm it.
+            tar -cf - -C /usr/share . 2>/dev/null | wc -c >/dev/null
+            rm -f "$WORK/out.sqfs"
+            sync
+            /usr/bin/time -f "%e" -o "$WORK/time" "$SQFUSE" pack /usr/share "$WORK/out.sqfs" -q -c zstd -l 3 -b 128K -j "$J" \
+                ${suffix:+--verity --verity-salt 00} >/dev/null 2>&1
+            record verity "pack /usr/share, zstd 3, 128 KiB blocks, $J threads (warm)" "$tool" "$(cat "$WORK/time")"
         done
     done
     rm -f "$WORK/out.sqfs"

@@ -3,6 +3,7 @@
 
 mod corrupt; // a damaged block is EIO for its reads only; the mount stays up
 mod dropin; // other tools' command lines as they write them: launchers, fd mode, loop devices, fstab, namespaces
+mod layers; // several images as one tree: the same as the kernel's overlayfs, for every whiteout form
 mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
 mod stress; // 16 threads reading random ranges, every byte checked
@@ -58,10 +59,16 @@ pub struct Mounted {
 impl Mounted {
     /// `sqfuse IMAGE DIR -o OPTS` in the background; returns once it is ready.
     pub fn new(image: &Path, name: &str, opts: &[&str]) -> Mounted {
+        Self::layers(&[image], name, opts)
+    }
+
+    /// `sqfuse TOP ... BOTTOM DIR -o OPTS`: the union of the images.
+    pub fn layers(images: &[&Path], name: &str, opts: &[&str]) -> Mounted {
         let dir = scratch("mnt").join(name);
         std::fs::create_dir_all(&dir).unwrap();
         let mut cmd = sqfuse();
-        cmd.arg(image).arg(&dir);
+        cmd.args(images).arg(&dir);
+        let image = images[0];
         for o in opts {
             cmd.args(["-o", o]);
         }

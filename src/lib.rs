@@ -9,8 +9,11 @@
 //!   read with `pread`, a memory map, a buffer) with sharded caches, path
 //!   lookup through the directory index, [`reader::FileReader`] for file
 //!   data and one loop-safe tree walk.
-//! - The clients of those two: [`cli`] (info, ls, cat, extract, check),
-//!   [`mount`] (FUSE) and [`pack`] (gathering sources, numbering, data
+//! - [`view`]: what a mount shows, over readers: one image, or several
+//!   merged as overlayfs merges read-only layers (with [`whiteout`]'s
+//!   conventions).
+//! - The clients of those: [`cli`] (info, ls, cat, extract, check),
+//!   [`mount`] (FUSE, over a view) and [`pack`] (gathering sources, numbering, data
 //!   blocks and ordering; every byte of metadata is written by `format`).
 //!
 //! [`fuzz`] holds the fuzz targets' entry points, shared with the tests
@@ -23,6 +26,8 @@ pub mod fuzz;
 pub mod mount;
 pub mod pack;
 pub mod reader;
+pub mod view;
+pub mod whiteout;
 
 pub use error::{Error, ErrorKind, Result};
 pub use reader::{Image, OpenOptions};

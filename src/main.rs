@@ -76,6 +76,13 @@ fn sqfuse_main(args: Vec<OsString>) -> ExitCode {
                 .map(str::trim)
                 .collect();
             let mut msg = para.join(" ");
+            // `mount X`: clap fills the last positional first and reports
+            // the images missing; to the user, the mountpoint is.
+            if e.kind() == clap::error::ErrorKind::MissingRequiredArgument
+                && msg.contains("<IMAGE>...")
+            {
+                msg = msg.replace("<IMAGE>...", "<MOUNTPOINT>");
+            }
             if let Some(tip) = text.lines().map(str::trim).find(|l| l.starts_with("tip:")) {
                 msg = format!("{msg} ({tip})");
             }
@@ -120,7 +127,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 opts.apply(o).map_err(anyhow::Error::msg)?;
             }
             sqfuse::mount::mount(sqfuse::mount::MountArgs {
-                image: m.image,
+                images: m.images,
                 mountpoint: m.mountpoint,
                 foreground: m.foreground,
                 single_thread: m.single_thread,

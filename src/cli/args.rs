@@ -268,10 +268,13 @@ impl PackArgs {
 
 #[derive(Args)]
 pub struct MountArgs {
-    /// The image: a file or block device (see -o offset=).
-    pub image: PathBuf,
+    /// The image (a file or block device, see -o offset=), or several:
+    /// their union, the first on top, as overlayfs's lowerdir=top:...:bottom.
+    #[arg(required = true, num_args = 1.., value_name = "IMAGE")]
+    pub images: Vec<PathBuf>,
     /// An empty directory to mount on, or /dev/fd/N for a /dev/fuse
     /// descriptor the caller has mounted.
+    #[arg(required = true)]
     pub mountpoint: PathBuf,
     /// Stay in the foreground.
     #[arg(short = 'f')]
@@ -307,8 +310,12 @@ pub enum Cmd {
     /// byte-identical for any -j): sqfuse pack SOURCE... IMAGE
     #[command(override_usage = "sqfuse pack [OPTIONS] SOURCE... IMAGE")]
     Pack(PackArgs),
-    /// Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`).
-    #[command(after_long_help = MOUNT_OPTIONS_HELP)]
+    /// Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`);
+    /// several images: their merged layers, the first on top.
+    #[command(
+        after_long_help = MOUNT_OPTIONS_HELP,
+        override_usage = "sqfuse mount [OPTIONS] IMAGE... MOUNTPOINT"
+    )]
     Mount(MountArgs),
     /// Show the superblock, compressor and table layout.
     Info {

@@ -1,20 +1,19 @@
-//! The FUSE filesystem: a thin client of [`Image`]. Requests are served by
+//! The FUSE filesystem: a thin client of a [`View`]. Requests are served by
 //! several fuser threads at once; everything here is `&self` and shared.
 
 use super::pagefill::{Fill, PageFill};
 use super::prefetch::{Prefetcher, Stream};
 use crate::error::{Error, ErrorKind};
-use crate::format::dir::DirEntry;
 use crate::format::inode::{FileType, Inode, InodeData};
-use crate::format::metadata::MetaRef;
 use crate::reader::{Chunk, FileReader, Image};
+use crate::view::{Entry, Listing, Node, View, ROOT_ID};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
     InitFlags, KernelConfig, LockOwner, OpenAccMode, OpenFlags, ReplyAttr, ReplyData,
     ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr,
     Request,
 };
-use parking_lot::{Mutex, RwLock};
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
@@ -48,31 +47,27 @@ impl Activity {
 }
 
 struct OpenFile {
+    /// The layer the file's data is in.
+    img: Arc<Image>,
     file: Arc<FileReader>,
     stream: Stream,
 }
 
 struct OpenDir {
-    parent: u64,
-    items: Vec<DirEntry>,
+    listing: Arc<Listing>,
 }
 
 /// One slot of a directory listing as FUSE sees it: ".", "..", then the
-/// stored entries. Offsets handed out: 1 after ".", 2 after "..", k + 3
+/// view's entries. Offsets handed out: 1 after ".", 2 after "..", k + 3
 /// after item k.
 enum Slot<'a> {
     Dot,
     DotDot,
-    Item(&'a DirEntry),
+    Item(&'a Entry),
 }
 
 pub struct SqFs {
-    img: Arc<Image>,
-    /// Image inode number shown as FUSE node 1 (the root, or `subdir`).
-    root_number: u32,
-    /// Where each inode number seen so far lives, for images without an
-    /// export table (with one, the table is asked instead).
-    refs: RwLock<HashMap<u32, MetaRef>>,
+    view: Arc<dyn View>,
     files: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
     next_fh: AtomicU64,
@@ -83,7 +78,7 @@ pub struct SqFs {
     pub page_fill: Arc<PageFill>,
     /// Decodes the blocks sequential readers reach next (started once mounted).
     pub prefetch: Arc<Prefetcher>,
-    logged: Mutex<HashSet<u64>>,
+    logged: Mutex<HashSet<(u64, String)>>,
     debug: bool,
 }
 
@@ -100,19 +95,9 @@ fn kind(t: FileType) -> fuser::FileType {
 }
 
 impl SqFs {
-    pub fn new(
-        img: Arc<Image>,
-        root: (Inode, MetaRef),
-        uid: Option<u32>,
-        gid: Option<u32>,
-        debug: bool,
-    ) -> Self {
-        let mut refs = HashMap::new();
-        refs.insert(root.0.number, root.1);
+    pub fn new(view: Arc<dyn View>, uid: Option<u32>, gid: Option<u32>, debug: bool) -> Self {
         SqFs {
-            img,
-            root_number: root.0.number,
-            refs: RwLock::new(refs),
+            view,
             files: Mutex::new(HashMap::new()),
             dirs: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -126,42 +111,19 @@ impl SqFs {
         }
     }
 
-    /// The image served.
-    pub fn image(&self) -> Arc<Image> {
-        self.img.clone()
-    }
-
-    /// FUSE node ids are image inode numbers, except that the root (node 1)
-    /// swaps places with whatever inode has number 1.
-    fn node_of(&self, number: u32) -> u64 {
-        if number == self.root_number {
-            1
-        } else if number == 1 {
-            u64::from(self.root_number)
-        } else {
-            u64::from(number)
-        }
-    }
-
-    fn number_of(&self, node: INodeNo) -> Option<u32> {
-        let n = u32::try_from(node.0).ok()?;
-        Some(if n == 1 {
-            self.root_number
-        } else if n == self.root_number {
-            1
-        } else {
-            n
-        })
+    /// The view served.
+    pub fn view(&self) -> Arc<dyn View> {
+        self.view.clone()
     }
 
     /// Maps a library error to the errno for the request, logging damage
-    /// to the image once per offset.
+    /// to an image once per offset and message.
     fn fail(&self, op: &str, e: Error) -> Errno {
         if matches!(
             e.kind,
             ErrorKind::Corrupt | ErrorKind::Io | ErrorKind::Unsupported
         ) {
-            let key = e.offset.unwrap_or(u64::MAX);
+            let key = (e.offset.unwrap_or(u64::MAX), e.what.clone());
             let mut logged = self.logged.lock();
             if logged.len() < MAX_LOGGED && logged.insert(key) {
                 eprintln!("sqfuse: {op}: {}", crate::error::Report(&e));
@@ -170,48 +132,20 @@ impl SqFs {
         Errno::from_i32(e.errno())
     }
 
-    fn inode(&self, node: INodeNo) -> Result<(Inode, MetaRef), Errno> {
-        let number = self.number_of(node).ok_or(Errno::ENOENT)?;
-        let known = self.refs.read().get(&number).copied();
-        let r = match known {
-            Some(r) => r,
-            None if self.img.has_export_table() => self
-                .img
-                .inode_ref_by_number(number)
-                .map_err(|e| self.fail("inode", e))?,
-            None => return Err(Errno::ENOENT),
-        };
-        let i = self.img.inode(r).map_err(|e| self.fail("inode", e))?;
-        if i.number != number {
-            let at = self.img.sb.inode_table_start + r.block();
-            return Err(self.fail(
-                "inode",
-                Error::corrupt(at, format!("inode {number} is stored as {}", i.number)),
-            ));
-        }
-        Ok((i, r))
+    fn node(&self, ino: INodeNo) -> Result<Node, Errno> {
+        self.view.node(ino.0).map_err(|e| self.fail("inode", e))
     }
 
-    /// Records where inode `number` lives. With an export table the image
-    /// answers that itself, so the map (the one structure that grows with the
-    /// image rather than the caches) stays empty but for the root.
-    fn remember(&self, number: u32, r: MetaRef) {
-        if self.img.has_export_table() {
-            return;
-        }
-        if self.refs.read().get(&number) != Some(&r) {
-            self.refs.write().insert(number, r);
-        }
-    }
-
-    fn attr(&self, i: &Inode) -> Result<FileAttr, Errno> {
+    fn attr(&self, n: &Node) -> Result<FileAttr, Errno> {
+        let img = &self.view.layers()[n.layer];
+        let i = &n.inode;
         let uid = match self.uid {
             Some(u) => u,
-            None => self.img.uid(i).map_err(|e| self.fail("getattr", e))?,
+            None => img.uid(i).map_err(|e| self.fail("getattr", e))?,
         };
         let gid = match self.gid {
             Some(g) => g,
-            None => self.img.gid(i).map_err(|e| self.fail("getattr", e))?,
+            None => img.gid(i).map_err(|e| self.fail("getattr", e))?,
         };
         let size = i.size();
         // As the kernel driver computes i_blocks: 512-byte units of the
@@ -228,15 +162,12 @@ impl SqFs {
             _ => 0,
         };
         if i.xattr.is_some() {
-            let xs = self
-                .img
-                .xattr_size(i)
-                .map_err(|e| self.fail("getattr", e))?;
+            let xs = img.xattr_size(i).map_err(|e| self.fail("getattr", e))?;
             blocks += u64::from(xs.wrapping_sub(1) >> 9) + 1;
         }
         let t = UNIX_EPOCH + Duration::from_secs(u64::from(i.mtime));
         Ok(FileAttr {
-            ino: INodeNo(self.node_of(i.number)),
+            ino: INodeNo(n.id),
             size,
             blocks,
             atime: t,
@@ -264,14 +195,6 @@ impl SqFs {
         }
     }
 
-    /// The attributes of what directory entry `e` names (remembered, for
-    /// images without an export table).
-    fn entry_attr(&self, op: &str, e: &DirEntry) -> Result<FileAttr, Errno> {
-        let i = self.img.entry_inode(e).map_err(|err| self.fail(op, err))?;
-        self.remember(i.number, e.inode_ref);
-        self.attr(&i)
-    }
-
     /// The loop readdir and readdirplus share: hands `add` each slot from
     /// `offset` on with the offset after it, until `add` says the reply is
     /// full. An error on the first slot fails the request; a later one ends
@@ -283,11 +206,12 @@ impl SqFs {
         mut add: impl FnMut(Slot<'_>, u64) -> Result<bool, Errno>,
     ) -> Result<(), Errno> {
         let d = self.dirs.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)?;
-        for next in offset..d.items.len() as u64 + 2 {
+        let items = &d.listing.entries;
+        for next in offset..items.len() as u64 + 2 {
             let slot = match next {
                 0 => Slot::Dot,
                 1 => Slot::DotDot,
-                k => Slot::Item(&d.items[(k - 2) as usize]),
+                k => Slot::Item(&items[(k - 2) as usize]),
             };
             match add(slot, next + 1) {
                 Ok(false) => {}
@@ -300,7 +224,10 @@ impl SqFs {
     }
 
     fn dir_parent(&self, fh: FileHandle) -> u64 {
-        self.dirs.lock().get(&fh.0).map_or(1, |d| d.parent)
+        self.dirs
+            .lock()
+            .get(&fh.0)
+            .map_or(ROOT_ID, |d| d.listing.parent)
     }
 }
 
@@ -326,16 +253,16 @@ impl Filesystem for SqFs {
         self.activity.touch();
         self.log(format_args!("lookup parent={} name={name:?}", parent.0));
         let result = (|| {
-            let (dir, _) = self.inode(parent)?;
-            if !dir.is_dir() {
+            let dir = self.node(parent)?;
+            if !dir.inode.is_dir() {
                 return Err(Errno::ENOTDIR);
             }
-            let e = self
-                .img
+            let n = self
+                .view
                 .lookup(&dir, name.as_bytes())
                 .map_err(|e| self.fail("lookup", e))?
                 .ok_or(Errno::ENOENT)?;
-            self.entry_attr("lookup", &e)
+            self.attr(&n)
         })();
         match result {
             Ok(a) => reply.entry(&TTL, &a, Generation(0)),
@@ -346,7 +273,7 @@ impl Filesystem for SqFs {
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         self.activity.touch();
         self.log(format_args!("getattr ino={}", ino.0));
-        match self.inode(ino).and_then(|(i, _)| self.attr(&i)) {
+        match self.node(ino).and_then(|n| self.attr(&n)) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }
@@ -354,14 +281,15 @@ impl Filesystem for SqFs {
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         self.activity.touch();
-        match self.inode(ino) {
-            Ok((
-                Inode {
-                    data: InodeData::Symlink(t),
-                    ..
-                },
-                _,
-            )) => reply.data(&t),
+        match self.node(ino) {
+            Ok(Node {
+                inode:
+                    Inode {
+                        data: InodeData::Symlink(t),
+                        ..
+                    },
+                ..
+            }) => reply.data(&t),
             Ok(_) => reply.error(Errno::EINVAL),
             Err(e) => reply.error(e),
         }
@@ -374,12 +302,14 @@ impl Filesystem for SqFs {
             return reply.error(Errno::EROFS);
         }
         let result = (|| {
-            let (i, _) = self.inode(ino)?;
-            if !matches!(i.data, InodeData::File(_)) {
+            let n = self.node(ino)?;
+            if !matches!(n.inode.data, InodeData::File(_)) {
                 return Err(Errno::EISDIR);
             }
-            let file = self.img.open_file(&i).map_err(|e| self.fail("open", e))?;
+            let img = self.view.layers()[n.layer].clone();
+            let file = img.open_file(&n.inode).map_err(|e| self.fail("open", e))?;
             Ok(Arc::new(OpenFile {
+                img,
                 file: Arc::new(file),
                 stream: Stream::default(),
             }))
@@ -412,11 +342,15 @@ impl Filesystem for SqFs {
             return reply.error(Errno::EBADF);
         };
         let len = f.file.size().saturating_sub(offset).min(u64::from(size)) as usize;
-        let bs = u64::from(self.img.block_size());
-        let sequential =
-            self.prefetch
-                .on_read(&f.stream, &f.file, (offset, offset + len as u64), bs);
-        let first = match self.img.read_vec(&f.file, offset, len) {
+        let bs = u64::from(f.img.block_size());
+        let sequential = self.prefetch.on_read(
+            &f.stream,
+            &f.img,
+            &f.file,
+            (offset, offset + len as u64),
+            bs,
+        );
+        let first = match f.img.read_vec(&f.file, offset, len) {
             Ok((buf, first)) => {
                 reply.data(&buf);
                 first
@@ -462,21 +396,12 @@ impl Filesystem for SqFs {
         self.activity.touch();
         self.log(format_args!("opendir ino={}", ino.0));
         let result = (|| {
-            let (dir, _) = self.inode(ino)?;
-            let InodeData::Dir(d) = &dir.data else {
+            let dir = self.node(ino)?;
+            if !dir.inode.is_dir() {
                 return Err(Errno::ENOTDIR);
-            };
-            let parent = if dir.number == self.root_number {
-                1
-            } else {
-                self.node_of(d.parent)
-            };
-            let items = self
-                .img
-                .read_dir(&dir)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| self.fail("opendir", e))?;
-            Ok(Arc::new(OpenDir { parent, items }))
+            }
+            let listing = self.view.list(&dir).map_err(|e| self.fail("opendir", e))?;
+            Ok(Arc::new(OpenDir { listing }))
         })();
         match result {
             Ok(d) => {
@@ -508,7 +433,7 @@ impl Filesystem for SqFs {
                 Slot::Dot => reply.add(ino, next, fuser::FileType::Directory, "."),
                 Slot::DotDot => reply.add(parent, next, fuser::FileType::Directory, ".."),
                 Slot::Item(e) => reply.add(
-                    INodeNo(self.node_of(e.inode_number)),
+                    INodeNo(e.id),
                     next,
                     kind(e.file_type),
                     OsStr::from_bytes(&e.name),
@@ -534,18 +459,18 @@ impl Filesystem for SqFs {
         let parent = INodeNo(self.dir_parent(fh));
         let result = self.fill_dir(fh, offset, |slot, next| {
             let (name, attr) = match slot {
-                Slot::Dot => (
-                    OsStr::new("."),
-                    self.inode(ino).and_then(|(i, _)| self.attr(&i))?,
-                ),
+                Slot::Dot => (OsStr::new("."), self.node(ino).and_then(|n| self.attr(&n))?),
                 Slot::DotDot => (
                     OsStr::new(".."),
-                    self.inode(parent).and_then(|(i, _)| self.attr(&i))?,
+                    self.node(parent).and_then(|n| self.attr(&n))?,
                 ),
-                Slot::Item(e) => (
-                    OsStr::from_bytes(&e.name),
-                    self.entry_attr("readdirplus", e)?,
-                ),
+                Slot::Item(e) => {
+                    let n = self
+                        .view
+                        .entry_node(ino.0, e)
+                        .map_err(|err| self.fail("readdirplus", err))?;
+                    (OsStr::from_bytes(&e.name), self.attr(&n)?)
+                }
             };
             Ok(reply.add(attr.ino, next, name, &TTL, &attr, Generation(0)))
         });
@@ -572,18 +497,18 @@ impl Filesystem for SqFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         self.activity.touch();
-        let sb = &self.img.sb;
-        // As the kernel driver reports it: blocks of the used size, nothing free.
-        let blocks = sb.bytes_used.saturating_sub(1) / u64::from(sb.block_size) + 1;
+        // As the kernel driver reports it: blocks of the used size, nothing
+        // free (summed over the layers).
+        let t = self.view.totals();
         reply.statfs(
-            blocks,
+            t.blocks,
             0,
             0,
-            u64::from(sb.inode_count),
+            t.inodes,
             0,
-            sb.block_size,
+            t.block_size,
             crate::format::dir::MAX_NAME as u32,
-            sb.block_size,
+            t.block_size,
         );
     }
 
@@ -594,8 +519,8 @@ impl Filesystem for SqFs {
             ino.0
         ));
         let result = self
-            .inode(ino)
-            .and_then(|(i, _)| self.img.xattrs(&i).map_err(|e| self.fail("getxattr", e)));
+            .node(ino)
+            .and_then(|n| self.view.xattrs(&n).map_err(|e| self.fail("getxattr", e)));
         match result {
             Ok(list) => match list.into_iter().find(|x| x.name == name.as_bytes()) {
                 None => reply.error(Errno::NO_XATTR),
@@ -610,8 +535,8 @@ impl Filesystem for SqFs {
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         self.activity.touch();
         let result = self
-            .inode(ino)
-            .and_then(|(i, _)| self.img.xattrs(&i).map_err(|e| self.fail("listxattr", e)));
+            .node(ino)
+            .and_then(|n| self.view.xattrs(&n).map_err(|e| self.fail("listxattr", e)));
         match result {
             Ok(list) => {
                 let mut names = Vec::new();
@@ -636,7 +561,7 @@ impl Filesystem for SqFs {
         if mask.contains(AccessFlags::W_OK) {
             return reply.error(Errno::EROFS);
         }
-        match self.inode(ino) {
+        match self.node(ino) {
             Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
         }

@@ -1,4 +1,5 @@
-//! `sqfuse IMAGE MOUNTPOINT`: mount an image read-only through FUSE.
+//! `sqfuse IMAGE... MOUNTPOINT`: mount an image (or the union of several)
+//! read-only through FUSE.
 //!
 //! Everything that can be checked is checked before the process forks
 //! into the background, so most mistakes are a one-line error on the
@@ -14,7 +15,9 @@ pub mod prefetch;
 pub use attach::unmount;
 
 use crate::error::{Error, Result};
+use crate::reader::verity::VerityOptions;
 use crate::reader::{Image, OpenOptions};
+use crate::view::{ImageView, LayeredView, View};
 use attach::Target;
 use options::MountOpts;
 use std::ffi::CString;
@@ -27,7 +30,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone)]
 pub struct MountArgs {
-    pub image: PathBuf,
+    /// One image, or several layers, the top one first.
+    pub images: Vec<PathBuf>,
     pub mountpoint: PathBuf,
     pub foreground: bool,
     pub single_thread: bool,
@@ -35,46 +39,105 @@ pub struct MountArgs {
     pub opts: MountOpts,
 }
 
-/// The image, opened as the mount will use it, and the root to show.
-fn prepare(a: &MountArgs) -> Result<(Arc<Image>, fs::SqFs)> {
+/// The view the mount serves: the image, or the union of the layers.
+fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
     let o = &a.opts;
-    let ropts = OpenOptions {
-        offset: o.offset,
-        pread: true,
-        cache_budget: Some(o.cache_mb << 20),
-        verity: crate::reader::verity::VerityOptions::from_args(
+    let layered = a.images.len() > 1;
+    if layered && o.subdir.is_some() {
+        return Err(Error::invalid(
+            "subdir= is for one image, not a layered mount",
+        ));
+    }
+    // The cache budget is the mount's, not each layer's: three quarters
+    // split among the layers, a quarter for merged listings.
+    let n = a.images.len() as u64;
+    let budget = o.cache_mb << 20;
+    let per_layer = if layered { budget / 4 * 3 / n } else { budget };
+    let roots = per_layer_verity(o, a.images.len())?;
+    let mut layers = Vec::with_capacity(a.images.len());
+    for (path, verity) in a.images.iter().zip(roots) {
+        let ropts = OpenOptions {
+            offset: o.offset,
+            pread: true,
+            cache_budget: Some(per_layer),
+            verity,
+            ..Default::default()
+        };
+        let img = Image::open(path, &ropts).map_err(|e| Error {
+            what: format!("{}: {}", path.display(), e.what),
+            ..e
+        })?;
+        layers.push((path.display().to_string(), Arc::new(img)));
+    }
+    let view: Arc<dyn View> = if layered {
+        Arc::new(LayeredView::new(layers, (budget / 4) as usize)?)
+    } else {
+        let (_, img) = layers.pop().expect("one image");
+        let root = match &o.subdir {
+            Some(p) => {
+                let (i, r) = img.lookup_path(p)?;
+                if !i.is_dir() {
+                    return Err(Error::invalid(format!("subdir {p} is not a directory")));
+                }
+                (i, r)
+            }
+            None => (img.root()?, img.root_ref()),
+        };
+        Arc::new(ImageView::new(img, root))
+    };
+    let debug = a.debug || o.debug;
+    Ok(fs::SqFs::new(view, o.uid, o.gid, debug))
+}
+
+/// Each layer's verity options: `verity=` and `verity_roothash_file=` name
+/// one root hash (or file) per image, separated by ':' in layer order.
+fn per_layer_verity(o: &MountOpts, n: usize) -> Result<Vec<Option<VerityOptions>>> {
+    if n == 1 {
+        let v = VerityOptions::from_args(
             o.verity_root.as_deref(),
             o.verity_root_file.as_deref(),
             o.verity_hash.clone(),
-        )?,
-        ..Default::default()
-    };
-    let img = Arc::new(Image::open(&a.image, &ropts).map_err(|e| Error {
-        what: format!("{}: {}", a.image.display(), e.what),
-        ..e
-    })?);
-    let root = match &a.opts.subdir {
-        Some(p) => {
-            let (i, r) = img.lookup_path(p)?;
-            if !i.is_dir() {
-                return Err(Error::invalid(format!("subdir {p} is not a directory")));
-            }
-            (i, r)
+        )?;
+        return Ok(vec![v]);
+    }
+    if o.verity_hash.is_some() {
+        return Err(Error::invalid(
+            "verity_hash= names one detached tree; a layered mount needs each layer's tree appended",
+        ));
+    }
+    let split = |s: &str, what: &str| -> Result<Vec<String>> {
+        let parts: Vec<String> = s.split(':').map(str::to_string).collect();
+        if parts.len() != n {
+            return Err(Error::invalid(format!(
+                "{what} names {} root hashes for {n} layers (separate them with ':', top layer first)",
+                parts.len()
+            )));
         }
-        None => (img.root()?, img.root_ref()),
+        Ok(parts)
     };
-    let debug = a.debug || a.opts.debug;
-    let fs = fs::SqFs::new(img.clone(), root, a.opts.uid, a.opts.gid, debug);
-    Ok((img, fs))
+    match (&o.verity_root, &o.verity_root_file) {
+        (Some(r), _) => split(r, "verity=")?
+            .iter()
+            .map(|h| VerityOptions::from_args(Some(h), None, None))
+            .collect(),
+        (None, Some(f)) => split(&f.to_string_lossy(), "verity_roothash_file=")?
+            .iter()
+            .map(|f| VerityOptions::from_args(None, Some(std::path::Path::new(f)), None))
+            .collect(),
+        (None, None) => Ok(vec![None; n]),
+    }
 }
 
 fn spec(a: &MountArgs) -> attach::Spec {
     let o = &a.opts;
     attach::Spec {
-        fsname: o
-            .fsname
-            .clone()
-            .unwrap_or_else(|| a.image.display().to_string()),
+        fsname: o.fsname.clone().unwrap_or_else(|| {
+            a.images
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":")
+        }),
         subtype: o.subtype.clone().unwrap_or_else(|| "sqfuse".into()),
         allow_other: o.allow_other,
         allow_root: o.allow_root,
@@ -138,8 +201,17 @@ pub fn mount(a: MountArgs) -> Result<()> {
     if a.opts.rw {
         eprintln!("sqfuse: note: rw ignored: SquashFS images are mounted read-only");
     }
-    let image = std::fs::canonicalize(&a.image)
-        .map_err(|e| Error::io(format!("cannot open {}", a.image.display()), e))?;
+    if a.images.is_empty() {
+        return Err(Error::invalid("no image to mount"));
+    }
+    let images = a
+        .images
+        .iter()
+        .map(|i| {
+            std::fs::canonicalize(i)
+                .map_err(|e| Error::io(format!("cannot open {}", i.display()), e))
+        })
+        .collect::<Result<Vec<_>>>()?;
     // A /dev/fd/N mountpoint is a descriptor, not a path to resolve.
     let mountpoint = if attach::fd_mountpoint(&a.mountpoint).is_some() {
         a.mountpoint.clone()
@@ -154,13 +226,13 @@ pub fn mount(a: MountArgs) -> Result<()> {
         })?
     };
     let a = MountArgs {
-        image,
+        images,
         mountpoint,
         ..a
     };
     let spec = spec(&a);
     let prepared = prepare(&a).and_then(|p| attach::precheck(&a.mountpoint, &spec).map(|_| p));
-    let (_img, fs) = match prepared {
+    let fs = match prepared {
         Ok(p) => p,
         Err(e) => {
             notify(&a.opts, b'f');
@@ -243,7 +315,14 @@ fn serve(
 ) -> Result<()> {
     let activity = fs.activity.clone();
     let page_fill = fs.page_fill.clone();
-    let (prefetch, img) = (fs.prefetch.clone(), fs.image());
+    let prefetch = fs.prefetch.clone();
+    let view = fs.view();
+    let cache_blocks = view
+        .layers()
+        .iter()
+        .map(|l| l.data_cache_blocks())
+        .min()
+        .unwrap_or(0);
     // Signals arrive as events on the loop's channel (no polling: an idle
     // mount sleeps until a signal, the session's end or the idle deadline).
     let (tx, rx) = std::sync::mpsc::channel::<Event>();
@@ -284,7 +363,7 @@ fn serve(
     if a.opts.page_fill {
         page_fill.start(session.notifier());
     }
-    prefetch.start(img, cores, a.opts.prefetch);
+    prefetch.start(cache_blocks, cores, a.opts.prefetch);
     notify(&a.opts, b's');
     if let Some(mut s) = status.take() {
         let _ = s.write_all(b"s");

@@ -14,8 +14,9 @@ use crossbeam_channel::{bounded, Sender};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// One hint: decode chunk `n` of `file`.
+/// One hint: decode chunk `n` of `file` in `img`.
 struct Job {
+    img: Arc<Image>,
     file: Arc<FileReader>,
     n: usize,
 }
@@ -46,24 +47,25 @@ pub struct Prefetcher {
 impl Prefetcher {
     /// Starts `threads` decoders (in the serving process: threads do not
     /// survive the daemon's fork); each stream runs up to `depth` blocks
-    /// ahead. With 0 of either, reads are never prefetched.
-    pub fn start(&self, img: Arc<Image>, threads: usize, depth: usize) {
+    /// ahead. With 0 of either, reads are never prefetched. `cache_blocks`
+    /// is the smallest data cache of the images read.
+    pub fn start(&self, cache_blocks: usize, threads: usize, depth: usize) {
         // Blocks decoded ahead wait in the data cache: run at most a quarter
         // of it ahead, so several streams do not evict each other's blocks
         // before they are read. No cache, no prefetch.
-        let depth = depth.min(img.data_cache_blocks() / 4);
+        let depth = depth.min(cache_blocks / 4);
         if depth == 0 || threads == 0 {
             return;
         }
         let (tx, rx) = bounded::<Job>(threads * depth);
         for i in 0..threads {
-            let (rx, img) = (rx.clone(), img.clone());
+            let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("sqfuse-prefetch-{i}"))
                 .spawn(move || {
                     for j in rx {
                         // Errors surface when the block is really read.
-                        let _ = img.read_chunk(&j.file, j.n);
+                        let _ = j.img.read_chunk(&j.file, j.n);
                     }
                 });
             if spawned.is_err() {
@@ -79,6 +81,7 @@ impl Prefetcher {
     pub fn on_read(
         &self,
         s: &Stream,
+        img: &Arc<Image>,
         file: &Arc<FileReader>,
         (offset, end): (u64, u64),
         block_size: u64,
@@ -97,6 +100,7 @@ impl Prefetcher {
         let from = s.queued_to.fetch_max(limit, Ordering::Relaxed).max(next);
         for n in from..limit {
             let job = Job {
+                img: img.clone(),
                 file: file.clone(),
                 n: n as usize,
             };

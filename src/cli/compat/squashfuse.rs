@@ -91,7 +91,7 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
     }
     match <[PathBuf; 2]>::try_from(positional) {
         Ok([image, mountpoint]) => Ok(Action::Mount(Box::new(MountArgs {
-            image,
+            images: vec![image],
             mountpoint,
             foreground,
             single_thread: single,

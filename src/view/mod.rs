@@ -1,0 +1,113 @@
+//! What a mount shows: one image as it is ([`ImageView`]), or several
+//! merged the way overlayfs merges read-only layers ([`LayeredView`]).
+//!
+//! A view is a layer over readers: it names every node with a stable id
+//! (the FUSE node id and `st_ino`, 1 for the root), resolves names, lists
+//! directories and says which image holds each node's inode. The mount
+//! turns nodes into replies; it never knows how many images there are.
+
+pub mod layered;
+pub mod single;
+
+pub use layered::LayeredView;
+pub use single::ImageView;
+
+use crate::error::Result;
+use crate::format::dir::DirEntry;
+use crate::format::inode::{FileType, Inode};
+use crate::format::xattr::Xattr;
+use crate::reader::Image;
+use std::sync::Arc;
+
+/// The node id of the root of every view.
+pub const ROOT_ID: u64 = 1;
+
+/// A node of the view: its id and the inode that stands for it (the
+/// topmost layer's, in a layered view).
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub id: u64,
+    /// Index into [`View::layers`] of the image holding `inode`.
+    pub layer: usize,
+    pub inode: Inode,
+}
+
+/// One name of a directory listing.
+#[derive(Clone, Debug)]
+pub struct Entry {
+    pub name: Vec<u8>,
+    pub id: u64,
+    pub file_type: FileType,
+    /// Where the entry was found: enough to load its node without a lookup.
+    pub(crate) layer: usize,
+    pub(crate) dirent: DirEntry,
+}
+
+/// A directory's entries (without "." and "..") and its parent's id.
+#[derive(Clone, Debug)]
+pub struct Listing {
+    pub parent: u64,
+    pub entries: Vec<Entry>,
+}
+
+impl Listing {
+    /// Roughly what the listing costs in memory, for cache budgets.
+    pub fn footprint(&self) -> usize {
+        self.entries
+            .iter()
+            .map(|e| 2 * e.name.len() + std::mem::size_of::<Entry>())
+            .sum::<usize>()
+            + std::mem::size_of::<Self>()
+    }
+}
+
+/// Totals for `statfs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Totals {
+    /// Blocks of `block_size` bytes the images use.
+    pub blocks: u64,
+    pub inodes: u64,
+    pub block_size: u32,
+}
+
+/// A read-only tree of nodes over one or more images. Every method may be
+/// called from many threads at once.
+pub trait View: Send + Sync {
+    /// The images, top layer first (one for a plain mount).
+    fn layers(&self) -> &[Arc<Image>];
+
+    /// The node with this id (one handed out before), or a NotFound error.
+    fn node(&self, id: u64) -> Result<Node>;
+
+    /// The node `name` names in directory `dir` (a node this view handed
+    /// out), if any.
+    fn lookup(&self, dir: &Node, name: &[u8]) -> Result<Option<Node>>;
+
+    /// The entries of directory `dir`, in a stable order.
+    fn list(&self, dir: &Node) -> Result<Arc<Listing>>;
+
+    /// The node of an entry `list` returned for directory `dir`.
+    fn entry_node(&self, dir: u64, e: &Entry) -> Result<Node>;
+
+    /// The node's extended attributes as the view shows them.
+    fn xattrs(&self, n: &Node) -> Result<Vec<Xattr>> {
+        self.layers()[n.layer].xattrs(&n.inode)
+    }
+
+    /// What `statfs` reports: the layers' sizes and inode counts summed, in
+    /// units of the top layer's block size.
+    fn totals(&self) -> Totals {
+        let layers = self.layers();
+        let block_size = layers.first().map_or(4096, |l| l.sb.block_size);
+        let bytes: u64 = layers
+            .iter()
+            .map(|l| l.sb.bytes_used)
+            .fold(0, u64::saturating_add);
+        Totals {
+            // As the kernel driver rounds: at least one block.
+            blocks: bytes.saturating_sub(1) / u64::from(block_size) + 1,
+            inodes: layers.iter().map(|l| u64::from(l.sb.inode_count)).sum(),
+            block_size,
+        }
+    }
+}

@@ -334,3 +334,44 @@ fn corrupt_layer_is_eio_for_its_files_only() {
     );
     assert_eq!(std::fs::read_to_string(m.dir.join("t")).unwrap(), "top\n");
 }
+
+/// `pack --layers` from an OCI image umoci made: the layer images mounted
+/// by sqfuse, and by the kernel's overlayfs over loop mounts, both show
+/// exactly `umoci unpack`'s rootfs; so does the flattened import.
+#[test]
+fn oci_layers_mounted_equal_umoci_unpack() {
+    use crate::common::oci::{have_umoci, layer_tars, umoci_layout, umoci_rootfs};
+    need_fuse!();
+    if !is_root() || !have_umoci() {
+        skip!("needs root and umoci (apt-get install umoci)");
+    }
+    let root = scratch("oci-layers");
+    let tars = layer_tars(&root);
+    let layout = umoci_layout(&root, &tars);
+    let want = snapshot(&umoci_rootfs(&root, &layout));
+    let out = root.join("layers");
+    run(sqfuse()
+        .args(["pack", "-q", "--layers"])
+        .arg(&out)
+        .arg(format!("oci:{}:t", layout.display())));
+    let list = std::fs::read_to_string(out.join("layers.txt")).unwrap();
+    let images: Vec<PathBuf> = list.lines().map(|l| out.join(l)).collect();
+    assert_eq!(images.len(), 3, "{list}");
+    // Named by the manifest's layer digests.
+    for img in &images {
+        let hex = img.file_stem().unwrap().to_str().unwrap();
+        assert!(layout.join("blobs/sha256").join(hex).exists(), "{hex}");
+    }
+    let refs: Vec<&Path> = images.iter().map(PathBuf::as_path).collect();
+    let m = Mounted::layers(&refs, "oci-layers", &[]);
+    let ours = snapshot(&m.dir);
+    assert_same("sqfuse over --layers vs umoci unpack", &want, &ours);
+    check_semantics(&m.dir, &ours);
+    if let Some(k) = KernelOverlay::new(&images, "oci-layers", "") {
+        assert_same(
+            "kernel overlayfs over --layers vs umoci unpack",
+            &want,
+            &snapshot(&k.dir),
+        );
+    }
+}

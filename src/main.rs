@@ -7,6 +7,7 @@ use clap::Parser;
 use sqfuse::cli::args::{self, Cli, Cmd, ImageArgs, PackArgs};
 use sqfuse::cli::compat::{self, Personality};
 use sqfuse::cli::{check, extract, info, ls};
+use sqfuse::pack::Source;
 use sqfuse::{Image, OpenOptions};
 use std::ffi::OsString;
 use std::io::Write;
@@ -290,9 +291,27 @@ fn source_date_epoch() -> Result<Option<u32>> {
 }
 
 fn pack(a: PackArgs) -> Result<ExitCode> {
-    let (sources, image) = a
-        .split_paths()
-        .ok_or_else(|| anyhow!("give SOURCE... IMAGE"))?;
+    let oci_source = match a.paths.as_slice() {
+        [s, ..] if a.paths.len() <= 2 => {
+            let s = s.to_string_lossy();
+            (s.starts_with("oci:") || s.starts_with("docker://")).then(|| s.into_owned())
+        }
+        _ => None,
+    };
+    let (sources, image): (&[PathBuf], &Path) = match (&a.layers, &oci_source) {
+        (Some(outdir), Some(_)) if a.paths.len() == 1 => (&a.paths[..], outdir),
+        (Some(_), _) => {
+            return Err(anyhow!(
+                "--layers takes one OCI SOURCE (oci:DIR[:TAG] or docker://HOST/REPO[:TAG]) and no IMAGE"
+            ))
+        }
+        (None, _) => {
+            let (s, i) = a
+                .split_paths()
+                .ok_or_else(|| anyhow!("give SOURCE... IMAGE (the image to create comes last)"))?;
+            (s, i.as_path())
+        }
+    };
     let defaults = sqfuse::pack::PackOptions::default();
     let opts = sqfuse::pack::PackOptions {
         compressor: a.compressor,
@@ -329,9 +348,13 @@ fn pack(a: PackArgs) -> Result<ExitCode> {
             (true, Some(s)) => Some(s.0.clone()),
             (true, None) => Some(sqfuse::pack::verity::random_salt()?),
         },
+        whiteouts: a.whiteouts,
         tar_root_from_archive: true,
     };
-    let rep = run_pack(sources, image, &opts, a.quiet, "sqfuse")?;
+    if let Some(reference) = &oci_source {
+        return pack_oci(reference, &a, image, &opts);
+    }
+    let rep = run_pack(Source::Paths(sources), image, &opts, a.quiet, "sqfuse")?;
     if let Some(v) = &rep.verity {
         let mut out = std::io::stdout().lock();
         report_root(v, a.verity_roothash.as_deref(), &mut out)?;
@@ -339,9 +362,73 @@ fn pack(a: PackArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `pack` from an OCI image: flattened into `target`, or with --layers one
+/// image per layer in the directory `target`.
+fn pack_oci(
+    reference: &str,
+    a: &PackArgs,
+    target: &Path,
+    opts: &sqfuse::pack::PackOptions,
+) -> Result<ExitCode> {
+    use sqfuse::pack::oci;
+    let img = oci::OciImage::open(reference, a.insecure)?;
+    let Some(outdir) = &a.layers else {
+        let config = oci::config_path(target);
+        oci::refuse_existing(&config, opts.force)?;
+        let rep = run_pack(
+            Source::Tree(Box::new(|spool| img.flatten(spool, target, opts))),
+            target,
+            opts,
+            a.quiet,
+            "sqfuse",
+        )?;
+        oci::write_atomically(&config, &img.config)?;
+        if let Some(v) = &rep.verity {
+            report_root(
+                v,
+                a.verity_roothash.as_deref(),
+                &mut std::io::stdout().lock(),
+            )?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    if a.verity_roothash.is_some() {
+        return Err(anyhow!(
+            "--verity-roothash names one file; with --layers each layer's root hash is written beside it as LAYER.roothash"
+        ));
+    }
+    let plan = oci::LayerPlan::new(&img, outdir, opts.force)?;
+    for (layer, file) in plan.to_pack() {
+        let rep = run_pack(
+            Source::Tree(Box::new(|spool| img.layer_tree(layer, spool, file, opts))),
+            file,
+            opts,
+            a.quiet,
+            "sqfuse",
+        )?;
+        if let Some(v) = &rep.verity {
+            let roothash = file.with_extension("sqfs.roothash");
+            println!("{}:", file.display());
+            report_root(v, Some(&roothash), &mut std::io::stdout().lock())?;
+        }
+    }
+    plan.finish(&img)?;
+    if !a.quiet {
+        eprintln!(
+            "mount with: sqfuse {} MOUNTPOINT",
+            plan.top_first()
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Packs with Ctrl-C handling, a progress bar on a terminal and a summary.
 fn run_pack(
-    sources: &[PathBuf],
+    source: Source<'_>,
     image: &Path,
     opts: &sqfuse::pack::PackOptions,
     quiet: bool,
@@ -355,7 +442,7 @@ fn run_pack(
     let progress = Arc::new(sqfuse::pack::data::Progress::default());
     let bar = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| progress_bar(progress.clone()));
-    let result = sqfuse::pack::pack(sources, image, opts, &stop, progress);
+    let result = sqfuse::pack::pack_source(source, image, opts, &stop, progress);
     if let Some((done, handle)) = bar {
         done.store(true, Ordering::Relaxed);
         let _ = handle.join();
@@ -466,7 +553,13 @@ fn mksquashfs_main(args: &[OsString]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Ok(Action::Pack(job)) => {
-            match run_pack(&job.sources, &job.image, &job.opts, job.quiet, "mksquashfs") {
+            match run_pack(
+                Source::Paths(&job.sources),
+                &job.image,
+                &job.opts,
+                job.quiet,
+                "mksquashfs",
+            ) {
                 Ok(_) => ExitCode::SUCCESS,
                 Err(e) => fail("mksquashfs", &e, 1),
             }

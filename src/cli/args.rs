@@ -170,8 +170,9 @@ pub struct PackArgs {
     /// SOURCE... IMAGE: the directories or files to pack, then the image to
     /// create. One directory's contents become the image's root; several
     /// sources become entries of the root. With --tar: one tar archive (- for
-    /// standard input).
-    #[arg(required = true, num_args = 2.., value_name = "SOURCE... IMAGE")]
+    /// standard input). An OCI image: oci:DIR[:TAG] (a layout, as skopeo
+    /// and umoci write it) or docker://HOST[:PORT]/REPO[:TAG|@DIGEST].
+    #[arg(required = true, num_args = 1.., value_name = "SOURCE... IMAGE")]
     pub paths: Vec<PathBuf>,
     /// Compressor: gzip, xz, lz4, zstd or lzo.
     #[arg(short, long, default_value = "zstd", value_parser = parse_compressor)]
@@ -242,6 +243,19 @@ pub struct PackArgs {
     /// SOURCE is a tar archive (ustar, gnu or pax; `-` reads standard input).
     #[arg(long)]
     pub tar: bool,
+    /// With --tar: store the archive's whiteouts as overlayfs reads them
+    /// (devices 0/0, trusted.overlay.opaque), as OCI writes them (.wh.NAME,
+    /// .wh..wh..opq), or as the archive has them.
+    #[arg(long, value_name = "oci|overlay|keep", default_value = "keep")]
+    pub whiteouts: crate::whiteout::Convention,
+    /// With an OCI SOURCE (oci:DIR[:TAG] or docker://HOST/REPO[:TAG]) and no
+    /// IMAGE: one image per layer in OUTDIR, named by the layer's digest,
+    /// whiteouts in overlayfs form; layers.txt lists them top first.
+    #[arg(long, value_name = "OUTDIR")]
+    pub layers: Option<PathBuf>,
+    /// docker://: talk plain HTTP to the registry (a local one).
+    #[arg(long)]
+    pub insecure: bool,
     /// No progress bar, no summary line.
     #[arg(short, long)]
     pub quiet: bool,
@@ -308,7 +322,9 @@ pub enum Shell {
 pub enum Cmd {
     /// Create an image from directories, files or a tar archive (parallel,
     /// byte-identical for any -j): sqfuse pack SOURCE... IMAGE
-    #[command(override_usage = "sqfuse pack [OPTIONS] SOURCE... IMAGE")]
+    #[command(
+        override_usage = "sqfuse pack [OPTIONS] SOURCE... IMAGE\n       sqfuse pack [OPTIONS] --layers OUTDIR OCI-SOURCE"
+    )]
     Pack(PackArgs),
     /// Mount IMAGE read-only on MOUNTPOINT (also: `sqfuse IMAGE MOUNTPOINT`);
     /// several images: their merged layers, the first on top.

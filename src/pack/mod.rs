@@ -9,6 +9,7 @@
 pub mod data;
 mod error;
 pub mod exclude;
+pub mod oci;
 pub mod scan;
 pub mod tables;
 pub mod tarsrc;
@@ -60,6 +61,8 @@ pub struct PackOptions {
     pub root_time: Option<u32>,
     /// Append a dm-verity hash tree with this salt (see [`verity`]).
     pub verity_salt: Option<Vec<u8>>,
+    /// With `tar`: what to do with whiteouts in the archive.
+    pub whiteouts: crate::whiteout::Convention,
     /// With `tar`: the archive's `./` entry gives the root its attributes.
     /// Off (mksquashfs -tar), the root is made: mode 0777, owned by the
     /// caller, the image's time.
@@ -94,6 +97,7 @@ impl Default for PackOptions {
             tar: false,
             root_time: None,
             verity_salt: None,
+            whiteouts: crate::whiteout::Convention::Keep,
             tar_root_from_archive: true,
         }
     }
@@ -189,11 +193,35 @@ fn keep_prefix(out: &mut File, image: &Path, offset: u64) -> std::io::Result<()>
     Ok(())
 }
 
+/// Where a pack's tree comes from.
+pub enum Source<'a> {
+    /// Directories and files, or (with [`PackOptions::tar`]) one archive.
+    Paths(&'a [PathBuf]),
+    /// A tree built by the caller (an OCI image's layers), given the path
+    /// of a spool file it may create for file data.
+    Tree(BuildTree<'a>),
+}
+
+/// Builds a tree, given the spool file path it may write file data to.
+pub type BuildTree<'a> = Box<dyn FnOnce(&Path) -> Result<scan::Tree, PackError> + 'a>;
+
 /// Packs `sources` into IMAGE: one directory's contents, several sources
 /// under a root of their own (see [`scan::scan`]), or with `opts.tar` the
 /// tar archive `sources[0]` (`-`: standard input).
 pub fn pack(
     sources: &[PathBuf],
+    image: &Path,
+    opts: &PackOptions,
+    stop: &AtomicBool,
+    progress: Arc<data::Progress>,
+) -> Result<PackReport, PackError> {
+    pack_source(Source::Paths(sources), image, opts, stop, progress)
+}
+
+/// Packs `source` into `image` (written to a temporary file, renamed into
+/// place once complete).
+pub fn pack_source(
+    source: Source<'_>,
     image: &Path,
     opts: &PackOptions,
     stop: &AtomicBool,
@@ -248,33 +276,44 @@ pub fn pack(
         .unwrap_or_default();
     remove_stale_temporaries(dir, &name);
     let mut spool_guard = TempGuard(None);
-    let mut tree = if opts.tar {
-        let [source] = sources else {
-            return Err(PackError::Usage("--tar takes one archive".into()));
-        };
-        let spool = temp_name(dir, &name, "spool");
-        spool_guard.0 = Some(spool.clone());
-        if source == Path::new("-") {
-            let name = Path::new("standard input");
-            tarsrc::read_tar(std::io::stdin().lock(), name, &spool, image, opts)?
-        } else {
-            let f = File::open(source).map_err(|e| PackError::io(source, "open", e))?;
-            let r = std::io::BufReader::with_capacity(1 << 20, f);
-            tarsrc::read_tar(r, source, &spool, image, opts)?
+    let mut tree = match source {
+        Source::Tree(build) => {
+            let spool = temp_name(dir, &name, "spool");
+            spool_guard.0 = Some(spool.clone());
+            build(&spool)?
         }
-    } else {
-        for source in sources {
-            let source_abs =
-                std::fs::canonicalize(source).map_err(|e| PackError::io(source, "read", e))?;
-            if image_abs.starts_with(&source_abs) {
-                return Err(PackError::Usage(format!(
-                    "{} is inside the source {}",
-                    image.display(),
-                    source.display()
-                )));
+        Source::Paths(sources) if opts.tar => {
+            let [source] = sources else {
+                return Err(PackError::Usage("--tar takes one archive".into()));
+            };
+            let spool = temp_name(dir, &name, "spool");
+            spool_guard.0 = Some(spool.clone());
+            let mut t = tarsrc::TarTree::new(&spool, image, opts)?;
+            let mode = opts.whiteouts.into();
+            if source == Path::new("-") {
+                let name = Path::new("standard input");
+                t.add_layer(std::io::stdin().lock(), name, mode)?;
+            } else {
+                let f = File::open(source).map_err(|e| PackError::io(source, "open", e))?;
+                let r = std::io::BufReader::with_capacity(1 << 20, f);
+                t.add_layer(r, source, mode)?;
             }
+            t.finish()?
         }
-        scan::scan(sources, opts)?
+        Source::Paths(sources) => {
+            for source in sources {
+                let source_abs =
+                    std::fs::canonicalize(source).map_err(|e| PackError::io(source, "read", e))?;
+                if image_abs.starts_with(&source_abs) {
+                    return Err(PackError::Usage(format!(
+                        "{} is inside the source {}",
+                        image.display(),
+                        source.display()
+                    )));
+                }
+            }
+            scan::scan(sources, opts)?
+        }
     };
     let mkfs_time = opts
         .mkfs_time

@@ -8,6 +8,7 @@ use super::tarstream::{kind, Data, TarStream};
 use super::{PackError, PackOptions};
 use crate::format::dir::MAX_NAME;
 use crate::format::xattr::{Namespace, Xattr};
+use crate::whiteout::{self, Convention};
 use base64::Engine;
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
@@ -19,6 +20,8 @@ use std::path::{Path, PathBuf};
 struct Slot {
     node: Node,
     children: BTreeMap<Vec<u8>, usize>,
+    /// The layer that last placed this entry or something below it.
+    layer: u32,
 }
 
 fn implicit_dir(name: Vec<u8>) -> Node {
@@ -166,6 +169,45 @@ fn read_map_1_0(r: &mut impl Read) -> std::io::Result<(Vec<(u64, u64)>, u64)> {
     Ok((runs, consumed + pad))
 }
 
+/// What to do with whiteouts met in a layer (see [`crate::whiteout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Store them as they are.
+    Keep,
+    /// Store them in overlayfs form (devices 0/0, `trusted.overlay.opaque`).
+    ToOverlay,
+    /// Store them in OCI form (`.wh.NAME`, `.wh..wh..opq`).
+    ToOci,
+    /// Apply them to the layers read before (flattening a stack).
+    Apply,
+}
+
+impl From<Convention> for Whiteouts {
+    fn from(c: Convention) -> Self {
+        match c {
+            Convention::Keep => Self::Keep,
+            Convention::Overlay => Self::ToOverlay,
+            Convention::Oci => Self::ToOci,
+        }
+    }
+}
+
+/// The tree of one or more tar streams read one after another (a layer
+/// stack, bottom first), their file data spooled to one file.
+pub struct TarTree<'a> {
+    slots: Vec<Slot>,
+    files: Vec<SourceFile>,
+    links: Vec<u32>,
+    warnings: Vec<String>,
+    spool: File,
+    spool_end: u64,
+    spool_path: &'a Path,
+    image: &'a Path,
+    opts: &'a PackOptions,
+    layer: u32,
+}
+
+/// One tar stream into a tree, whiteouts kept as they are.
 pub fn read_tar(
     input: impl Read,
     archive: &Path,
@@ -173,244 +215,470 @@ pub fn read_tar(
     image: &Path,
     opts: &PackOptions,
 ) -> Result<Tree, PackError> {
-    // The spool is part of the output: its errors name the image.
-    let spool_err = |source| PackError::Output {
-        path: image.to_path_buf(),
-        source,
-    };
-    let mut spool = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(spool_path)
-        .map_err(spool_err)?;
-    let mut spool_end = 0u64;
-    let mut ar = TarStream::new(input);
-    let mut slots = vec![Slot {
-        node: implicit_dir(Vec::new()),
-        children: BTreeMap::new(),
-    }];
-    let mut files: Vec<SourceFile> = Vec::new();
-    let mut links: Vec<u32> = Vec::new();
-    let mut warnings = Vec::new();
-    let terr = |e: std::io::Error| PackError::io(archive, "read the tar stream", e);
-    while let Some(m) = ar.next_member().map_err(terr)? {
-        let pax = &m.pax;
-        let get = |k: &str| m.pax_value(k);
-        let sparse = match &m.gnu_sparse {
-            Some((runs, real_size)) => Some(SparseMap {
-                runs: runs.clone(),
-                real_size: *real_size,
-                name: None,
-                map_in_data: false,
-            }),
-            None => pax_sparse(pax),
-        };
-        let mut path = m.path.clone();
-        if let Some(n) = sparse.as_ref().and_then(|s| s.name.clone()) {
-            path = n;
+    let mut t = TarTree::new(spool_path, image, opts)?;
+    t.add_layer(input, archive, Whiteouts::Keep)?;
+    t.finish()
+}
+
+impl<'a> TarTree<'a> {
+    pub fn new(
+        spool_path: &'a Path,
+        image: &'a Path,
+        opts: &'a PackOptions,
+    ) -> Result<Self, PackError> {
+        let spool = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(spool_path)
+            .map_err(|source| PackError::Output {
+                path: image.to_path_buf(),
+                source,
+            })?;
+        Ok(TarTree {
+            slots: vec![Slot {
+                node: implicit_dir(Vec::new()),
+                children: BTreeMap::new(),
+                layer: 0,
+            }],
+            files: Vec::new(),
+            links: Vec::new(),
+            warnings: Vec::new(),
+            spool,
+            spool_end: 0,
+            spool_path,
+            image,
+            opts,
+            layer: 0,
+        })
+    }
+
+    /// The spool is part of the output: its errors name the image.
+    fn spool_err(&self, source: std::io::Error) -> PackError {
+        PackError::Output {
+            path: self.image.to_path_buf(),
+            source,
         }
-        let comps: Vec<&[u8]> = path
-            .split(|&b| b == b'/')
-            .filter(|c| !c.is_empty() && *c != b".")
-            .collect();
-        let member = PathBuf::from(OsStr::from_bytes(&path));
-        if comps.iter().any(|c| *c == b"..") {
-            return Err(PackError::entry(&member, "tar member climbs out with '..'"));
-        }
-        if comps.iter().any(|c| c.len() > MAX_NAME) {
-            return Err(PackError::entry(
-                &member,
-                format!("tar member has a name longer than {MAX_NAME} bytes"),
-            ));
-        }
-        let mtime_raw = get("mtime").and_then(parse_num).unwrap_or(m.mtime);
-        let clamped = mtime_raw.clamp(0, i64::from(u32::MAX)) as u32;
-        if i64::from(clamped) != mtime_raw {
-            warnings.push(format!(
-                "{}: mtime {mtime_raw} clamped to {clamped}",
-                String::from_utf8_lossy(&path)
-            ));
-        }
-        let mut mtime = opts.all_time.unwrap_or(clamped);
-        if opts.all_time.is_none() {
-            if let Some(sde) = opts.source_date_epoch {
-                mtime = mtime.min(sde);
+    }
+
+    /// Reads one tar stream (one layer) over what was read before; stops at
+    /// the archive's end marker (the caller drains what follows, if needed).
+    pub fn add_layer(
+        &mut self,
+        input: impl Read,
+        archive: &Path,
+        mode: Whiteouts,
+    ) -> Result<(), PackError> {
+        let mut ar = TarStream::new(input);
+        self.layer += 1;
+        let opts = self.opts;
+        let spool_path = self.spool_path;
+        let terr = |e: std::io::Error| PackError::io(archive, "read the tar stream", e);
+        while let Some(m) = ar.next_member().map_err(terr)? {
+            let pax = &m.pax;
+            let get = |k: &str| m.pax_value(k);
+            let sparse = match &m.gnu_sparse {
+                Some((runs, real_size)) => Some(SparseMap {
+                    runs: runs.clone(),
+                    real_size: *real_size,
+                    name: None,
+                    map_in_data: false,
+                }),
+                None => pax_sparse(pax),
+            };
+            let mut path = m.path.clone();
+            if let Some(n) = sparse.as_ref().and_then(|s| s.name.clone()) {
+                path = n;
             }
-        }
-        let num = |k: &str, fallback: u64| {
-            get(k)
-                .and_then(parse_num)
-                .map_or(fallback, |n| n.max(0) as u64)
-        };
-        let uid = u32::try_from(num("uid", m.uid)).unwrap_or(u32::MAX);
-        let gid = u32::try_from(num("gid", m.gid)).unwrap_or(u32::MAX);
-        let (uid, gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
-        let mut xattrs: Vec<Xattr> = Vec::new();
-        if !opts.no_xattrs {
-            for (k, v) in pax {
-                let (name, value) = if let Some(n) = k.strip_prefix("SCHILY.xattr.") {
-                    (n.as_bytes().to_vec(), v.clone())
-                } else if let Some(n) = k.strip_prefix("LIBARCHIVE.xattr.") {
-                    let name = percent_decode(n);
-                    // libarchive writes base64 without padding; accept either.
-                    let engine = base64::engine::GeneralPurpose::new(
-                        &base64::alphabet::STANDARD,
-                        base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(
-                            base64::engine::DecodePaddingMode::Indifferent,
-                        ),
-                    );
-                    let value = engine
-                        .decode(
-                            v.iter()
-                                .copied()
-                                .filter(|b| !b.is_ascii_whitespace())
-                                .collect::<Vec<_>>(),
-                        )
-                        .map_err(|e| {
-                            PackError::entry(&member, format!("{k}: bad base64 value: {e}"))
-                        })?;
-                    (name, value)
-                } else {
-                    continue;
-                };
-                if Namespace::split(&name).is_some() {
-                    xattrs.retain(|x| x.name != name);
-                    xattrs.push(Xattr { name, value });
-                } else {
-                    warnings.push(format!(
-                        "{}: xattr {} cannot be stored in SquashFS",
-                        String::from_utf8_lossy(&path),
-                        String::from_utf8_lossy(&name)
-                    ));
-                }
+            let comps: Vec<&[u8]> = path
+                .split(|&b| b == b'/')
+                .filter(|c| !c.is_empty() && *c != b".")
+                .collect();
+            let member = PathBuf::from(OsStr::from_bytes(&path));
+            if comps.iter().any(|c| *c == b"..") {
+                return Err(PackError::entry(&member, "tar member climbs out with '..'"));
             }
-            xattrs.sort();
-        }
-        let perm = (m.mode & 0o7777) as u16;
-        let rdev = || device_number(&member, m.devmajor, m.devminor);
-        let mut link = None;
-        let kind = match m.kind {
-            kind::DIR | kind::GNU_DUMPDIR => Kind::Dir(Vec::new()),
-            kind::SYMLINK => Kind::Symlink(m.link.clone()),
-            kind::CHAR => Kind::CharDev(rdev()?),
-            kind::BLOCK => Kind::BlockDev(rdev()?),
-            kind::FIFO => Kind::Fifo,
-            kind::HARD_LINK => {
-                let target = m.link.clone();
-                let Some(t) = lookup(&slots, &target) else {
-                    return Err(PackError::entry(
-                        &member,
-                        format!(
-                            "tar member links to {:?}, which comes nowhere before it",
-                            String::from_utf8_lossy(&target)
-                        ),
-                    ));
-                };
-                if matches!(slots[t].node.kind, Kind::Dir(_)) {
-                    return Err(PackError::entry(
-                        &member,
-                        "tar member hard-links a directory",
-                    ));
-                }
-                let group = match slots[t].node.link {
-                    Some(g) => g,
-                    None => {
-                        links.push(1);
-                        slots[t].node.link = Some(links.len() - 1);
-                        links.len() - 1
-                    }
-                };
-                links[group] += 1;
-                link = Some(group);
-                slots[t].node.kind.clone()
-            }
-            kind::REGULAR | kind::REGULAR_OLD | kind::CONTIGUOUS | kind::GNU_SPARSE => {
-                let start = spool_end;
-                let terr = |e: std::io::Error| PackError::io(&member, "read tar member", e);
-                let size = match &sparse {
-                    Some(sm) => {
-                        let mut data = Data(&mut ar);
-                        let runs = if sm.map_in_data {
-                            read_map_1_0(&mut data).map_err(terr)?.0
-                        } else {
-                            sm.runs.clone()
-                        };
-                        for (off, len) in runs {
-                            if off.checked_add(len).is_none_or(|e| e > sm.real_size) {
-                                return Err(PackError::entry(
-                                    &member,
-                                    "tar member has a sparse run past the file size",
-                                ));
-                            }
-                            spool_copy(&mut data, &mut spool, start + off, len).map_err(terr)?;
-                        }
-                        sm.real_size
-                    }
-                    None => {
-                        let n = m.size;
-                        spool_copy(&mut Data(&mut ar), &mut spool, start, n).map_err(terr)?;
-                        n
-                    }
-                };
-                spool_end = start
-                    .checked_add(size)
-                    .ok_or_else(|| PackError::entry(&member, "tar member size overflows"))?;
-                spool.set_len(spool_end).map_err(spool_err)?;
-                files.push(SourceFile {
-                    path: spool_path.to_path_buf(),
-                    offset: start,
-                    size,
-                    spooled: true,
-                });
-                Kind::File {
-                    file: files.len() - 1,
-                }
-            }
-            other => {
-                warnings.push(format!(
-                    "{}: tar member of type {:?} skipped",
-                    String::from_utf8_lossy(&path),
-                    char::from(other)
+            if comps.iter().any(|c| c.len() > MAX_NAME) {
+                return Err(PackError::entry(
+                    &member,
+                    format!("tar member has a name longer than {MAX_NAME} bytes"),
                 ));
-                continue;
             }
-        };
-        let node = Node {
-            name: comps.last().map(|c| c.to_vec()).unwrap_or_default(),
-            perm,
-            uid: opts.force_uid.unwrap_or(uid),
-            gid: opts.force_gid.unwrap_or(gid),
-            mtime,
-            xattrs,
-            link,
-            kind,
-        };
-        if comps.is_empty() && !opts.tar_root_from_archive {
-            continue; // the root is made, not taken from the archive
+            let mtime_raw = get("mtime").and_then(parse_num).unwrap_or(m.mtime);
+            let clamped = mtime_raw.clamp(0, i64::from(u32::MAX)) as u32;
+            if i64::from(clamped) != mtime_raw {
+                self.warnings.push(format!(
+                    "{}: mtime {mtime_raw} clamped to {clamped}",
+                    String::from_utf8_lossy(&path)
+                ));
+            }
+            let mut mtime = opts.all_time.unwrap_or(clamped);
+            if opts.all_time.is_none() {
+                if let Some(sde) = opts.source_date_epoch {
+                    mtime = mtime.min(sde);
+                }
+            }
+            let num = |k: &str, fallback: u64| {
+                get(k)
+                    .and_then(parse_num)
+                    .map_or(fallback, |n| n.max(0) as u64)
+            };
+            let uid = u32::try_from(num("uid", m.uid)).unwrap_or(u32::MAX);
+            let gid = u32::try_from(num("gid", m.gid)).unwrap_or(u32::MAX);
+            let (uid, gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
+            let mut xattrs: Vec<Xattr> = Vec::new();
+            if !opts.no_xattrs {
+                for (k, v) in pax {
+                    let (name, value) = if let Some(n) = k.strip_prefix("SCHILY.xattr.") {
+                        (n.as_bytes().to_vec(), v.clone())
+                    } else if let Some(n) = k.strip_prefix("LIBARCHIVE.xattr.") {
+                        let name = percent_decode(n);
+                        // libarchive writes base64 without padding; accept either.
+                        let engine = base64::engine::GeneralPurpose::new(
+                            &base64::alphabet::STANDARD,
+                            base64::engine::GeneralPurposeConfig::new().with_decode_padding_mode(
+                                base64::engine::DecodePaddingMode::Indifferent,
+                            ),
+                        );
+                        let value = engine
+                            .decode(
+                                v.iter()
+                                    .copied()
+                                    .filter(|b| !b.is_ascii_whitespace())
+                                    .collect::<Vec<_>>(),
+                            )
+                            .map_err(|e| {
+                                PackError::entry(&member, format!("{k}: bad base64 value: {e}"))
+                            })?;
+                        (name, value)
+                    } else {
+                        continue;
+                    };
+                    if Namespace::split(&name).is_some() {
+                        xattrs.retain(|x| x.name != name);
+                        xattrs.push(Xattr { name, value });
+                    } else {
+                        self.warnings.push(format!(
+                            "{}: xattr {} cannot be stored in SquashFS",
+                            String::from_utf8_lossy(&path),
+                            String::from_utf8_lossy(&name)
+                        ));
+                    }
+                }
+                xattrs.sort();
+            }
+            let perm = (m.mode & 0o7777) as u16;
+            let rdev = || device_number(&member, m.devmajor, m.devminor);
+            let mut link = None;
+            let kind = match m.kind {
+                kind::DIR | kind::GNU_DUMPDIR => Kind::Dir(Vec::new()),
+                kind::SYMLINK => Kind::Symlink(m.link.clone()),
+                kind::CHAR => Kind::CharDev(rdev()?),
+                kind::BLOCK => Kind::BlockDev(rdev()?),
+                kind::FIFO => Kind::Fifo,
+                kind::HARD_LINK => {
+                    let target = m.link.clone();
+                    let Some(t) = lookup(&self.slots, &target) else {
+                        return Err(PackError::entry(
+                            &member,
+                            format!(
+                                "tar member links to {:?}, which comes nowhere before it",
+                                String::from_utf8_lossy(&target)
+                            ),
+                        ));
+                    };
+                    if matches!(self.slots[t].node.kind, Kind::Dir(_)) {
+                        return Err(PackError::entry(
+                            &member,
+                            "tar member hard-links a directory",
+                        ));
+                    }
+                    let group = match self.slots[t].node.link {
+                        Some(g) => g,
+                        None => {
+                            self.links.push(1);
+                            self.slots[t].node.link = Some(self.links.len() - 1);
+                            self.links.len() - 1
+                        }
+                    };
+                    self.links[group] += 1;
+                    link = Some(group);
+                    // One inode: tar stores its xattrs on the first name
+                    // only (GNU tar, libarchive), so the link shares them.
+                    if xattrs.is_empty() {
+                        xattrs = self.slots[t].node.xattrs.clone();
+                    }
+                    self.slots[t].node.kind.clone()
+                }
+                kind::REGULAR | kind::REGULAR_OLD | kind::CONTIGUOUS | kind::GNU_SPARSE => {
+                    let start = self.spool_end;
+                    let terr = |e: std::io::Error| PackError::io(&member, "read tar member", e);
+                    let size = match &sparse {
+                        Some(sm) => {
+                            let mut data = Data(&mut ar);
+                            let runs = if sm.map_in_data {
+                                read_map_1_0(&mut data).map_err(terr)?.0
+                            } else {
+                                sm.runs.clone()
+                            };
+                            for (off, len) in runs {
+                                if off.checked_add(len).is_none_or(|e| e > sm.real_size) {
+                                    return Err(PackError::entry(
+                                        &member,
+                                        "tar member has a sparse run past the file size",
+                                    ));
+                                }
+                                spool_copy(&mut data, &mut self.spool, start + off, len)
+                                    .map_err(terr)?;
+                            }
+                            sm.real_size
+                        }
+                        None => {
+                            let n = m.size;
+                            spool_copy(&mut Data(&mut ar), &mut self.spool, start, n)
+                                .map_err(terr)?;
+                            n
+                        }
+                    };
+                    self.spool_end = start
+                        .checked_add(size)
+                        .ok_or_else(|| PackError::entry(&member, "tar member size overflows"))?;
+                    self.spool
+                        .set_len(self.spool_end)
+                        .map_err(|e| self.spool_err(e))?;
+                    self.files.push(SourceFile {
+                        path: spool_path.to_path_buf(),
+                        offset: start,
+                        size,
+                        spooled: true,
+                    });
+                    Kind::File {
+                        file: self.files.len() - 1,
+                    }
+                }
+                other => {
+                    self.warnings.push(format!(
+                        "{}: tar member of type {:?} skipped",
+                        String::from_utf8_lossy(&path),
+                        char::from(other)
+                    ));
+                    continue;
+                }
+            };
+            let node = Node {
+                name: comps.last().map(|c| c.to_vec()).unwrap_or_default(),
+                perm,
+                uid: opts.force_uid.unwrap_or(uid),
+                gid: opts.force_gid.unwrap_or(gid),
+                mtime,
+                xattrs,
+                link,
+                kind,
+            };
+            if comps.is_empty() && !opts.tar_root_from_archive {
+                continue; // the root is made, not taken from the archive
+            }
+            self.add(&comps, node, mode)?;
         }
-        place(&mut slots, &comps, node);
+        Ok(())
     }
-    spool.sync_data().map_err(spool_err)?;
-    let newest = slots.iter().map(|s| s.node.mtime).max().unwrap_or(0);
-    if !opts.tar_root_from_archive {
-        // SAFETY: getuid/getgid have no preconditions.
-        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
-        let root = &mut slots[0].node;
-        root.perm = 0o777;
-        (root.uid, root.gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
-        root.uid = opts.force_uid.unwrap_or(root.uid);
-        root.gid = opts.force_gid.unwrap_or(root.gid);
+
+    /// Places one member, handling whiteouts as `mode` says.
+    fn add(&mut self, comps: &[&[u8]], mut node: Node, mode: Whiteouts) -> Result<(), PackError> {
+        let layer = self.layer;
+        let Some((&name, parent)) = comps.split_last() else {
+            place(&mut self.slots, comps, node, layer);
+            return Ok(());
+        };
+        let is_dir = matches!(node.kind, Kind::Dir(_));
+        let device_or_xattr_whiteout = match &node.kind {
+            Kind::CharDev(0) => true,
+            Kind::File { file } => {
+                self.files[*file].size == 0 && whiteout::is_xattr_whiteout(&node.xattrs)
+            }
+            _ => false,
+        };
+        match mode {
+            Whiteouts::Keep => {}
+            Whiteouts::Apply => {
+                if name == whiteout::OCI_OPAQUE {
+                    self.make_opaque(parent, &node);
+                } else if let Some(target) = whiteout::oci_target(name) {
+                    let mut path = parent.to_vec();
+                    path.push(target);
+                    self.remove(&path);
+                } else if whiteout::is_oci_name(name) {
+                    // AUFS bookkeeping: nothing to apply.
+                } else if device_or_xattr_whiteout {
+                    self.remove(comps);
+                } else {
+                    let opaque = is_dir && whiteout::is_opaque(&node.xattrs);
+                    node.xattrs
+                        .retain(|x| !whiteout::is_overlay_private(&x.name));
+                    place(&mut self.slots, comps, node, layer);
+                    if opaque {
+                        let template = self.slots[0].node.clone();
+                        self.make_opaque(comps, &template);
+                    }
+                }
+                return Ok(());
+            }
+            Whiteouts::ToOverlay => {
+                if name == whiteout::OCI_OPAQUE {
+                    let at = self.dir_at(parent, &node);
+                    let x = &mut self.slots[at].node.xattrs;
+                    x.retain(|x| !whiteout::is_overlay_private(&x.name));
+                    x.push(whiteout::overlay_opaque_xattr());
+                    x.sort();
+                    return Ok(());
+                }
+                if let Some(target) = whiteout::oci_target(name) {
+                    let mut path = parent.to_vec();
+                    path.push(target);
+                    let dev = Node {
+                        name: target.to_vec(),
+                        perm: 0,
+                        xattrs: Vec::new(),
+                        link: None,
+                        kind: Kind::CharDev(0),
+                        ..node
+                    };
+                    place(&mut self.slots, &path, dev, layer);
+                    return Ok(());
+                }
+                if whiteout::is_oci_name(name) {
+                    return Ok(()); // AUFS bookkeeping means nothing to overlayfs
+                }
+            }
+            Whiteouts::ToOci => {
+                if device_or_xattr_whiteout {
+                    let mut path = parent.to_vec();
+                    let wh = whiteout::oci_whiteout_name(name);
+                    path.push(&wh);
+                    let empty = self.empty_file(&wh, &node);
+                    place(&mut self.slots, &path, empty, layer);
+                    return Ok(());
+                }
+                if is_dir && whiteout::is_opaque(&node.xattrs) {
+                    node.xattrs
+                        .retain(|x| !whiteout::is_overlay_private(&x.name));
+                    let marker = self.empty_file(whiteout::OCI_OPAQUE, &node);
+                    place(&mut self.slots, comps, node, layer);
+                    let mut path = comps.to_vec();
+                    path.push(whiteout::OCI_OPAQUE);
+                    place(&mut self.slots, &path, marker, layer);
+                    return Ok(());
+                }
+            }
+        }
+        place(&mut self.slots, comps, node, layer);
+        Ok(())
     }
-    let root = build(&slots, 0);
-    Ok(Tree {
-        root,
-        files,
-        links,
-        newest_mtime: newest,
-        warnings,
-        synthetic_root: !opts.tar_root_from_archive,
-    })
+
+    /// An empty regular file named `name`, owned and timed as `like`.
+    fn empty_file(&mut self, name: &[u8], like: &Node) -> Node {
+        self.files.push(SourceFile {
+            path: self.spool_path.to_path_buf(),
+            offset: self.spool_end,
+            size: 0,
+            spooled: true,
+        });
+        Node {
+            name: name.to_vec(),
+            perm: 0o644,
+            uid: like.uid,
+            gid: like.gid,
+            mtime: like.mtime,
+            xattrs: Vec::new(),
+            link: None,
+            kind: Kind::File {
+                file: self.files.len() - 1,
+            },
+        }
+    }
+
+    /// The directory slot at `comps`, made (with `like`'s owner and time)
+    /// if this layer names it only through its contents.
+    fn dir_at(&mut self, comps: &[&[u8]], like: &Node) -> usize {
+        if let Some(at) = lookup_comps(&self.slots, comps) {
+            if matches!(self.slots[at].node.kind, Kind::Dir(_)) {
+                self.slots[at].layer = self.layer;
+                return at;
+            }
+        }
+        let dir = Node {
+            name: comps.last().map(|c| c.to_vec()).unwrap_or_default(),
+            perm: 0o755,
+            xattrs: Vec::new(),
+            link: None,
+            kind: Kind::Dir(Vec::new()),
+            ..like.clone()
+        };
+        place(&mut self.slots, comps, dir, self.layer)
+    }
+
+    /// Deletes `comps` if a lower layer put it there (a whiteout applies
+    /// to the layers below, never to its own layer).
+    fn remove(&mut self, comps: &[&[u8]]) {
+        if let Some((parent, name)) = parent_slot(&self.slots, comps) {
+            let older = self.slots[parent]
+                .children
+                .get(name)
+                .is_some_and(|&i| self.slots[i].layer < self.layer);
+            if older {
+                self.slots[parent].children.remove(name);
+            }
+        }
+    }
+
+    /// Makes the directory at `comps` opaque: everything lower layers put
+    /// below it goes, what this layer put there stays.
+    fn make_opaque(&mut self, comps: &[&[u8]], like: &Node) {
+        let at = self.dir_at(comps, like);
+        let layer = self.layer;
+        let mut stack = vec![at];
+        while let Some(d) = stack.pop() {
+            let children: Vec<(Vec<u8>, usize)> = self.slots[d]
+                .children
+                .iter()
+                .map(|(n, &i)| (n.clone(), i))
+                .collect();
+            for (name, i) in children {
+                if self.slots[i].layer < layer {
+                    self.slots[d].children.remove(&name);
+                } else if matches!(self.slots[i].node.kind, Kind::Dir(_)) {
+                    stack.push(i);
+                }
+            }
+        }
+    }
+
+    /// The tree read so far: only what is still reachable, files numbered
+    /// in the order they were read, link counts from the names left.
+    pub fn finish(mut self) -> Result<Tree, PackError> {
+        self.spool.sync_data().map_err(|e| self.spool_err(e))?;
+        let opts = self.opts;
+        let newest = self.slots.iter().map(|s| s.node.mtime).max().unwrap_or(0);
+        if !opts.tar_root_from_archive {
+            // SAFETY: getuid/getgid have no preconditions.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let root = &mut self.slots[0].node;
+            root.perm = 0o777;
+            (root.uid, root.gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
+            root.uid = opts.force_uid.unwrap_or(root.uid);
+            root.gid = opts.force_gid.unwrap_or(root.gid);
+        }
+        let mut root = build(&self.slots, 0);
+        let (files, links) = compact(&mut root, &self.files, self.links.len());
+        Ok(Tree {
+            root,
+            files,
+            links,
+            newest_mtime: newest,
+            warnings: self.warnings,
+            synthetic_root: !opts.tar_root_from_archive,
+        })
+    }
 }
 
 fn percent_decode(s: &str) -> Vec<u8> {
@@ -431,6 +699,14 @@ fn percent_decode(s: &str) -> Vec<u8> {
     out
 }
 
+fn lookup_comps(slots: &[Slot], comps: &[&[u8]]) -> Option<usize> {
+    let mut at = 0;
+    for c in comps {
+        at = *slots[at].children.get(*c)?;
+    }
+    Some(at)
+}
+
 fn lookup(slots: &[Slot], path: &[u8]) -> Option<usize> {
     let mut at = 0;
     for c in path
@@ -444,14 +720,16 @@ fn lookup(slots: &[Slot], path: &[u8]) -> Option<usize> {
 
 /// Puts `node` at `comps`, creating missing parents; a later member for the
 /// same path replaces the earlier one (a directory keeps its children).
-fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node) {
+/// Every slot on the way is marked as touched by `layer`. Returns the slot.
+fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node, layer: u32) -> usize {
+    slots[0].layer = layer;
     if comps.is_empty() {
         // An entry for the root itself ("./"): its attributes apply to the root.
         if matches!(node.kind, Kind::Dir(_)) {
             let name = std::mem::take(&mut slots[0].node.name);
             slots[0].node = Node { name, ..node };
         }
-        return;
+        return 0;
     }
     let mut at = 0;
     for c in &comps[..comps.len() - 1] {
@@ -461,29 +739,90 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node) {
                 slots.push(Slot {
                     node: implicit_dir(c.to_vec()),
                     children: BTreeMap::new(),
+                    layer,
                 });
                 let i = slots.len() - 1;
                 slots[at].children.insert(c.to_vec(), i);
                 i
             }
         };
+        slots[at].layer = layer;
     }
     let name = comps[comps.len() - 1].to_vec();
     match slots[at].children.get(&name).copied() {
         Some(i)
             if matches!(slots[i].node.kind, Kind::Dir(_)) && matches!(node.kind, Kind::Dir(_)) =>
         {
-            slots[i].node = node
+            slots[i].node = node;
+            slots[i].layer = layer;
+            i
         }
         _ => {
             slots.push(Slot {
                 node,
                 children: BTreeMap::new(),
+                layer,
             });
             let i = slots.len() - 1;
             slots[at].children.insert(name, i);
+            i
         }
     }
+}
+
+/// The parent slot of `comps` and the last name, if the parent exists.
+fn parent_slot<'c>(slots: &[Slot], comps: &[&'c [u8]]) -> Option<(usize, &'c [u8])> {
+    let (name, dirs) = comps.split_last()?;
+    let mut at = 0;
+    for c in dirs {
+        at = *slots[at].children.get(*c)?;
+    }
+    Some((at, name))
+}
+
+/// Tree-wide renumbering once the tree is final: only the files still
+/// named are kept (in the order they were read), and hard-link groups are
+/// counted from the names left (a group of one is no group).
+fn compact(root: &mut Node, files: &[SourceFile], groups: usize) -> (Vec<SourceFile>, Vec<u32>) {
+    let mut used = vec![false; files.len()];
+    let mut names = vec![0u32; groups];
+    let mut stack: Vec<&Node> = vec![root];
+    while let Some(n) = stack.pop() {
+        match &n.kind {
+            Kind::Dir(children) => stack.extend(children.iter()),
+            Kind::File { file } => used[*file] = true,
+            _ => {}
+        }
+        if let Some(g) = n.link {
+            names[g] += 1;
+        }
+    }
+    let mut file_map = vec![usize::MAX; files.len()];
+    let mut kept = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        if used[i] {
+            file_map[i] = kept.len();
+            kept.push(f.clone());
+        }
+    }
+    let mut group_map = vec![None; groups];
+    let mut links = Vec::new();
+    for (g, &n) in names.iter().enumerate() {
+        if n > 1 {
+            group_map[g] = Some(links.len());
+            links.push(n);
+        }
+    }
+    let mut stack: Vec<&mut Node> = vec![root];
+    while let Some(n) = stack.pop() {
+        n.link = n.link.and_then(|g| group_map[g]);
+        match &mut n.kind {
+            Kind::Dir(children) => stack.extend(children.iter_mut()),
+            Kind::File { file } => *file = file_map[*file],
+            _ => {}
+        }
+    }
+    (kept, links)
 }
 
 fn build(slots: &[Slot], at: usize) -> Node {

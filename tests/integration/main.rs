@@ -7,6 +7,7 @@ mod fuzz_corpus; // the fuzz targets' seeds and past crash inputs, replayed with
 mod malformed; // hostile images: clean errors, no panic, no writes outside DEST
 mod mksquashfs; // the fixture tree through mksquashfs with every option, back out, compared
 mod mutation; // thousands of corrupted copies of valid images: zero panics, no hangs
+mod oci_import; // pack oci: against umoci unpack, every layer compression, tampered blobs, --whiteouts
 mod pack; // sqfuse pack against the kernel, unsquashfs and our reader; determinism; errors
 mod personality; // sqfuse as mksquashfs/unsquashfs vs the real squashfs-tools, same command lines
 mod verity; // dm-verity trees against veritysetup's, at offsets, and tampering refused where it lands

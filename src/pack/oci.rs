@@ -1,0 +1,559 @@
+//! OCI images as pack sources: an image layout on disk (`oci:DIR[:TAG]`,
+//! as skopeo and umoci write it). The manifest, config and layer blobs are
+//! read through [`Verified`], which checks each blob's size and sha256 as it
+//! streams; a mismatch fails the pack before anything is renamed into place.
+//! Layers are tar, tar+gzip or tar+zstd.
+
+use super::tarsrc::{TarTree, Whiteouts};
+use super::{PackError, PackOptions};
+use crate::pack::scan::Tree;
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// Largest manifest, index or config blob read (they are JSON held in memory).
+const MAX_JSON_BLOB: u64 = 16 << 20;
+
+/// A content descriptor from a manifest or index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Descriptor {
+    pub media_type: String,
+    /// `sha256:` and 64 lowercase hex digits (checked when parsed).
+    pub digest: String,
+    pub size: u64,
+}
+
+impl Descriptor {
+    fn from_json(v: &serde_json::Value, what: &str) -> Result<Self, String> {
+        let digest = v["digest"]
+            .as_str()
+            .ok_or_else(|| format!("{what} has no digest"))?
+            .to_string();
+        check_digest(&digest).map_err(|e| format!("{what}: {e}"))?;
+        Ok(Descriptor {
+            media_type: v["mediaType"].as_str().unwrap_or_default().to_string(),
+            size: v["size"]
+                .as_u64()
+                .ok_or_else(|| format!("{what} has no size"))?,
+            digest,
+        })
+    }
+
+    /// The hex part of the digest (what a blob's file is named).
+    pub fn hex(&self) -> &str {
+        &self.digest["sha256:".len()..]
+    }
+}
+
+/// Only sha256 digests are accepted: the hex names a file, so nothing else
+/// may reach a path.
+fn check_digest(d: &str) -> Result<(), String> {
+    let hex = d
+        .strip_prefix("sha256:")
+        .ok_or_else(|| format!("digest {d:?} is not sha256"))?;
+    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        return Err(format!("digest {d:?} is not 64 lowercase hex digits"));
+    }
+    Ok(())
+}
+
+/// A reader that hashes and counts what passes through it; [`Verified::finish`]
+/// reads to the end and checks the blob's size and digest.
+pub struct Verified<R: Read> {
+    inner: R,
+    hasher: Sha256,
+    read: u64,
+    want: Descriptor,
+}
+
+impl<R: Read> Verified<R> {
+    pub fn new(inner: R, want: Descriptor) -> Self {
+        Verified {
+            inner,
+            hasher: Sha256::new(),
+            read: 0,
+            want,
+        }
+    }
+
+    /// Drains what is left and checks size and digest.
+    pub fn finish(mut self) -> io::Result<()> {
+        io::copy(&mut self, &mut io::sink())?;
+        if self.read != self.want.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob {} has {} bytes, its descriptor says {}",
+                    self.want.digest, self.read, self.want.size
+                ),
+            ));
+        }
+        let got = hex::encode(self.hasher.finalize());
+        if got != self.want.hex() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob {} does not match its digest (its content hashes to sha256:{got})",
+                    self.want.digest
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for Verified<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        if self.read > self.want.size {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob {} is longer than its descriptor's {} bytes",
+                    self.want.digest, self.want.size
+                ),
+            ));
+        }
+        Ok(n)
+    }
+}
+
+/// How a layer blob is compressed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayerCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl LayerCompression {
+    /// From the media type; unknown types are sniffed from the first bytes.
+    fn from_media_type(t: &str) -> Option<Self> {
+        if t.ends_with("+gzip") || t.ends_with(".tar.gzip") || t.ends_with(".tar.gz") {
+            Some(Self::Gzip)
+        } else if t.ends_with("+zstd") || t.ends_with(".tar.zstd") {
+            Some(Self::Zstd)
+        } else if t.ends_with(".tar") || t.ends_with(".layer.v1.tar") {
+            Some(Self::None)
+        } else {
+            None
+        }
+    }
+
+    fn sniff(head: &[u8]) -> Self {
+        if head.starts_with(&[0x1f, 0x8b]) {
+            Self::Gzip
+        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            Self::Zstd
+        } else {
+            Self::None
+        }
+    }
+}
+
+/// An image resolved from a layout: its config and layers (bottom first).
+#[derive(Debug)]
+pub struct OciImage {
+    pub manifest: Descriptor,
+    /// The config blob as stored (JSON: entrypoint, env, labels, history).
+    pub config: Vec<u8>,
+    pub layers: Vec<Descriptor>,
+    blobs: PathBuf,
+    /// What the image was called on the command line, for messages.
+    pub name: String,
+}
+
+/// Parses `oci:DIR[:TAG]`.
+pub fn parse_layout_ref(s: &str) -> Option<(PathBuf, Option<String>)> {
+    let rest = s.strip_prefix("oci:")?;
+    // A TAG never holds '/', so the last ':' starts one only if no '/' follows.
+    match rest.rsplit_once(':') {
+        Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+            Some((PathBuf::from(dir), Some(tag.to_string())))
+        }
+        _ => Some((PathBuf::from(rest), None)),
+    }
+}
+
+fn json_err(path: &Path, what: impl std::fmt::Display) -> PackError {
+    PackError::Entry {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+    }
+}
+
+/// The host's architecture in OCI's spelling.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
+    }
+}
+
+const INDEX_TYPES: [&str; 2] = [
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+];
+
+impl OciImage {
+    /// Resolves `tag` (or the layout's only image) in the layout at `dir`:
+    /// index.json, nested indexes by platform (linux and this machine's
+    /// architecture), the manifest and the config, each blob verified.
+    pub fn open_layout(dir: &Path, tag: Option<&str>) -> Result<Self, PackError> {
+        let index_path = dir.join("index.json");
+        let text = std::fs::read(&index_path)
+            .map_err(|e| PackError::io(&index_path, "read the OCI layout's index", e))?;
+        let index: serde_json::Value = serde_json::from_slice(&text)
+            .map_err(|e| json_err(&index_path, format!("not JSON: {e}")))?;
+        let manifests = index["manifests"]
+            .as_array()
+            .ok_or_else(|| json_err(&index_path, "has no manifests list"))?;
+        let ref_name = |m: &serde_json::Value| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .map(str::to_string)
+        };
+        let chosen = match tag {
+            Some(t) => manifests
+                .iter()
+                .find(|m| ref_name(m).as_deref() == Some(t))
+                .ok_or_else(|| {
+                    let tags: Vec<String> = manifests.iter().filter_map(ref_name).collect();
+                    json_err(
+                        &index_path,
+                        format!("has no image tagged {t:?} (tags: {})", tags.join(", ")),
+                    )
+                })?,
+            None if manifests.len() == 1 => &manifests[0],
+            None => {
+                let tags: Vec<String> = manifests.iter().filter_map(ref_name).collect();
+                return Err(json_err(
+                    &index_path,
+                    format!(
+                        "holds {} images: name one as oci:DIR:TAG (tags: {})",
+                        manifests.len(),
+                        tags.join(", ")
+                    ),
+                ));
+            }
+        };
+        let blobs = dir.join("blobs");
+        let mut desc = Descriptor::from_json(chosen, "the index's manifest")
+            .map_err(|e| json_err(&index_path, e))?;
+        let name = match tag {
+            Some(t) => format!("oci:{}:{t}", dir.display()),
+            None => format!("oci:{}", dir.display()),
+        };
+        // Nested indexes (multi-platform images): pick this machine's.
+        for _ in 0..8 {
+            if !INDEX_TYPES.contains(&desc.media_type.as_str()) {
+                break;
+            }
+            let bytes = read_json_blob(&blobs, &desc)?;
+            let v: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| json_err(&blob_path(&blobs, &desc), format!("not JSON: {e}")))?;
+            let list = v["manifests"].as_array().cloned().unwrap_or_default();
+            let pick = list
+                .iter()
+                .find(|m| {
+                    m["platform"]["os"] == "linux" && m["platform"]["architecture"] == host_arch()
+                })
+                .or_else(|| (list.len() == 1).then(|| &list[0]))
+                .ok_or_else(|| {
+                    json_err(
+                        &blob_path(&blobs, &desc),
+                        format!("has no image for linux/{}", host_arch()),
+                    )
+                })?;
+            desc = Descriptor::from_json(pick, "the nested index's manifest")
+                .map_err(|e| json_err(&blob_path(&blobs, &desc), e))?;
+        }
+        let manifest_bytes = read_json_blob(&blobs, &desc)?;
+        let mpath = blob_path(&blobs, &desc);
+        let m: serde_json::Value = serde_json::from_slice(&manifest_bytes)
+            .map_err(|e| json_err(&mpath, format!("not JSON: {e}")))?;
+        let config_desc = Descriptor::from_json(&m["config"], "the manifest's config")
+            .map_err(|e| json_err(&mpath, e))?;
+        let layers = m["layers"]
+            .as_array()
+            .ok_or_else(|| json_err(&mpath, "has no layers list"))?
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Descriptor::from_json(l, &format!("layer {i}")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| json_err(&mpath, e))?;
+        let config = read_json_blob(&blobs, &config_desc)?;
+        Ok(OciImage {
+            manifest: desc,
+            config,
+            layers,
+            blobs,
+            name,
+        })
+    }
+
+    /// Reads layer `desc` into `tree` (as the next layer up), its blob
+    /// verified to the last byte.
+    pub fn read_layer(
+        &self,
+        desc: &Descriptor,
+        tree: &mut TarTree<'_>,
+        mode: Whiteouts,
+    ) -> Result<(), PackError> {
+        let path = blob_path(&self.blobs, desc);
+        let f = File::open(&path).map_err(|e| PackError::io(&path, "open layer blob", e))?;
+        let mut raw = Verified::new(BufReader::with_capacity(1 << 20, f), desc.clone());
+        let kind = match LayerCompression::from_media_type(&desc.media_type) {
+            Some(k) => k,
+            None => {
+                let mut head = [0u8; 4];
+                let n = peek(&mut raw, &mut head).map_err(|e| PackError::io(&path, "read", e))?;
+                LayerCompression::sniff(&head[..n])
+            }
+        };
+        let err = |e| PackError::io(&path, "read layer blob", e);
+        let read = (|| {
+            let mut dec: Box<dyn Read + '_> = match kind {
+                LayerCompression::None => Box::new(&mut raw),
+                LayerCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut raw)),
+                LayerCompression::Zstd => {
+                    Box::new(zstd::stream::read::Decoder::new(&mut raw).map_err(err)?)
+                }
+            };
+            let mut dec = BufReader::with_capacity(1 << 16, &mut dec);
+            tree.add_layer(&mut dec, &path, mode)?;
+            io::copy(&mut dec, &mut io::sink()).map_err(err)?;
+            Ok(())
+        })();
+        // Whatever went wrong reading, a blob that does not match its digest
+        // is the cause worth naming; nothing is written either way.
+        match (raw.finish(), read) {
+            (Err(e), _) => Err(err(e)),
+            (Ok(()), r) => r,
+        }
+    }
+
+    /// The layers flattened into one tree, whiteouts applied, as `umoci
+    /// unpack` makes the rootfs.
+    pub fn flatten(
+        &self,
+        spool: &Path,
+        image: &Path,
+        opts: &PackOptions,
+    ) -> Result<Tree, PackError> {
+        let mut t = TarTree::new(spool, image, opts)?;
+        for l in &self.layers {
+            self.read_layer(l, &mut t, Whiteouts::Apply)?;
+        }
+        t.finish()
+    }
+}
+
+impl OciImage {
+    /// Opens `oci:DIR[:TAG]` (or pulls `docker://...`, see [`super::registry`]).
+    pub fn open(reference: &str, insecure: bool) -> Result<Self, PackError> {
+        if let Some((dir, tag)) = parse_layout_ref(reference) {
+            return Self::open_layout(&dir, tag.as_deref());
+        }
+        Err(PackError::Usage(format!(
+            "{reference}: not an OCI reference (oci:DIR[:TAG]); insecure={insecure}"
+        )))
+    }
+
+    /// One layer as an image's tree: whiteouts in overlayfs form, so the
+    /// layer images stack under sqfuse or the kernel's overlayfs.
+    pub fn layer_tree(
+        &self,
+        layer: &Descriptor,
+        spool: &Path,
+        image: &Path,
+        opts: &PackOptions,
+    ) -> Result<Tree, PackError> {
+        let mut t = TarTree::new(spool, image, opts)?;
+        self.read_layer(layer, &mut t, Whiteouts::ToOverlay)?;
+        t.finish()
+    }
+}
+
+/// Where the config of a flattened IMAGE goes: `IMAGE.config.json`.
+pub fn config_path(image: &Path) -> PathBuf {
+    let mut s = image.as_os_str().to_owned();
+    s.push(".config.json");
+    PathBuf::from(s)
+}
+
+/// Fails, before any work, where `path` exists and `force` was not given.
+pub fn refuse_existing(path: &Path, force: bool) -> Result<(), PackError> {
+    if !force && path.symlink_metadata().is_ok() {
+        return Err(PackError::Usage(format!(
+            "{} exists (use -f to overwrite)",
+            path.display()
+        )));
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to a temporary file beside `path`, then renames it there.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), PackError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".sqfuse-{}.tmp", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let r = std::fs::write(&tmp, bytes).and_then(|()| std::fs::rename(&tmp, path));
+    if r.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    r.map_err(|e| PackError::io(path, "write", e))
+}
+
+/// The images `--layers` makes: one per distinct layer, named by digest.
+pub struct LayerPlan {
+    outdir: PathBuf,
+    /// Bottom first, as the manifest lists them.
+    files: Vec<(Descriptor, PathBuf)>,
+}
+
+impl LayerPlan {
+    /// Checks OUTDIR (made if missing) and that nothing would be overwritten
+    /// without `force`.
+    pub fn new(img: &OciImage, outdir: &Path, force: bool) -> Result<Self, PackError> {
+        std::fs::create_dir_all(outdir).map_err(|e| PackError::io(outdir, "create", e))?;
+        let files: Vec<_> = img
+            .layers
+            .iter()
+            .map(|l| (l.clone(), outdir.join(format!("{}.sqfs", l.hex()))))
+            .collect();
+        for (_, f) in &files {
+            refuse_existing(f, force)?;
+        }
+        for f in ["config.json", "layers.txt"] {
+            refuse_existing(&outdir.join(f), force)?;
+        }
+        Ok(LayerPlan {
+            outdir: outdir.to_path_buf(),
+            files,
+        })
+    }
+
+    /// Each distinct layer once, with the image to pack it into.
+    pub fn to_pack(&self) -> Vec<(&Descriptor, &Path)> {
+        let mut seen = std::collections::HashSet::new();
+        self.files
+            .iter()
+            .filter(|(d, _)| seen.insert(d.digest.clone()))
+            .map(|(d, f)| (d, f.as_path()))
+            .collect()
+    }
+
+    /// The layer images, top first: the order a layered mount takes them.
+    pub fn top_first(&self) -> Vec<&Path> {
+        self.files.iter().rev().map(|(_, f)| f.as_path()).collect()
+    }
+
+    /// Writes `config.json` and `layers.txt` (the image files, top first).
+    pub fn finish(&self, img: &OciImage) -> Result<(), PackError> {
+        write_atomically(&self.outdir.join("config.json"), &img.config)?;
+        let mut list = String::new();
+        for f in self.top_first() {
+            list.push_str(&f.file_name().unwrap_or_default().to_string_lossy());
+            list.push('\n');
+        }
+        write_atomically(&self.outdir.join("layers.txt"), list.as_bytes())
+    }
+}
+
+/// Fills `buf` from the start of the stream without losing the bytes: the
+/// blob reader is hashed, so the head is re-read from a fresh handle
+/// instead. Returns how many bytes were peeked.
+fn peek<R: Read>(raw: &mut Verified<BufReader<R>>, buf: &mut [u8]) -> io::Result<usize> {
+    use std::io::BufRead;
+    let avail = raw.inner.fill_buf()?;
+    let n = avail.len().min(buf.len());
+    buf[..n].copy_from_slice(&avail[..n]);
+    Ok(n)
+}
+
+fn blob_path(blobs: &Path, d: &Descriptor) -> PathBuf {
+    blobs.join("sha256").join(d.hex())
+}
+
+/// A small JSON blob, verified.
+fn read_json_blob(blobs: &Path, d: &Descriptor) -> Result<Vec<u8>, PackError> {
+    let path = blob_path(blobs, d);
+    if d.size > MAX_JSON_BLOB {
+        return Err(json_err(
+            &path,
+            format!(
+                "is {} bytes; a manifest or config is at most {MAX_JSON_BLOB}",
+                d.size
+            ),
+        ));
+    }
+    let f = File::open(&path).map_err(|e| PackError::io(&path, "open blob", e))?;
+    let mut v = Verified::new(f, d.clone());
+    let mut out = Vec::new();
+    (&mut v)
+        .take(MAX_JSON_BLOB + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| PackError::io(&path, "read blob", e))?;
+    v.finish()
+        .map_err(|e| PackError::io(&path, "read blob", e))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_refs() {
+        assert_eq!(
+            parse_layout_ref("oci:/tmp/x:latest"),
+            Some((PathBuf::from("/tmp/x"), Some("latest".into())))
+        );
+        assert_eq!(
+            parse_layout_ref("oci:dir"),
+            Some((PathBuf::from("dir"), None))
+        );
+        assert_eq!(
+            parse_layout_ref("oci:a:b/c"),
+            Some((PathBuf::from("a:b/c"), None))
+        );
+        assert_eq!(parse_layout_ref("/x"), None);
+    }
+
+    #[test]
+    fn digests_are_checked_before_they_name_files() {
+        assert!(check_digest(&format!("sha256:{}", "a".repeat(64))).is_ok());
+        assert!(check_digest("sha256:../../etc/passwd").is_err());
+        assert!(check_digest(&format!("sha512:{}", "a".repeat(64))).is_err());
+        assert!(check_digest(&format!("sha256:{}", "A".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn verified_reader_catches_size_and_content() {
+        let data = b"hello".to_vec();
+        let good = Descriptor {
+            media_type: String::new(),
+            digest: format!("sha256:{}", hex::encode(Sha256::digest(&data))),
+            size: 5,
+        };
+        assert!(Verified::new(&data[..], good.clone()).finish().is_ok());
+        let short = Descriptor {
+            size: 6,
+            ..good.clone()
+        };
+        assert!(Verified::new(&data[..], short).finish().is_err());
+        let long = Descriptor {
+            size: 4,
+            ..good.clone()
+        };
+        assert!(Verified::new(&data[..], long).finish().is_err());
+        assert!(Verified::new(&b"hellO"[..], good).finish().is_err());
+    }
+}

@@ -371,7 +371,11 @@ fn pack_oci(
     opts: &sqfuse::pack::PackOptions,
 ) -> Result<ExitCode> {
     use sqfuse::pack::oci;
-    let img = oci::OciImage::open(reference, a.insecure)?;
+    let remote = oci::Remote {
+        insecure: a.insecure,
+        creds: a.creds.clone(),
+    };
+    let img = oci::OciImage::open(reference, &remote, target)?;
     let Some(outdir) = &a.layers else {
         let config = oci::config_path(target);
         oci::refuse_existing(&config, opts.force)?;

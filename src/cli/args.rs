@@ -256,6 +256,10 @@ pub struct PackArgs {
     /// docker://: talk plain HTTP to the registry (a local one).
     #[arg(long)]
     pub insecure: bool,
+    /// docker://: log in as USER:PASSWORD (default: anonymous, with the
+    /// registry's anonymous token if it hands one out).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    pub creds: Option<String>,
     /// No progress bar, no summary line.
     #[arg(short, long)]
     pub quiet: bool,

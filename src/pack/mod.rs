@@ -10,6 +10,8 @@ pub mod data;
 mod error;
 pub mod exclude;
 pub mod oci;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod scan;
 pub mod tables;
 pub mod tarsrc;
@@ -146,7 +148,7 @@ fn level_range(c: Compressor) -> std::ops::RangeInclusive<u32> {
 
 /// Temporary files beside IMAGE: named after it and this process, so their
 /// origin is plain and [`remove_stale_temporaries`] can tell a dead pack's.
-fn temp_name(dir: &Path, image_name: &str, what: &str) -> PathBuf {
+pub(crate) fn temp_name(dir: &Path, image_name: &str, what: &str) -> PathBuf {
     dir.join(format!(
         ".{image_name}.sqfuse-{what}-{}.tmp",
         std::process::id()
@@ -177,7 +179,8 @@ fn remove_stale_temporaries(dir: &Path, image_name: &str) {
         let dead = unsafe { libc::kill(pid, 0) } != 0
             && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
         if dead {
-            let _ = std::fs::remove_file(e.path());
+            // A pull's layout is a directory; the rest are files.
+            let _ = std::fs::remove_file(e.path()).or_else(|_| std::fs::remove_dir_all(e.path()));
         }
     }
 }

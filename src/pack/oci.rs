@@ -4,6 +4,8 @@
 //! streams; a mismatch fails the pack before anything is renamed into place.
 //! Layers are tar, tar+gzip or tar+zstd.
 
+#[cfg(feature = "registry")]
+pub use super::registry::Remote;
 use super::tarsrc::{TarTree, Whiteouts};
 use super::{PackError, PackOptions};
 use crate::pack::scan::Tree;
@@ -13,7 +15,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 /// Largest manifest, index or config blob read (they are JSON held in memory).
-const MAX_JSON_BLOB: u64 = 16 << 20;
+pub(super) const MAX_JSON_BLOB: u64 = 16 << 20;
 
 /// A content descriptor from a manifest or index.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -48,7 +50,7 @@ impl Descriptor {
 
 /// Only sha256 digests are accepted: the hex names a file, so nothing else
 /// may reach a path.
-fn check_digest(d: &str) -> Result<(), String> {
+pub(super) fn check_digest(d: &str) -> Result<(), String> {
     let hex = d
         .strip_prefix("sha256:")
         .ok_or_else(|| format!("digest {d:?} is not sha256"))?;
@@ -164,6 +166,18 @@ pub struct OciImage {
     blobs: PathBuf,
     /// What the image was called on the command line, for messages.
     pub name: String,
+    /// A pulled image's temporary layout, removed when the image is dropped.
+    _pulled: Option<RemoveOnDrop>,
+}
+
+/// A directory removed, with what it holds, when dropped.
+#[derive(Debug)]
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// Parses `oci:DIR[:TAG]`.
@@ -185,6 +199,14 @@ fn json_err(path: &Path, what: impl std::fmt::Display) -> PackError {
     }
 }
 
+/// The entry of an index for this machine (linux and its architecture), or
+/// the only entry.
+pub(super) fn pick_platform(list: &[serde_json::Value]) -> Option<&serde_json::Value> {
+    list.iter()
+        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == host_arch())
+        .or_else(|| (list.len() == 1).then(|| &list[0]))
+}
+
 /// The host's architecture in OCI's spelling.
 fn host_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -196,7 +218,7 @@ fn host_arch() -> &'static str {
     }
 }
 
-const INDEX_TYPES: [&str; 2] = [
+pub(super) const INDEX_TYPES: [&str; 2] = [
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
@@ -259,18 +281,12 @@ impl OciImage {
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| json_err(&blob_path(&blobs, &desc), format!("not JSON: {e}")))?;
             let list = v["manifests"].as_array().cloned().unwrap_or_default();
-            let pick = list
-                .iter()
-                .find(|m| {
-                    m["platform"]["os"] == "linux" && m["platform"]["architecture"] == host_arch()
-                })
-                .or_else(|| (list.len() == 1).then(|| &list[0]))
-                .ok_or_else(|| {
-                    json_err(
-                        &blob_path(&blobs, &desc),
-                        format!("has no image for linux/{}", host_arch()),
-                    )
-                })?;
+            let pick = pick_platform(&list).ok_or_else(|| {
+                json_err(
+                    &blob_path(&blobs, &desc),
+                    format!("has no image for linux/{}", host_arch()),
+                )
+            })?;
             desc = Descriptor::from_json(pick, "the nested index's manifest")
                 .map_err(|e| json_err(&blob_path(&blobs, &desc), e))?;
         }
@@ -295,6 +311,7 @@ impl OciImage {
             layers,
             blobs,
             name,
+            _pulled: None,
         })
     }
 
@@ -356,13 +373,41 @@ impl OciImage {
 }
 
 impl OciImage {
-    /// Opens `oci:DIR[:TAG]` (or pulls `docker://...`, see [`super::registry`]).
-    pub fn open(reference: &str, insecure: bool) -> Result<Self, PackError> {
+    /// Opens `oci:DIR[:TAG]`, or pulls `docker://...` (see
+    /// [`super::registry`]) into a temporary layout named after `target`,
+    /// beside it.
+    pub fn open(reference: &str, remote: &Remote, target: &Path) -> Result<Self, PackError> {
         if let Some((dir, tag)) = parse_layout_ref(reference) {
             return Self::open_layout(&dir, tag.as_deref());
         }
+        if !reference.starts_with("docker://") {
+            return Err(PackError::Usage(format!(
+                "{reference} is not oci:DIR[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]"
+            )));
+        }
+        Self::pull(reference, remote, target)
+    }
+
+    #[cfg(feature = "registry")]
+    fn pull(reference: &str, remote: &Remote, target: &Path) -> Result<Self, PackError> {
+        let abs = std::path::absolute(target).map_err(|e| PackError::io(target, "resolve", e))?;
+        let name = abs
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let dir = super::temp_name(abs.parent().unwrap_or(Path::new(".")), &name, "pull");
+        let guard = RemoveOnDrop(dir.clone());
+        super::registry::pull(reference, remote, &dir)?;
+        let mut img = Self::open_layout(&dir, None)?;
+        img.name = reference.to_string();
+        img._pulled = Some(guard);
+        Ok(img)
+    }
+
+    #[cfg(not(feature = "registry"))]
+    fn pull(reference: &str, _: &Remote, _: &Path) -> Result<Self, PackError> {
         Err(PackError::Usage(format!(
-            "{reference}: not an OCI reference (oci:DIR[:TAG]); insecure={insecure}"
+            "{reference}: this sqfuse was built without registry support (cargo feature \"registry\")"
         )))
     }
 
@@ -379,6 +424,14 @@ impl OciImage {
         self.read_layer(layer, &mut t, Whiteouts::ToOverlay)?;
         t.finish()
     }
+}
+
+/// How to reach a registry (unused without the `registry` feature).
+#[cfg(not(feature = "registry"))]
+#[derive(Clone, Debug, Default)]
+pub struct Remote {
+    pub insecure: bool,
+    pub creds: Option<String>,
 }
 
 /// Where the config of a flattened IMAGE goes: `IMAGE.config.json`.

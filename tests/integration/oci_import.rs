@@ -392,3 +392,239 @@ fn tar_hard_link_keeps_xattrs_of_its_target() {
         );
     }
 }
+
+/// Debian's docker-registry on 127.0.0.1, storage in a scratch directory,
+/// optionally behind htpasswd basic auth; stopped when dropped.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    storage: PathBuf,
+}
+
+impl Registry {
+    fn start(name: &str, htpasswd: Option<&Path>) -> Option<Registry> {
+        if !crate::have("docker-registry") || !crate::have("skopeo") {
+            return None;
+        }
+        let dir = scratch(&format!("registry-{name}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let storage = dir.join("data");
+        let auth = htpasswd
+            .map(|p| {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let r = Registry {
+            child,
+            port,
+            storage,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(r);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not listen on {port}: see {}",
+            dir.display()
+        );
+    }
+
+    /// `skopeo copy` of `layout:t` to REPO:t here; returns docker://...
+    fn push(&self, layout: &Path, repo: &str, creds: Option<&str>) -> String {
+        let dest = format!("docker://127.0.0.1:{}/{repo}:t", self.port);
+        let mut cmd = std::process::Command::new("skopeo");
+        cmd.args(["copy", "-q", "--dest-tls-verify=false"]);
+        if let Some(c) = creds {
+            cmd.args(["--dest-creds", c]);
+        }
+        run(cmd.arg(format!("oci:{}:t", layout.display())).arg(&dest));
+        dest
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+macro_rules! need_registry {
+    ($name:expr, $auth:expr) => {
+        match Registry::start($name, $auth) {
+            Some(r) => r,
+            None => {
+                skip!("needs docker-registry and skopeo (apt-get install docker-registry skopeo)")
+            }
+        }
+    };
+}
+
+#[test]
+fn docker_pull_equals_umoci_unpack_and_the_layout_import() {
+    let s = need_setup!();
+    let reg = need_registry!("anon", None);
+    let src = reg.push(&s.layout, "stack", None);
+    let dir = scratch("docker-pull");
+    let pulled = dir.join("pulled.sqfs");
+    let out = dir.join("pulled-out");
+    let cmd = |image: &Path, source: &str| {
+        run(sqfuse()
+            .args(["pack", "-q", "-f", "--mkfs-time", "0", "--insecure", source])
+            .arg(image));
+    };
+    cmd(&pulled, &src);
+    let _ = std::fs::remove_dir_all(&out);
+    run(sqfuse().arg("extract").arg(&pulled).arg(&out));
+    assert_same(
+        "docker:// vs umoci unpack",
+        &snapshot(&s.rootfs),
+        &snapshot(&out),
+    );
+    let from_layout = dir.join("layout.sqfs");
+    cmd(&from_layout, &format!("oci:{}:t", s.layout.display()));
+    assert!(
+        std::fs::read(&pulled).unwrap() == std::fs::read(&from_layout).unwrap(),
+        "docker:// and oci: of one image differ"
+    );
+    // By digest too; the pull's temporary layout is gone afterwards.
+    let manifest = String::from_utf8(
+        run(std::process::Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--format",
+            "{{.Digest}}",
+            &src,
+        ]))
+        .stdout,
+    )
+    .unwrap();
+    let by_digest = src.replace(":t", &format!("@{}", manifest.trim()));
+    cmd(&dir.join("digest.sqfs"), &by_digest);
+    assert_eq!(
+        std::fs::read(dir.join("digest.sqfs")).unwrap(),
+        std::fs::read(&pulled).unwrap()
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("sqfuse-"))
+        .collect();
+    assert!(left.is_empty(), "temporaries left: {left:?}");
+    // --layers from the registry: the same layer images as from the layout.
+    let (a, b) = (dir.join("layers-docker"), dir.join("layers-oci"));
+    run(sqfuse()
+        .args(["pack", "-q", "--mkfs-time", "0", "--insecure", "--layers"])
+        .arg(&a)
+        .arg(&src));
+    run(sqfuse()
+        .args(["pack", "-q", "--mkfs-time", "0", "--layers"])
+        .arg(&b)
+        .arg(format!("oci:{}:t", s.layout.display())));
+    let list = std::fs::read_to_string(a.join("layers.txt")).unwrap();
+    assert_eq!(list, std::fs::read_to_string(b.join("layers.txt")).unwrap());
+    for l in list.lines() {
+        assert!(
+            std::fs::read(a.join(l)).unwrap() == std::fs::read(b.join(l)).unwrap(),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn docker_pull_with_basic_auth_and_a_tampered_blob() {
+    let s = need_setup!();
+    if !crate::have("htpasswd") {
+        skip!("needs htpasswd (apt-get install apache2-utils)");
+    }
+    let dir = scratch("docker-auth");
+    let htpasswd = dir.join("htpasswd");
+    run(std::process::Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&htpasswd)
+        .args(["alice", "s3cret-pw"]));
+    let reg = need_registry!("auth", Some(&htpasswd));
+    let src = reg.push(&s.layout, "stack", Some("alice:s3cret-pw"));
+    let pack = |creds: Option<&str>, image: &str| {
+        let mut cmd = sqfuse();
+        cmd.args(["pack", "-q", "--insecure"]);
+        if let Some(c) = creds {
+            cmd.args(["--creds", c]);
+        }
+        cmd.arg(&src).arg(dir.join(image)).output().unwrap()
+    };
+    let anon = pack(None, "anon.sqfs");
+    let err = String::from_utf8_lossy(&anon.stderr);
+    assert!(!anon.status.success(), "pulled without credentials");
+    assert!(
+        err.contains(&src) && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let wrong = pack(Some("alice:wrong-pw"), "wrong.sqfs");
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        !wrong.status.success() && !err.contains("wrong-pw"),
+        "{err}"
+    );
+    let ok = pack(Some("alice:s3cret-pw"), "ok.sqfs");
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let out = dir.join("ok-out");
+    run(sqfuse().arg("extract").arg(dir.join("ok.sqfs")).arg(&out));
+    assert_same(
+        "docker:// with basic auth",
+        &snapshot(&s.rootfs),
+        &snapshot(&out),
+    );
+    // A layer changed in the registry's storage: refused, nothing written.
+    let blob = layer_blobs(&s.layout)[0].clone();
+    let hex = blob.file_name().unwrap().to_str().unwrap().to_string();
+    let stored = reg
+        .storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(&hex)
+        .join("data");
+    let mut b = std::fs::read(&stored).unwrap();
+    let mid = b.len() / 2;
+    b[mid] ^= 1;
+    std::fs::write(&stored, b).unwrap();
+    let bad = pack(Some("alice:s3cret-pw"), "bad.sqfs");
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "a tampered layer was packed");
+    assert!(err.contains(&hex), "names the blob: {err}");
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("bad") || n.contains("sqfuse-"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}

@@ -48,6 +48,9 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l mkfs-time -d 'Ima
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l all-time -d 'Set every entry\'s mtime to T' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s e -l exclude -d 'Leave out paths matching GLOB (repeatable; `**` spans directories; a leading \'/\' anchors at SOURCE)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l offset -d 'Write the image N bytes into IMAGE, keeping the bytes an existing IMAGE has before it (needs -f then)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l whiteouts -d 'With --tar: store the archive\'s whiteouts as overlayfs reads them (devices 0/0, trusted.overlay.opaque), as OCI writes them (.wh.NAME, .wh..wh..opq), or as the archive has them' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l layers -d 'With an OCI SOURCE (oci:DIR[:TAG] or docker://HOST/REPO[:TAG]) and no IMAGE: one image per layer in OUTDIR, named by the layer\'s digest, whiteouts in overlayfs form; layers.txt lists them top first' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l creds -d 'docker://: log in as USER:PASSWORD (default: anonymous, with the registry\'s anonymous token if it hands one out)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity-salt -d 'The tree\'s salt, in hex (default: 32 random bytes); the same salt gives the same bytes, for reproducible builds' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity-roothash -d 'Also write the root hash to FILE' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l no-fragments -d 'Store file tails as partial blocks, not in fragments'
@@ -61,6 +64,7 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l one-file-system -
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s f -l force -d 'Overwrite IMAGE if it exists'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l skip-unreadable -d 'Skip (with a warning) source entries that cannot be read'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l tar -d 'SOURCE is a tar archive (ustar, gnu or pax; `-` reads standard input)'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l insecure -d 'docker://: talk plain HTTP to the registry (a local one)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s q -l quiet -d 'No progress bar, no summary line'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity -d 'Append a dm-verity hash tree (sha256, 4K blocks, format 1) and print its root hash: mount with -o verity=ROOTHASH'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s h -l help -d 'Print help'

@@ -13,13 +13,18 @@
 # docs/benchmarks.svg (tools/bench/report.py) and prints the tables.
 # Verity: the same mount and pack workloads with and without a dm-verity
 # tree (sqfuse only), as the overhead of checking every block.
-# Knobs: BENCH_DIR, SKIP_PACK=1, SKIP_MOUNT=1, SKIP_VERITY=1,
-# PACK_SETTINGS="zstd:3 gzip:9 xz:6".
+# Layers: /usr/share (plus the 1 GiB file) dealt file by file into a
+# 5-layer stack, every directory in every layer so each one merges; sqfuse
+# mounting the stack vs fuse-overlayfs over five squashfuse_ll mounts vs
+# the kernel's overlayfs over five loop mounts vs sqfuse on the flattened
+# image.
+# Knobs: BENCH_DIR, BENCH_OUT (results file), SKIP_PACK=1, SKIP_MOUNT=1,
+# SKIP_VERITY=1, SKIP_LAYERS=1, PACK_SETTINGS="zstd:3 gzip:9 xz:6".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
 WORK=${BENCH_DIR:-/var/tmp/sqfuse-bench}
-OUT=$WORK/results.tsv
+OUT=${BENCH_OUT:-$WORK/results.tsv}
 mkdir -p "$WORK"
 
 if [ "$(id -u)" != 0 ]; then
@@ -27,7 +32,7 @@ if [ "$(id -u)" != 0 ]; then
     exit 2
 fi
 need=()
-for c in mksquashfs:squashfs-tools squashfuse_ll:squashfuse fusermount3:fuse3 fio:fio /usr/bin/time:time python3:python3; do
+for c in mksquashfs:squashfs-tools squashfuse_ll:squashfuse fusermount3:fuse3 fuse-overlayfs:fuse-overlayfs fio:fio /usr/bin/time:time python3:python3; do
     command -v "${c%%:*}" >/dev/null || need+=("${c##*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -61,6 +66,42 @@ for img in share big; do
     fi
 done
 
+if [ -z "${SKIP_LAYERS:-}" ] && [ ! -f "$WORK/layers/flat.sqfs" ]; then
+    echo "building the 5-layer stack (hard links into layer trees, mksquashfs each)" >&2
+    rm -rf "$WORK/layers" && mkdir -p "$WORK/layers"
+    python3 - "$WORK/layers" <<'PY'
+import os, sys
+out = sys.argv[1]
+roots = [("/usr/share", ""), (os.path.join(os.path.dirname(out), "big"), "big")]
+for k in range(5):
+    os.makedirs(f"{out}/l{k}", exist_ok=True)
+os.makedirs(f"{out}/flat", exist_ok=True)
+n = 0
+for src, prefix in roots:
+    for d, dirs, files in os.walk(src):
+        dirs.sort()
+        r = os.path.relpath(d, src)
+        r = "" if r == "." else r
+        rel = os.path.join(prefix, r) if prefix else r
+        for t in [f"l{k}" for k in range(5)] + ["flat"]:
+            os.makedirs(os.path.join(out, t, rel), exist_ok=True)
+        for f in sorted(files):
+            p = os.path.join(d, f)
+            k = n % 5
+            n += 1
+            for t in (f"l{k}", "flat"):
+                dst = os.path.join(out, t, rel, f)
+                if os.path.islink(p):
+                    os.symlink(os.readlink(p), dst)
+                elif os.path.isfile(p):
+                    os.link(p, dst)
+PY
+    for t in l0 l1 l2 l3 l4 flat; do
+        mksquashfs "$WORK/layers/$t" "$WORK/layers/$t.sqfs" -comp zstd -quiet -no-progress >/dev/null
+        rm -rf "${WORK:?}/layers/$t"
+    done
+fi
+
 # ---- helpers --------------------------------------------------------------
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
 now() { date +%s.%N; }
@@ -75,6 +116,67 @@ do_mount() { # tool image
     esac
 }
 do_umount() { umount "$MNT" 2>/dev/null || { sleep 0.5; umount -l "$MNT"; }; sleep 0.2; }
+LAYERS=$WORK/layers
+# A stack mount (top layer l4 first): one process, or N+1, or the kernel.
+stack_mount() { # tool
+    local k lower=()
+    case $1 in
+        sqfuse-layered) "$SQFUSE" "$LAYERS"/l{4,3,2,1,0}.sqfs "$MNT" ;;
+        sqfuse-flat) "$SQFUSE" "$LAYERS/flat.sqfs" "$MNT" ;;
+        fuse-overlayfs | kernel-overlayfs)
+            for k in 4 3 2 1 0; do
+                mkdir -p "$LAYERS/m$k"
+                if [ "$1" = kernel-overlayfs ]; then
+                    mount -t squashfs -o loop,ro "$LAYERS/l$k.sqfs" "$LAYERS/m$k"
+                else
+                    squashfuse_ll "$LAYERS/l$k.sqfs" "$LAYERS/m$k"
+                fi
+                lower+=("$LAYERS/m$k")
+            done
+            local lowerdir
+            lowerdir=$(IFS=:; echo "${lower[*]}")
+            if [ "$1" = kernel-overlayfs ]; then
+                mount -t overlay overlay -o "lowerdir=$lowerdir" "$MNT"
+            else
+                fuse-overlayfs -o "lowerdir=$lowerdir" "$MNT"
+            fi
+            ;;
+    esac
+}
+stack_umount() {
+    do_umount
+    local k
+    for k in 4 3 2 1 0; do
+        umount "$LAYERS/m$k" 2>/dev/null || true
+    done
+}
+# CPU seconds (user+sys) of every FUSE server of a stack mount, so far.
+stack_cpu() {
+    local pids p t=0
+    pids=$(pgrep -f -- "($MNT|$LAYERS/m[0-9])\$" || true)
+    for p in $pids; do
+        t=$(awk -v t="$t" '{print t + ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$p/stat")
+    done
+    echo "$t"
+}
+stack_rss() { # total peak RSS (MiB) of the stack's FUSE servers
+    local pids p t=0
+    pids=$(pgrep -f -- "($MNT|$LAYERS/m[0-9])\$" || true)
+    for p in $pids; do
+        t=$(awk -v t="$t" '/VmHWM/ {print t + $2 / 1024}' "/proc/$p/status")
+    done
+    echo "$t"
+}
+lcold() { # workload tool command
+    local w=$1 tool=$2 cmd=$3 t0
+    stack_mount "$tool"
+    drop
+    t0=$(now)
+    (cd "$MNT" && eval "$cmd") >/dev/null
+    record layers "$w" "$tool" "$(since "$t0")"
+    [ "${tool%overlayfs}" = kernel- ] || record layerscpu "$w" "$tool" "$(stack_cpu)"
+    stack_umount
+}
 server_pid() { pgrep -n -f -- " $MNT\$" || true; }
 
 # One cold run: mount, drop caches, time the command in the mount, unmount.
@@ -197,5 +299,24 @@ if [ -z "${SKIP_VERITY:-}" ]; then
     rm -f "$WORK/out.sqfs"
 fi
 
+if [ -z "${SKIP_LAYERS:-}" ]; then
+    for r in $(seq "$ROUNDS"); do
+        echo "layers round $r/$ROUNDS" >&2
+        for tool in sqfuse-layered fuse-overlayfs kernel-overlayfs sqfuse-flat; do
+            lcold "cold find -ls (5 layers of /usr/share)" "$tool" 'find . -ls | wc -l'
+            lcold "cold tar -cf - . | wc -c (5 layers of /usr/share)" "$tool" 'tar -cf - . | wc -c'
+            stack_mount "$tool"
+            drop
+            iops=$(fio --name=r --filename="$MNT/big/blob" --rw=randread --bs=4k --numjobs=4 \
+                --time_based --runtime=8 --group_reporting --readonly --ioengine=psync \
+                --output-format=terse 2>/dev/null | awk -F';' '{print $8}')
+            record layersiops "fio 4 KiB random reads, 4 jobs, 8 s, 1 GiB file in one layer (IOPS)" "$tool" "${iops:-0}"
+            [ "${tool%overlayfs}" = kernel- ] ||
+                record layersrss "peak RSS of the FUSE servers after the run (MiB)" "$tool" "$(stack_rss)"
+            stack_umount
+        done
+    done
+fi
+
 mkdir -p docs
-python3 tools/bench/report.py "$OUT" docs/benchmarks.md docs/benchmarks.svg
+python3 tools/bench/report.py "$OUT" "${BENCH_MD:-docs/benchmarks.md}" "${BENCH_SVG:-docs/benchmarks.svg}"

@@ -48,7 +48,8 @@ pub enum InodeType {
 const EXTENDED_OFFSET: u16 = 7;
 
 impl InodeType {
-    const BASIC: [FileType; 7] = [
+    /// Every file type, in basic type-number order (1..=7).
+    pub(crate) const BASIC: [FileType; 7] = [
         FileType::Dir,
         FileType::File,
         FileType::Symlink,

@@ -48,15 +48,7 @@ fn compressor() -> impl Strategy<Value = Compressor> {
 }
 
 fn file_type() -> impl Strategy<Value = FileType> {
-    select(vec![
-        FileType::Dir,
-        FileType::File,
-        FileType::Symlink,
-        FileType::BlockDev,
-        FileType::CharDev,
-        FileType::Fifo,
-        FileType::Socket,
-    ])
+    select(InodeType::BASIC.to_vec())
 }
 
 /// A name a directory may hold: 1..=256 bytes, no '/' or NUL, not . or ..

@@ -403,6 +403,28 @@ struct Registry {
 
 impl Registry {
     fn start(name: &str, htpasswd: Option<&Path>) -> Option<Registry> {
+        let auth = htpasswd
+            .map(|p| {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        Self::start_with(name, &auth)
+    }
+
+    /// Behind a token service (see tests/common/token_server.py).
+    fn start_token(name: &str, ts: &TokenServer) -> Option<Registry> {
+        let auth = format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: sqfuse-test-registry\n    issuer: sqfuse-test-issuer\n    rootcertbundle: {}\n",
+            ts.port,
+            ts.dir.join("cert.pem").display()
+        );
+        Self::start_with(name, &auth)
+    }
+
+    fn start_with(name: &str, auth: &str) -> Option<Registry> {
         if !crate::have("docker-registry") || !crate::have("skopeo") {
             return None;
         }
@@ -413,14 +435,6 @@ impl Registry {
             .unwrap()
             .port();
         let storage = dir.join("data");
-        let auth = htpasswd
-            .map(|p| {
-                format!(
-                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                    p.display()
-                )
-            })
-            .unwrap_or_default();
         let config = dir.join("config.yml");
         std::fs::write(
             &config,
@@ -627,4 +641,104 @@ fn docker_pull_with_basic_auth_and_a_tampered_blob() {
         .filter(|n| n.starts_with("bad") || n.contains("sqfuse-"))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// tests/common/token_server.py: a Bearer token service (anonymous pull,
+/// pull and push for one user), stopped when dropped.
+struct TokenServer {
+    child: std::process::Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl TokenServer {
+    fn start(creds: &str) -> Option<TokenServer> {
+        let ok = std::process::Command::new("python3")
+            .args(["-c", "import cryptography"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let dir = scratch("token-server");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/token_server.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&dir)
+            .arg(creds)
+            .spawn()
+            .unwrap();
+        let mut ts = TokenServer {
+            child,
+            port: 0,
+            dir,
+        };
+        for _ in 0..200 {
+            if let Ok(p) = std::fs::read_to_string(ts.dir.join("port")) {
+                ts.port = p.trim().parse().unwrap();
+                return Some(ts);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("token server did not start: see {}", ts.dir.display());
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A registry that wants Bearer tokens: pulled anonymously (an anonymous
+/// token, as from Docker Hub) and with credentials exchanged for a token;
+/// wrong credentials are refused without the password in the message.
+#[test]
+fn docker_pull_with_token_auth() {
+    let s = need_setup!();
+    let Some(ts) = TokenServer::start("bob:t0ken-pw") else {
+        skip!("needs python3 with cryptography (apt-get install python3-cryptography)");
+    };
+    let Some(reg) = Registry::start_token("token", &ts) else {
+        skip!("needs docker-registry and skopeo (apt-get install docker-registry skopeo)");
+    };
+    let src = reg.push(&s.layout, "stack", Some("bob:t0ken-pw"));
+    let dir = scratch("docker-token");
+    for (creds, image) in [(None, "anon.sqfs"), (Some("bob:t0ken-pw"), "bob.sqfs")] {
+        let before = ts.log();
+        let mut cmd = sqfuse();
+        cmd.args(["pack", "-q", "--insecure", "--mkfs-time", "0"]);
+        if let Some(c) = creds {
+            cmd.args(["--creds", c]);
+        }
+        run(cmd.arg(&src).arg(dir.join(image)));
+        let who = if creds.is_some() {
+            "granted bob"
+        } else {
+            "granted anonymous"
+        };
+        let new = &ts.log()[before.len()..];
+        assert!(new.contains(who), "{image}: no token asked for: {new:?}");
+        let out = dir.join(format!("{image}-out"));
+        run(sqfuse().arg("extract").arg(dir.join(image)).arg(&out));
+        assert_same(image, &snapshot(&s.rootfs), &snapshot(&out));
+    }
+    let bad = sqfuse()
+        .args(["pack", "-q", "--insecure", "--creds", "bob:nope-pw"])
+        .arg(&src)
+        .arg(dir.join("bad.sqfs"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success(), "wrong credentials pulled");
+    assert!(
+        !err.contains("nope-pw") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(!dir.join("bad.sqfs").exists());
 }

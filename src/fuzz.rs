@@ -237,7 +237,14 @@ pub fn tar(data: &[u8]) {
         ..Default::default()
     };
     let name = std::path::Path::new("fuzz.tar");
-    let _ = crate::pack::tarsrc::read_tar(data, name, &spool, name, &opts);
+    let _ = crate::pack::tarsrc::read_tar(
+        data,
+        name,
+        &spool,
+        name,
+        &opts,
+        crate::pack::tarsrc::Whiteouts::Keep,
+    );
     let _ = std::fs::remove_file(&spool);
 }
 

@@ -291,17 +291,15 @@ pub fn pack_source(
             };
             let spool = temp_name(dir, &name, "spool");
             spool_guard.0 = Some(spool.clone());
-            let mut t = tarsrc::TarTree::new(&spool, image, opts)?;
             let mode = opts.whiteouts.into();
             if source == Path::new("-") {
                 let name = Path::new("standard input");
-                t.add_layer(std::io::stdin().lock(), name, mode)?;
+                tarsrc::read_tar(std::io::stdin().lock(), name, &spool, image, opts, mode)?
             } else {
                 let f = File::open(source).map_err(|e| PackError::io(source, "open", e))?;
                 let r = std::io::BufReader::with_capacity(1 << 20, f);
-                t.add_layer(r, source, mode)?;
+                tarsrc::read_tar(r, source, &spool, image, opts, mode)?
             }
-            t.finish()?
         }
         Source::Paths(sources) => {
             for source in sources {

@@ -364,9 +364,21 @@ impl OciImage {
         image: &Path,
         opts: &PackOptions,
     ) -> Result<Tree, PackError> {
+        self.tree_of(&self.layers, Whiteouts::Apply, spool, image, opts)
+    }
+
+    /// `layers` (bottom first) read into one tree, whiteouts as `mode` says.
+    fn tree_of(
+        &self,
+        layers: &[Descriptor],
+        mode: Whiteouts,
+        spool: &Path,
+        image: &Path,
+        opts: &PackOptions,
+    ) -> Result<Tree, PackError> {
         let mut t = TarTree::new(spool, image, opts)?;
-        for l in &self.layers {
-            self.read_layer(l, &mut t, Whiteouts::Apply)?;
+        for l in layers {
+            self.read_layer(l, &mut t, mode)?;
         }
         t.finish()
     }
@@ -420,9 +432,8 @@ impl OciImage {
         image: &Path,
         opts: &PackOptions,
     ) -> Result<Tree, PackError> {
-        let mut t = TarTree::new(spool, image, opts)?;
-        self.read_layer(layer, &mut t, Whiteouts::ToOverlay)?;
-        t.finish()
+        let one = std::slice::from_ref(layer);
+        self.tree_of(one, Whiteouts::ToOverlay, spool, image, opts)
     }
 }
 
@@ -520,9 +531,8 @@ impl LayerPlan {
     }
 }
 
-/// Fills `buf` from the start of the stream without losing the bytes: the
-/// blob reader is hashed, so the head is re-read from a fresh handle
-/// instead. Returns how many bytes were peeked.
+/// Copies the first bytes of the blob into `buf` without consuming them
+/// (they stay in the buffer, to be hashed when read). Returns how many.
 fn peek<R: Read>(raw: &mut Verified<BufReader<R>>, buf: &mut [u8]) -> io::Result<usize> {
     use std::io::BufRead;
     let avail = raw.inner.fill_buf()?;

@@ -207,16 +207,17 @@ pub struct TarTree<'a> {
     layer: u32,
 }
 
-/// One tar stream into a tree, whiteouts kept as they are.
+/// One tar stream into a tree, its whiteouts handled as `mode` says.
 pub fn read_tar(
     input: impl Read,
     archive: &Path,
     spool_path: &Path,
     image: &Path,
     opts: &PackOptions,
+    mode: Whiteouts,
 ) -> Result<Tree, PackError> {
     let mut t = TarTree::new(spool_path, image, opts)?;
-    t.add_layer(input, archive, Whiteouts::Keep)?;
+    t.add_layer(input, archive, mode)?;
     t.finish()
 }
 

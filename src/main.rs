@@ -8,6 +8,7 @@ use sqfuse::cli::args::{self, Cli, Cmd, ImageArgs, PackArgs};
 use sqfuse::cli::compat::{self, Personality};
 use sqfuse::cli::{check, extract, info, ls};
 use sqfuse::pack::Source;
+use sqfuse::reader::remote::{shown_name, RemoteOptions};
 use sqfuse::{Image, OpenOptions};
 use std::ffi::OsString;
 use std::io::Write;
@@ -99,9 +100,18 @@ fn sqfuse_main(args: Vec<OsString>) -> ExitCode {
 
 /// The image named on the command line, its errors naming it.
 fn open(a: &ImageArgs) -> Result<Image> {
+    let mut remote = RemoteOptions::from_env().map_err(|e| named(&a.image, e))?;
+    remote.log_requests = a.debug;
+    if let Some(d) = &a.cache_dir {
+        remote.set("cache_dir", d)?;
+    }
+    if let Some(f) = &a.ca_file {
+        remote.set("ca_file", f)?;
+    }
     let opts = OpenOptions {
         offset: a.offset,
         verity: a.verity.options()?,
+        remote: Some(remote),
         ..Default::default()
     };
     Image::open(&a.image, &opts).map_err(|e| named(&a.image, e))
@@ -109,7 +119,7 @@ fn open(a: &ImageArgs) -> Result<Image> {
 
 /// An image error with the image's name in front, unless it names it.
 fn named(image: &Path, e: sqfuse::Error) -> anyhow::Error {
-    let name = image.display().to_string();
+    let name = shown_name(image);
     if e.what.contains(&name) {
         anyhow::Error::new(e)
     } else {
@@ -249,7 +259,7 @@ fn cat(image: &Image, p: &str, out: &mut dyn Write) -> sqfuse::Result<()> {
 fn check_image(img: &ImageArgs, out: &mut dyn Write) -> Result<ExitCode> {
     let image = open(img)?;
     let rep = check::check(&image);
-    let name = img.image.display();
+    let name = shown_name(&img.image);
     for (p, more) in rep.problems.iter().zip(&rep.repeats) {
         let also = match more {
             0 => String::new(),

@@ -63,8 +63,19 @@ pub struct Cli {
 
 #[derive(Args)]
 pub struct ImageArgs {
-    /// The image: a file or block device (or a file holding one at --offset).
+    /// The image: a file or block device (or a file holding one at
+    /// --offset), or a URL: http://, https://, s3://BUCKET/KEY.
     pub image: PathBuf,
+    /// URL images: log each request (HEAD and byte ranges) on stderr.
+    #[arg(short = 'd', long = "debug")]
+    pub debug: bool,
+    /// URL images: the chunk cache directory ("none": no disk cache;
+    /// default $XDG_CACHE_HOME/sqfuse, or $SQFUSE_CACHE_DIR).
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<String>,
+    /// URL images: extra PEM certificates to trust (or $SQFUSE_CA_FILE).
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<String>,
     /// Where the superblock is inside IMAGE: a byte count, or "auto" to find
     /// it (AppImage, SIF).
     #[arg(long, default_value = "0", value_name = "N|auto")]

@@ -62,6 +62,7 @@ pub fn info_json(img: &Image) -> serde_json::Value {
         "tables": tables,
         "offset": img.offset(),
         "verity": verity_json(img),
+        "remote": img.remote_stats().map(|s| s.to_json()),
     })
 }
 
@@ -163,6 +164,18 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
             };
             writeln!(out, "  root hash       {} ({how})", hex::encode(r))?;
         }
+    }
+    if let Some(st) = img.remote_stats() {
+        let g = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        writeln!(
+            out,
+            "fetched:         {} bytes in {} requests; chunks from cache: {} (memory {}, disk {})",
+            g(&st.bytes_fetched),
+            g(&st.requests),
+            g(&st.memory_hits) + g(&st.disk_hits),
+            g(&st.memory_hits),
+            g(&st.disk_hits)
+        )?;
     }
     Ok(())
 }

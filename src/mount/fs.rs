@@ -231,6 +231,23 @@ impl SqFs {
     }
 }
 
+/// Read on the mount's root (`getfattr -n user.sqfuse.remote MNT`): the
+/// fetch and cache counters of each image read from a URL, one line per
+/// layer, top first. Not listed, so the tree's own xattrs compare equal.
+pub const REMOTE_STATS_XATTR: &str = "user.sqfuse.remote";
+
+impl SqFs {
+    fn remote_stats(&self) -> Option<String> {
+        let lines: Vec<String> = self
+            .view
+            .layers()
+            .iter()
+            .filter_map(|l| l.remote_stats().map(|s| s.summary()))
+            .collect();
+        (!lines.is_empty()).then(|| lines.join("\n") + "\n")
+    }
+}
+
 impl Filesystem for SqFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         for cap in [
@@ -518,6 +535,14 @@ impl Filesystem for SqFs {
             "getxattr ino={} name={name:?} size={size}",
             ino.0
         ));
+        if ino.0 == ROOT_ID && name.as_bytes() == REMOTE_STATS_XATTR.as_bytes() {
+            return match self.remote_stats() {
+                None => reply.error(Errno::NO_XATTR),
+                Some(v) if size == 0 => reply.size(v.len() as u32),
+                Some(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+                Some(v) => reply.data(v.as_bytes()),
+            };
+        }
         let result = self
             .node(ino)
             .and_then(|n| self.view.xattrs(&n).map_err(|e| self.fail("getxattr", e)));

@@ -15,6 +15,7 @@ pub mod prefetch;
 pub use attach::unmount;
 
 use crate::error::{Error, Result};
+use crate::reader::remote::{is_remote, shown_name};
 use crate::reader::verity::VerityOptions;
 use crate::reader::{Image, OpenOptions};
 use crate::view::{ImageView, LayeredView, View};
@@ -54,6 +55,11 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
     let budget = o.cache_mb << 20;
     let per_layer = if layered { budget / 4 * 3 / n } else { budget };
     let roots = per_layer_verity(o, a.images.len())?;
+    let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
+    for (k, v) in &o.remote {
+        remote.set(k, v)?;
+    }
+    remote.log_requests = a.debug || o.debug;
     let mut layers = Vec::with_capacity(a.images.len());
     for (path, verity) in a.images.iter().zip(roots) {
         let ropts = OpenOptions {
@@ -61,13 +67,19 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
             pread: true,
             cache_budget: Some(per_layer),
             verity,
+            remote: Some(remote.clone()),
             ..Default::default()
         };
+        let name = shown_name(path);
         let img = Image::open(path, &ropts).map_err(|e| Error {
-            what: format!("{}: {}", path.display(), e.what),
+            what: if e.what.contains(&name) {
+                e.what.clone()
+            } else {
+                format!("{name}: {}", e.what)
+            },
             ..e
         })?;
-        layers.push((path.display().to_string(), Arc::new(img)));
+        layers.push((name, Arc::new(img)));
     }
     let view: Arc<dyn View> = if layered {
         Arc::new(LayeredView::new(layers, (budget / 4) as usize)?)
@@ -134,7 +146,7 @@ fn spec(a: &MountArgs) -> attach::Spec {
         fsname: o.fsname.clone().unwrap_or_else(|| {
             a.images
                 .iter()
-                .map(|p| p.display().to_string())
+                .map(|p| shown_name(p))
                 .collect::<Vec<_>>()
                 .join(":")
         }),
@@ -208,6 +220,9 @@ pub fn mount(a: MountArgs) -> Result<()> {
         .images
         .iter()
         .map(|i| {
+            if is_remote(i) {
+                return Ok(i.clone());
+            }
             std::fs::canonicalize(i)
                 .map_err(|e| Error::io(format!("cannot open {}", i.display()), e))
         })
@@ -243,7 +258,9 @@ pub fn mount(a: MountArgs) -> Result<()> {
         return serve(&a, &spec, fs, None);
     }
     let mut fds = [0; 2];
-    // SAFETY: fds is a two-element array; no threads exist yet, so fork is
+    // SAFETY: fds is a two-element array. Only a URL image has started
+    // threads (its network runtime, not used again after the fork: the
+    // child makes its own); glibc's allocator is fork-safe. So fork is
     // safe. Close-on-exec: no helper we run (fusermount3 stays running with
     // auto_unmount) may hold the write end, or the parent would wait forever.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

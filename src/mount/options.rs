@@ -40,6 +40,9 @@ pub struct MountOpts {
     pub verity_root: Option<String>,
     pub verity_root_file: Option<PathBuf>,
     pub verity_hash: Option<PathBuf>,
+    /// URL images: cache_dir=, cache_size=, ca_file=, retry_timeout=, as
+    /// given (applied over the `SQFUSE_*` environment when opening).
+    pub remote: Vec<(String, String)>,
 }
 
 impl Default for MountOpts {
@@ -68,6 +71,7 @@ impl Default for MountOpts {
             verity_root: None,
             verity_root_file: None,
             verity_hash: None,
+            remote: Vec::new(),
         }
     }
 }
@@ -182,6 +186,13 @@ impl MountOpts {
                 ("verity_roothash_file", Some(v)) => self.verity_root_file = Some(PathBuf::from(v)),
                 ("verity_hash", Some(v)) => self.verity_hash = Some(PathBuf::from(v)),
                 ("prefetch", Some(v)) => self.prefetch = number(key, v)?,
+                ("cache_dir" | "cache_size" | "ca_file" | "retry_timeout", Some(v)) => {
+                    // Checked now, applied when the image is opened.
+                    crate::reader::remote::RemoteOptions::default()
+                        .set(key, v)
+                        .map_err(|e| e.what)?;
+                    self.remote.push((key.to_string(), v.to_string()));
+                }
                 ("page_fill", None) => self.page_fill = true,
                 ("no_page_fill", None) => self.page_fill = false,
                 ("allow_other", None) => self.allow_other = true,

@@ -7,6 +7,7 @@ mod cache;
 pub mod data;
 mod dir;
 mod locate;
+pub mod remote;
 pub mod source;
 pub mod verity;
 pub mod walk;
@@ -75,6 +76,9 @@ pub struct OpenOptions {
     pub cache_budget: Option<u64>,
     /// Verify every block read against a dm-verity tree and this root hash.
     pub verity: Option<verity::VerityOptions>,
+    /// How a URL image is fetched and cached (`None`: the defaults and the
+    /// `SQFUSE_*` environment).
+    pub remote: Option<remote::RemoteOptions>,
 }
 
 impl Default for OpenOptions {
@@ -87,6 +91,7 @@ impl Default for OpenOptions {
             pread: false,
             cache_budget: None,
             verity: None,
+            remote: None,
         }
     }
 }
@@ -108,6 +113,8 @@ pub struct Image {
     pub(crate) data_cache: BlockCache<Vec<u8>>,
     /// The tree every read is checked against, when opened with a root hash.
     verified_by: Option<verity::TreeSummary>,
+    /// What fetching cost, for an image read from a URL.
+    remote_stats: Option<Arc<remote::RemoteStats>>,
 }
 
 impl MetaSource for Image {
@@ -128,7 +135,18 @@ impl MetaSource for Image {
 impl Image {
     /// Opens the image in a file or block device: read through a memory map,
     /// or with `pread` when `opts.pread` is set (or the file is a device).
+    /// A URL (`http(s)://`, `s3://`) is fetched by range as it is read.
     pub fn open(path: &Path, opts: &OpenOptions) -> Result<Self> {
+        if remote::is_remote(path) {
+            let ropts = match &opts.remote {
+                Some(r) => r.clone(),
+                None => remote::RemoteOptions::from_env()?,
+            };
+            let (src, stats) = remote::open(&path.to_string_lossy(), &ropts)?;
+            let mut img = Self::from_source(src, opts)?;
+            img.remote_stats = Some(stats);
+            return Ok(img);
+        }
         let src: Box<dyn ByteSource> = if opts.pread {
             Box::new(FileSource::open(path)?)
         } else {
@@ -220,6 +238,7 @@ impl Image {
             frag_cache: BlockCache::new(frag_blocks),
             data_cache: BlockCache::new(data_blocks),
             verified_by,
+            remote_stats: None,
         };
         img.load_tables()?;
         Ok(img)
@@ -248,6 +267,11 @@ impl Image {
             root,
             verified: false,
         })
+    }
+
+    /// Requests, bytes and cache hits so far, for an image read from a URL.
+    pub fn remote_stats(&self) -> Option<&remote::RemoteStats> {
+        self.remote_stats.as_deref()
     }
 
     /// How many decompressed data blocks the data cache holds.

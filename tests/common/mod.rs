@@ -1,6 +1,7 @@
 //! Helpers shared by the integration and mount test harnesses.
 #![allow(dead_code)]
 
+pub mod http;
 pub mod oci;
 pub mod stack;
 pub mod tree;

@@ -10,6 +10,7 @@ mod mutation; // thousands of corrupted copies of valid images: zero panics, no 
 mod oci_import; // pack oci: against umoci unpack, every layer compression, tampered blobs, --whiteouts
 mod pack; // sqfuse pack against the kernel, unsquashfs and our reader; determinism; errors
 mod personality; // sqfuse as mksquashfs/unsquashfs vs the real squashfs-tools, same command lines
+mod remote; // images over HTTP(S) from a real nginx: same answers, bounded transfer, offline cache, TLS, no-Range servers, changed objects
 mod verity; // dm-verity trees against veritysetup's, at offsets, and tampering refused where it lands
 
 #[path = "../common/mod.rs"]

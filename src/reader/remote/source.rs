@@ -483,7 +483,9 @@ fn first_line(e: &object_store::Error) -> String {
 
 fn fetch_error(shown: &str, doing: &str, e: &object_store::Error) -> Error {
     let detail = first_line(e);
-    let hint = if detail.contains("non-partial response") {
+    let hint = if detail.contains("non-partial response")
+        || detail.contains("Range request not supported")
+    {
         ": the server ignores Range requests (it sent the whole object); serve the image from a server that supports them, or download it first"
     } else {
         ""

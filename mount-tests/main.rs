@@ -6,6 +6,7 @@ mod dropin; // other tools' command lines as they write them: launchers, fd mode
 mod layers; // several images as one tree: the same as the kernel's overlayfs, for every whiteout form
 mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
+mod remote; // images mounted from nginx: equal to the kernel mount, EIO while the server is down, recovery
 mod stress; // 16 threads reading random ranges, every byte checked
 mod trees; // mounted trees equal the source and the kernel's view, for every image
 mod verity; // mounts verified against a dm-verity root: served as the source, tampering EIO, veritysetup trees

@@ -1,0 +1,102 @@
+use crate::common::http::Nginx;
+use crate::common::tree::{assert_same, snapshot};
+use crate::{fixture_image, need_fuse, run, scratch, sqfuse, KernelMount, Mounted};
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+fn root_xattr(dir: &Path, name: &str) -> Option<String> {
+    let p = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let len = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    (len >= 0).then(|| String::from_utf8_lossy(&buf[..len as usize]).into_owned())
+}
+
+/// The fixture image mounted from nginx equals the kernel's loop mount of
+/// the same file (or sqfuse's mount of the file where loop mounts fail);
+/// the cache statistics are on the root.
+#[test]
+fn remote_mount_equals_the_kernel_mount() {
+    need_fuse!();
+    let Some(img) = fixture_image("remote", &["-comp", "zstd"]) else {
+        return;
+    };
+    let www = scratch("www").join("remote");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::copy(&img, www.join("img.sqfs")).unwrap();
+    let Some(srv) = Nginx::start(&www, "mount-equal", false) else {
+        return;
+    };
+    let url = srv.url("img.sqfs");
+    let cache = format!("cache_dir={}", scratch("mcache").join("equal").display());
+    let m = Mounted::new(Path::new(&url), "remote-equal", &[&cache]);
+    let want = match KernelMount::new(&img, "remote-equal") {
+        Some(k) => snapshot(&k.dir),
+        None => snapshot(&Mounted::new(&img, "remote-equal-file", &[]).dir),
+    };
+    assert_same("URL mount vs kernel", &want, &snapshot(&m.dir));
+    let stats = root_xattr(&m.dir, "user.sqfuse.remote").expect("stats xattr on the root");
+    assert!(
+        stats.contains("requests=") && !stats.contains("requests=0 "),
+        "{stats}"
+    );
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(mounts.contains(&url), "/proc/mounts names the URL");
+}
+
+/// The server going away mid-read is EIO for reads that need it, the
+/// mount stays up, and it recovers when the server comes back.
+#[test]
+fn remote_mount_server_killed_is_eio_then_recovers() {
+    need_fuse!();
+    let src = scratch("killed-src");
+    let mut x = 0x2545f4914f6cdd1du64;
+    for name in ["a.bin", "b.bin"] {
+        let mut data = vec![0u8; 20 << 20];
+        for b in data.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = x as u8;
+        }
+        std::fs::write(src.join(name), &data).unwrap();
+    }
+    let www = scratch("www").join("killed");
+    std::fs::create_dir_all(&www).unwrap();
+    run(sqfuse()
+        .arg("pack")
+        .arg(&src)
+        .arg(www.join("img.sqfs"))
+        .args(["-f", "--quiet"]));
+    let Some(mut srv) = Nginx::start(&www, "killed", false) else {
+        return;
+    };
+    let url = srv.url("img.sqfs");
+    let m = Mounted::new(
+        Path::new(&url),
+        "remote-killed",
+        &["cache_dir=none", "retry_timeout=2"],
+    );
+    let a = std::fs::read(m.dir.join("a.bin")).unwrap();
+    assert_eq!(a, std::fs::read(src.join("a.bin")).unwrap());
+    srv.stop();
+    let tail = |len: usize| -> std::io::Result<Vec<u8>> {
+        let mut f = std::fs::File::open(m.dir.join("b.bin"))?;
+        f.seek(SeekFrom::Start((19 << 20) as u64))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    };
+    let e = tail(1 << 20).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
+    assert!(std::fs::read_dir(&m.dir).is_ok(), "the mount stays up");
+    srv.restart();
+    let b = std::fs::read(src.join("b.bin")).unwrap();
+    assert_eq!(tail(1 << 20).unwrap(), b[19 << 20..20 << 20]);
+    let stats = root_xattr(&m.dir, "user.sqfuse.remote").unwrap();
+    assert!(
+        !stats.contains("failed_reads=0"),
+        "the failure was counted: {stats}"
+    );
+}

@@ -309,3 +309,72 @@ fn read_path(img: &Image, path: &str) -> sqfuse::Result<Vec<u8>> {
     let f = img.open_file(&inode)?;
     Ok(img.read_vec(&f, 0, inode.size() as usize)?.0)
 }
+
+/// s3:// against moto's S3 server: with AWS_* variables, with a ~/.aws
+/// profile (endpoint_url in config, keys in credentials), and a missing key.
+#[test]
+fn remote_s3_env_and_profile_read_equal_the_file() {
+    let (_, img) = served("s3");
+    let Some(s3) = crate::common::http::S3Server::start() else {
+        return;
+    };
+    s3.put("images", "app/img.sqfs", &img);
+    let want = out(sqfuse().args(["ls", "-lR"]).arg(&img));
+    let clean = |cmd: &mut Command| {
+        for (k, _) in std::env::vars() {
+            if k.starts_with("AWS_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("SQFUSE_RETRY_TIMEOUT", "2")
+            .args(["--cache-dir", "none"]);
+    };
+    let mut env = sqfuse();
+    env.args(["ls", "-lR", "s3://images/app/img.sqfs"]);
+    clean(&mut env);
+    env.env("AWS_ENDPOINT_URL", s3.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testkey")
+        .env("AWS_SECRET_ACCESS_KEY", "testsecret")
+        .env("AWS_REGION", "us-east-1");
+    assert_eq!(out(&mut env), want);
+
+    let home = scratch("s3-home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        "[ci]\naws_access_key_id = testkey\naws_secret_access_key = testsecret\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        format!(
+            "[profile ci]\nregion = us-east-1\nendpoint_url = {}\n",
+            s3.endpoint()
+        ),
+    )
+    .unwrap();
+    let mut profile = sqfuse();
+    profile.args(["cat", "s3://images/app/img.sqfs"]);
+    clean(&mut profile);
+    let first = local_files(&Image::open(&img, &OpenOptions::default()).unwrap())[0].clone();
+    profile
+        .arg(&first)
+        .env("HOME", &home)
+        .env("AWS_PROFILE", "ci");
+    assert_eq!(
+        run(&mut profile).stdout,
+        read_path(&Image::open(&img, &OpenOptions::default()).unwrap(), &first).unwrap()
+    );
+
+    let mut missing = sqfuse();
+    missing.args(["ls", "s3://images/app/nothing.sqfs"]);
+    clean(&mut missing);
+    missing.env("HOME", &home).env("AWS_PROFILE", "ci");
+    let o = missing.output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("s3://images/app/nothing.sqfs") && err.trim_end().lines().count() == 1,
+        "{err}"
+    );
+}

@@ -103,12 +103,20 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__cat)
-            opts="-h --offset --verity --verity-roothash-file --verity-hash --help"
+            opts="-d -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --offset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -133,12 +141,20 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__check)
-            opts="-h --offset --verity --verity-roothash-file --verity-hash --help"
+            opts="-d -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --offset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -177,12 +193,20 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__extract)
-            opts="-f -v -h --offset --verity --verity-roothash-file --verity-hash --force --no-xattrs --verbose --help"
+            opts="-d -f -v -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --force --no-xattrs --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --offset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -375,12 +399,20 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__info)
-            opts="-h --offset --verity --verity-roothash-file --verity-hash --json --help"
+            opts="-d -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --offset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -405,12 +437,20 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__ls)
-            opts="-l -R -h --offset --verity --verity-roothash-file --verity-hash --json --help"
+            opts="-d -l -R -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --cache-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ca-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --offset)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -100,3 +100,51 @@ fn remote_mount_server_killed_is_eio_then_recovers() {
         "the failure was counted: {stats}"
     );
 }
+
+/// A layered mount of URLs is the same tree as the layered mount of the
+/// files.
+#[test]
+fn remote_layered_mount_equals_the_files_layered() {
+    need_fuse!();
+    let www = scratch("www").join("layers");
+    std::fs::create_dir_all(&www).unwrap();
+    let (lower, upper) = (scratch("rl-lower"), scratch("rl-upper"));
+    std::fs::create_dir_all(lower.join("etc")).unwrap();
+    std::fs::write(lower.join("etc/a"), "lower a\n").unwrap();
+    std::fs::write(lower.join("etc/b"), "lower b\n").unwrap();
+    std::fs::create_dir_all(upper.join("etc")).unwrap();
+    std::fs::write(upper.join("etc/a"), "upper a\n").unwrap();
+    std::fs::write(upper.join("new"), vec![3u8; 300_000]).unwrap();
+    for (dir, name) in [(&lower, "lower.sqfs"), (&upper, "upper.sqfs")] {
+        run(sqfuse()
+            .arg("pack")
+            .arg(dir)
+            .arg(www.join(name))
+            .args(["-f", "--quiet"]));
+    }
+    let Some(srv) = Nginx::start(&www, "layers", false) else {
+        return;
+    };
+    let (top, base) = (srv.url("upper.sqfs"), srv.url("lower.sqfs"));
+    let urls = Mounted::layers(
+        &[Path::new(&top), Path::new(&base)],
+        "remote-layers",
+        &["cache_dir=none"],
+    );
+    let files = Mounted::layers(
+        &[&www.join("upper.sqfs"), &www.join("lower.sqfs")],
+        "remote-layers-files",
+        &[],
+    );
+    assert_same(
+        "layered URLs vs files",
+        &snapshot(&files.dir),
+        &snapshot(&urls.dir),
+    );
+    assert_eq!(
+        std::fs::read_to_string(urls.dir.join("etc/a")).unwrap(),
+        "upper a\n"
+    );
+    let stats = root_xattr(&urls.dir, "user.sqfuse.remote").unwrap();
+    assert_eq!(stats.lines().count(), 2, "one line per layer: {stats}");
+}

@@ -141,3 +141,19 @@ impl std::error::Error for Error {
         self.source.as_ref().map(|e| e as _)
     }
 }
+
+/// An error and its sources on one line, each source added unless the
+/// text already quotes it (HTTP clients nest the same message).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let c_s = c.to_string();
+        if !s.contains(&c_s) {
+            s.push_str(": ");
+            s.push_str(&c_s);
+        }
+        cur = c.source();
+    }
+    s
+}

@@ -80,7 +80,10 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
                 .pull_manifest_raw(&at, &auth, &MANIFEST_TYPES)
                 .await
                 .map_err(|e| {
-                    remote_err(reference, format!("manifest {}: {}", at.whole(), chain(&e)))
+                    remote_err(
+                        reference,
+                        format!("manifest {}: {}", at.whole(), crate::error::chain(&e)),
+                    )
                 })?;
             if bytes.len() as u64 > MAX_JSON_BLOB {
                 return Err(remote_err(reference, "manifest larger than 16 MiB"));
@@ -139,10 +142,12 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
                 inner: file,
                 left: size,
             };
-            client
-                .pull_blob(&at, digest, out)
-                .await
-                .map_err(|e| remote_err(reference, format!("blob {digest}: {}", chain(&e))))?;
+            client.pull_blob(&at, digest, out).await.map_err(|e| {
+                remote_err(
+                    reference,
+                    format!("blob {digest}: {}", crate::error::chain(&e)),
+                )
+            })?;
         }
         let index = serde_json::json!({
             "schemaVersion": 2,
@@ -156,22 +161,6 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
             .map_err(|e| PackError::io(dir, "write index.json", e))?;
         Ok(())
     })
-}
-
-/// An error with its causes, on one line (reqwest's top level alone says
-/// only "error sending request").
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let c_s = c.to_string();
-        if !s.contains(&c_s) {
-            s.push_str(": ");
-            s.push_str(&c_s);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 /// A writer that refuses more than `left` bytes: a server sending an

@@ -469,15 +469,7 @@ fn unreachable(e: &object_store::Error) -> bool {
 }
 
 fn first_line(e: &object_store::Error) -> String {
-    let mut text = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        let s_text = s.to_string();
-        if !text.contains(&s_text) {
-            text = format!("{text}: {s_text}");
-        }
-        src = s.source();
-    }
+    let text = crate::error::chain(e);
     redact(text.lines().next().unwrap_or(""))
 }
 

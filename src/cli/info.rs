@@ -166,15 +166,15 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
         }
     }
     if let Some(st) = img.remote_stats() {
-        let g = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+        let c = st.counts();
         writeln!(
             out,
             "fetched:         {} bytes in {} requests; chunks from cache: {} (memory {}, disk {})",
-            g(&st.bytes_fetched),
-            g(&st.requests),
-            g(&st.memory_hits) + g(&st.disk_hits),
-            g(&st.memory_hits),
-            g(&st.disk_hits)
+            c.bytes_fetched,
+            c.requests,
+            c.memory_hits + c.disk_hits,
+            c.memory_hits,
+            c.disk_hits
         )?;
     }
     Ok(())

@@ -156,13 +156,25 @@ fn remote_cache_serves_with_the_server_stopped() {
         String::from_utf8_lossy(&offline.stderr).contains("reading the cached copy"),
         "warns it is offline"
     );
-    // Data never fetched is an error, not a hang or garbage.
+    // A file's data, cached or not: the right bytes or an error naming the
+    // URL, never a hang or garbage.
+    let local = Image::open(&img, &OpenOptions::default()).unwrap();
+    let files = local_files(&local);
+    let biggest = files
+        .iter()
+        .max_by_key(|f| local.lookup_path(f).unwrap().0.size())
+        .unwrap();
     let cat = sqfuse()
-        .args(["cat", &url, "hello.txt", "--cache-dir", &c])
+        .args(["cat", &url, biggest, "--cache-dir", &c])
         .env("SQFUSE_RETRY_TIMEOUT", "1")
         .output()
         .unwrap();
-    let _ = cat; // cached or not: either the right bytes or an error, checked below
+    if cat.status.success() {
+        assert_eq!(cat.stdout, read_path(&local, biggest).unwrap(), "{biggest}");
+    } else {
+        let err = String::from_utf8_lossy(&cat.stderr);
+        assert!(err.contains(&url), "{err}");
+    }
 
     srv.restart();
     assert_eq!(String::from_utf8(ls(&url).stdout).unwrap(), want);

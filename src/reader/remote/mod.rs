@@ -93,7 +93,8 @@ impl RemoteOptions {
                 self.cache_dir = (value != "none").then(|| PathBuf::from(value));
             }
             "cache_size" => {
-                self.cache_size = parse_bytes(value).ok_or_else(|| {
+                // The size syntax every other size option takes.
+                self.cache_size = crate::cli::args::parse_size(value).map_err(|_| {
                     Error::invalid(format!(
                         "cache_size={value}: not a size (bytes, or a number with K, M or G)"
                     ))
@@ -110,16 +111,6 @@ impl RemoteOptions {
         }
         Ok(true)
     }
-}
-
-fn parse_bytes(s: &str) -> Option<u64> {
-    let (num, shift) = match s.as_bytes().last()? {
-        b'K' | b'k' => (&s[..s.len() - 1], 10),
-        b'M' | b'm' => (&s[..s.len() - 1], 20),
-        b'G' | b'g' => (&s[..s.len() - 1], 30),
-        _ => (s, 0),
-    };
-    num.parse::<u64>().ok()?.checked_mul(1 << shift)
 }
 
 /// What a remote source has done, for `info` and the mount's statistics.
@@ -143,31 +134,50 @@ impl RemoteStats {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// The counters now, as plain numbers.
+    pub fn counts(&self) -> RemoteCounts {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RemoteCounts {
+            requests: g(&self.requests),
+            bytes_fetched: g(&self.bytes_fetched),
+            chunks_fetched: g(&self.chunks_fetched),
+            memory_hits: g(&self.memory_hits),
+            disk_hits: g(&self.disk_hits),
+            failed_reads: g(&self.failed_reads),
+        }
+    }
+
     /// One line, `key=value` pairs.
     pub fn summary(&self) -> String {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = self.counts();
         format!(
             "requests={} bytes_fetched={} chunks_fetched={} memory_hits={} disk_hits={} failed_reads={}",
-            g(&self.requests),
-            g(&self.bytes_fetched),
-            g(&self.chunks_fetched),
-            g(&self.memory_hits),
-            g(&self.disk_hits),
-            g(&self.failed_reads)
+            c.requests, c.bytes_fetched, c.chunks_fetched, c.memory_hits, c.disk_hits, c.failed_reads
         )
     }
 
     pub fn to_json(&self) -> serde_json::Value {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let c = self.counts();
         serde_json::json!({
-            "requests": g(&self.requests),
-            "bytes_fetched": g(&self.bytes_fetched),
-            "chunks_fetched": g(&self.chunks_fetched),
-            "memory_hits": g(&self.memory_hits),
-            "disk_hits": g(&self.disk_hits),
-            "failed_reads": g(&self.failed_reads),
+            "requests": c.requests,
+            "bytes_fetched": c.bytes_fetched,
+            "chunks_fetched": c.chunks_fetched,
+            "memory_hits": c.memory_hits,
+            "disk_hits": c.disk_hits,
+            "failed_reads": c.failed_reads,
         })
     }
+}
+
+/// A snapshot of [`RemoteStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RemoteCounts {
+    pub requests: u64,
+    pub bytes_fetched: u64,
+    pub chunks_fetched: u64,
+    pub memory_hits: u64,
+    pub disk_hits: u64,
+    pub failed_reads: u64,
 }
 
 /// Whether an IMAGE argument names a URL rather than a file.

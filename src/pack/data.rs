@@ -1,9 +1,10 @@
 //! File data: whole-file dedup decided up front, then one reader (this
-//! thread) cutting files into blocks and fragment blocks with sequence
+//! thread, with [`prefetch`] helpers asking the disk ahead of it) cutting files into blocks and fragment blocks with sequence
 //! numbers, a pool of workers compressing them, and one writer thread
 //! committing results strictly in sequence order. The output is the same
 //! for any number of workers.
 
+use super::prefetch::{self, Prefetch};
 use super::scan::SourceFile;
 use super::{PackError, PackOptions};
 use crate::format::block::BlockWord;
@@ -285,7 +286,15 @@ pub fn write_data(
         next_seq: 0,
     };
 
-    let result = cut(files, &dup, opts, &mut pipe, stop, &progress);
+    let prefetch = Prefetch::new(prefetch::Mode::from_env(), files, &dup);
+    let result = std::thread::scope(|s| {
+        for _ in 0..prefetch::THREADS {
+            s.spawn(|| prefetch.run());
+        }
+        let r = cut(files, &dup, opts, &mut pipe, stop, &progress, &prefetch);
+        prefetch.finish();
+        r
+    });
     pipe.jobs = None; // workers finish what is queued, then the writer ends
     drop(pipe);
     for w in workers {
@@ -320,6 +329,7 @@ fn cut(
     pipe: &mut Pipeline,
     stop: &AtomicBool,
     progress: &Progress,
+    prefetch: &Prefetch<'_>,
 ) -> Result<Cut, PackError> {
     let bs = opts.block_size as usize;
     let mut out = Vec::with_capacity(files.len());
@@ -331,6 +341,9 @@ fn cut(
         if stop.load(Ordering::Relaxed) {
             return Err(PackError::Interrupted);
         }
+        if i > 0 {
+            prefetch.passed(i - 1);
+        }
         progress.files.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = dup[i] {
             duplicates += 1;
@@ -340,7 +353,10 @@ fn cut(
             });
             continue;
         }
-        let mut r = f.open()?;
+        let mut r = match prefetch.take(i) {
+            Some(r) => r,
+            None => f.open()?,
+        };
         let mut fd = FileData::default();
         let use_frag = !opts.no_fragments && (f.size < bs as u64 || opts.always_fragments);
         let full = (f.size / bs as u64) as usize;

@@ -10,6 +10,7 @@ pub mod data;
 mod error;
 pub mod exclude;
 pub mod oci;
+mod prefetch;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod scan;

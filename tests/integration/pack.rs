@@ -78,6 +78,18 @@ fn output_is_identical_for_any_thread_count() {
     assert_eq!(a, b, "-j 1 vs -j 2");
     assert_eq!(a, c, "-j 1 vs -j 8");
     assert_eq!(c, d, "two runs");
+    // Read-ahead (how the disk is asked ahead of the reader) never changes
+    // the bytes: without it, with reads, with advice (the default above).
+    for mode in ["off", "read", "advise"] {
+        let img = scratch("pack").join(format!("prefetch-{mode}.sqfs"));
+        let _ = std::fs::remove_file(&img);
+        run(sqfuse()
+            .env("SQFUSE_PREFETCH", mode)
+            .args(["pack", "-q", "-j", "8", "-b", "64K"])
+            .arg(fixture())
+            .arg(&img));
+        assert_eq!(a, sha256(&img), "SQFUSE_PREFETCH={mode} vs -j 1");
+    }
 }
 
 /// Sparse files become holes; duplicates share data; tails share fragments.

@@ -50,12 +50,21 @@ def mount_rows(best):
     """(workload, figures, speed-up vs squashfuse_ll, vs kernel, target)."""
     rows = []
     for (section, w), per in best.items():
-        if section not in ("mount", "iops", "rss"):
+        if section not in ("mount", "iops", "rss", "mountcpu", "mountbusy"):
             continue
         s, q, k = per.get("sqfuse"), per.get("squashfuse_ll"), per.get("kernel")
         if s is None or q is None:
             continue
-        if section == "iops":
+        if section in ("mountcpu", "mountbusy"):
+            vs_q, vs_k = (q / s if s else math.inf), (k / s if k and s else None)
+            cells = [f"{v:.2f} s" if v is not None else "(in the kernel)" for v in (s, q, k)]
+            if section == "mountcpu":
+                w = f"{w}: CPU of the FUSE server (user+sys)"
+                target = f"at most squashfuse_ll's: {verdict(s <= q)}" if w.startswith("cold tar") else "-"
+            else:
+                w = f"{w}: CPU of the whole machine"
+                target = "-"
+        elif section == "iops":
             vs_q, vs_k = s / q if q else math.inf, (s / k if k else None)
             cells = [f"{s / 1000:.1f}k", f"{q / 1000:.1f}k", f"{k / 1000:.1f}k" if k else "-"]
             target = f"10x squashfuse_ll, half the kernel: {verdict(vs_q >= 10 and (vs_k or 0) >= 0.5)}"
@@ -70,6 +79,11 @@ def mount_rows(best):
                 target = f"1.25x squashfuse_ll, within 1.3x of the kernel: {verdict(vs_q >= 1.25 and vs_k and 1 / vs_k <= 1.3)}"
             elif "sequential" in w:
                 target = f"1.25x squashfuse_ll, faster than the kernel: {verdict(vs_q >= 1.25 and vs_k and vs_k > 1)}"
+            elif w.startswith("cold tar"):
+                ok = vs_q >= 1.25 and vs_k is not None and 1 / vs_k <= 1.05
+                target = f"1.25x squashfuse_ll, within 1.05x of the kernel: {verdict(ok)}"
+            elif "scale tree" in w:
+                target = "-"
             else:
                 target = f"1.25x squashfuse_ll: {verdict(vs_q >= 1.25)}"
         rows.append((section, w, cells, vs_q, vs_k, target))
@@ -89,8 +103,13 @@ def pack_rows(best):
         t_ratio = s / m
         z_ratio = size["sqfuse"] / size["mksquashfs"]
         r_ratio = rss["sqfuse"] / rss["mksquashfs"]
-        ok = t_ratio <= 0.8 and z_ratio <= 1.0 and r_ratio <= 0.1
-        rows.append((w, s, m, t_ratio, size, z_ratio, rss, r_ratio, verdict(ok)))
+        # Issue 11: warm /usr/share zstd at most 0.55x, cold at most 0.8x;
+        # memory at most 0.1x (/usr/share), 0.25x (the scale tree).
+        t_max = 0.55 if w.startswith("/usr/share, zstd") and "dropped" not in w else 0.8
+        r_max = 0.25 if w.startswith("scale") else 0.1
+        ok = t_ratio <= t_max and z_ratio <= 1.0 and r_ratio <= r_max
+        target = f"time <= {t_max}, size <= 1, RSS <= {r_max}: {verdict(ok)}"
+        rows.append((w, s, m, t_ratio, size, z_ratio, rss, r_ratio, target))
     return rows
 
 
@@ -175,7 +194,12 @@ def markdown(meta, best):
             "Speed-up is the other's time over sqfuse's (IOPS: sqfuse's over the",
             "other's; RSS: the other's over sqfuse's): above 1, sqfuse is ahead.",
             "",
-            "| workload | sqfuse | squashfuse_ll | kernel | speed-up vs squashfuse_ll | vs kernel | target (issue 5) |",
+            "CPU rows: the FUSE server's user+sys seconds during the workload,",
+            "and the whole machine's busy seconds (the kernel driver works in",
+            "the reading process, so only the latter counts it); speed-up there",
+            "is the other's CPU over sqfuse's.",
+            "",
+            "| workload | sqfuse | squashfuse_ll | kernel | speed-up vs squashfuse_ll | vs kernel | target (issues 5, 11) |",
             "|---|---|---|---|---|---|---|",
         ]
         for _, w, cells, vs_q, vs_k, target in rows:
@@ -189,8 +213,8 @@ def markdown(meta, best):
             "## Pack: sqfuse pack vs mksquashfs",
             "",
             "Ratios are sqfuse's figure over mksquashfs's: below 1, sqfuse is",
-            "faster, smaller or leaner. Target: time at most 0.8, image no",
-            "bigger, peak RSS at most 0.1.",
+            "faster, smaller or leaner. The source is in the page cache unless",
+            "the row says it was dropped.",
             "",
             "| settings | sqfuse | mksquashfs | time ratio | image MiB (sqfuse / mksquashfs) | size ratio | peak RSS MiB (sqfuse / mksquashfs) | RSS ratio | target |",
             "|---|---|---|---|---|---|---|---|---|",
@@ -249,7 +273,7 @@ def svg(best):
     """Horizontal bars on a log scale: speed-up over the usual tool."""
     bars = []  # (label, value, colour)
     for section, w, _, vs_q, vs_k, _ in mount_rows(best):
-        if section == "rss":
+        if section in ("rss", "mountcpu", "mountbusy"):
             continue
         bars.append((f"{w}: sqfuse", vs_q, "#2b7bba"))
         if vs_k is not None and vs_q is not None:

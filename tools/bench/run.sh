@@ -18,8 +18,19 @@
 # mounting the stack vs fuse-overlayfs over five squashfuse_ll mounts vs
 # the kernel's overlayfs over five loop mounts vs sqfuse on the flattened
 # image.
+# Scale: a synthetic tree of 300k small files in 2k directories plus one
+# directory of 100k empty files (tools/bench/scale-tree.py): pack time and
+# peak RSS vs mksquashfs; mounted (mksquashfs's image): cold find -ls, 2000
+# random stats in the 100k directory, server peak RSS.
+# Every mount workload also records CPU seconds: the FUSE server's
+# user+sys, and the whole machine's busy time (all three tools; the kernel
+# driver decompresses in the reader's context, so only this counts it).
+# Peers: PEERS=source builds squashfs-tools 4.7.x and squashfuse 0.6.x
+# from source (tools/bench/peers.sh, into $BENCH_DIR/peers, sources in a
+# temporary folder) and puts them first in PATH; default: Debian's.
 # Knobs: BENCH_DIR, BENCH_OUT (results file), SKIP_PACK=1, SKIP_MOUNT=1,
-# SKIP_VERITY=1, SKIP_LAYERS=1, PACK_SETTINGS="zstd:3 gzip:9 xz:6".
+# SKIP_VERITY=1, SKIP_LAYERS=1, SKIP_SCALE=1, PEERS=source,
+# PACK_SETTINGS="zstd:3 gzip:9 xz:6".
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
@@ -38,6 +49,13 @@ done
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]}" >&2
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+if [ "${PEERS:-debian}" = source ]; then
+    if ! [ -x "$WORK/peers/bin/mksquashfs" ] || ! [ -x "$WORK/peers/bin/squashfuse_ll" ]; then
+        echo "building squashfs-tools 4.7.x and squashfuse 0.6.x from source" >&2
+        tools/bench/peers.sh "$WORK/peers" >&2
+    fi
+    export PATH="$WORK/peers/bin:$PATH"
 fi
 cargo build --release --quiet
 SQFUSE=$PWD/target/release/sqfuse
@@ -65,6 +83,14 @@ for img in share big; do
         "$SQFUSE" verity "$WORK/$img-verity.sqfs" --roothash "$WORK/$img-verity.sqfs.roothash" >/dev/null
     fi
 done
+
+if [ -z "${SKIP_SCALE:-}" ] && [ ! -f "$WORK/scale.sqfs" ]; then
+    echo "building the scale tree (400k entries) and scale.sqfs" >&2
+    rm -rf "$WORK/scale" && python3 tools/bench/scale-tree.py "$WORK/scale"
+    mksquashfs "$WORK/scale" "$WORK/scale.sqfs" -comp zstd -quiet -no-progress >/dev/null
+    # 2000 names in the 100k directory, spread over it, in a fixed order.
+    python3 -c 'import random; r = random.Random(5); print("\n".join(f"many/empty-{r.randrange(100000):06}" for _ in range(2000)))' >"$WORK/scale-stats"
+fi
 
 if [ -z "${SKIP_LAYERS:-}" ] && [ ! -f "$WORK/layers/flat.sqfs" ]; then
     echo "building the 5-layer stack (hard links into layer trees, mksquashfs each)" >&2
@@ -178,15 +204,42 @@ lcold() { # workload tool command
     stack_umount
 }
 server_pid() { pgrep -n -f -- " $MNT\$" || true; }
+# CPU seconds (user+sys) a process has used so far.
+proc_cpu() { awk '{printf "%.2f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
+# CPU seconds the whole machine has been busy so far (all but idle, iowait).
+busy_cpu() { awk '/^cpu / {printf "%.2f", ($2 + $3 + $4 + $7 + $8 + $9) / '"$(getconf CLK_TCK)"'}' /proc/stat; }
+
+pack_run() { # settings tool command...
+    local s=$1 tool=$2 secs kb
+    shift 2
+    rm -f "$WORK/out.sqfs"
+    # No run pays for the previous one's writeback (sqfuse fsyncs its
+    # image before renaming it; mksquashfs leaves it dirty).
+    sync
+    /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>&1
+    read -r secs kb <"$WORK/time"
+    record pack "$s" "$tool" "$secs"
+    record packsize "$s" "$tool" "$(stat -c %s "$WORK/out.sqfs")"
+    record packrss "$s" "$tool" "$(echo "$kb / 1024" | bc -l)"
+}
 
 # One cold run: mount, drop caches, time the command in the mount, unmount.
+# Records the wall time, and (section mountcpu, mountbusy) the server's CPU
+# seconds during the command and the machine's.
 cold() { # workload tool image command
-    local w=$1 tool=$2 img=$3 cmd=$4 t0
+    local w=$1 tool=$2 img=$3 cmd=$4 t0 pid c0 b0
     do_mount "$tool" "$img"
     drop
+    pid=$(server_pid)
+    [ "$tool" != kernel ] && [ -n "$pid" ] && c0=$(proc_cpu "$pid")
+    b0=$(busy_cpu)
     t0=$(now)
     (cd "$MNT" && eval "$cmd") >/dev/null
     record "${SECTION:-mount}" "$w" "$tool" "$(since "$t0")"
+    if [ -z "${SECTION:-}" ]; then
+        record mountbusy "$w" "$tool" "$(echo "$(busy_cpu) - $b0" | bc)"
+        [ -n "${c0:-}" ] && record mountcpu "$w" "$tool" "$(echo "$(proc_cpu "$pid") - $c0" | bc)"
+    fi
     do_umount
 }
 vcold() { SECTION=verity cold "$@"; }
@@ -194,7 +247,8 @@ vcold() { SECTION=verity cold "$@"; }
 : >"$OUT"
 {
     echo -e "#machine\t$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r)"
-    echo -e "#versions\tsqfuse $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(mksquashfs -version 2>&1 | head -1), squashfuse $(dpkg-query -W -f '${Version}' squashfuse 2>/dev/null || echo ?), fio $(fio --version)"
+    sfv=$(squashfuse_ll --version 2>&1 | sed -n 's/^squashfuse \([0-9.]*\).*/\1/p' | head -1)
+    echo -e "#versions\tsqfuse $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(mksquashfs -version 2>&1 | head -1 | sed 's/ (.*//'), squashfuse_ll ${sfv:-$(dpkg-query -W -f '${Version}' squashfuse 2>/dev/null || echo ?)}$([ "${PEERS:-}" = source ] && echo ' (peers built from source)'), fio $(fio --version)"
     echo -e "#data\t/usr/share: $(du -sm /usr/share | cut -f1) MiB, $(find /usr/share | wc -l) entries; share.sqfs $(($(stat -c %s "$WORK/share.sqfs") >> 20)) MiB; big.sqfs $(($(stat -c %s "$WORK/big.sqfs") >> 20)) MiB (1 GiB file)"
     echo -e "#rounds\t$ROUNDS"
 } >>"$OUT"
@@ -246,19 +300,6 @@ if [ -z "${SKIP_PACK:-}" ]; then
     J=$(nproc)
     # The source read from memory by both: warm it once.
     tar -cf - -C /usr/share . 2>/dev/null | wc -c >/dev/null
-    pack_run() { # settings tool command...
-        local s=$1 tool=$2 secs kb
-        shift 2
-        rm -f "$WORK/out.sqfs"
-        # No run pays for the previous one's writeback (sqfuse fsyncs its
-        # image before renaming it; mksquashfs leaves it dirty).
-        sync
-        /usr/bin/time -f "%e %M" -o "$WORK/time" "$@" >/dev/null 2>&1
-        read -r secs kb <"$WORK/time"
-        record pack "$s" "$tool" "$secs"
-        record packsize "$s" "$tool" "$(stat -c %s "$WORK/out.sqfs")"
-        record packrss "$s" "$tool" "$(echo "$kb / 1024" | bc -l)"
-    }
     for r in $(seq "$ROUNDS"); do
         echo "pack round $r/$ROUNDS" >&2
         for cfg in ${PACK_SETTINGS:-zstd:3 gzip:9 xz:6}; do
@@ -272,8 +313,44 @@ if [ -z "${SKIP_PACK:-}" ]; then
             pack_run "$s" mksquashfs mksquashfs /usr/share "$WORK/out.sqfs" -noappend -no-progress -quiet \
                 -b 131072 -processors "$J" "${mopt[@]}"
         done
+        # From a cold disk: the page cache dropped before each run.
+        s="/usr/share, zstd 3, 128 KiB blocks, $J threads, page cache dropped"
+        drop
+        pack_run "$s" sqfuse "$SQFUSE" pack /usr/share "$WORK/out.sqfs" -q -c zstd -l 3 -b 128K -j "$J"
+        drop
+        pack_run "$s" mksquashfs mksquashfs /usr/share "$WORK/out.sqfs" -noappend -no-progress -quiet \
+            -b 131072 -processors "$J" -comp zstd -Xcompression-level 3
+        tar -cf - -C /usr/share . 2>/dev/null | wc -c >/dev/null
     done
     rm -f "$WORK/out.sqfs"
+fi
+
+if [ -z "${SKIP_SCALE:-}" ]; then
+    J=$(nproc)
+    for r in $(seq "$ROUNDS"); do
+        echo "scale round $r/$ROUNDS" >&2
+        tar -cf - -C "$WORK/scale" . 2>/dev/null | wc -c >/dev/null
+        s="scale tree (300k small files in 2k dirs + 100k empty files), zstd 3, 128 KiB blocks, $J threads"
+        pack_run "$s" sqfuse "$SQFUSE" pack "$WORK/scale" "$WORK/out.sqfs" -q -c zstd -l 3 -b 128K -j "$J"
+        pack_run "$s" mksquashfs mksquashfs "$WORK/scale" "$WORK/out.sqfs" -noappend -no-progress -quiet \
+            -b 131072 -processors "$J" -comp zstd -Xcompression-level 3
+        rm -f "$WORK/out.sqfs"
+        for tool in "${TOOLS[@]}"; do
+            cold "cold find -ls (scale tree)" "$tool" "$WORK/scale.sqfs" 'find . -ls | wc -l'
+            cold "cold stat of 2000 random names in a 100k-entry directory (scale tree)" "$tool" "$WORK/scale.sqfs" \
+                "xargs -a '$WORK/scale-stats' stat -c %i | wc -l"
+            # Peak RSS of the server after listing every entry.
+            do_mount "$tool" "$WORK/scale.sqfs"
+            drop
+            (cd "$MNT" && find . -ls | wc -l) >/dev/null
+            pid=$(server_pid)
+            if [ "$tool" != kernel ] && [ -n "$pid" ]; then
+                record rss "server peak RSS after a cold find -ls (scale tree, MiB)" "$tool" \
+                    "$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
+            fi
+            do_umount
+        done
+    done
 fi
 
 if [ -z "${SKIP_VERITY:-}" ]; then

@@ -24,14 +24,86 @@ pub enum BlockLoc {
     Sparse,
 }
 
-#[derive(Debug, Clone, Default)]
+/// "None" in the compact fields of [`FileData`].
+const NONE: u32 = u32::MAX;
+
+/// Where one file's data went, kept for every file until the tables are
+/// written, so it is compact (32 bytes): the written blocks of a file are
+/// consecutive jobs, `first` onwards, with the holes (block indexes, only
+/// for a file that has any) in between.
+#[derive(Debug, Clone)]
 pub struct FileData {
-    pub blocks: Vec<BlockLoc>,
-    /// Fragment index and offset of the tail.
-    pub fragment: Option<(u32, u32)>,
-    pub sparse_bytes: u64,
+    first: u64,
+    blocks: u32,
+    fragment_index: u32,
+    fragment_offset: u32,
+    dup_of: u32,
+    holes: Option<Box<[u32]>>,
+}
+
+impl Default for FileData {
+    fn default() -> Self {
+        FileData {
+            first: 0,
+            blocks: 0,
+            fragment_index: NONE,
+            fragment_offset: 0,
+            dup_of: NONE,
+            holes: None,
+        }
+    }
+}
+
+impl FileData {
+    fn duplicate(of: u32) -> Self {
+        FileData {
+            dup_of: of,
+            ..Default::default()
+        }
+    }
+
     /// Same content as this earlier file: share its blocks.
-    pub dup_of: Option<usize>,
+    pub fn dup_of(&self) -> Option<usize> {
+        (self.dup_of != NONE).then_some(self.dup_of as usize)
+    }
+
+    /// Fragment index and offset of the tail.
+    pub fn fragment(&self) -> Option<(u32, u32)> {
+        (self.fragment_index != NONE).then_some((self.fragment_index, self.fragment_offset))
+    }
+
+    fn set_fragment(&mut self, (index, offset): (u32, u32)) {
+        (self.fragment_index, self.fragment_offset) = (index, offset);
+    }
+
+    fn is_hole(&self, block: u32) -> bool {
+        self.holes
+            .as_ref()
+            .is_some_and(|h| h.binary_search(&block).is_ok())
+    }
+
+    /// Each block in order: the job it was written as, or a hole.
+    pub fn blocks(&self) -> impl Iterator<Item = BlockLoc> + '_ {
+        let mut seq = self.first;
+        (0..self.blocks).map(move |b| {
+            if self.is_hole(b) {
+                BlockLoc::Sparse
+            } else {
+                seq += 1;
+                BlockLoc::Seq(seq - 1)
+            }
+        })
+    }
+
+    /// Bytes in holes, for a file of `size` bytes cut in `block_size` blocks.
+    pub fn sparse_bytes(&self, size: u64, block_size: u32) -> u64 {
+        let bs = u64::from(block_size);
+        let holes = self.holes.as_deref().unwrap_or_default();
+        holes
+            .iter()
+            .map(|&b| bs.min(size.saturating_sub(u64::from(b) * bs)))
+            .sum()
+    }
 }
 
 pub struct DataResult {
@@ -63,7 +135,9 @@ fn hash_file(f: &SourceFile, buf: &mut [u8]) -> Result<u128, PackError> {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     let mut r = f.open()?.take(f.size);
     loop {
-        let n = r.read(buf).map_err(|e| PackError::io(&f.path, "read", e))?;
+        let n = r
+            .read(buf)
+            .map_err(|e| PackError::io(&f.path(), "read", e))?;
         if n == 0 {
             return Ok(h.digest128());
         }
@@ -75,8 +149,8 @@ fn same_content(a: &SourceFile, b: &SourceFile) -> Result<bool, PackError> {
     let (mut ra, mut rb) = (a.open()?.take(a.size), b.open()?.take(b.size));
     let (mut ba, mut bb) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
     loop {
-        let n = read_full(&mut ra, &mut ba).map_err(|e| PackError::io(&a.path, "read", e))?;
-        let m = read_full(&mut rb, &mut bb).map_err(|e| PackError::io(&b.path, "read", e))?;
+        let n = read_full(&mut ra, &mut ba).map_err(|e| PackError::io(&a.path(), "read", e))?;
+        let m = read_full(&mut rb, &mut bb).map_err(|e| PackError::io(&b.path(), "read", e))?;
         if n != m || ba[..n] != bb[..m] {
             return Ok(false);
         }
@@ -111,7 +185,7 @@ fn find_duplicates(
     files: &[SourceFile],
     threads: usize,
     whole: impl Fn(&SourceFile) -> bool,
-) -> Result<Vec<Option<usize>>, PackError> {
+) -> Result<Vec<Option<u32>>, PackError> {
     let considered = |f: &SourceFile| f.size > 0 && whole(f);
     let mut by_size: HashMap<u64, usize> = HashMap::new();
     for f in files.iter().filter(|f| considered(f)) {
@@ -152,7 +226,7 @@ fn find_duplicates(
             }
         }
         match found {
-            Some(c) => dup[i] = Some(c),
+            Some(c) => dup[i] = Some(c as u32),
             None => cands.push(i),
         }
     }
@@ -180,8 +254,49 @@ fn worker(settings: CompressSettings, jobs: Receiver<(u64, Vec<u8>)>, done: Send
 /// word), and the offset just past the data.
 type Written = (File, Vec<(u64, BlockWord)>, u64);
 
-/// Tails already stored, by (length, hash): (fragment, offset, source file).
-type TailIndex = HashMap<(usize, u128), Vec<(u32, u32, usize)>>;
+/// Tails already stored, a few bytes each (one per small file): the
+/// first entry per 64-bit hash of the bytes (length as seed), and the
+/// entries, each naming the next with the same hash. A hash match is
+/// confirmed by comparing bytes.
+#[derive(Default)]
+struct TailIndex {
+    first: HashMap<u64, u32>,
+    entries: Vec<TailEntry>,
+}
+
+struct TailEntry {
+    fragment: u32,
+    offset: u32,
+    file: u32,
+    next: u32,
+}
+
+impl TailIndex {
+    fn key(tail: &[u8]) -> u64 {
+        xxhash_rust::xxh3::xxh3_64_with_seed(tail, tail.len() as u64)
+    }
+
+    /// The stored tails with `tail`'s hash: (fragment, offset, file).
+    fn candidates(&self, tail: &[u8]) -> impl Iterator<Item = (u32, u32, usize)> + '_ {
+        let mut at = self.first.get(&Self::key(tail)).copied().unwrap_or(NONE);
+        std::iter::from_fn(move || {
+            let e = self.entries.get(at as usize)?;
+            at = e.next;
+            Some((e.fragment, e.offset, e.file as usize))
+        })
+    }
+
+    fn insert(&mut self, tail: &[u8], fragment: u32, offset: u32, file: usize) {
+        let index = self.entries.len() as u32;
+        let next = self.first.insert(Self::key(tail), index).unwrap_or(NONE);
+        self.entries.push(TailEntry {
+            fragment,
+            offset,
+            file: file as u32,
+            next,
+        });
+    }
+}
 
 /// Writes results in sequence order; returns the placement table.
 fn writer(
@@ -265,6 +380,7 @@ pub fn write_data(
         let bs = u64::from(opts.block_size);
         find_duplicates(files, opts.threads, |f| f.size >= bs || opts.no_fragments)?
     };
+    super::memory_checkpoint("dedup");
     let threads = opts.threads.max(1);
     let inflight = threads * 4;
     let (job_tx, job_rx) = bounded::<(u64, Vec<u8>)>(threads * 2);
@@ -303,6 +419,7 @@ pub fn write_data(
     let written = writer
         .join()
         .map_err(|_| PackError::internal("the writer thread panicked"))?;
+    super::memory_checkpoint("data reading");
     let (files_data, fragments, duplicates) = result?;
     let (out, placed, end) = written.map_err(|source| PackError::Output {
         path: out.image.to_path_buf(),
@@ -324,7 +441,7 @@ type Cut = (Vec<FileData>, Vec<u64>, u64);
 /// The reader: files in order, blocks and fragment blocks submitted in order.
 fn cut(
     files: &[SourceFile],
-    dup: &[Option<usize>],
+    dup: &[Option<u32>],
     opts: &PackOptions,
     pipe: &mut Pipeline,
     stop: &AtomicBool,
@@ -335,7 +452,7 @@ fn cut(
     let mut out = Vec::with_capacity(files.len());
     let mut frag_buf: Vec<u8> = Vec::with_capacity(bs);
     let mut fragments: Vec<u64> = Vec::new();
-    let mut tails: TailIndex = HashMap::new();
+    let mut tails = TailIndex::default();
     let mut duplicates = 0;
     for (i, f) in files.iter().enumerate() {
         if stop.load(Ordering::Relaxed) {
@@ -347,10 +464,7 @@ fn cut(
         progress.files.fetch_add(1, Ordering::Relaxed);
         if let Some(d) = dup[i] {
             duplicates += 1;
-            out.push(FileData {
-                dup_of: Some(d),
-                ..Default::default()
-            });
+            out.push(FileData::duplicate(d));
             continue;
         }
         let mut r = match prefetch.take(i) {
@@ -358,6 +472,7 @@ fn cut(
             None => f.open()?,
         };
         let mut fd = FileData::default();
+        let mut holes = Vec::new();
         let use_frag = !opts.no_fragments && (f.size < bs as u64 || opts.always_fragments);
         let full = (f.size / bs as u64) as usize;
         let tail = (f.size % bs as u64) as usize;
@@ -373,32 +488,32 @@ fn cut(
             let len = if b < full { bs } else { tail };
             let buf = read_piece(&mut r, f, len, progress)?;
             if !opts.no_sparse && buf.iter().all(|&x| x == 0) {
-                fd.blocks.push(BlockLoc::Sparse);
-                fd.sparse_bytes += len as u64;
+                holes.push(b as u32);
             } else {
-                fd.blocks.push(BlockLoc::Seq(pipe.submit(buf)));
+                let seq = pipe.submit(buf);
+                if b == holes.len() {
+                    fd.first = seq; // the first written block
+                }
             }
+        }
+        fd.blocks = nblocks as u32;
+        if !holes.is_empty() {
+            fd.holes = Some(holes.into_boxed_slice());
         }
         if use_frag && tail > 0 {
             let t = read_piece(&mut r, f, tail, progress)?;
-            let key = (
-                tail,
-                if opts.no_dedup {
-                    0
-                } else {
-                    xxhash_rust::xxh3::xxh3_128(&t)
-                },
-            );
             let mut reuse = None;
             if !opts.no_dedup {
-                for &(idx, off, src) in tails.get(&key).into_iter().flatten() {
-                    if earlier_tail(&files[src], tail)? == t {
+                for (idx, off, src) in tails.candidates(&t) {
+                    if files[src].size % bs as u64 == tail as u64
+                        && earlier_tail(&files[src], tail)? == t
+                    {
                         reuse = Some((idx, off));
                         break;
                     }
                 }
             }
-            fd.fragment = Some(match reuse {
+            fd.set_fragment(match reuse {
                 Some(x) => {
                     if full == 0 {
                         duplicates += 1; // the whole file is a duplicate
@@ -413,7 +528,9 @@ fn cut(
                     }
                     let at = (fragments.len() as u32, frag_buf.len() as u32);
                     frag_buf.extend_from_slice(&t);
-                    tails.entry(key).or_default().push((at.0, at.1, i));
+                    if !opts.no_dedup {
+                        tails.insert(&t, at.0, at.1, i);
+                    }
                     at
                 }
             });
@@ -421,10 +538,10 @@ fn cut(
         let mut probe = [0u8; 1];
         if !f.spooled
             && r.read(&mut probe)
-                .map_err(|e| PackError::io(&f.path, "read", e))?
+                .map_err(|e| PackError::io(&f.path(), "read", e))?
                 != 0
         {
-            return Err(PackError::entry(&f.path, "file grew while being read"));
+            return Err(PackError::entry(f.path(), "file grew while being read"));
         }
         out.push(fd);
     }
@@ -443,9 +560,9 @@ fn read_piece(
     progress: &Progress,
 ) -> Result<Vec<u8>, PackError> {
     let mut buf = vec![0u8; len];
-    let n = read_full(r, &mut buf).map_err(|e| PackError::io(&f.path, "read", e))?;
+    let n = read_full(r, &mut buf).map_err(|e| PackError::io(&f.path(), "read", e))?;
     if n != len {
-        return Err(PackError::entry(&f.path, "file shrank while being read"));
+        return Err(PackError::entry(f.path(), "file shrank while being read"));
     }
     progress.bytes_in.fetch_add(len as u64, Ordering::Relaxed);
     Ok(buf)
@@ -455,9 +572,9 @@ fn read_piece(
 fn earlier_tail(f: &SourceFile, len: usize) -> Result<Vec<u8>, PackError> {
     let mut r = f.open()?;
     r.seek(SeekFrom::Current((f.size - len as u64) as i64))
-        .map_err(|e| PackError::io(&f.path, "seek in", e))?;
+        .map_err(|e| PackError::io(&f.path(), "seek in", e))?;
     let mut v = vec![0u8; len];
-    let n = read_full(&mut r, &mut v).map_err(|e| PackError::io(&f.path, "read", e))?;
+    let n = read_full(&mut r, &mut v).map_err(|e| PackError::io(&f.path(), "read", e))?;
     v.truncate(n);
     Ok(v)
 }

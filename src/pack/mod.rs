@@ -279,6 +279,7 @@ pub fn pack_source(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     remove_stale_temporaries(dir, &name);
+    one_heap(true);
     let mut spool_guard = TempGuard(None);
     let mut tree = match source {
         Source::Tree(build) => {
@@ -317,6 +318,9 @@ pub fn pack_source(
             scan::scan(sources, opts)?
         }
     };
+    one_heap(false);
+    release_freed_memory();
+    memory_checkpoint("scan");
     let mkfs_time = opts
         .mkfs_time
         .or(opts.source_date_epoch)
@@ -358,7 +362,9 @@ pub fn pack_source(
         data_start: at,
     };
     let data = data::write_data(&tree.files, target, opts, settings, stop, progress)?;
+    memory_checkpoint("data");
     let tables = tables::build(&tree, &data, settings, opts, data.end)?;
+    memory_checkpoint("tables");
     let mut out: &File = &data.out;
     out.seek(SeekFrom::Start(base + data.end)).map_err(werr)?;
     out.write_all(&tables.bytes).map_err(werr)?;
@@ -430,4 +436,60 @@ pub fn pack_source(
         warnings: tree.warnings,
         verity: appended,
     })
+}
+
+/// One heap for every thread while the tree is gathered (`true`), then
+/// glibc's default of a heap per thread again (`false`). The scan's threads
+/// allocate the per-entry records and the numbering thread the tree that
+/// replaces them: with a heap per thread the records' freed memory cannot
+/// be reused for the tree, and the peak holds both (400k entries: 165 MB
+/// peak before, 148 MB after). The data stage's threads, started later,
+/// get heaps of their own: sharing one cost them 0.1-0.4 s on /usr/share.
+fn one_heap(on: bool) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // glibc's default limit: 8 heaps per core.
+        let limit = if on {
+            1
+        } else {
+            std::thread::available_parallelism().map_or(8, |n| 8 * n.get() as i32)
+        };
+        // SAFETY: mallopt only changes the allocator's tuning.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, limit);
+        }
+    }
+}
+
+/// Hands the pages of freed heap back to the system. The scan's
+/// per-entry records are freed as the tree is numbered, but the allocator
+/// keeps their pages (the heap's top is still in use) and the pack's peak
+/// would count them again on top of the data stage's memory.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages; no pointer is touched.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// With `SQFUSE_PACK_MEMORY` set: the resident and peak memory after a
+/// stage, on standard error (how the README's memory figures were taken).
+pub(crate) fn memory_checkpoint(stage: &str) {
+    if std::env::var_os("SQFUSE_PACK_MEMORY").is_none() {
+        return;
+    }
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .map_or("?", |v| v.trim())
+            .to_string()
+    };
+    eprintln!(
+        "sqfuse pack: after {stage}: resident {}, peak {}",
+        field("VmRSS:"),
+        field("VmHWM:")
+    );
 }

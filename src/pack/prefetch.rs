@@ -62,13 +62,13 @@ pub struct Prefetch<'a> {
     mode: Mode,
     files: &'a [SourceFile],
     /// Files the reader will not read (duplicates of an earlier one).
-    skip: &'a [Option<usize>],
+    skip: &'a [Option<u32>],
     window: Mutex<Window>,
     moved: Condvar,
 }
 
 impl<'a> Prefetch<'a> {
-    pub fn new(mode: Mode, files: &'a [SourceFile], skip: &'a [Option<usize>]) -> Self {
+    pub fn new(mode: Mode, files: &'a [SourceFile], skip: &'a [Option<u32>]) -> Self {
         Prefetch {
             mode,
             files,
@@ -160,7 +160,7 @@ impl<'a> Prefetch<'a> {
                 continue;
             }
             let f = &self.files[i];
-            let Ok(file) = std::fs::File::open(&f.path) else {
+            let Ok(file) = std::fs::File::open(f.path()) else {
                 continue;
             };
             warm(&file, f.offset, len, &mut scratch);

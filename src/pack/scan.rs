@@ -11,6 +11,7 @@ use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum Kind {
@@ -66,11 +67,20 @@ pub struct Node {
     pub kind: Kind,
 }
 
-/// Where a regular file's bytes come from: a whole file, or (for tar
-/// input) `size` bytes at `offset` in the spool file.
+/// An entry's name, inline when short (most are): one is kept per file
+/// until its data is written.
+pub type Name = smallvec::SmallVec<[u8; 16]>;
+
+/// Where a regular file's bytes come from: a file in a directory, or (for
+/// tar input) `size` bytes at `offset` in the spool file. Kept for every
+/// file until its data is written, so small: the directory's path is
+/// shared by its files.
 #[derive(Debug, Clone)]
 pub struct SourceFile {
-    pub path: PathBuf,
+    /// The directory holding the file; the spool file itself when `name`
+    /// is empty.
+    dir: Arc<Path>,
+    name: Name,
     pub offset: u64,
     pub size: u64,
     /// Part of a spool: more data follows, so "grew while read" is not checked.
@@ -78,14 +88,56 @@ pub struct SourceFile {
 }
 
 impl SourceFile {
+    /// File `name` in `dir`, `size` bytes long.
+    pub fn in_dir(dir: Arc<Path>, name: &[u8], size: u64) -> Self {
+        SourceFile {
+            dir,
+            name: Name::from_slice(name),
+            offset: 0,
+            size,
+            spooled: false,
+        }
+    }
+
+    /// The file at `path` (a source given by path), `size` bytes long.
+    pub fn at(path: &Path, size: u64) -> Self {
+        SourceFile {
+            dir: path.into(),
+            name: Name::new(),
+            offset: 0,
+            size,
+            spooled: false,
+        }
+    }
+
+    /// `size` bytes at `offset` in the spool file `spool`.
+    pub fn in_spool(spool: Arc<Path>, offset: u64, size: u64) -> Self {
+        SourceFile {
+            dir: spool,
+            name: Name::new(),
+            offset,
+            size,
+            spooled: true,
+        }
+    }
+
+    /// Where the file is (built on demand: only opening and errors need it).
+    pub fn path(&self) -> PathBuf {
+        if self.name.is_empty() {
+            self.dir.to_path_buf()
+        } else {
+            self.dir.join(OsStr::from_bytes(&self.name))
+        }
+    }
+
     /// The file, positioned at its first byte.
     pub fn open(&self) -> Result<std::fs::File, PackError> {
         use std::io::{Seek, SeekFrom};
-        let mut f =
-            std::fs::File::open(&self.path).map_err(|e| PackError::io(&self.path, "open", e))?;
+        let path = self.path();
+        let mut f = std::fs::File::open(&path).map_err(|e| PackError::io(&path, "open", e))?;
         if self.offset > 0 {
             f.seek(SeekFrom::Start(self.offset))
-                .map_err(|e| PackError::io(&self.path, "seek in", e))?;
+                .map_err(|e| PackError::io(&path, "seek in", e))?;
         }
         Ok(f)
     }
@@ -151,8 +203,7 @@ pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<Xattr>> {
     Ok(out)
 }
 
-struct Scanner<'a> {
-    opts: &'a PackOptions,
+struct Scanner {
     files: Vec<SourceFile>,
     links: Vec<u32>,
     by_ino: HashMap<(u64, u64), usize>,
@@ -241,7 +292,6 @@ pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> 
         pool.install(|| walk.sources(sources))?
     };
     let mut s = Scanner {
-        opts,
         files: Vec::new(),
         links: Vec::new(),
         by_ino: HashMap::new(),
@@ -250,7 +300,12 @@ pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> 
         warnings: Vec::new(),
         link_all: !single_dir,
     };
-    let root = s.node(raw)?;
+    let root_path: Arc<Path> = if single_dir {
+        first.as_path().into()
+    } else {
+        Path::new("").into()
+    };
+    let root = s.node(raw, &root_path)?;
     Ok(Tree {
         root,
         files: s.files,
@@ -261,21 +316,25 @@ pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> 
     })
 }
 
-/// One entry as the filesystem describes it, before numbering.
+/// One entry as gathered, before numbering: its node complete but for a
+/// directory's children (below, still to number) and a file's number; and
+/// what numbering needs that the image does not keep. No path is kept
+/// (numbering rebuilds it from the names): the whole tree of these is in
+/// memory at once, so each is kept small.
 struct Raw {
-    name: Vec<u8>,
-    path: PathBuf,
-    stat: Stat,
-    xattrs: Vec<Xattr>,
-    what: RawKind,
-}
-
-enum RawKind {
-    /// Children in name order; `None` for one left out (with a warning).
-    Dir(Vec<Result<Raw, String>>, Option<String>),
-    Symlink(Vec<u8>),
-    /// Everything else is described by the metadata alone.
-    Plain,
+    node: Node,
+    /// A directory's children in name order; `Err` for one left out (with
+    /// a warning, under --skip-unreadable).
+    children: Vec<Result<Raw, String>>,
+    /// Warnings about this entry, reported in tree order.
+    warnings: Option<Box<[String]>>,
+    dev: u64,
+    ino: u64,
+    nlink: u64,
+    size: u64,
+    /// A source given by path (several sources): where it is, as its name
+    /// in the image may differ.
+    origin: Option<Box<Path>>,
 }
 
 /// The read-only part of the walk, shared by the gathering threads.
@@ -309,32 +368,35 @@ impl Walk<'_> {
             .map(|(src, name)| {
                 let m =
                     std::fs::symlink_metadata(src).map_err(|e| PackError::io(src, "stat", e))?;
-                self.gather(src, Path::new(""), Stat::of(&m), name, true)
-                    .map(Ok)
+                let mut raw = self.gather(src, Path::new(""), Stat::of(&m), name, true)?;
+                raw.origin = Some(src.as_path().into());
+                Ok::<_, PackError>(Ok(raw))
             })
             .collect::<Result<_, _>>()?;
         children.sort_by(|a, b| match (a, b) {
-            (Ok(a), Ok(b)) => a.name.cmp(&b.name),
+            (Ok(a), Ok(b)) => a.node.name.cmp(&b.node.name),
             _ => std::cmp::Ordering::Equal,
         });
         // SAFETY: getuid/getgid have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Ok(Raw {
-            name: Vec::new(),
-            path: PathBuf::new(),
-            stat: Stat {
-                mode: libc::S_IFDIR | 0o777,
+            node: Node {
+                name: Vec::new(),
+                perm: 0o777,
                 uid,
                 gid,
                 mtime: 0, // the image's time, set once known
-                nlink: 1,
-                dev: 0,
-                ino: 0,
-                rdev: 0,
-                size: 0,
+                xattrs: Vec::new(),
+                link: None,
+                kind: Kind::Dir(Vec::new()),
             },
-            xattrs: Vec::new(),
-            what: RawKind::Dir(children, None),
+            children,
+            warnings: None,
+            dev: 0,
+            ino: 0,
+            nlink: 1,
+            size: 0,
+            origin: None,
         })
     }
 
@@ -353,30 +415,86 @@ impl Walk<'_> {
         } else {
             read_xattrs(path).map_err(|e| PackError::io(path, "read xattrs of", e))?
         };
-        let what = match stat.file_type() {
-            libc::S_IFDIR if descend => self.children(path, rel)?,
-            libc::S_IFDIR => RawKind::Dir(Vec::new(), None),
+        let o = self.opts;
+        let mut warnings = Vec::new();
+        if stat.mtime < 0 || stat.mtime > i64::from(u32::MAX) {
+            warnings.push(format!(
+                "{}: mtime {} does not fit SquashFS's 32 bits; clamped",
+                path.display(),
+                stat.mtime
+            ));
+        }
+        let mut mtime = stat.mtime.clamp(0, i64::from(u32::MAX)) as u32;
+        if let Some(t) = o.all_time {
+            mtime = t;
+        } else if let Some(sde) = o.source_date_epoch {
+            mtime = mtime.min(sde);
+        }
+        let (uid, gid) = if o.all_root {
+            (0, 0)
+        } else {
+            (stat.uid, stat.gid)
+        };
+        let mut children = Vec::new();
+        let ft = stat.file_type();
+        let kind = match ft {
+            libc::S_IFDIR => {
+                if descend {
+                    let warning;
+                    (children, warning) = self.children(path, rel)?;
+                    warnings.extend(warning);
+                }
+                Kind::Dir(Vec::new())
+            }
             libc::S_IFLNK => {
                 let t =
                     std::fs::read_link(path).map_err(|e| PackError::io(path, "read link", e))?;
-                RawKind::Symlink(t.as_os_str().as_bytes().to_vec())
+                Kind::Symlink(t.as_os_str().as_bytes().to_vec())
             }
-            _ => RawKind::Plain,
+            libc::S_IFREG => Kind::File { file: 0 }, // numbered later
+            libc::S_IFBLK | libc::S_IFCHR => {
+                let r = device_number(path, libc::major(stat.rdev), libc::minor(stat.rdev))?;
+                if ft == libc::S_IFBLK {
+                    Kind::BlockDev(r)
+                } else {
+                    Kind::CharDev(r)
+                }
+            }
+            libc::S_IFIFO => Kind::Fifo,
+            _ => Kind::Socket,
         };
         Ok(Raw {
-            name,
-            path: path.to_path_buf(),
-            stat,
-            xattrs,
-            what,
+            node: Node {
+                name,
+                perm: (stat.mode & 0o7777) as u16,
+                uid: o.force_uid.unwrap_or(uid),
+                gid: o.force_gid.unwrap_or(gid),
+                mtime,
+                xattrs,
+                link: None,
+                kind,
+            },
+            children,
+            warnings: (!warnings.is_empty()).then(|| warnings.into_boxed_slice()),
+            dev: stat.dev,
+            ino: stat.ino,
+            nlink: stat.nlink,
+            size: stat.size,
+            origin: None,
         })
     }
 
-    fn children(&self, dir: &Path, rel: &Path) -> Result<RawKind, PackError> {
+    /// The children of `dir`, and a warning if they were skipped.
+    #[allow(clippy::type_complexity)]
+    fn children(
+        &self,
+        dir: &Path,
+        rel: &Path,
+    ) -> Result<(Vec<Result<Raw, String>>, Option<String>), PackError> {
         use rayon::prelude::*;
         let listing = match std::fs::read_dir(dir) {
             Err(e) if self.opts.skip_unreadable => {
-                return Ok(RawKind::Dir(
+                return Ok((
                     Vec::new(),
                     Some(format!("{}: contents skipped: {e}", dir.display())),
                 ));
@@ -429,53 +547,32 @@ impl Walk<'_> {
                 out.push(x);
             }
         }
-        Ok(RawKind::Dir(out, None))
+        Ok((out, None))
     }
 }
 
-impl Scanner<'_> {
+impl Scanner {
     /// Numbers files and hard-link groups in tree order (pre-order, names
-    /// sorted), exactly as a serial walk would.
-    fn node(&mut self, raw: Raw) -> Result<Node, PackError> {
+    /// sorted), exactly as a serial walk would. `parent` is the path of
+    /// the directory holding `raw` (for the root: its own path).
+    fn node(&mut self, raw: Raw, parent: &Arc<Path>) -> Result<Node, PackError> {
         let Raw {
-            name,
-            path,
-            stat: m,
-            xattrs,
-            what,
+            mut node,
+            children,
+            warnings,
+            dev,
+            ino,
+            nlink,
+            size,
+            origin,
         } = raw;
-        let ft = m.file_type();
-        let o = self.opts;
-        let clamp = |t: i64, w: &mut Vec<String>| -> u32 {
-            if t < 0 || t > i64::from(u32::MAX) {
-                w.push(format!(
-                    "{}: mtime {t} does not fit SquashFS's 32 bits; clamped",
-                    path.display()
-                ));
-            }
-            t.clamp(0, i64::from(u32::MAX)) as u32
-        };
-        let mut mtime = clamp(m.mtime, &mut self.warnings);
-        if let Some(t) = o.all_time {
-            mtime = t;
-        } else if let Some(sde) = o.source_date_epoch {
-            mtime = mtime.min(sde);
-        }
-        self.newest = self.newest.max(mtime);
-        let (uid, gid) = if o.all_root { (0, 0) } else { (m.uid, m.gid) };
-        let mut node = Node {
-            name,
-            perm: (m.mode & 0o7777) as u16,
-            uid: o.force_uid.unwrap_or(uid),
-            gid: o.force_gid.unwrap_or(gid),
-            mtime,
-            xattrs,
-            link: None,
-            kind: Kind::Fifo,
-        };
-        if ft != libc::S_IFDIR && (m.nlink > 1 || self.link_all) {
+        self.warnings
+            .extend(warnings.into_iter().flat_map(|w| w.into_vec()));
+        self.newest = self.newest.max(node.mtime);
+        let is_dir = matches!(node.kind, Kind::Dir(_));
+        if !is_dir && (nlink > 1 || self.link_all) {
             let next = self.links.len();
-            let id = *self.by_ino.entry((m.dev, m.ino)).or_insert(next);
+            let id = *self.by_ino.entry((dev, ino)).or_insert(next);
             if id == next {
                 self.links.push(0);
                 self.group_kind.push(Kind::Fifo);
@@ -487,41 +584,30 @@ impl Scanner<'_> {
                 return Ok(node);
             }
         }
-        node.kind = match what {
-            RawKind::Dir(children, warning) => {
-                self.warnings.extend(warning);
-                let mut out = Vec::with_capacity(children.len());
+        match &mut node.kind {
+            Kind::Dir(out) => {
+                let here: Arc<Path> = match &origin {
+                    Some(o) => Arc::from(&**o),
+                    None if node.name.is_empty() => parent.clone(), // the root
+                    None => parent.join(OsStr::from_bytes(&node.name)).into(),
+                };
+                out.reserve_exact(children.len());
                 for c in children {
                     match c {
-                        Ok(raw) => out.push(self.node(raw)?),
+                        Ok(raw) => out.push(self.node(raw, &here)?),
                         Err(w) => self.warnings.push(w),
                     }
                 }
-                Kind::Dir(out)
             }
-            RawKind::Symlink(t) => Kind::Symlink(t),
-            RawKind::Plain if ft == libc::S_IFREG => {
-                self.files.push(SourceFile {
-                    path,
-                    offset: 0,
-                    size: m.size,
-                    spooled: false,
+            Kind::File { file } => {
+                self.files.push(match &origin {
+                    Some(o) => SourceFile::at(o, size),
+                    None => SourceFile::in_dir(parent.clone(), &node.name, size),
                 });
-                Kind::File {
-                    file: self.files.len() - 1,
-                }
+                *file = self.files.len() - 1;
             }
-            RawKind::Plain if ft == libc::S_IFBLK || ft == libc::S_IFCHR => {
-                let r = device_number(&path, libc::major(m.rdev), libc::minor(m.rdev))?;
-                if ft == libc::S_IFBLK {
-                    Kind::BlockDev(r)
-                } else {
-                    Kind::CharDev(r)
-                }
-            }
-            RawKind::Plain if ft == libc::S_IFIFO => Kind::Fifo,
-            RawKind::Plain => Kind::Socket,
-        };
+            _ => {}
+        }
         if let Some(l) = node.link {
             self.group_kind[l] = node.kind.clone();
         }

@@ -46,6 +46,7 @@ struct Builder<'a> {
     dir_numbers: HashMap<*const Node, u32>,
     /// Per inode number - 1: its reference, for the export table.
     refs: Vec<u64>,
+    block_size: u32,
 }
 
 /// Post-order numbering: children before parents, the root last; a
@@ -148,14 +149,13 @@ impl Builder<'_> {
     /// Where file `file`'s data went (a duplicate's is its original's).
     fn file_info(&self, file: usize) -> FileInfo {
         let mut fd: &FileData = &self.data.files[file];
-        if let Some(orig) = fd.dup_of {
+        if let Some(orig) = fd.dup_of() {
             fd = &self.data.files[orig];
         }
         let mut start = None;
         let blocks = fd
-            .blocks
-            .iter()
-            .map(|b| match *b {
+            .blocks()
+            .map(|b| match b {
                 BlockLoc::Sparse => BlockWord::SPARSE,
                 BlockLoc::Seq(s) => {
                     let (at, w) = self.data.placed[s as usize];
@@ -167,8 +167,8 @@ impl Builder<'_> {
         FileInfo {
             blocks_start: start.unwrap_or(0),
             size: self.tree.files[file].size,
-            sparse: fd.sparse_bytes,
-            fragment: fd.fragment,
+            sparse: fd.sparse_bytes(self.tree.files[file].size, self.block_size),
+            fragment: fd.fragment(),
             blocks,
         }
     }
@@ -246,6 +246,7 @@ pub fn build(
         next_number: 0,
         dir_numbers,
         refs: vec![0; total as usize],
+        block_size: opts.block_size,
     };
     let (root_number, root_ref) = b.write(&tree.root, total + 1)?;
     if root_number != total {

@@ -201,7 +201,8 @@ pub struct TarTree<'a> {
     warnings: Vec<String>,
     spool: File,
     spool_end: u64,
-    spool_path: &'a Path,
+    /// The spool file's path, shared by every file's [`SourceFile`].
+    spool_shared: std::sync::Arc<Path>,
     image: &'a Path,
     opts: &'a PackOptions,
     layer: u32,
@@ -247,7 +248,7 @@ impl<'a> TarTree<'a> {
             warnings: Vec::new(),
             spool,
             spool_end: 0,
-            spool_path,
+            spool_shared: spool_path.into(),
             image,
             opts,
             layer: 0,
@@ -273,7 +274,6 @@ impl<'a> TarTree<'a> {
         let mut ar = TarStream::new(input);
         self.layer += 1;
         let opts = self.opts;
-        let spool_path = self.spool_path;
         let terr = |e: std::io::Error| PackError::io(archive, "read the tar stream", e);
         while let Some(m) = ar.next_member().map_err(terr)? {
             let pax = &m.pax;
@@ -447,12 +447,8 @@ impl<'a> TarTree<'a> {
                     self.spool
                         .set_len(self.spool_end)
                         .map_err(|e| self.spool_err(e))?;
-                    self.files.push(SourceFile {
-                        path: spool_path.to_path_buf(),
-                        offset: start,
-                        size,
-                        spooled: true,
-                    });
+                    self.files
+                        .push(SourceFile::in_spool(self.spool_shared.clone(), start, size));
                     Kind::File {
                         file: self.files.len() - 1,
                     }
@@ -578,12 +574,11 @@ impl<'a> TarTree<'a> {
 
     /// An empty regular file named `name`, owned and timed as `like`.
     fn empty_file(&mut self, name: &[u8], like: &Node) -> Node {
-        self.files.push(SourceFile {
-            path: self.spool_path.to_path_buf(),
-            offset: self.spool_end,
-            size: 0,
-            spooled: true,
-        });
+        self.files.push(SourceFile::in_spool(
+            self.spool_shared.clone(),
+            self.spool_end,
+            0,
+        ));
         Node {
             name: name.to_vec(),
             perm: 0o644,

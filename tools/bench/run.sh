@@ -247,7 +247,7 @@ vcold() { SECTION=verity cold "$@"; }
 : >"$OUT"
 {
     echo -e "#machine\t$(nproc) cores ($(lscpu | sed -n 's/^Model name: *//p' | head -1)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, Linux $(uname -r)"
-    sfv=$(squashfuse_ll --version 2>&1 | sed -n 's/^squashfuse \([0-9.]*\).*/\1/p' | head -1)
+    sfv=$( (squashfuse_ll --version 2>&1 || true) | sed -n 's/^squashfuse \([0-9.]*\).*/\1/p' | head -1)
     echo -e "#versions\tsqfuse $(git rev-parse --short HEAD 2>/dev/null || echo ?), $(mksquashfs -version 2>&1 | head -1 | sed 's/ (.*//'), squashfuse_ll ${sfv:-$(dpkg-query -W -f '${Version}' squashfuse 2>/dev/null || echo ?)}$([ "${PEERS:-}" = source ] && echo ' (peers built from source)'), fio $(fio --version)"
     echo -e "#data\t/usr/share: $(du -sm /usr/share | cut -f1) MiB, $(find /usr/share | wc -l) entries; share.sqfs $(($(stat -c %s "$WORK/share.sqfs") >> 20)) MiB; big.sqfs $(($(stat -c %s "$WORK/big.sqfs") >> 20)) MiB (1 GiB file)"
     echo -e "#rounds\t$ROUNDS"

@@ -382,13 +382,20 @@ impl Filesystem for SqFs {
             return;
         }
         if let Some(Chunk::Shared(data, a, b)) = first {
-            self.page_fill.push(Fill {
-                ino: ino.0,
-                offset: offset / bs * bs,
-                data,
-                a,
-                b,
-            });
+            // Nothing to add when the reply held the whole chunk (a small
+            // file read at once, as tar and cat read them): pushing it
+            // again cost a copy and a kernel call per file.
+            let chunk_start = offset / bs * bs;
+            let covered = offset == chunk_start && len >= b - a;
+            if !covered {
+                self.page_fill.push(Fill {
+                    ino: ino.0,
+                    offset: chunk_start,
+                    data,
+                    a,
+                    b,
+                });
+            }
         }
     }
 

@@ -55,7 +55,7 @@ pub fn device_number(path: &Path, major: u32, minor: u32) -> Result<u32, PackErr
 
 #[derive(Debug, Clone)]
 pub struct Node {
-    pub name: Vec<u8>,
+    pub name: Name,
     pub perm: u16,
     pub uid: u32,
     pub gid: u32,
@@ -381,7 +381,7 @@ impl Walk<'_> {
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Ok(Raw {
             node: Node {
-                name: Vec::new(),
+                name: Name::new(),
                 perm: 0o777,
                 uid,
                 gid,
@@ -465,7 +465,7 @@ impl Walk<'_> {
         };
         Ok(Raw {
             node: Node {
-                name,
+                name: Name::from_slice(&name),
                 perm: (stat.mode & 0o7777) as u16,
                 uid: o.force_uid.unwrap_or(uid),
                 gid: o.force_gid.unwrap_or(gid),

@@ -3,7 +3,7 @@
 //! scan gives. File data is spooled to a temporary file, holes kept as
 //! holes, and each file becomes a [`SourceFile`] at an offset in it.
 
-use super::scan::{device_number, Kind, Node, SourceFile, Tree};
+use super::scan::{device_number, Kind, Name, Node, SourceFile, Tree};
 use super::tarstream::{kind, Data, TarStream};
 use super::{PackError, PackOptions};
 use crate::format::dir::MAX_NAME;
@@ -24,9 +24,9 @@ struct Slot {
     layer: u32,
 }
 
-fn implicit_dir(name: Vec<u8>) -> Node {
+fn implicit_dir(name: &[u8]) -> Node {
     Node {
-        name,
+        name: Name::from_slice(name),
         perm: 0o755,
         uid: 0,
         gid: 0,
@@ -239,7 +239,7 @@ impl<'a> TarTree<'a> {
             })?;
         Ok(TarTree {
             slots: vec![Slot {
-                node: implicit_dir(Vec::new()),
+                node: implicit_dir(b""),
                 children: BTreeMap::new(),
                 layer: 0,
             }],
@@ -463,7 +463,10 @@ impl<'a> TarTree<'a> {
                 }
             };
             let node = Node {
-                name: comps.last().map(|c| c.to_vec()).unwrap_or_default(),
+                name: comps
+                    .last()
+                    .map(|c| Name::from_slice(c))
+                    .unwrap_or_default(),
                 perm,
                 uid: opts.force_uid.unwrap_or(uid),
                 gid: opts.force_gid.unwrap_or(gid),
@@ -533,7 +536,7 @@ impl<'a> TarTree<'a> {
                     let mut path = parent.to_vec();
                     path.push(target);
                     let dev = Node {
-                        name: target.to_vec(),
+                        name: Name::from_slice(target),
                         perm: 0,
                         xattrs: Vec::new(),
                         link: None,
@@ -580,7 +583,7 @@ impl<'a> TarTree<'a> {
             0,
         ));
         Node {
-            name: name.to_vec(),
+            name: Name::from_slice(name),
             perm: 0o644,
             uid: like.uid,
             gid: like.gid,
@@ -603,7 +606,10 @@ impl<'a> TarTree<'a> {
             }
         }
         let dir = Node {
-            name: comps.last().map(|c| c.to_vec()).unwrap_or_default(),
+            name: comps
+                .last()
+                .map(|c| Name::from_slice(c))
+                .unwrap_or_default(),
             perm: 0o755,
             xattrs: Vec::new(),
             link: None,
@@ -733,7 +739,7 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node, layer: u32) -> usiz
             Some(&i) if matches!(slots[i].node.kind, Kind::Dir(_)) => i,
             _ => {
                 slots.push(Slot {
-                    node: implicit_dir(c.to_vec()),
+                    node: implicit_dir(c),
                     children: BTreeMap::new(),
                     layer,
                 });

@@ -223,6 +223,17 @@ pack_run() { # settings tool command...
     record packrss "$s" "$tool" "$(echo "$kb / 1024" | bc -l)"
 }
 
+# Peak RSS of the mounted server after a cold run of the command.
+peak_rss() { # workload tool command
+    local pid
+    drop
+    (cd "$MNT" && eval "$3") >/dev/null
+    pid=$(server_pid)
+    if [ "$2" != kernel ] && [ -n "$pid" ]; then
+        record rss "$1" "$2" "$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
+    fi
+}
+
 # One cold run: mount, drop caches, time the command in the mount, unmount.
 # Records the wall time, and (section mountcpu, mountbusy) the server's CPU
 # seconds during the command and the machine's.
@@ -283,14 +294,7 @@ if [ -z "${SKIP_MOUNT:-}" ]; then
             t0=$(now)
             do_mount "$tool" "$WORK/share.sqfs"
             record mount "time to mount, warm" "$tool" "$(since "$t0")"
-            # Peak RSS of the server after a cold tar of the tree.
-            drop
-            (cd "$MNT" && tar -cf - . | wc -c) >/dev/null
-            pid=$(server_pid)
-            if [ "$tool" != kernel ] && [ -n "$pid" ]; then
-                record rss "server peak RSS after a cold tar (MiB)" "$tool" \
-                    "$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
-            fi
+            peak_rss "server peak RSS after a cold tar (MiB)" "$tool" 'tar -cf - . | wc -c'
             do_umount
         done
     done
@@ -339,15 +343,8 @@ if [ -z "${SKIP_SCALE:-}" ]; then
             cold "cold find -ls (scale tree)" "$tool" "$WORK/scale.sqfs" 'find . -ls | wc -l'
             cold "cold stat of 2000 random names in a 100k-entry directory (scale tree)" "$tool" "$WORK/scale.sqfs" \
                 "xargs -a '$WORK/scale-stats' stat -c %i | wc -l"
-            # Peak RSS of the server after listing every entry.
             do_mount "$tool" "$WORK/scale.sqfs"
-            drop
-            (cd "$MNT" && find . -ls | wc -l) >/dev/null
-            pid=$(server_pid)
-            if [ "$tool" != kernel ] && [ -n "$pid" ]; then
-                record rss "server peak RSS after a cold find -ls (scale tree, MiB)" "$tool" \
-                    "$(awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$pid/status")"
-            fi
+            peak_rss "server peak RSS after a cold find -ls (scale tree, MiB)" "$tool" 'find . -ls | wc -l'
             do_umount
         done
     done

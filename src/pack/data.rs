@@ -1,8 +1,9 @@
 //! File data: whole-file dedup decided up front, then one reader (this
-//! thread, with [`prefetch`] helpers asking the disk ahead of it) cutting files into blocks and fragment blocks with sequence
-//! numbers, a pool of workers compressing them, and one writer thread
-//! committing results strictly in sequence order. The output is the same
-//! for any number of workers.
+//! thread, with [`prefetch`] helpers asking the disk ahead of it) cutting
+//! files into blocks and fragment blocks with sequence numbers, a pool of
+//! workers compressing them, and one writer thread committing results
+//! strictly in sequence order. The output is the same for any number of
+//! workers.
 
 use super::prefetch::{self, Prefetch};
 use super::scan::SourceFile;
@@ -526,6 +527,9 @@ fn cut(
             let mut reuse = None;
             if !opts.no_dedup {
                 for (idx, off, src) in tails.candidates(&t) {
+                    // The hash is seeded with the length, but only a tail
+                    // of the same length may be shared: `earlier_tail`
+                    // compares the last `tail` bytes, not the stored tail.
                     if files[src].size % bs as u64 == tail as u64
                         && earlier_tail(&files[src], tail)? == t
                     {

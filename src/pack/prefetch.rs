@@ -15,6 +15,7 @@ use std::sync::{Condvar, Mutex};
 /// a file is opened once): well under the usual limit of 1024.
 const MAX_FILES_AHEAD: usize = 256;
 const MAX_BYTES_AHEAD: u64 = 64 << 20;
+const _: () = assert!(HEAD_BYTES <= MAX_BYTES_AHEAD);
 /// Of a file larger than this only the start is asked for: the kernel's
 /// own sequential read-ahead serves the rest as the reader streams it.
 const HEAD_BYTES: u64 = 1 << 20;
@@ -130,9 +131,10 @@ impl<'a> Prefetch<'a> {
                 continue;
             }
             let i = w.next;
+            // A file weighs at most HEAD_BYTES < MAX_BYTES_AHEAD, so one
+            // always fits when the helpers are level with the reader.
             let room = i - w.reader < MAX_FILES_AHEAD
-                && w.next_bytes - w.reader_bytes + self.weight(i)
-                    <= MAX_BYTES_AHEAD.max(HEAD_BYTES);
+                && w.next_bytes - w.reader_bytes + self.weight(i) <= MAX_BYTES_AHEAD;
             if room {
                 w.next += 1;
                 w.next_bytes += self.weight(i);
@@ -160,12 +162,13 @@ impl<'a> Prefetch<'a> {
                 continue;
             }
             let f = &self.files[i];
-            let Ok(file) = std::fs::File::open(f.path()) else {
+            let Ok(file) = f.open() else {
                 continue;
             };
+            // Positional reads and advice leave it at the file's first byte.
             warm(&file, f.offset, len, &mut scratch);
             let mut w = self.lock();
-            if i >= w.reader && !w.done && f.offset == 0 {
+            if i >= w.reader && !w.done {
                 w.opened.insert(i, file);
             }
         }

@@ -112,12 +112,42 @@ impl fmt::Display for Error {
             write!(f, " at offset {off} (0x{off:x})")?;
         }
         if let Some(p) = &self.path {
-            write!(f, ": {p}")?;
+            write!(f, ": {}", shorten(p))?;
         }
         // The source is not repeated here: it is the error's source(), and
         // whoever prints the error prints the chain once (see [`Report`]).
         write!(f, ": {}", self.what)
     }
+}
+
+/// Longest path an error message shows whole.
+const SHOWN_PATH_MAX: usize = 400;
+
+/// `text` as a message shows it: whole up to [`SHOWN_PATH_MAX`] bytes,
+/// else its start and end around a count of what was left out. A path
+/// from outside may be 60 KB long; a message stays one readable line. Cut
+/// at character boundaries only.
+pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= SHOWN_PATH_MAX {
+        return text.into();
+    }
+    let keep = SHOWN_PATH_MAX / 2 - 20;
+    let head_end = (0..=keep).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let tail_start = (text.len() - keep..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    format!(
+        "{}[... {} bytes ...]{}",
+        &text[..head_end],
+        tail_start - head_end,
+        &text[tail_start..]
+    )
+    .into()
+}
+
+/// [`shorten`] for a path.
+pub fn shown_path(path: &std::path::Path) -> String {
+    shorten(&path.to_string_lossy()).into_owned()
 }
 
 /// An error and every source below it, joined by ": " (what anyhow's
@@ -156,4 +186,20 @@ pub fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_paths_are_shortened_at_character_boundaries() {
+        assert_eq!(shorten("a/b"), "a/b");
+        // Multi-byte characters all along: every cut must fall between them.
+        let long = "\u{e9}/".repeat(20_000);
+        let s = shorten(&long);
+        assert!(s.len() < SHOWN_PATH_MAX + 40, "{}", s.len());
+        assert!(s.contains("bytes ...]"));
+        assert!(s.starts_with("\u{e9}/") && s.ends_with("\u{e9}/"));
+    }
 }

@@ -15,6 +15,12 @@ pub const MAX_RUN_ENTRIES: u32 = 256;
 pub const RUN_DELTA: std::ops::RangeInclusive<i64> = -32768..=32767;
 /// Longest name a directory entry holds.
 pub const MAX_NAME: usize = 256;
+/// Deepest nesting sqfuse packs or walks: entries at most this many names
+/// below the root. Deeper than any path Linux can name at once (PATH_MAX,
+/// 4096 bytes, holds at most 2048 components); not a limit of the format.
+/// A tree from outside (a directory, a tar stream, an image) that goes
+/// deeper is refused with an error, never walked.
+pub const MAX_DEPTH: usize = 2048;
 /// What a directory inode's size counts beyond the listing's bytes (the
 /// "." and ".." that are not stored).
 pub const LISTING_SIZE_EXTRA: u32 = 3;

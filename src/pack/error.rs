@@ -2,6 +2,7 @@
 //! underlying error kept as the source (printed once, by whoever prints the
 //! chain), as tar-rs does.
 
+use crate::error::shown_path;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug)]
@@ -64,9 +65,9 @@ impl std::fmt::Display for PackError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PackError::Usage(m) => f.write_str(m),
-            PackError::Io { path, action, .. } => write!(f, "cannot {action} {}", path.display()),
-            PackError::Entry { path, what } => write!(f, "{}: {what}", path.display()),
-            PackError::Output { path, .. } => write!(f, "writing {}", path.display()),
+            PackError::Io { path, action, .. } => write!(f, "cannot {action} {}", shown_path(path)),
+            PackError::Entry { path, what } => write!(f, "{}: {what}", shown_path(path)),
+            PackError::Output { path, .. } => write!(f, "writing {}", shown_path(path)),
             PackError::Format(e) => e.fmt(f),
             PackError::Interrupted => f.write_str("interrupted; no image written"),
         }

@@ -129,6 +129,14 @@ impl Drop for TempGuard {
     }
 }
 
+/// Runs one level of a recursive tree walk with room on the stack: below
+/// 128 KiB left, `f` runs on a fresh 4 MiB heap segment. Trees are at most
+/// [`MAX_DEPTH`](crate::format::dir::MAX_DEPTH) deep, so the walks are
+/// bounded; this keeps them safe on any caller's thread.
+pub(crate) fn with_stack<R>(f: impl FnOnce() -> R) -> R {
+    stacker::maybe_grow(128 << 10, 4 << 20, f)
+}
+
 fn output_error(image: &Path, source: std::io::Error) -> PackError {
     PackError::Output {
         path: image.to_path_buf(),

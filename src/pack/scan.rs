@@ -3,7 +3,7 @@
 
 use super::exclude::Excludes;
 use super::{PackError, PackOptions};
-use crate::format::dir::MAX_NAME;
+use crate::format::dir::{MAX_DEPTH, MAX_NAME};
 use crate::format::inode::{rdev_encode, FileType};
 use crate::format::xattr::{Namespace, Xattr};
 use std::collections::HashMap;
@@ -258,6 +258,9 @@ impl Stat {
 fn scan_pool(opts: &PackOptions) -> Result<rayon::ThreadPool, PackError> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads.max(1))
+        // The walk recurses per directory level (growing onto the heap when
+        // short, see with_stack): room for rayon's frames between levels.
+        .stack_size(8 << 20)
         .build()
         .map_err(|e| PackError::internal(format!("cannot start scan threads: {e}")))
 }
@@ -277,15 +280,17 @@ pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> 
         return Err(PackError::Usage("no source to pack".into()));
     };
     let root_stat = stat(first)?;
+    let single_dir = sources.len() == 1 && root_stat.is_dir();
     let walk = Walk {
         opts,
         excludes: Excludes::build(&opts.excludes)?,
         root_dev: root_stat.dev,
+        // Several sources sit one level down, under a root of their own.
+        base_depth: usize::from(!single_dir),
     };
     // Gathering is system calls (stat, xattrs, listings) for every entry:
     // spread over the pack's threads. Numbering stays serial and in order.
     let pool = scan_pool(opts)?;
-    let single_dir = sources.len() == 1 && root_stat.is_dir();
     let raw = if single_dir {
         pool.install(|| walk.gather(first, Path::new(""), root_stat, Vec::new(), true))?
     } else {
@@ -342,6 +347,8 @@ struct Walk<'a> {
     opts: &'a PackOptions,
     excludes: Excludes,
     root_dev: u64,
+    /// How deep in the image a source's top lies.
+    base_depth: usize,
 }
 
 impl Walk<'_> {
@@ -515,6 +522,12 @@ impl Walk<'_> {
                     format!("a name longer than {MAX_NAME} bytes cannot be stored"),
                 ));
             }
+            if self.base_depth + rel.components().count() > MAX_DEPTH {
+                return Err(PackError::entry(
+                    &path,
+                    format!("nested deeper than {MAX_DEPTH} directories, the most sqfuse packs"),
+                ));
+            }
             if self.excludes.by_path(&rel) {
                 return Ok(None);
             }
@@ -535,8 +548,7 @@ impl Walk<'_> {
             }
             // Under --one-file-system a mountpoint stays, empty.
             let descend = !(self.opts.one_file_system && m.is_dir() && m.dev != self.root_dev);
-            self.gather(&path, &rel, m, name, descend)
-                .map(|r| Some(Ok(r)))
+            super::with_stack(|| self.gather(&path, &rel, m, name, descend)).map(|r| Some(Ok(r)))
         };
         // In name order whatever ran first, so the first error reported is
         // the first in the tree, as a serial walk would report it.
@@ -594,7 +606,7 @@ impl Scanner {
                 out.reserve_exact(children.len());
                 for c in children {
                     match c {
-                        Ok(raw) => out.push(self.node(raw, &here)?),
+                        Ok(raw) => out.push(super::with_stack(|| self.node(raw, &here))?),
                         Err(w) => self.warnings.push(w),
                     }
                 }

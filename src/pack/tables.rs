@@ -63,7 +63,7 @@ fn number_dirs(n: &Node, seen: &mut [bool], next: &mut u32, dirs: &mut HashMap<*
     }
     if let Kind::Dir(children) = &n.kind {
         for c in children {
-            number_dirs(c, seen, next, dirs);
+            super::with_stack(|| number_dirs(c, seen, next, dirs));
         }
     }
     *next += 1;
@@ -183,7 +183,7 @@ impl Builder<'_> {
         let number = self.dir_numbers[&(n as *const Node)];
         let mut entries = Vec::with_capacity(children.len());
         for c in children {
-            let (inode_number, inode_ref) = self.write(c, number)?;
+            let (inode_number, inode_ref) = super::with_stack(|| self.write(c, number))?;
             entries.push(ListingEntry {
                 name: &c.name,
                 inode_number,

@@ -6,7 +6,7 @@
 use super::scan::{device_number, Kind, Name, Node, SourceFile, Tree};
 use super::tarstream::{kind, Data, TarStream};
 use super::{PackError, PackOptions};
-use crate::format::dir::MAX_NAME;
+use crate::format::dir::{MAX_DEPTH, MAX_NAME};
 use crate::format::xattr::{Namespace, Xattr};
 use crate::whiteout::{self, Convention};
 use base64::Engine;
@@ -75,13 +75,8 @@ struct SparseMap {
     map_in_data: bool,
 }
 
-fn pax_sparse(pax: &[(String, Vec<u8>)]) -> Option<SparseMap> {
-    let get = |k: &str| {
-        pax.iter()
-            .rev()
-            .find(|(key, _)| key == k)
-            .map(|(_, v)| v.clone())
-    };
+fn pax_sparse(m: &super::tarstream::Member) -> Option<SparseMap> {
+    let get = |k: &str| m.pax_value(k).map(<[u8]>::to_vec);
     let num = |k: &str| get(k).and_then(|v| parse_num(&v)).map(|n| n.max(0) as u64);
     let major = num("GNU.sparse.major");
     let name = get("GNU.sparse.name");
@@ -109,7 +104,7 @@ fn pax_sparse(pax: &[(String, Vec<u8>)]) -> Option<SparseMap> {
     } else {
         // 0.0: repeated GNU.sparse.offset / GNU.sparse.numbytes pairs, in order.
         let mut off = None;
-        for (k, v) in pax {
+        for (k, v) in m.pax_records() {
             match k.as_str() {
                 "GNU.sparse.offset" => off = parse_num(v),
                 "GNU.sparse.numbytes" => {
@@ -206,7 +201,16 @@ pub struct TarTree<'a> {
     image: &'a Path,
     opts: &'a PackOptions,
     layer: u32,
+    /// Bytes of xattr names and values held by the members read so far.
+    xattr_bytes: u64,
 }
+
+/// Linux's limits on one xattr value and on a file's xattr names.
+const XATTR_SIZE_MAX: usize = 64 << 10;
+const XATTR_LIST_MAX: usize = 64 << 10;
+/// Most xattr bytes (names and values, over all members) a tar stream
+/// may bring.
+const MAX_XATTR_BYTES: u64 = 1 << 30;
 
 /// One tar stream into a tree, its whiteouts handled as `mode` says.
 pub fn read_tar(
@@ -252,7 +256,44 @@ impl<'a> TarTree<'a> {
             image,
             opts,
             layer: 0,
+            xattr_bytes: 0,
         })
+    }
+
+    /// Checks one member's xattrs against what Linux can hold (a value of
+    /// at most 64 KiB, names of at most 64 KiB together) and the archive's
+    /// against [`MAX_XATTR_BYTES`]: each node keeps its own copy, and a
+    /// global pax header may give the same large set to every member.
+    fn count_xattrs(&mut self, member: &Path, xattrs: &[Xattr]) -> Result<(), PackError> {
+        let mut names = 0usize;
+        for x in xattrs {
+            if x.value.len() > XATTR_SIZE_MAX {
+                return Err(PackError::entry(
+                    member,
+                    format!(
+                        "xattr {} holds {} bytes, more than Linux allows ({XATTR_SIZE_MAX})",
+                        String::from_utf8_lossy(&x.name),
+                        x.value.len()
+                    ),
+                ));
+            }
+            names += x.name.len() + 1;
+        }
+        if names > XATTR_LIST_MAX {
+            return Err(PackError::entry(
+                member,
+                format!("xattr names take {names} bytes, more than Linux allows ({XATTR_LIST_MAX})"),
+            ));
+        }
+        let bytes: usize = xattrs.iter().map(|x| x.name.len() + x.value.len()).sum();
+        self.xattr_bytes = self.xattr_bytes.saturating_add(bytes as u64);
+        if self.xattr_bytes > MAX_XATTR_BYTES {
+            return Err(PackError::entry(
+                member,
+                format!("the archive's xattrs exceed {} MiB, the most sqfuse packs", MAX_XATTR_BYTES >> 20),
+            ));
+        }
+        Ok(())
     }
 
     /// The spool is part of the output: its errors name the image.
@@ -276,7 +317,6 @@ impl<'a> TarTree<'a> {
         let opts = self.opts;
         let terr = |e: std::io::Error| PackError::io(archive, "read the tar stream", e);
         while let Some(m) = ar.next_member().map_err(terr)? {
-            let pax = &m.pax;
             let get = |k: &str| m.pax_value(k);
             let sparse = match &m.gnu_sparse {
                 Some((runs, real_size)) => Some(SparseMap {
@@ -285,7 +325,7 @@ impl<'a> TarTree<'a> {
                     name: None,
                     map_in_data: false,
                 }),
-                None => pax_sparse(pax),
+                None => pax_sparse(&m),
             };
             let mut path = m.path.clone();
             if let Some(n) = sparse.as_ref().and_then(|s| s.name.clone()) {
@@ -298,6 +338,12 @@ impl<'a> TarTree<'a> {
             let member = PathBuf::from(OsStr::from_bytes(&path));
             if comps.iter().any(|c| *c == b"..") {
                 return Err(PackError::entry(&member, "tar member climbs out with '..'"));
+            }
+            if comps.len() > MAX_DEPTH {
+                return Err(PackError::entry(
+                    &member,
+                    format!("tar member is nested deeper than {MAX_DEPTH} directories, the most sqfuse packs"),
+                ));
             }
             if comps.iter().any(|c| c.len() > MAX_NAME) {
                 return Err(PackError::entry(
@@ -329,7 +375,7 @@ impl<'a> TarTree<'a> {
             let (uid, gid) = if opts.all_root { (0, 0) } else { (uid, gid) };
             let mut xattrs: Vec<Xattr> = Vec::new();
             if !opts.no_xattrs {
-                for (k, v) in pax {
+                for (k, v) in m.pax_records() {
                     let (name, value) = if let Some(n) = k.strip_prefix("SCHILY.xattr.") {
                         (n.as_bytes().to_vec(), v.clone())
                     } else if let Some(n) = k.strip_prefix("LIBARCHIVE.xattr.") {
@@ -462,6 +508,8 @@ impl<'a> TarTree<'a> {
                     continue;
                 }
             };
+            // After the hard-link case, which copies its target's set.
+            self.count_xattrs(&member, &xattrs)?;
             let node = Node {
                 name: comps
                     .last()
@@ -683,14 +731,17 @@ impl<'a> TarTree<'a> {
     }
 }
 
+/// libarchive's `%XX` escapes in xattr names. Works on bytes: a `%` may be
+/// followed by anything, including half of a multi-byte character.
 fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
+    let hex = |c: u8| char::from(c).to_digit(16);
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
                 i += 3;
                 continue;
             }
@@ -737,7 +788,15 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node, layer: u32) -> usiz
     for c in &comps[..comps.len() - 1] {
         at = match slots[at].children.get(*c) {
             Some(&i) if matches!(slots[i].node.kind, Kind::Dir(_)) => i,
-            _ => {
+            Some(&i) => {
+                slots[i] = Slot {
+                    node: implicit_dir(c),
+                    children: BTreeMap::new(),
+                    layer,
+                };
+                i
+            }
+            None => {
                 slots.push(Slot {
                     node: implicit_dir(c),
                     children: BTreeMap::new(),
@@ -759,7 +818,18 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node, layer: u32) -> usiz
             slots[i].layer = layer;
             i
         }
-        _ => {
+        // A later member replacing an earlier one takes its slot (nothing
+        // else refers to a slot), so a name flipping between file and
+        // directory a million times costs one.
+        Some(i) => {
+            slots[i] = Slot {
+                node,
+                children: BTreeMap::new(),
+                layer,
+            };
+            i
+        }
+        None => {
             slots.push(Slot {
                 node,
                 children: BTreeMap::new(),
@@ -834,7 +904,7 @@ fn build(slots: &[Slot], at: usize) -> Node {
             slots[at]
                 .children
                 .values()
-                .map(|&c| build(slots, c))
+                .map(|&c| super::with_stack(|| build(slots, c)))
                 .collect(),
         );
     }

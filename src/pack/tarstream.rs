@@ -10,8 +10,14 @@ use std::io::{self, Read};
 
 pub const BLOCK: usize = 512;
 
-/// Largest pax header or GNU long name accepted (one member's metadata).
-const MAX_META: u64 = 16 << 20;
+/// Most bytes of metadata members (pax headers, GNU long names) one member
+/// may carry, all of them together.
+pub const MAX_META: u64 = 16 << 20;
+/// Most bytes of global pax records kept (later records replace earlier
+/// ones of the same key). They apply to every member that follows, so
+/// their size is paid once per member: real archives keep a few short
+/// ones (a commit id, a time).
+pub const MAX_GLOBAL: usize = 64 << 10;
 /// Most sparse runs a GNU sparse member may describe.
 const MAX_RUNS: usize = 1 << 20;
 
@@ -52,7 +58,9 @@ pub struct Member {
     pub devminor: u32,
     /// Bytes of data that follow in the archive.
     pub size: u64,
-    /// Pax records that apply, global ones first, in order.
+    /// Global pax records in force (shared by the members they apply to).
+    pub global: std::sync::Arc<Vec<(String, Vec<u8>)>>,
+    /// The member's own pax records, in order.
     pub pax: Vec<(String, Vec<u8>)>,
     /// An old GNU sparse member: its data runs (offset, length), the data
     /// holding them one after another, and the file's real size.
@@ -62,10 +70,14 @@ pub struct Member {
 }
 
 impl Member {
+    /// The pax records that apply, global ones first, in order.
+    pub fn pax_records(&self) -> impl DoubleEndedIterator<Item = &(String, Vec<u8>)> {
+        self.global.iter().chain(self.pax.iter())
+    }
+
     /// The last pax record for `key`.
     pub fn pax_value(&self, key: &str) -> Option<&[u8]> {
-        self.pax
-            .iter()
+        self.pax_records()
             .rev()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_slice())
@@ -158,7 +170,7 @@ pub struct TarStream<R: Read> {
     /// Data of the current member not read yet, and its padding after.
     left: u64,
     pad: u64,
-    global: Vec<(String, Vec<u8>)>,
+    global: std::sync::Arc<Vec<(String, Vec<u8>)>>,
     done: bool,
 }
 
@@ -169,7 +181,7 @@ impl<R: Read> TarStream<R> {
             pos: 0,
             left: 0,
             pad: 0,
-            global: Vec::new(),
+            global: Default::default(),
             done: false,
         }
     }
@@ -295,6 +307,9 @@ impl<R: Read> TarStream<R> {
         self.finish_member()?;
         let (mut long_name, mut long_link, mut local): (Option<Vec<u8>>, Option<Vec<u8>>, Vec<_>) =
             (None, None, Vec::new());
+        // Metadata members may follow one another without end: together
+        // they are bounded, as each one is.
+        let mut meta_bytes = 0u64;
         loop {
             let Some(h) = self.header()? else {
                 self.done = true;
@@ -307,6 +322,18 @@ impl<R: Read> TarStream<R> {
             let header_size = field(124..136, "size")?;
             let size = u64::try_from(header_size).map_err(|_| bad(at, "negative size"))?;
             let kind = h[156];
+            if matches!(
+                kind,
+                kind::GNU_LONG_NAME | kind::GNU_LONG_LINK | kind::PAX_LOCAL | kind::PAX_GLOBAL
+            ) {
+                meta_bytes = meta_bytes.saturating_add(size);
+                if meta_bytes > MAX_META {
+                    return Err(bad(
+                        at,
+                        format!("metadata members before one member exceed {MAX_META} bytes"),
+                    ));
+                }
+            }
             match kind {
                 kind::GNU_LONG_NAME => {
                     long_name = Some(text(&self.meta_data(size, at)?).to_vec());
@@ -321,8 +348,28 @@ impl<R: Read> TarStream<R> {
                     continue;
                 }
                 kind::PAX_GLOBAL => {
-                    let g = pax_records(&self.meta_data(size, at)?, at)?;
-                    self.global.extend(g);
+                    if size > MAX_GLOBAL as u64 {
+                        return Err(bad(
+                            at,
+                            format!("a global pax header of {size} bytes is too large (at most {MAX_GLOBAL})"),
+                        ));
+                    }
+                    let records = pax_records(&self.meta_data(size, at)?, at)?;
+                    // Later records replace earlier ones of the same key.
+                    let mut seen = std::collections::HashSet::new();
+                    let mut g: Vec<_> = (self.global.iter().cloned().chain(records))
+                        .rev()
+                        .filter(|(k, _)| seen.insert(k.clone()))
+                        .collect();
+                    g.reverse();
+                    let total: usize = g.iter().map(|(k, v)| k.len() + v.len()).sum();
+                    if total > MAX_GLOBAL {
+                        return Err(bad(
+                            at,
+                            format!("global pax records hold {total} bytes, more than the {MAX_GLOBAL} accepted"),
+                        ));
+                    }
+                    self.global = std::sync::Arc::new(g);
                     continue;
                 }
                 kind::GNU_VOLUME => {
@@ -354,7 +401,8 @@ impl<R: Read> TarStream<R> {
                 devmajor: field(329..337, "devmajor")? as u32,
                 devminor: field(337..345, "devminor")? as u32,
                 size,
-                pax: self.global.iter().cloned().chain(local.drain(..)).collect(),
+                global: self.global.clone(),
+                pax: std::mem::take(&mut local),
                 gnu_sparse: None,
                 offset: at,
             };

@@ -5,6 +5,7 @@
 
 use super::{DirIter, Image};
 use crate::error::{Error, Result};
+use crate::format::dir::MAX_DEPTH;
 use crate::format::inode::Inode;
 use crate::format::metadata::MetaRef;
 use std::collections::HashSet;
@@ -127,6 +128,18 @@ impl Iterator for Walker<'_> {
                 return Some(Err(at_path(
                     &path,
                     Error::corrupt(at, "directory loop: this directory was met before"),
+                )));
+            }
+            // The stack holds each level's path: a bound on depth is a
+            // bound on memory (a small image can nest a million levels).
+            if self.stack.len() >= MAX_DEPTH {
+                let at = self.img.sb.inode_table_start + e.inode_ref.block();
+                return Some(Err(at_path(
+                    &path,
+                    Error::corrupt(
+                        at,
+                        format!("nested deeper than {MAX_DEPTH} directories; not walked"),
+                    ),
                 )));
             }
             self.descend = Some((inode.clone(), path.clone()));

@@ -4,6 +4,7 @@
 pub mod http;
 pub mod oci;
 pub mod stack;
+pub mod tarw;
 pub mod tree;
 
 use std::path::{Path, PathBuf};

@@ -4,6 +4,7 @@
 mod cli; // command-line errors and output of each inspection command
 mod corpus; // every image in shared/corpora/images reads and matches its expectations
 mod fuzz_corpus; // the fuzz targets' seeds and past crash inputs, replayed without a fuzzer
+mod hostile_input; // tar, OCI, directory and argument input that crashed or grew without bound: clean errors, bounded memory
 mod malformed; // hostile images: clean errors, no panic, no writes outside DEST
 mod mksquashfs; // the fixture tree through mksquashfs with every option, back out, compared
 mod mutation; // thousands of corrupted copies of valid images: zero panics, no hangs

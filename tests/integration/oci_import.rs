@@ -54,7 +54,7 @@ fn sha256_hex(b: &[u8]) -> String {
 
 /// Writes a layout by hand: the same tarballs (top first) compressed with
 /// `how` ("plain", "gzip" or "zstd"), one image tagged `t`.
-fn hand_layout(dir: &Path, tars: &[PathBuf], how: &str, config: &[u8]) -> PathBuf {
+pub(crate) fn hand_layout(dir: &Path, tars: &[PathBuf], how: &str, config: &[u8]) -> PathBuf {
     let _ = std::fs::remove_dir_all(dir);
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();

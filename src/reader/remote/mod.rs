@@ -182,10 +182,12 @@ pub struct RemoteCounts {
 
 /// Whether an IMAGE argument names a URL rather than a file.
 pub fn is_remote(image: &Path) -> bool {
-    let s = image.to_string_lossy();
+    // Compared as bytes: the argument is anyone's text, and a prefix cut by
+    // length may end inside a multi-byte character.
+    let s = image.as_os_str().as_encoded_bytes();
     ["http://", "https://", "s3://", "s3a://"]
         .iter()
-        .any(|p| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p))
+        .any(|p| s.len() > p.len() && s[..p.len()].eq_ignore_ascii_case(p.as_bytes()))
 }
 
 /// How an IMAGE is named in messages and /proc/mounts: a URL without its

@@ -19,7 +19,9 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
   threads=N           request-serving threads (max_threads=N: the same)
   prefetch=N          blocks decoded ahead of a sequential reader (default 4; 0: off)
   no_page_fill        do not push whole decompressed blocks into the page cache
-  allow_other, allow_root, auto_unmount, nosuid, nodev, noexec
+  suid, dev           honour setuid bits and device nodes in the image (default:
+                      nosuid,nodev, as libfuse mounts; the image is anyone's)
+  allow_other, allow_root, auto_unmount, noexec
                       as for any FUSE filesystem
   fsname=NAME, subtype=NAME
                       what /proc/mounts shows (default: the image path, fuse.sqfuse)
@@ -317,7 +319,8 @@ pub struct MountArgs {
     /// Mount options, comma-separated (repeatable): offset=N|auto,
     /// image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS,
     /// notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill,
-    /// allow_other, allow_root, auto_unmount, nosuid, nodev, noexec,
+    /// suid, dev (default nosuid,nodev), allow_other, allow_root,
+    /// auto_unmount, noexec,
     /// fsname=NAME, subtype=NAME, debug, verity=ROOTHASH,
     /// verity_roothash_file=FILE, verity_hash=FILE, and what mount(8), fstab and libfuse
     /// pass (ro, rw, defaults, noatime, user, noauto, _netdev, x-*, clone_fd,

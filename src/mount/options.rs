@@ -16,6 +16,9 @@ pub struct MountOpts {
     pub allow_other: bool,
     pub allow_root: bool,
     pub auto_unmount: bool,
+    /// Setuid/setgid bits and device nodes in the image carry no power
+    /// unless `suid` / `dev` ask for it (libfuse's defaults): an image is
+    /// anyone's, and a root mount with allow_other serves every user.
     pub nosuid: bool,
     pub nodev: bool,
     pub noexec: bool,
@@ -57,8 +60,8 @@ impl Default for MountOpts {
             allow_other: false,
             allow_root: false,
             auto_unmount: false,
-            nosuid: false,
-            nodev: false,
+            nosuid: true,
+            nodev: true,
             noexec: false,
             cache_mb: 32,
             threads: 0,
@@ -99,8 +102,6 @@ const IGNORED: &[&str] = &[
     "diratime",
     "lazytime",
     "exec",
-    "suid",
-    "dev",
     "async",
     "sync",
     "dirsync",
@@ -200,6 +201,8 @@ impl MountOpts {
                 ("auto_unmount", None) => self.auto_unmount = true,
                 ("nosuid", None) => self.nosuid = true,
                 ("nodev", None) => self.nodev = true,
+                ("suid", None) => self.nosuid = false,
+                ("dev", None) => self.nodev = false,
                 ("noexec", None) => self.noexec = true,
                 ("rw", None) => self.rw = true,
                 (k, None) if IGNORED.contains(&k) => {}
@@ -259,6 +262,19 @@ mod tests {
         o.apply("image_offset=auto,rw").unwrap();
         assert_eq!(o.offset, Offset::Auto);
         assert!(o.rw, "rw is noted, not refused (fstab defaults passes it)");
+    }
+
+    #[test]
+    fn mounts_are_nosuid_and_nodev_unless_asked() {
+        let mut o = MountOpts::default();
+        o.apply("ro,allow_other,exec").unwrap();
+        assert!(o.nosuid && o.nodev && !o.noexec);
+        o.apply("suid").unwrap();
+        assert!(!o.nosuid && o.nodev);
+        o.apply("dev").unwrap();
+        assert!(!o.nodev);
+        o.apply("nosuid,nodev").unwrap();
+        assert!(o.nosuid && o.nodev);
     }
 
     #[test]

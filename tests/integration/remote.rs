@@ -390,3 +390,27 @@ fn remote_s3_env_and_profile_read_equal_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn remote_cache_writable_by_others_is_refused() {
+    // Refused before any request: the URL need not answer.
+    use std::os::unix::fs::PermissionsExt;
+    let dir = scratch("cache").join("shared");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let out = sqfuse()
+        .args(["ls", "http://127.0.0.1:9/img.sqfs", "--cache-dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "cache directory {} may be written by other users (mode 0777)",
+            dir.display()
+        )),
+        "{err}"
+    );
+}

@@ -11,11 +11,17 @@
 //! whatever other processes do. Eviction removes the least recently used
 //! chunks (by mtime, refreshed on use) until the cache is under 90% of its
 //! limit.
+//!
+//! The cache holds blocks of images that may be private (read with
+//! credentials) and its blocks are served as the image's: ROOT is the
+//! user's alone (created 0700, files 0600), and a ROOT that another user
+//! owns or may write is refused rather than trusted.
 
 use crate::error::{Error, Result};
 use sha2::{Digest, Sha256};
 use std::fs;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -52,6 +58,56 @@ fn io(what: String) -> impl FnOnce(std::io::Error) -> Error {
     move |e| Error::io(what, e)
 }
 
+/// A directory of the cache, made private.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// A file of the cache, readable by its owner only.
+fn private_file(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Makes ROOT (0700) if missing, and checks one that exists: a directory
+/// this user owns that no one else may write. One only others may read (an
+/// older sqfuse made it 0755) is made 0700.
+pub(super) fn prepare_root(root: &Path) -> Result<()> {
+    let shown = root.display();
+    private_dir(root).map_err(io(format!("cannot create cache directory {shown}")))?;
+    let meta = fs::metadata(root).map_err(io(format!("cache directory {shown}")))?;
+    if !meta.is_dir() {
+        return Err(Error::invalid(format!(
+            "cache directory {shown} is not a directory"
+        )));
+    }
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(Error::invalid(format!(
+            "cache directory {shown} belongs to uid {}, not to you (uid {me}): use a cache of your own or cache_dir=none",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(Error::invalid(format!(
+            "cache directory {shown} may be written by other users (mode {mode:04o}): make it private (chmod 700) or use cache_dir=none"
+        )));
+    }
+    if mode & 0o077 != 0 {
+        fs::set_permissions(root, fs::Permissions::from_mode(0o700))
+            .map_err(io(format!("cannot make cache directory {shown} private")))?;
+    }
+    Ok(())
+}
+
 impl DiskCache {
     pub fn open(root: &Path, url: &str, v: &Version, limit: u64) -> Result<DiskCache> {
         let key = hex_sha(&[
@@ -61,7 +117,7 @@ impl DiskCache {
             &v.size.to_le_bytes(),
         ]);
         let dir = root.join("objects").join(key);
-        fs::create_dir_all(&dir).map_err(io(format!("cannot create cache {}", dir.display())))?;
+        private_dir(&dir).map_err(io(format!("cannot create cache {}", dir.display())))?;
         let cache = DiskCache {
             root: root.to_path_buf(),
             dir,
@@ -113,7 +169,7 @@ impl DiskCache {
         let tmp = self
             .dir
             .join(format!(".tmp.{}.{n:08x}.{}", std::process::id(), nonce()));
-        let written = fs::File::create(&tmp)
+        let written = private_file(&tmp)
             .and_then(|mut f| f.write_all(data))
             .and_then(|_| fs::rename(&tmp, &path));
         if written.is_err() {
@@ -200,14 +256,15 @@ pub(super) fn load_version(root: &Path, url: &str) -> Option<Version> {
 pub(super) fn save_version(root: &Path, url: &str, v: &Version) {
     let path = index_path(root, url);
     if let Some(dir) = path.parent() {
-        let _ = fs::create_dir_all(dir);
+        let _ = private_dir(dir);
     }
     let text = serde_json::json!({
         "url": url, "size": v.size, "etag": v.etag, "modified": v.modified,
     })
     .to_string();
     let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), nonce()));
-    if fs::write(&tmp, text)
+    if private_file(&tmp)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
         .and_then(|_| fs::rename(&tmp, &path))
         .is_err()
     {
@@ -225,6 +282,52 @@ mod tests {
             etag: Some(etag.into()),
             modified: 7,
         }
+    }
+
+    #[test]
+    fn cache_is_created_private_and_a_shared_one_refused() {
+        let top = tempfile::tempdir().unwrap();
+        let root = top.path().join("new/sqfuse");
+        prepare_root(&root).unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&root), 0o700);
+        let c = DiskCache::open(&root, "http://h/x", &version("a"), 1 << 20).unwrap();
+        c.put(1, b"private");
+        save_version(&root, "http://h/x", &version("a"));
+        assert_eq!(mode(&c.chunk_path(1)), 0o600);
+        assert_eq!(mode(&c.dir), 0o700);
+        assert_eq!(mode(&index_path(&root, "http://h/x")), 0o600);
+        // Readable by others (made by an older version): made private.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        prepare_root(&root).unwrap();
+        assert_eq!(mode(&root), 0o700);
+        // Writable by others: refused, with what to do.
+        for m in [0o777, 0o770, 0o1777] {
+            fs::set_permissions(&root, fs::Permissions::from_mode(m)).unwrap();
+            let e = prepare_root(&root).unwrap_err().to_string();
+            assert!(e.contains("may be written by other users"), "{e}");
+            assert!(e.contains("cache_dir=none"), "{e}");
+        }
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o700)).unwrap();
+        // Not a directory.
+        let file = top.path().join("file");
+        fs::write(&file, b"").unwrap();
+        assert!(prepare_root(&file).is_err());
+    }
+
+    #[test]
+    fn cache_of_another_user_is_refused() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIPPED cache_of_another_user_is_refused: needs root to chown");
+            return;
+        }
+        let top = tempfile::tempdir().unwrap();
+        let root = top.path().join("theirs");
+        private_dir(&root).unwrap();
+        std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
+        let e = prepare_root(&root).unwrap_err().to_string();
+        assert!(e.contains("belongs to uid 65534, not to you (uid 0)"), "{e}");
     }
 
     #[test]

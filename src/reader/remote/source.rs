@@ -80,6 +80,9 @@ impl RemoteSource {
         let url = url::Url::parse(name)
             .map_err(|e| Error::invalid(format!("{}: not a URL: {e}", redact(name))))?;
         let shown = shown_url(&url);
+        if let Some(root) = &opts.cache_dir {
+            cache::prepare_root(root)?;
+        }
         let recorded = opts
             .cache_dir
             .as_deref()

@@ -53,6 +53,18 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// The pid of the server mounted on `dir` (its command line names it).
+pub fn server_pid(dir: &Path) -> Option<u32> {
+    let want = dir.as_os_str().as_encoded_bytes();
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+        let is_server = cmd.split(|&b| b == 0).any(|a| a == want)
+            && cmd.split(|&b| b == 0).any(|a| a.ends_with(b"sqfuse"));
+        is_server.then_some(pid)
+    })
+}
+
 /// An sqfuse mount, unmounted on drop.
 pub struct Mounted {
     pub dir: PathBuf,

@@ -1,7 +1,7 @@
 use crate::tree::{assert_same, snapshot};
 use crate::{
-    corpora, fixture, fixture_image, have, is_mounted, is_root, need_fuse, scratch, skip, sqfuse,
-    wait_for, Mounted,
+    corpora, fixture, fixture_image, have, is_mounted, is_root, need_fuse, scratch, server_pid,
+    skip, sqfuse, wait_for, Mounted,
 };
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
@@ -111,18 +111,6 @@ fn idle_timeout_unmounts_by_itself() {
     assert!(is_mounted(&m2.dir), "unmounted with a file open");
     drop(f);
     assert!(wait_for(Duration::from_secs(10), || !is_mounted(&m2.dir)));
-}
-
-/// The pid of the server mounted on `dir` (its command line names it).
-fn server_pid(dir: &Path) -> Option<u32> {
-    let want = dir.as_os_str().as_encoded_bytes();
-    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
-        let pid: u32 = e.file_name().to_str()?.parse().ok()?;
-        let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
-        let is_server = cmd.split(|&b| b == 0).any(|a| a == want)
-            && cmd.split(|&b| b == 0).any(|a| a.ends_with(b"sqfuse"));
-        is_server.then_some(pid)
-    })
 }
 
 /// Voluntary context switches of all the process's threads.

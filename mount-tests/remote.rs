@@ -148,3 +148,40 @@ fn remote_layered_mount_equals_the_files_layered() {
     let stats = root_xattr(&urls.dir, "user.sqfuse.remote").unwrap();
     assert_eq!(stats.lines().count(), 2, "one line per layer: {stats}");
 }
+
+/// A URL mount whose server process fetched nothing itself (the parent
+/// read all it needed before the fork) exits when unmounted: it used to
+/// hang dropping its parent's network runtime, holding /dev/fuse.
+#[test]
+fn remote_mount_server_exits_when_unmounted_having_fetched_nothing_itself() {
+    need_fuse!();
+    let Some(img) = fixture_image("remote-exit", &["-comp", "gzip"]) else {
+        return;
+    };
+    let www = scratch("www").join("remote-exit");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::copy(&img, www.join("img.sqfs")).unwrap();
+    let Some(srv) = Nginx::start(&www, "mount-exit", false) else {
+        return;
+    };
+    let url = srv.url("img.sqfs");
+    for (name, read_a_file) in [("exit-idle", false), ("exit-read", true)] {
+        let m = Mounted::new(Path::new(&url), name, &["cache_dir=none"]);
+        let pid = crate::server_pid(&m.dir).expect("the server runs");
+        assert!(std::fs::read_dir(&m.dir).unwrap().count() > 0);
+        if read_a_file {
+            assert!(!std::fs::read(m.dir.join("data/text")).unwrap().is_empty());
+        }
+        crate::unmount(&m.dir);
+        let gone = crate::wait_for(std::time::Duration::from_secs(10), || {
+            !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z "))
+        });
+        if !gone {
+            // Do not leak it into the next tests.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+        assert!(gone, "{name}: server {pid} still running after unmount");
+    }
+}

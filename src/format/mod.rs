@@ -31,6 +31,10 @@ pub trait ByteSource: Send + Sync {
     fn size(&self) -> u64;
     /// Exactly `len` bytes at `pos`; an error if any lie past the end.
     fn read_bytes(&self, pos: u64, len: usize) -> crate::Result<std::borrow::Cow<'_, [u8]>>;
+    /// Stops the threads the source runs (a network runtime), so that a
+    /// fork carries none: a child would hold a runtime without its threads,
+    /// which hangs when dropped. Started again when next needed.
+    fn before_fork(&self) {}
 }
 
 impl ByteSource for [u8] {

@@ -257,11 +257,15 @@ pub fn mount(a: MountArgs) -> Result<()> {
     if a.foreground || a.debug || a.opts.debug {
         return serve(&a, &spec, fs, None);
     }
+    // Nothing but this thread may run across the fork: a URL image's
+    // network runtime is shut down here and started again by the child.
+    for layer in fs.view().layers() {
+        layer.before_fork();
+    }
     let mut fds = [0; 2];
-    // SAFETY: fds is a two-element array. Only a URL image has started
-    // threads (its network runtime, not used again after the fork: the
-    // child makes its own); glibc's allocator is fork-safe. So fork is
-    // safe. Close-on-exec: no helper we run (fusermount3 stays running with
+    // SAFETY: fds is a two-element array. No other thread runs now (see
+    // above); glibc's allocator is fork-safe. So fork is safe.
+    // Close-on-exec: no helper we run (fusermount3 stays running with
     // auto_unmount) may hold the write end, or the parent would wait forever.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(Error::io("pipe", std::io::Error::last_os_error()));

@@ -133,6 +133,13 @@ impl MetaSource for Image {
 }
 
 impl Image {
+    /// Stops the threads reading the image may have started (a URL's
+    /// network runtime) before the process forks; see
+    /// [`ByteSource::before_fork`].
+    pub fn before_fork(&self) {
+        self.src.before_fork();
+    }
+
     /// Opens the image in a file or block device: read through a memory map,
     /// or with `pread` when `opts.pread` is set (or the file is a device).
     /// A URL (`http(s)://`, `s3://`) is fetched by range as it is read.

@@ -156,4 +156,7 @@ impl ByteSource for Window {
                 ..e
             })
     }
+    fn before_fork(&self) {
+        self.inner.before_fork();
+    }
 }

@@ -275,6 +275,11 @@ impl VerifiedSource {
 }
 
 impl ByteSource for VerifiedSource {
+    fn before_fork(&self) {
+        self.data.before_fork();
+        self.hash.before_fork();
+    }
+
     /// Only what the tree covers.
     fn size(&self) -> u64 {
         self.params.data_blocks * u64::from(self.params.data_block_size)

@@ -416,7 +416,27 @@ impl RemoteSource {
     }
 }
 
+impl Drop for RemoteSource {
+    fn drop(&mut self) {
+        // A parent's runtime has no threads here: dropping it would wait
+        // for them forever.
+        if let Some(l) = self.live.get_mut().take() {
+            if l.pid != std::process::id() {
+                std::mem::forget(l);
+            }
+        }
+    }
+}
+
 impl ByteSource for RemoteSource {
+    fn before_fork(&self) {
+        let old = self.live.lock().take();
+        // Dropped here, with its threads still running to be shut down.
+        // (Another thread's fetch may hold a clone: it ends with that
+        // fetch, before the fork; the mount forks before serving.)
+        drop(old);
+    }
+
     fn size(&self) -> u64 {
         self.version.size
     }

@@ -5,8 +5,8 @@ mod corrupt; // a damaged block is EIO for its reads only; the mount stays up
 mod dropin; // other tools' command lines as they write them: launchers, fd mode, loop devices, fstab, namespaces
 mod layers; // several images as one tree: the same as the kernel's overlayfs, for every whiteout form
 mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
-mod privileges; // a root mount for every user: setuid ignored, devices refused, modes enforced (unless -o suid,dev)
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
+mod privileges; // a root mount for every user: setuid ignored, devices refused, modes enforced (unless -o suid,dev)
 mod remote; // images mounted from nginx: equal to the kernel mount, EIO while the server is down, recovery
 mod stress; // 16 threads reading random ranges, every byte checked
 mod trees; // mounted trees equal the source and the kernel's view, for every image

@@ -191,6 +191,98 @@ fn notify_pipe_says_s_or_f() {
 
 /// SIGTERM with a file open: the mount goes away at once (lazily), the open
 /// file still reads, and the server exits 0 once it is closed.
+/// What arrives on the FIFO within `limit` (the FIFO held open for reading
+/// the whole time, so a writer never blocks and a missing write cannot
+/// hang the test).
+fn notified_within(pipe: &Path, limit: Duration) -> Vec<u8> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(pipe)
+        .unwrap();
+    let mut got = Vec::new();
+    let start = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    while start.elapsed() < limit {
+        match f.read(&mut buf) {
+            Ok(0) if !got.is_empty() => break, // written and closed
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("reading {}: {e}", pipe.display()),
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    got
+}
+
+/// Every failure once notify_pipe is named writes one 'f': squashfuse's
+/// own smoke test waits on the pipe with a mountpoint that does not exist.
+#[test]
+fn notify_pipe_hears_f_for_every_failure() {
+    need_fuse!();
+    let Some(img) = fixture_image("notify-f", &["-comp", "lz4"]) else {
+        return;
+    };
+    let dir = scratch("notify-f");
+    let mnt = dir.join("mnt");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let ll = crate::personality("squashfuse_ll");
+    let cases: Vec<(&str, Command)> = vec![
+        ("no mountpoint, foreground", {
+            let mut c = Command::new(&ll);
+            c.arg("-f").arg(&img).arg(dir.join("nonexistent"));
+            c
+        }),
+        ("no mountpoint, background", {
+            let mut c = Command::new(&ll);
+            c.arg(&img).arg(dir.join("nonexistent"));
+            c
+        }),
+        ("no image", {
+            let mut c = sqfuse();
+            c.arg(dir.join("missing.sqfs")).arg(&mnt);
+            c
+        }),
+        ("unknown option after the pipe", {
+            let mut c = sqfuse();
+            c.arg(&img).arg(&mnt).args(["-o", "frobnicate"]);
+            c
+        }),
+        ("unknown option, squashfuse_ll", {
+            let mut c = Command::new(&ll);
+            c.args(["-o", "frobnicate"]).arg(&img).arg(&mnt);
+            c
+        }),
+    ];
+    for (i, (what, mut cmd)) in cases.into_iter().enumerate() {
+        let pipe = dir.join(format!("pipe{i}"));
+        let c = std::ffi::CString::new(pipe.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // The pipe comes first: options after it fail with it known.
+        let mut full = Command::new(cmd.get_program());
+        full.args(["-o", &format!("notify_pipe={}", pipe.display())])
+            .args(cmd.get_args());
+        let _ = &mut cmd;
+        let mut child = full
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let got = notified_within(&pipe, Duration::from_secs(10));
+        let status = wait_child(&mut child, Duration::from_secs(10));
+        if status.is_none() {
+            let _ = child.kill();
+        }
+        assert_eq!(got, b"f", "{what}: the pipe heard {got:?}");
+        assert!(
+            matches!(status, Some(s) if s != 0),
+            "{what}: exit {status:?}"
+        );
+        assert!(!is_mounted(&mnt));
+    }
+}
+
 #[test]
 fn sigterm_with_a_file_open_unmounts_lazily_and_exits_zero() {
     need_fuse!();

@@ -23,7 +23,11 @@ fn privileged_image() -> PathBuf {
         assert_eq!(libc::chmod(c(&src.join("id")).as_ptr(), 0o4755), 0);
         let null = src.join("null");
         assert_eq!(
-            libc::mknod(c(&null).as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)),
+            libc::mknod(
+                c(&null).as_ptr(),
+                libc::S_IFCHR | 0o666,
+                libc::makedev(1, 3)
+            ),
             0
         );
         assert_eq!(libc::chmod(c(&null).as_ptr(), 0o666), 0);
@@ -63,7 +67,12 @@ fn as_nobody_sees(mnt: &Path) -> (String, bool, bool) {
     );
     let dev = nobody(
         "sh",
-        &["-c".as_ref(), "exec 3>\"$1\"".as_ref(), "sh".as_ref(), mnt.join("null").as_os_str()],
+        &[
+            "-c".as_ref(),
+            "exec 3>\"$1\"".as_ref(),
+            "sh".as_ref(),
+            mnt.join("null").as_os_str(),
+        ],
     );
     let secret = nobody("cat", &[mnt.join("secret").as_os_str()]);
     (

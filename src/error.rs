@@ -132,7 +132,10 @@ pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
         return text.into();
     }
     let keep = SHOWN_PATH_MAX / 2 - 20;
-    let head_end = (0..=keep).rev().find(|&i| text.is_char_boundary(i)).unwrap_or(0);
+    let head_end = (0..=keep)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
     let tail_start = (text.len() - keep..text.len())
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(text.len());

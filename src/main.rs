@@ -135,7 +135,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Cmd::Mount(m) => {
             let mut opts = sqfuse::mount::options::MountOpts::default();
             for o in &m.options {
-                opts.apply(o).map_err(anyhow::Error::msg)?;
+                if let Err(e) = opts.apply(o) {
+                    // A launcher waiting on the pipe hears of this too.
+                    if let Some(p) = &opts.notify_pipe {
+                        sqfuse::mount::notify_pipe(p, b'f');
+                    }
+                    return Err(anyhow::Error::msg(e));
+                }
             }
             sqfuse::mount::mount(sqfuse::mount::MountArgs {
                 images: m.images,

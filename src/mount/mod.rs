@@ -185,18 +185,42 @@ fn acl(o: &MountOpts) -> fuser::SessionACL {
     }
 }
 
-/// Writes `c` to the notify pipe, if one was asked for.
+/// Whether this process has written to the notify pipe. Written once only:
+/// a launcher reads one byte, and a second open of the FIFO with no reader
+/// left would block forever.
+static NOTIFIED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes `c` to the notify pipe, if one was asked for and nothing was
+/// written yet.
 fn notify(opts: &MountOpts, c: u8) {
     if let Some(p) = &opts.notify_pipe {
-        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(p) {
-            let _ = f.write_all(&[c]);
-        }
+        notify_pipe(p, c);
+    }
+}
+
+/// Writes `c` to the FIFO at `pipe`, unless this process already did.
+pub fn notify_pipe(pipe: &std::path::Path, c: u8) {
+    if NOTIFIED.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(pipe) {
+        let _ = f.write_all(&[c]);
     }
 }
 
 /// Mounts and serves until unmounted. Returns in the parent once the mount
-/// is ready (or failed) unless `foreground`.
+/// is ready (or failed) unless `foreground`. Whatever fails, a notify pipe
+/// hears 'f' (once).
 pub fn mount(a: MountArgs) -> Result<()> {
+    let opts = a.opts.clone();
+    let r = mount_and_serve(a);
+    if r.is_err() {
+        notify(&opts, b'f');
+    }
+    r
+}
+
+fn mount_and_serve(a: MountArgs) -> Result<()> {
     // fuser gives each session thread a zeroed 16 MiB request buffer. glibc
     // serves that from fresh, untouched mmap pages only while its mmap
     // threshold is below 16 MiB, and the threshold climbs with every large
@@ -292,7 +316,11 @@ pub fn mount(a: MountArgs) -> Result<()> {
             let _ = status.read_to_end(&mut msg);
             match msg.split_first() {
                 Some((b's', _)) => Ok(()),
-                Some((_, m)) => Err(Error::invalid(String::from_utf8_lossy(m).into_owned())),
+                Some((_, m)) => {
+                    // The child told the pipe before it told us.
+                    NOTIFIED.store(true, Ordering::SeqCst);
+                    Err(Error::invalid(String::from_utf8_lossy(m).into_owned()))
+                }
                 None => Err(Error::invalid(
                     "the mount process died before the mount was ready",
                 )),

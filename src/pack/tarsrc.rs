@@ -282,7 +282,9 @@ impl<'a> TarTree<'a> {
         if names > XATTR_LIST_MAX {
             return Err(PackError::entry(
                 member,
-                format!("xattr names take {names} bytes, more than Linux allows ({XATTR_LIST_MAX})"),
+                format!(
+                    "xattr names take {names} bytes, more than Linux allows ({XATTR_LIST_MAX})"
+                ),
             ));
         }
         let bytes: usize = xattrs.iter().map(|x| x.name.len() + x.value.len()).sum();
@@ -290,7 +292,10 @@ impl<'a> TarTree<'a> {
         if self.xattr_bytes > MAX_XATTR_BYTES {
             return Err(PackError::entry(
                 member,
-                format!("the archive's xattrs exceed {} MiB, the most sqfuse packs", MAX_XATTR_BYTES >> 20),
+                format!(
+                    "the archive's xattrs exceed {} MiB, the most sqfuse packs",
+                    MAX_XATTR_BYTES >> 20
+                ),
             ));
         }
         Ok(())

@@ -82,7 +82,11 @@ impl TarWriter {
                 .extend_from_slice(&header(b"pax", b'x', records.len() as u64, b""));
             padded(&mut self.out, &records);
         }
-        let short = if path.len() > 100 { b"long" as &[u8] } else { path };
+        let short = if path.len() > 100 {
+            b"long" as &[u8]
+        } else {
+            path
+        };
         self.out
             .extend_from_slice(&header(short, kind, data.len() as u64, link));
         padded(&mut self.out, data);

@@ -47,7 +47,11 @@ fn refused(out: &std::process::Output, what: &str) -> String {
         !err.contains("panicked") && !err.contains("overflow"),
         "{what}: {err}"
     );
-    assert_eq!(err.trim_end().lines().count(), 1, "{what}: not one line: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{what}: not one line: {err}"
+    );
     assert!(err.len() < 1000, "{what}: {} bytes: {err}", err.len());
     err
 }
@@ -77,13 +81,11 @@ fn run_measured(cmd: &mut Command, input: Option<Vec<u8>>) -> (std::process::Out
         std::thread::spawn(move || {
             let mut peak = 0u64;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
-                let hwm = std::fs::read_to_string(&status_file)
-                    .ok()
-                    .and_then(|s| {
-                        s.lines()
-                            .find_map(|l| l.strip_prefix("VmHWM:"))
-                            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                    });
+                let hwm = std::fs::read_to_string(&status_file).ok().and_then(|s| {
+                    s.lines()
+                        .find_map(|l| l.strip_prefix("VmHWM:"))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                });
                 peak = peak.max(hwm.unwrap_or(0));
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
@@ -212,10 +214,7 @@ fn directory_chain_1000_deep_packs_equal_to_the_source() {
     std::fs::create_dir(&src).unwrap();
     deep_dirs(&src, 1000);
     let img = t.join("x.sqfs");
-    run(sqfuse()
-        .args(["pack", "-q", "-j", "2"])
-        .arg(&src)
-        .arg(&img));
+    run(sqfuse().args(["pack", "-q", "-j", "2"]).arg(&src).arg(&img));
     run(sqfuse().arg("check").arg(&img));
     let ls = run(sqfuse().args(["ls", "-R"]).arg(&img));
     let lines: Vec<_> = String::from_utf8_lossy(&ls.stdout)
@@ -265,11 +264,7 @@ fn image_argument_cut_inside_a_character_is_a_clean_error() {
     // The fifth byte is inside the euro sign: a prefix test by length used
     // to slice the text there.
     for cmd in ["info", "ls", "check"] {
-        let out = sqfuse()
-            .arg(cmd)
-            .arg("http\u{20ac}x")
-            .output()
-            .unwrap();
+        let out = sqfuse().arg(cmd).arg("http\u{20ac}x").output().unwrap();
         let err = refused(&out, cmd);
         assert!(err.contains("http\u{20ac}x"), "{cmd}: {err}");
     }
@@ -283,7 +278,10 @@ fn ten_megabytes_of_xattrs_on_one_member_are_refused() {
     w.member(b"f", b'0', &[(b"SCHILY.xattr.user.big", &value)], b"x");
     let (out, rss) = pack_tar(w.finish(), &t.join("x.sqfs"));
     let err = refused(&out, "10 MB xattr");
-    assert!(err.contains("f: xattr user.big holds 10485760 bytes"), "{err}");
+    assert!(
+        err.contains("f: xattr user.big holds 10485760 bytes"),
+        "{err}"
+    );
     assert!(rss < 200 << 10, "peak RSS {rss} KiB");
 }
 
@@ -345,7 +343,10 @@ fn endless_metadata_members_are_refused() {
     }
     let (out, _) = pack_tar(tar, &t.join("x.sqfs"));
     let err = refused(&out, "endless pax headers");
-    assert!(err.contains("metadata members before one member exceed"), "{err}");
+    assert!(
+        err.contains("metadata members before one member exceed"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -414,7 +415,12 @@ fn bomb_layout(t: &TempDir, how: &str, zeros: u64) -> PathBuf {
         left -= k as u64;
     }
     drop(f);
-    let layout = crate::oci_import::hand_layout(&t.join(&format!("layout-{how}")), &[tar.clone()], how, b"{}");
+    let layout = crate::oci_import::hand_layout(
+        &t.join(&format!("layout-{how}")),
+        &[tar.clone()],
+        how,
+        b"{}",
+    );
     std::fs::remove_file(&tar).unwrap();
     layout
 }

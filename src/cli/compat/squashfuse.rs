@@ -65,9 +65,18 @@ pub fn usage(prog: &str, ll: bool) -> String {
     s
 }
 
-/// Parses the arguments after argv[0].
+/// Parses the arguments after argv[0]. A mistake found once a notify pipe
+/// was named is told to the pipe too ('f'), as a failed mount would be.
 pub fn parse(args: &[OsString]) -> Result<Action, String> {
     let mut opts = MountOpts::default();
+    let r = parse_into(args, &mut opts);
+    if let (Err(_), Some(p)) = (&r, &opts.notify_pipe) {
+        crate::mount::notify_pipe(p, b'f');
+    }
+    r
+}
+
+fn parse_into(args: &[OsString], opts: &mut MountOpts) -> Result<Action, String> {
     let (mut foreground, mut single, mut debug) = (false, false, false);
     let mut positional: Vec<PathBuf> = Vec::new();
     let mut it = args.iter();
@@ -96,7 +105,7 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
             foreground,
             single_thread: single,
             debug,
-            opts,
+            opts: std::mem::take(opts),
         }))),
         Err(p) if p.len() > 2 => Err(format!(
             "too many arguments: {}",

@@ -327,7 +327,10 @@ mod tests {
         private_dir(&root).unwrap();
         std::os::unix::fs::chown(&root, Some(65534), Some(65534)).unwrap();
         let e = prepare_root(&root).unwrap_err().to_string();
-        assert!(e.contains("belongs to uid 65534, not to you (uid 0)"), "{e}");
+        assert!(
+            e.contains("belongs to uid 65534, not to you (uid 0)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -6,7 +6,6 @@
 
 use crate::{have, is_mounted, is_root, need_fuse, scratch, skip, sqfuse, Mounted};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// A tree holding a setuid-root copy of id(1), a 0666 character device
 /// naming /dev/null's device (1:3) and a root-only file; packed.

@@ -417,7 +417,7 @@ fn bomb_layout(t: &TempDir, how: &str, zeros: u64) -> PathBuf {
     drop(f);
     let layout = crate::oci_import::hand_layout(
         &t.join(&format!("layout-{how}")),
-        &[tar.clone()],
+        std::slice::from_ref(&tar),
         how,
         b"{}",
     );

@@ -1,18 +1,22 @@
 //! `docker://` pack sources: an image pulled from a registry into an OCI
 //! layout in a temporary directory, then read like `oci:` (so every blob is
-//! verified twice: by oci-client as it downloads, by [`super::oci`] as the
-//! layers stream into the tree). The distribution protocol, token auth and
-//! redirects are oci-client's; this module only chooses and stores.
+//! verified twice: here as it downloads, by [`super::oci`] as the layers
+//! stream into the tree).
+//!
+//! The distribution protocol is spoken here over reqwest (which does TLS,
+//! redirects and connection reuse): a registry's answers are anyone's, and
+//! every body (manifest, index, token, error) is read in pieces with a cap
+//! while it streams and under a time bound, so an endless or trickling
+//! answer costs neither unbounded memory nor forever. A client library that
+//! buffers whole answers before any check (as oci-client does) cannot
+//! promise that.
 
-use super::oci::{check_digest, pick_platform, INDEX_TYPES, MAX_JSON_BLOB};
+use super::oci::{check_digest, pick_platform, INDEX_TYPES};
 use super::PackError;
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::secrets::RegistryAuth;
-use oci_client::{Client, Reference};
 use sha2::{Digest, Sha256};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::time::Duration;
 
 /// How to reach the registry.
 #[derive(Clone, Debug, Default)]
@@ -31,10 +35,321 @@ const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.docker.distribution.manifest.list.v2+json",
 ];
 
+/// Largest manifest or index read: registries accept up to 4 MiB.
+const MAX_MANIFEST: usize = 4 << 20;
+/// Largest token answer read.
+const MAX_TOKEN: usize = 1 << 20;
+/// Of an error answer, only the start is read (for its message).
+const MAX_ERROR_BODY: usize = 16 << 10;
+/// A small answer (manifest, token, error) is whole within this time.
+const SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
+/// A blob may take as long as it needs, but never stalls longer than this.
+const STALL_TIME: Duration = Duration::from_secs(60);
+const CONNECT_TIME: Duration = Duration::from_secs(30);
+/// Indexes nested in indexes are followed this deep.
+const MAX_INDEX_DEPTH: usize = 4;
+
 fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
     PackError::Entry {
         path: PathBuf::from(reference),
         what: what.to_string(),
+    }
+}
+
+/// `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`, split and checked: every
+/// part goes into URLs, so nothing but the characters the distribution
+/// spec allows is let through.
+#[derive(Debug, PartialEq, Eq)]
+struct ImageRef {
+    registry: String,
+    repo: String,
+    /// A tag or a `sha256:` digest.
+    reference: String,
+}
+
+fn parse_ref(rest: &str) -> Result<ImageRef, String> {
+    let (name, digest) = match rest.split_once('@') {
+        Some((n, d)) => {
+            check_digest(d)?;
+            (n, Some(d.to_string()))
+        }
+        None => (rest, None),
+    };
+    let (host, path) = match name.split_once('/') {
+        Some((h, p)) if h.contains('.') || h.contains(':') || h == "localhost" => {
+            (h.to_string(), p.to_string())
+        }
+        _ => ("registry-1.docker.io".to_string(), name.to_string()),
+    };
+    let (path, tag) = match path.rsplit_once(':') {
+        Some((p, t)) if !t.contains('/') => (p.to_string(), Some(t.to_string())),
+        _ => (path, None),
+    };
+    let repo = if host == "registry-1.docker.io" && !path.contains('/') {
+        format!("library/{path}")
+    } else {
+        path
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b));
+    if !host_ok {
+        return Err(format!("has a bad registry name {host:?}"));
+    }
+    let repo_ok = !repo.is_empty()
+        && repo.split('/').all(|c| {
+            let alnum = |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit();
+            // The spec's components start and end with a letter or digit.
+            c.bytes().next().is_some_and(alnum)
+                && c.bytes().last().is_some_and(alnum)
+                && c.bytes().all(|b| alnum(b) || b"._-".contains(&b))
+        });
+    if !repo_ok {
+        return Err(format!(
+            "has a bad repository name {repo:?} (lowercase letters, digits, '.', '_', '-', '/')"
+        ));
+    }
+    if let Some(t) = &tag {
+        let ok = (1..=128).contains(&t.len())
+            && t.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && !t.starts_with(['.', '-']);
+        if !ok {
+            return Err(format!("has a bad tag {t:?}"));
+        }
+    }
+    Ok(ImageRef {
+        registry: host,
+        repo,
+        reference: digest.or(tag).unwrap_or_else(|| "latest".into()),
+    })
+}
+
+/// Reads a body in pieces, failing once it passes `max` bytes.
+async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+    if resp.content_length().is_some_and(|n| n > max as u64) {
+        return Err(format!(
+            "answer of {} bytes is larger than the {max} accepted",
+            resp.content_length().unwrap_or(0)
+        ));
+    }
+    let mut body = Vec::new();
+    while let Some(piece) = resp.chunk().await.map_err(|e| crate::error::chain(&e))? {
+        if body.len() + piece.len() > max {
+            return Err(format!("answer is larger than the {max} bytes accepted"));
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
+}
+
+/// A failed answer as one line: its status and the start of its body.
+async fn status_error(mut resp: reqwest::Response) -> String {
+    let status = resp.status();
+    let mut body = Vec::new();
+    // Only the start: the rest is not waited for.
+    while body.len() < MAX_ERROR_BODY {
+        match resp.chunk().await {
+            Ok(Some(p)) => body.extend_from_slice(&p),
+            _ => break,
+        }
+    }
+    body.truncate(MAX_ERROR_BODY);
+    let text = String::from_utf8_lossy(&body);
+    // The registry's JSON errors: {"errors":[{"code":..,"message":..}]}.
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let message: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(200)
+        .collect();
+    if message.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status}: {message}")
+    }
+}
+
+/// One `KEY="VALUE"` parameter of a `WWW-Authenticate: Bearer` challenge
+/// (a quoted value may hold commas: `scope="repository:a:pull,push"`).
+fn challenge_param(header: &str, key: &str) -> Option<String> {
+    let mut rest = header.trim().strip_prefix("Bearer")?.trim_start();
+    while !rest.is_empty() {
+        let (k, after) = rest.split_once('=')?;
+        let (value, next) = match after.strip_prefix('"') {
+            Some(q) => {
+                let end = q.find('"')?;
+                (&q[..end], &q[end + 1..])
+            }
+            None => after.split_once(',').unwrap_or((after, "")),
+        };
+        if k.trim().eq_ignore_ascii_case(key) {
+            return Some(value.to_string());
+        }
+        rest = next.trim_start_matches([',', ' ']);
+    }
+    None
+}
+
+/// A registry session: the client, where the repository is, and the
+/// credentials or token that answered its challenge.
+struct Session<'a> {
+    client: reqwest::Client,
+    base: String,
+    image: &'a ImageRef,
+    creds: Option<(String, String)>,
+    bearer: Option<String>,
+    basic: bool,
+}
+
+impl Session<'_> {
+    fn request(&self, url: &str, accept: &str) -> reqwest::RequestBuilder {
+        let mut r = self.client.get(url).header(reqwest::header::ACCEPT, accept);
+        if let Some(t) = &self.bearer {
+            r = r.bearer_auth(t);
+        } else if let (true, Some((u, p))) = (self.basic, &self.creds) {
+            r = r.basic_auth(u, Some(p));
+        }
+        r
+    }
+
+    /// GET `path` below /v2/REPO/, answering one auth challenge. `small`:
+    /// the whole answer is bounded in time (not a blob).
+    async fn get(
+        &mut self,
+        path: &str,
+        accept: &str,
+        small: bool,
+    ) -> Result<reqwest::Response, String> {
+        let url = format!("{}/v2/{}/{path}", self.base, self.image.repo);
+        for attempt in 0..2 {
+            let mut req = self.request(&url, accept);
+            if small {
+                req = req.timeout(SMALL_ANSWER_TIME);
+            }
+            let resp = req.send().await.map_err(|e| crate::error::chain(&e))?;
+            if resp.status() != reqwest::StatusCode::UNAUTHORIZED || attempt == 1 {
+                return Ok(resp);
+            }
+            let challenge = resp
+                .headers()
+                .get(reqwest::header::WWW_AUTHENTICATE)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("")
+                .to_string();
+            if challenge.trim_start().starts_with("Bearer") {
+                self.bearer = Some(self.token(&challenge).await?);
+            } else if self.creds.is_some() && !self.basic {
+                self.basic = true;
+            } else {
+                return Err(status_error(resp).await);
+            }
+        }
+        unreachable!("the loop returns on its second pass")
+    }
+
+    /// A pull token from the challenge's realm (with the credentials, if
+    /// any; anonymous otherwise).
+    async fn token(&self, challenge: &str) -> Result<String, String> {
+        let realm = challenge_param(challenge, "realm")
+            .ok_or_else(|| "the registry asked for a token without naming where".to_string())?;
+        let mut realm_url = reqwest::Url::parse(&realm)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https"))
+            .ok_or_else(|| "the registry's token service is not an http(s) URL".to_string())?;
+        let scope = challenge_param(challenge, "scope")
+            .unwrap_or_else(|| format!("repository:{}:pull", self.image.repo));
+        {
+            let mut q = realm_url.query_pairs_mut();
+            q.append_pair("scope", &scope);
+            if let Some(service) = challenge_param(challenge, "service") {
+                q.append_pair("service", &service);
+            }
+        }
+        let mut req = self.client.get(realm_url).timeout(SMALL_ANSWER_TIME);
+        if let Some((u, p)) = &self.creds {
+            req = req.basic_auth(u, Some(p));
+        }
+        let mut resp = req.send().await.map_err(|e| crate::error::chain(&e))?;
+        if !resp.status().is_success() {
+            return Err(format!("token service: {}", status_error(resp).await));
+        }
+        let body = read_capped(&mut resp, MAX_TOKEN)
+            .await
+            .map_err(|e| format!("token service: {e}"))?;
+        let v: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|e| format!("token service: answer is not JSON: {e}"))?;
+        v["token"]
+            .as_str()
+            .or_else(|| v["access_token"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| "token service: answer holds no token".to_string())
+    }
+
+    /// A manifest or index, whole, checked against the digest it was asked
+    /// by: its bytes, digest and media type.
+    async fn manifest(&mut self, reference: &str) -> Result<(Vec<u8>, String, String), String> {
+        let mut resp = self
+            .get(
+                &format!("manifests/{reference}"),
+                &MANIFEST_TYPES.join(", "),
+                true,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await);
+        }
+        let media = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        let bytes = read_capped(&mut resp, MAX_MANIFEST).await?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        if reference.starts_with("sha256:") && reference != digest {
+            return Err(format!("hashes to {digest}"));
+        }
+        Ok((bytes, digest, media))
+    }
+
+    /// Blob `digest` into `path`: exactly `size` bytes hashing to `digest`.
+    async fn blob(&mut self, digest: &str, size: u64, path: &Path) -> Result<(), String> {
+        let mut resp = self
+            .get(
+                &format!("blobs/{digest}"),
+                "application/octet-stream",
+                false,
+            )
+            .await?;
+        if !resp.status().is_success() {
+            return Err(status_error(resp).await);
+        }
+        let mut file = std::fs::File::create(path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        let mut hash = Sha256::new();
+        let mut got = 0u64;
+        while let Some(piece) = resp.chunk().await.map_err(|e| crate::error::chain(&e))? {
+            got += piece.len() as u64;
+            if got > size {
+                return Err(format!("is longer than its descriptor's {size} bytes"));
+            }
+            hash.update(&piece);
+            file.write_all(&piece)
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+        }
+        if got != size {
+            return Err(format!("ends after {got} of its {size} bytes"));
+        }
+        let actual = format!("sha256:{}", hex::encode(hash.finalize()));
+        if actual != digest {
+            return Err(format!("hashes to {actual}"));
+        }
+        Ok(())
     }
 }
 
@@ -45,26 +360,29 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
     let rest = reference
         .strip_prefix("docker://")
         .ok_or_else(|| remote_err(reference, "is not docker://HOST/REPO[:TAG|@DIGEST]"))?;
-    let image: Reference = rest
-        .parse()
-        .map_err(|e| remote_err(reference, format!("is not an image reference: {e}")))?;
-    let auth = match &remote.creds {
-        None => RegistryAuth::Anonymous,
-        Some(c) => {
-            let (u, p) = c.split_once(':').unwrap_or((c, ""));
-            RegistryAuth::Basic(u.to_string(), p.to_string())
-        }
-    };
-    let client = Client::new(ClientConfig {
-        protocol: if remote.insecure {
-            ClientProtocol::Http
-        } else {
-            ClientProtocol::Https
-        },
-        connect_timeout: Some(std::time::Duration::from_secs(30)),
-        read_timeout: Some(std::time::Duration::from_secs(300)),
-        ..Default::default()
+    let image = parse_ref(rest).map_err(|e| remote_err(reference, e))?;
+    let creds = remote.creds.as_ref().map(|c| {
+        let (u, p) = c.split_once(':').unwrap_or((c, ""));
+        (u.to_string(), p.to_string())
     });
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIME)
+        .read_timeout(STALL_TIME)
+        .user_agent(concat!("sqfuse/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| remote_err(reference, crate::error::chain(&e)))?;
+    let mut session = Session {
+        client,
+        base: format!(
+            "{}://{}",
+            if remote.insecure { "http" } else { "https" },
+            image.registry
+        ),
+        image: &image,
+        creds,
+        bearer: None,
+        basic: false,
+    };
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -73,33 +391,19 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
     std::fs::create_dir_all(&blobs).map_err(|e| PackError::io(&blobs, "create", e))?;
     rt.block_on(async {
         // The manifest: through at most a few nested indexes.
-        let mut at = image.clone();
+        let mut at = image.reference.clone();
         let mut found = None;
-        for _ in 0..4 {
-            let (bytes, _) = client
-                .pull_manifest_raw(&at, &auth, &MANIFEST_TYPES)
+        for _ in 0..MAX_INDEX_DEPTH {
+            let (bytes, digest, header_media) = session
+                .manifest(&at)
                 .await
-                .map_err(|e| {
-                    remote_err(
-                        reference,
-                        format!("manifest {}: {}", at.whole(), crate::error::chain(&e)),
-                    )
-                })?;
-            if bytes.len() as u64 > MAX_JSON_BLOB {
-                return Err(remote_err(reference, "manifest larger than 16 MiB"));
-            }
-            let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
-            if let Some(want) = at.digest() {
-                if want != digest {
-                    return Err(remote_err(
-                        reference,
-                        format!("manifest {want} hashes to {digest}"),
-                    ));
-                }
-            }
+                .map_err(|e| remote_err(reference, format!("manifest {at}: {e}")))?;
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| remote_err(reference, format!("manifest is not JSON: {e}")))?;
-            let media = v["mediaType"].as_str().unwrap_or_default().to_string();
+            let media = v["mediaType"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or(header_media);
             if INDEX_TYPES.contains(&media.as_str()) || v["manifests"].is_array() {
                 let list = v["manifests"].as_array().cloned().unwrap_or_default();
                 let pick = pick_platform(&list).ok_or_else(|| {
@@ -107,7 +411,7 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
                 })?;
                 let d = pick["digest"].as_str().unwrap_or_default();
                 check_digest(d).map_err(|e| remote_err(reference, e))?;
-                at = at.clone_with_digest(d.to_string());
+                at = d.to_string();
                 continue;
             }
             found = Some((bytes, digest, media, v));
@@ -115,10 +419,10 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
         }
         let (bytes, digest, media, manifest) =
             found.ok_or_else(|| remote_err(reference, "indexes nested too deep"))?;
-        let media = if media.is_empty() {
-            MANIFEST_TYPES[0].to_string()
-        } else {
+        let media = if MANIFEST_TYPES[..2].contains(&media.as_str()) {
             media
+        } else {
+            MANIFEST_TYPES[0].to_string()
         };
         std::fs::write(blobs.join(&digest["sha256:".len()..]), &bytes)
             .map_err(|e| PackError::io(&blobs, "write", e))?;
@@ -135,19 +439,10 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
             if path.exists() {
                 continue; // the same layer twice
             }
-            let file = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| PackError::io(&path, "create", e))?;
-            let out = Capped {
-                inner: file,
-                left: size,
-            };
-            client.pull_blob(&at, digest, out).await.map_err(|e| {
-                remote_err(
-                    reference,
-                    format!("blob {digest}: {}", crate::error::chain(&e)),
-                )
-            })?;
+            if let Err(e) = session.blob(digest, size, &path).await {
+                let _ = std::fs::remove_file(&path);
+                return Err(remote_err(reference, format!("blob {digest}: {e}")));
+            }
         }
         let index = serde_json::json!({
             "schemaVersion": 2,
@@ -163,37 +458,55 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
     })
 }
 
-/// A writer that refuses more than `left` bytes: a server sending an
-/// endless blob fills no disk.
-struct Capped<W> {
-    inner: W,
-    left: u64,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl<W: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Capped<W> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        if buf.len() as u64 > self.left {
-            return Poll::Ready(Err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "blob is longer than its descriptor's size",
-            )));
+    #[test]
+    fn references_are_split_as_docker_does_and_checked() {
+        let r = parse_ref("127.0.0.1:5000/a/b:v1").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repo.as_str(), r.reference.as_str()),
+            ("127.0.0.1:5000", "a/b", "v1")
+        );
+        let r = parse_ref("alpine").unwrap();
+        assert_eq!(
+            (r.registry.as_str(), r.repo.as_str(), r.reference.as_str()),
+            ("registry-1.docker.io", "library/alpine", "latest")
+        );
+        let d = format!("sha256:{}", "ab".repeat(32));
+        let r = parse_ref(&format!("localhost/x@{d}")).unwrap();
+        assert_eq!((r.registry.as_str(), r.reference), ("localhost", d));
+        for bad in [
+            "h.io/A/b",
+            "h.io/a/../b",
+            "h.io/a?x=1",
+            "h.io/a:t/x",
+            "h.io/a:-t",
+            "h.io/a@sha256:zz",
+            "h.io/a#b",
+            "h.io/a b",
+            "h\u{e9}.io/a",
+            "h.io/",
+        ] {
+            assert!(parse_ref(bad).is_err(), "{bad} accepted");
         }
-        let p = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if let Poll::Ready(Ok(n)) = p {
-            self.left -= n as u64;
-        }
-        p
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
+    #[test]
+    fn bearer_challenges_are_read() {
+        let h =
+            r#"Bearer realm="http://127.0.0.1:1/token",service="reg",scope="repository:a/b:pull""#;
+        assert_eq!(
+            challenge_param(h, "realm").as_deref(),
+            Some("http://127.0.0.1:1/token")
+        );
+        assert_eq!(challenge_param(h, "service").as_deref(), Some("reg"));
+        let two = r#"Bearer realm="r",scope="repository:a:pull,push""#;
+        assert_eq!(
+            challenge_param(two, "scope").as_deref(),
+            Some("repository:a:pull,push")
+        );
+        assert_eq!(challenge_param("Basic realm=x", "realm"), None);
     }
 }

@@ -460,3 +460,98 @@ fn gzip_and_zstd_bomb_layers_pack_in_bounded_memory() {
         );
     }
 }
+
+/// tests/common/evil_registry.py on 127.0.0.1, stopped when dropped (and by
+/// itself when this process is gone: it exits when its stdin closes).
+struct EvilRegistry {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl EvilRegistry {
+    fn start() -> EvilRegistry {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/evil_registry.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut line,
+        )
+        .unwrap();
+        let port = line.trim().parse().expect("the registry prints its port");
+        EvilRegistry { child, port }
+    }
+}
+
+impl Drop for EvilRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `pack docker://` against the evil registry: its one-line error, peak
+/// memory (KiB) and how long it took.
+fn pull_from_evil(r: &EvilRegistry, repo: &str) -> (String, u64, std::time::Duration) {
+    let t = TempDir::new(&format!("evil-{repo}"));
+    let start = std::time::Instant::now();
+    let (out, rss) = run_measured(
+        sqfuse()
+            .args(["pack", "-q", "--insecure"])
+            .arg(format!("docker://127.0.0.1:{}/{repo}:t", r.port))
+            .arg(t.join("x.sqfs")),
+        None,
+    );
+    let took = start.elapsed();
+    let err = refused(&out, repo);
+    assert!(!t.join("x.sqfs").exists());
+    (err, rss, took)
+}
+
+#[test]
+fn registry_streaming_an_endless_manifest_is_cut_off() {
+    let r = EvilRegistry::start();
+    let (err, rss, took) = pull_from_evil(&r, "endless");
+    assert!(
+        err.contains("manifest t: answer is larger than the 4194304 bytes accepted"),
+        "{err}"
+    );
+    assert!(rss < 200 << 10, "peak RSS {rss} KiB");
+    assert!(took.as_secs() < 30, "took {took:?}");
+}
+
+#[test]
+fn registry_endless_error_body_and_token_answer_are_cut_off() {
+    let r = EvilRegistry::start();
+    let (err, rss, _) = pull_from_evil(&r, "errbody");
+    assert!(err.contains("404 Not Found"), "{err}");
+    assert!(rss < 200 << 10, "errbody: peak RSS {rss} KiB");
+    let (err, rss, _) = pull_from_evil(&r, "tokenbomb");
+    assert!(
+        err.contains("token service: answer is larger than the 1048576 bytes accepted"),
+        "{err}"
+    );
+    assert!(rss < 200 << 10, "tokenbomb: peak RSS {rss} KiB");
+    let (err, _, _) = pull_from_evil(&r, "bigblob");
+    assert!(
+        err.contains("is longer than its descriptor's 1024 bytes"),
+        "{err}"
+    );
+    let (err, _, _) = pull_from_evil(&r, "nothing");
+    assert!(err.contains("404 Not Found: no such thing"), "{err}");
+}
+
+#[test]
+fn registry_trickling_a_manifest_is_given_up_on() {
+    // One byte every 200 ms, forever: no single read stalls, so only a
+    // bound on the whole answer ends it (60 s).
+    let r = EvilRegistry::start();
+    let (err, _, took) = pull_from_evil(&r, "trickle");
+    assert!(err.contains("manifest t:"), "{err}");
+    assert!(took.as_secs() < 90, "took {took:?}");
+}

@@ -148,6 +148,29 @@ pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
     .into()
 }
 
+/// Text from outside (a server's error body, say) as part of a one-line
+/// message: its first line, control characters (terminal escapes) left
+/// out, its start kept (where the status and the reason are) if long.
+pub fn outside_text(text: &str) -> String {
+    let mut line: String = text
+        .lines()
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    if line.len() > SHOWN_PATH_MAX {
+        let cut = (0..=SHOWN_PATH_MAX)
+            .rev()
+            .find(|&i| line.is_char_boundary(i))
+            .unwrap_or(0);
+        let more = line.len() - cut;
+        line.truncate(cut);
+        line.push_str(&format!("[... {more} more bytes]"));
+    }
+    line
+}
+
 /// [`shorten`] for a path.
 pub fn shown_path(path: &std::path::Path) -> String {
     shorten(&path.to_string_lossy()).into_owned()
@@ -204,5 +227,13 @@ mod tests {
         assert!(s.len() < SHOWN_PATH_MAX + 40, "{}", s.len());
         assert!(s.contains("bytes ...]"));
         assert!(s.starts_with("\u{e9}/") && s.ends_with("\u{e9}/"));
+    }
+
+    #[test]
+    fn outside_text_is_one_clean_short_line() {
+        let evil = format!("403 \u{1b}[31mred\u{7}{}\nsecond line", "x".repeat(10_000));
+        let s = outside_text(&evil);
+        assert!(!s.contains('\u{1b}') && !s.contains('\u{7}') && !s.contains('\n'));
+        assert!(s.starts_with("403 [31mred") && s.len() < 450, "{s}");
     }
 }

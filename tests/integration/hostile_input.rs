@@ -461,7 +461,7 @@ fn gzip_and_zstd_bomb_layers_pack_in_bounded_memory() {
     }
 }
 
-/// tests/common/evil_registry.py on 127.0.0.1, stopped when dropped (and by
+/// tests/common/evil_server.py on 127.0.0.1, stopped when dropped (and by
 /// itself when this process is gone: it exits when its stdin closes).
 struct EvilRegistry {
     child: std::process::Child,
@@ -470,7 +470,7 @@ struct EvilRegistry {
 
 impl EvilRegistry {
     fn start() -> EvilRegistry {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/evil_registry.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/evil_server.py");
         let mut child = Command::new("python3")
             .arg(script)
             .stdin(Stdio::piped())
@@ -554,4 +554,17 @@ fn registry_trickling_a_manifest_is_given_up_on() {
     let (err, _, took) = pull_from_evil(&r, "trickle");
     assert!(err.contains("manifest t:"), "{err}");
     assert!(took.as_secs() < 90, "took {took:?}");
+}
+
+#[test]
+fn url_image_error_answer_with_an_endless_body_is_cut_off() {
+    // object_store reads an error answer's body whole for its message.
+    let r = EvilRegistry::start();
+    let url = format!("http://127.0.0.1:{}/img/forbidden.sqfs", r.port);
+    let start = std::time::Instant::now();
+    let (out, rss) = run_measured(sqfuse().args(["ls", &url, "--cache-dir", "none"]), None);
+    let err = refused(&out, "endless 403 body");
+    assert!(err.contains("403"), "{err}");
+    assert!(rss < 200 << 10, "peak RSS {rss} KiB");
+    assert!(start.elapsed().as_secs() < 30, "took {:?}", start.elapsed());
 }

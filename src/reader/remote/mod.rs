@@ -7,6 +7,8 @@
 #[cfg(feature = "remote")]
 mod cache;
 #[cfg(feature = "remote")]
+mod capped;
+#[cfg(feature = "remote")]
 mod source;
 #[cfg(feature = "remote")]
 mod store;

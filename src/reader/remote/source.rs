@@ -492,8 +492,7 @@ fn unreachable(e: &object_store::Error) -> bool {
 }
 
 fn first_line(e: &object_store::Error) -> String {
-    let text = crate::error::chain(e);
-    redact(text.lines().next().unwrap_or(""))
+    crate::error::outside_text(&redact(&crate::error::chain(e)))
 }
 
 fn fetch_error(shown: &str, doing: &str, e: &object_store::Error) -> Error {

@@ -45,6 +45,7 @@ pub(super) fn locate(url: &url::Url, opts: &RemoteOptions, retry_for: Duration) 
             HttpBuilder::new()
                 .with_url(base.as_str().trim_end_matches('/'))
                 .with_client_options(client.with_allow_http(url.scheme() == "http"))
+                .with_http_connector(super::capped::CappedConnector)
                 .with_retry(retry)
                 .build()
                 .map(|s| Located {
@@ -65,6 +66,7 @@ pub(super) fn locate(url: &url::Url, opts: &RemoteOptions, retry_for: Duration) 
                 Error::invalid(format!("{}: bad object key: {e}", super::shown_url(url)))
             })?;
             s3_builder(bucket, client)
+                .with_http_connector(super::capped::CappedConnector)
                 .with_retry(retry)
                 .build()
                 .map(|s| Located {

@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""A registry that answers badly, for tests: listens on 127.0.0.1:PORT
-(printed on stdout once listening) and misbehaves by repository name:
+"""A registry and an HTTP server that answer badly, for tests: listens on
+127.0.0.1:PORT (printed on stdout once listening) and misbehaves by path:
 
   /v2/endless/manifests/*   200, a manifest body that never ends
   /v2/trickle/manifests/*   200, one byte of a manifest every 200 ms, forever
   /v2/errbody/manifests/*   404, an error body that never ends
   /v2/tokenbomb/manifests/* 401 Bearer challenge; /token streams endlessly
   /v2/bigblob/...           a valid manifest whose layer blob never ends
+  /img/forbidden.sqfs       HEAD: a 1 MiB object; GET: 403, a body that never ends
 
 Exits when its stdin closes (the test that started it is gone)."""
 
@@ -70,8 +71,23 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def do_HEAD(self):
+        if self.path == "/img/forbidden.sqfs":
+            self.send_response(200)
+            self.send_header("Content-Length", str(1 << 20))
+            self.send_header("ETag", '"v1"')
+            self.send_header("Last-Modified", "Mon, 01 Jan 2024 00:00:00 GMT")
+            self.send_header("Accept-Ranges", "bytes")
+            self.end_headers()
+            return
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def do_GET(self):
         p = self.path
+        if p == "/img/forbidden.sqfs":
+            return self.endless(403, "text/plain", b"no " * 20000)
         host = self.headers.get("Host", "127.0.0.1")
         if p == "/v2/" or p == "/v2":
             return self.whole(200, "application/json", b"{}")

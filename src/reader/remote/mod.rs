@@ -132,6 +132,7 @@ pub struct RemoteStats {
 }
 
 impl RemoteStats {
+    #[cfg(feature = "remote")]
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
     }

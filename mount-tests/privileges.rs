@@ -8,8 +8,13 @@ use crate::{have, is_mounted, is_root, need_fuse, scratch, skip, sqfuse, Mounted
 use std::path::{Path, PathBuf};
 
 /// A tree holding a setuid-root copy of id(1), a 0666 character device
-/// naming /dev/null's device (1:3) and a root-only file; packed.
+/// naming /dev/null's device (1:3) and a root-only file; packed once.
 fn privileged_image() -> PathBuf {
+    static IMAGE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    IMAGE.get_or_init(make_privileged_image).clone()
+}
+
+fn make_privileged_image() -> PathBuf {
     let dir = scratch("privileges");
     let src = dir.join("src");
     let _ = std::fs::remove_dir_all(&src);
@@ -94,7 +99,7 @@ fn root_mount_with_allow_other_hands_out_no_privileges() {
         let mut opts = vec!["allow_other"];
         opts.extend(extra);
         let m = Mounted::new(&img, &format!("priv-{name}"), &[&opts.join(",")]);
-        crate::reachable_by_nobody(&m.dir);
+        crate::reachable_by_nobody(m.dir.parent().unwrap());
         let line = mount_line(&m.dir);
         assert!(
             line.contains("nosuid") && line.contains("nodev"),
@@ -110,7 +115,7 @@ fn root_mount_with_allow_other_hands_out_no_privileges() {
     // Asked for, the same image does raise and open: the checks above see
     // the difference.
     let m = Mounted::new(&img, "priv-asked", &["allow_other,suid,dev"]);
-    crate::reachable_by_nobody(&m.dir);
+    crate::reachable_by_nobody(m.dir.parent().unwrap());
     let line = mount_line(&m.dir);
     assert!(
         !line.contains("nosuid") && !line.contains("nodev"),
@@ -122,4 +127,53 @@ fn root_mount_with_allow_other_hands_out_no_privileges() {
     assert!(!secret_read);
     drop(m);
     assert!(!is_mounted(&scratch("mnt").join("priv-asked")));
+}
+
+/// An fstab line through mount(8) and mount.fuse3, which adds `dev,suid`
+/// to every line not saying otherwise: still nosuid,nodev, unless the line
+/// says allow_suid,allow_dev.
+#[test]
+fn fstab_mount_hands_out_no_privileges_unless_the_line_allows_them() {
+    need_fuse!();
+    if !is_root() || !have("setpriv") || !have("mount.fuse3") {
+        skip!("needs root, setpriv and mount.fuse3 (fuse3)");
+    }
+    let img = privileged_image();
+    crate::reachable_by_nobody(img.parent().unwrap());
+    // mount(8) resets PATH: the binary is named in the source.
+    let source = format!("{}#{}", env!("CARGO_BIN_EXE_sqfuse"), img.display());
+    for (name, opts, privileged) in [
+        ("fstab-defaults", "defaults,allow_other", false),
+        ("fstab-allowed", "allow_other,allow_suid,allow_dev", true),
+    ] {
+        let mnt = scratch("mnt").join(name);
+        std::fs::create_dir_all(&mnt).unwrap();
+        crate::run(
+            std::process::Command::new("mount")
+                .args(["-t", "fuse", "-o", opts])
+                .arg(&source)
+                .arg(&mnt),
+        );
+        let _unmount = Unmount(mnt.clone());
+        crate::reachable_by_nobody(scratch("mnt").as_path());
+        let line = mount_line(&mnt);
+        assert_eq!(
+            line.contains("nosuid") && line.contains("nodev"),
+            !privileged,
+            "{name}: {line}"
+        );
+        let (id, dev_opened, secret_read) = as_nobody_sees(&mnt);
+        assert_eq!(id.contains("euid=0"), privileged, "{name}: {id}");
+        assert_eq!(dev_opened, privileged, "{name}: device opened");
+        assert!(!secret_read, "{name}");
+    }
+}
+
+/// Unmounts on drop, also when the test fails.
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        crate::unmount(&self.0);
+    }
 }

@@ -143,6 +143,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Err(anyhow::Error::msg(e));
                 }
             }
+            if sqfuse::mount::attach::started_by_mount8() {
+                opts.as_mount_helper();
+            }
             sqfuse::mount::mount(sqfuse::mount::MountArgs {
                 images: m.images,
                 mountpoint: m.mountpoint,
@@ -543,10 +546,15 @@ fn squashfuse_main(argv0: &OsString, args: &[OsString], ll: bool) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok(Action::Mount(m)) => match sqfuse::mount::mount(*m) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => fail(&prog, &anyhow::Error::new(e), 1),
-        },
+        Ok(Action::Mount(mut m)) => {
+            if sqfuse::mount::attach::started_by_mount8() {
+                m.opts.as_mount_helper();
+            }
+            match sqfuse::mount::mount(*m) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&prog, &anyhow::Error::new(e), 1),
+            }
+        }
         Err(msg) => {
             eprintln!("{prog}: {msg}");
             ExitCode::from(254)

@@ -21,6 +21,9 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
   no_page_fill        do not push whole decompressed blocks into the page cache
   suid, dev           honour setuid bits and device nodes in the image (default:
                       nosuid,nodev, as libfuse mounts; the image is anyone's)
+  allow_suid, allow_dev
+                      the same, spelled for fstab (where mount.fuse3 adds suid,dev
+                      to every line, so those words are ignored there)
   allow_other, allow_root, auto_unmount, noexec
                       as for any FUSE filesystem
   fsname=NAME, subtype=NAME

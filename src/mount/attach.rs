@@ -61,6 +61,30 @@ pub fn fd_mountpoint(p: &Path) -> Option<RawFd> {
     n.parse().ok().filter(|&n: &RawFd| n >= 0)
 }
 
+/// Whether mount(8) started this process (through mount.fuse3, which runs
+/// it under /bin/sh): a `mount`, `mount.fuse3` or `mount.fuse` among the
+/// nearest ancestors.
+pub fn started_by_mount8() -> bool {
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // "PID (COMM) STATE PPID ...": COMM may hold spaces and parentheses.
+        let after = &stat[stat.rfind(')')? + 1..];
+        after.split_whitespace().nth(1)?.parse().ok()
+    };
+    let mut pid = std::process::id();
+    for _ in 0..4 {
+        let Some(p) = parent(pid).filter(|&p| p > 1) else {
+            return false;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{p}/comm")).unwrap_or_default();
+        if matches!(comm.trim_end(), "mount" | "mount.fuse3" | "mount.fuse") {
+            return true;
+        }
+        pid = p;
+    }
+    false
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

@@ -21,6 +21,10 @@ pub struct MountOpts {
     /// anyone's, and a root mount with allow_other serves every user.
     pub nosuid: bool,
     pub nodev: bool,
+    /// `allow_suid` / `allow_dev`: the same as `suid` / `dev`, but words
+    /// mount(8) never states for itself (see [`MountOpts::as_mount_helper`]).
+    pub allow_suid: bool,
+    pub allow_dev: bool,
     pub noexec: bool,
     /// Memory for all decompressed-block caches (metadata, data,
     /// fragments), MiB.
@@ -62,6 +66,8 @@ impl Default for MountOpts {
             auto_unmount: false,
             nosuid: true,
             nodev: true,
+            allow_suid: false,
+            allow_dev: false,
             noexec: false,
             cache_mb: 32,
             threads: 0,
@@ -154,6 +160,17 @@ fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
 }
 
 impl MountOpts {
+    /// Started by mount(8) (an fstab line, a systemd mount unit) through
+    /// mount.fuse3: that helper adds `dev,suid` to every line that does not
+    /// say `nodev`/`nosuid` (and mount(8) drops a `suid` or `dev` written in
+    /// the line, being its default), so there those words are never the
+    /// caller's choice. Setuid bits and devices are then honoured only for
+    /// `allow_suid` / `allow_dev`, which both pass along as written.
+    pub fn as_mount_helper(&mut self) {
+        self.nosuid = !self.allow_suid;
+        self.nodev = !self.allow_dev;
+    }
+
     /// Applies one `-o` argument (comma-separated options).
     pub fn apply(&mut self, list: &str) -> Result<(), String> {
         for opt in split_options(list) {
@@ -203,6 +220,8 @@ impl MountOpts {
                 ("nodev", None) => self.nodev = true,
                 ("suid", None) => self.nosuid = false,
                 ("dev", None) => self.nodev = false,
+                ("allow_suid", None) => (self.allow_suid, self.nosuid) = (true, false),
+                ("allow_dev", None) => (self.allow_dev, self.nodev) = (true, false),
                 ("noexec", None) => self.noexec = true,
                 ("rw", None) => self.rw = true,
                 (k, None) if IGNORED.contains(&k) => {}
@@ -275,6 +294,23 @@ mod tests {
         assert!(!o.nodev);
         o.apply("nosuid,nodev").unwrap();
         assert!(o.nosuid && o.nodev);
+    }
+
+    #[test]
+    fn under_mount8_only_allow_suid_and_allow_dev_count() {
+        // What mount.fuse3 hands over for `defaults,allow_other`.
+        let mut o = MountOpts::default();
+        o.apply("rw,allow_other,dev,suid").unwrap();
+        o.as_mount_helper();
+        assert!(o.nosuid && o.nodev);
+        let mut o = MountOpts::default();
+        o.apply("rw,allow_suid,allow_dev,dev,suid").unwrap();
+        o.as_mount_helper();
+        assert!(!o.nosuid && !o.nodev);
+        let mut o = MountOpts::default();
+        o.apply("allow_dev,suid").unwrap();
+        o.as_mount_helper();
+        assert!(o.nosuid && !o.nodev);
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub enum Pick {
 }
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::io(format!("{what} {}", path.display()), e)
+    Error::io(format!("{what} {}", crate::error::shown_path(path)), e)
 }
 
 fn cstr(p: &Path) -> Result<CString> {

@@ -146,6 +146,16 @@ fn tar_at_the_depth_limit_packs_and_reads_back() {
     assert_eq!(cat.stdout, b"deepest");
     let ls = run(sqfuse().args(["ls", "-R"]).arg(&img));
     assert_eq!(String::from_utf8_lossy(&ls.stdout).lines().count(), 2048);
+    // Its paths are longer than Linux names: extract stops with one short
+    // line saying so.
+    let out = sqfuse()
+        .arg("extract")
+        .arg(&img)
+        .arg(t.join("out"))
+        .output()
+        .unwrap();
+    let err = refused(&out, "extract 2048 deep");
+    assert!(err.contains("File name too long"), "{err}");
 }
 
 #[test]

@@ -20,10 +20,18 @@ macro_rules! skip {
     }};
 }
 
+/// Other tools' images and archives (tests/corpora, see PROVENANCE.md
+/// there), or the copy `SQFUSE_CORPORA` names.
 pub fn corpora() -> PathBuf {
-    std::env::var_os("SQFUSE_CORPORA")
+    let dir = std::env::var_os("SQFUSE_CORPORA")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpora"))
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/corpora"));
+    assert!(
+        dir.join("PROVENANCE.md").is_file(),
+        "no corpora at {}: tests/corpora is part of the repository (SQFUSE_CORPORA names another copy)",
+        dir.display()
+    );
+    dir
 }
 
 pub fn sqfuse() -> Command {

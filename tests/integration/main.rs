@@ -2,7 +2,7 @@
 //! images (the shared corpora and images mksquashfs builds here).
 
 mod cli; // command-line errors and output of each inspection command
-mod corpus; // every image in shared/corpora/images reads and matches its expectations
+mod corpus; // every image in tests/corpora/images reads and matches its expectations
 mod fuzz_corpus; // the fuzz targets' seeds and past crash inputs, replayed without a fuzzer
 mod hostile_input; // tar, OCI, directory and argument input that crashed or grew without bound: clean errors, bounded memory
 mod malformed; // hostile images: clean errors, no panic, no writes outside DEST

@@ -246,7 +246,7 @@ fn images_on_block_devices() {
         .output()
         .unwrap();
     if !out.status.success() {
-        skip!("losetup: {}", String::from_utf8_lossy(&out.stderr).trim());
+        skip!(machine: "losetup: {}", String::from_utf8_lossy(&out.stderr).trim());
     }
     let dev = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
     struct Detach(PathBuf);
@@ -406,7 +406,9 @@ fn proc_mounts_names_the_image_and_type() {
     );
     assert_eq!(mount_line(&dir).1, "fuse.apps");
     unmount(&dir);
-    if is_root() && have("setpriv") && have("fusermount3") {
+    if let Some(why) = crate::fuse_closed_to_others() {
+        crate::skipped(&format!("rootless /proc/mounts check: {why}"), true);
+    } else if is_root() && have("setpriv") && have("fusermount3") {
         let d = scratch("procmounts-nobody");
         let (m, copy) = (d.join("mnt"), d.join("img.sqfs"));
         std::fs::create_dir_all(&m).unwrap();
@@ -428,11 +430,16 @@ fn proc_mounts_names_the_image_and_type() {
             assert_eq!(Path::new(&source), copy.as_path());
             unmount(&m);
         } else {
-            eprintln!(
-                "SKIPPED rootless /proc/mounts check: {}",
+            panic!(
+                "rootless mount failed: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
             );
         }
+    } else {
+        crate::skipped(
+            "rootless /proc/mounts check: needs root (to become nobody), setpriv and fusermount3",
+            false,
+        );
     }
 }
 
@@ -486,7 +493,7 @@ fn unprivileged_user_namespace_mount() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if err.contains("unshare failed") {
-        skip!("unprivileged user namespaces are off here: {}", err.trim());
+        skip!(machine: "unprivileged user namespaces are off here: {}", err.trim());
     }
     assert!(!out.status.success());
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
@@ -510,7 +517,7 @@ fn unprivileged_user_namespace_mount() {
     if !out.status.success()
         && (err.contains("unshare failed") || err.contains("Operation not permitted"))
     {
-        skip!("unprivileged user namespaces are off here: {}", err.trim());
+        skip!(machine: "unprivileged user namespaces are off here: {}", err.trim());
     }
     assert!(out.status.success(), "{err}");
     let inside = String::from_utf8_lossy(&out.stdout).into_owned();

@@ -16,7 +16,7 @@ struct KernelOverlay {
 impl KernelOverlay {
     fn new(images: &[PathBuf], name: &str, extra: &str) -> Option<KernelOverlay> {
         if !is_root() {
-            eprintln!("SKIPPED kernel overlayfs comparison: needs root");
+            crate::skipped("kernel overlayfs comparison: needs root", false);
             return None;
         }
         let base = scratch("kovl").join(name);
@@ -31,9 +31,12 @@ impl KernelOverlay {
                 .output()
                 .unwrap();
             if !st.status.success() {
-                eprintln!(
-                    "SKIPPED kernel overlayfs comparison: loop mount failed: {}",
-                    String::from_utf8_lossy(&st.stderr).trim()
+                crate::skipped(
+                    &format!(
+                        "kernel overlayfs comparison: loop mount failed: {}",
+                        String::from_utf8_lossy(&st.stderr).trim()
+                    ),
+                    true,
                 );
                 lowers.iter().for_each(|l: &PathBuf| unmount(l));
                 return None;
@@ -55,9 +58,12 @@ impl KernelOverlay {
             .unwrap();
         let o = KernelOverlay { lowers, dir };
         if !st.status.success() {
-            eprintln!(
-                "SKIPPED kernel overlayfs comparison: mount -t overlay failed: {}",
-                String::from_utf8_lossy(&st.stderr).trim()
+            crate::skipped(
+                &format!(
+                    "kernel overlayfs comparison: mount -t overlay failed: {}",
+                    String::from_utf8_lossy(&st.stderr).trim()
+                ),
+                true,
             );
             return None;
         }

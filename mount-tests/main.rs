@@ -112,7 +112,7 @@ impl Drop for Mounted {
 /// squashfs-tools is missing).
 pub fn fixture_image(name: &str, opts: &[&str]) -> Option<PathBuf> {
     if !have("mksquashfs") {
-        eprintln!("SKIPPED: mksquashfs missing (apt-get install squashfs-tools)");
+        skipped("mksquashfs missing (apt-get install squashfs-tools)", false);
         return None;
     }
     let img = scratch("images").join(format!("{name}.sqfs"));

@@ -404,7 +404,7 @@ fn fstab_style_options_are_accepted_and_rw_mounts_read_only() {
         assert!(via.join("data/text").is_file());
         crate::unmount(&via);
     } else {
-        eprintln!("SKIPPED mount -t fuse: needs root and mount.fuse3");
+        crate::skipped("mount -t fuse: needs root and mount.fuse3", false);
     }
 }
 
@@ -496,6 +496,9 @@ fn rootless_mount_through_fusermount3() {
     need_fuse!();
     if !is_root() || !have("setpriv") || !have("fusermount3") {
         skip!("needs root (to become nobody), setpriv and fusermount3");
+    }
+    if let Some(why) = crate::fuse_closed_to_others() {
+        skip!(machine: "{why}");
     }
     let Some(img) = fixture_image("rootless", &["-comp", "lz4"]) else {
         return;

@@ -25,7 +25,7 @@ fn content() -> Vec<u8> {
 /// file, and that file's bytes.
 fn image(name: &str) -> Option<(PathBuf, Vec<u8>)> {
     if !have("mksquashfs") {
-        eprintln!("SKIPPED: mksquashfs missing (apt-get install squashfs-tools)");
+        crate::skipped("mksquashfs missing (apt-get install squashfs-tools)", false);
         return None;
     }
     let dir = scratch(name);

@@ -141,7 +141,7 @@ fn kernel_dm_verity_reads_our_images() {
         skip!("needs root and veritysetup");
     }
     if !Path::new("/dev/mapper/control").exists() {
-        skip!("no device-mapper in this kernel (/dev/mapper/control missing)");
+        skip!(machine: "no device-mapper in this kernel (/dev/mapper/control missing)");
     }
     let (img, root) = verity_image("kernel");
     let info = run(sqfuse().args(["info", "--json"]).arg(&img));
@@ -166,7 +166,7 @@ fn kernel_dm_verity_reads_our_images() {
     if !open.status.success() {
         let _ = Command::new("losetup").args(["-d", &dev]).status();
         skip!(
-            "veritysetup open: {}",
+            machine: "veritysetup open: {}",
             String::from_utf8_lossy(&open.stderr).trim()
         );
     }

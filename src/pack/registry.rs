@@ -126,6 +126,12 @@ fn parse_ref(rest: &str) -> Result<ImageRef, String> {
     })
 }
 
+/// Checks `HOST/REPO[:TAG|@DIGEST]` (what follows `docker://`) as a pull
+/// would, without pulling.
+pub fn check_reference(rest: &str) -> Result<(), String> {
+    parse_ref(rest).map(|_| ())
+}
+
 /// Reads a body in pieces, failing once it passes `max` bytes.
 async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|n| n > max as u64) {

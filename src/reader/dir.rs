@@ -35,6 +35,20 @@ impl Image {
     pub fn read_dir(&self, i: &Inode) -> Result<DirIter<'_>> {
         let d = self.dir_info(i)?;
         let bytes = self.listing_bytes(d)?;
+        if bytes == 0 {
+            // An empty directory has no listing, and its reference may point
+            // at the end of the table (an image whose only directory is an
+            // empty root has an empty table). The reader reads nothing: any
+            // block will do, the inode table's first (the root is there).
+            let c = MetaCursor::new(
+                self,
+                self.sb.inode_table_start,
+                self.sb.directory_table_start,
+                0,
+                0,
+            )?;
+            return Ok(DirReader::new(c, 0, self.sb.inode_count));
+        }
         let c = MetaCursor::new(
             self,
             self.sb.directory_table_start,

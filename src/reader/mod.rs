@@ -341,10 +341,13 @@ impl Image {
         if let Some(x) = &xattrs {
             dir_limit = dir_limit.min(x.kv_start).min(x.ids.first_block());
         }
-        if dir_limit <= sb.directory_table_start {
+        // Equal is an empty table: an image whose only directory is an
+        // empty root (mksquashfs writes one; reading a listing from it
+        // fails, and an empty directory reads none).
+        if dir_limit < sb.directory_table_start {
             return Err(Error::corrupt(
                 72,
-                "the directory table is empty: a table starts where it does",
+                "a table starts before the directory table it follows",
             ));
         }
         self.dir_limit = dir_limit;

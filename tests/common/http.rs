@@ -42,11 +42,11 @@ impl Nginx {
             .into_iter()
             .find(|p| Path::new(p).exists());
         if nginx.is_none() {
-            eprintln!("SKIPPED: nginx missing (apt-get install nginx-light)");
+            crate::skipped("nginx missing (apt-get install nginx-light)", false);
             return None;
         }
         if tls && !super::have("openssl") {
-            eprintln!("SKIPPED: openssl missing");
+            crate::skipped("openssl missing", false);
             return None;
         }
         let dir = super::scratch("nginx").join(name);
@@ -227,7 +227,10 @@ impl S3Server {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("SKIPPED: moto missing (python3 -m pip install 'moto[server]')");
+            crate::skipped(
+                "moto missing (python3 -m pip install 'moto[server]')",
+                false,
+            );
             return None;
         }
         let port = free_port();

@@ -11,13 +11,65 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-/// Skips the current test with a line no one can miss in the output.
+/// Skips the rest of the current test, saying why (see [`skipped`]).
+/// `skip!(machine: ...)` for what this machine's kernel cannot do (no
+/// device-mapper, no user namespaces, no loop devices): allowed even where
+/// every test must run; anything else (a tool not installed, not root) is
+/// a failure there.
 #[macro_export]
 macro_rules! skip {
-    ($($arg:tt)*) => {{
-        eprintln!("SKIPPED {}: {}", module_path!(), format!($($arg)*));
+    (machine: $($arg:tt)*) => {{
+        $crate::skipped(&format!($($arg)*), true);
         return;
     }};
+    ($($arg:tt)*) => {{
+        $crate::skipped(&format!($($arg)*), false);
+        return;
+    }};
+}
+
+/// Skips: the harness lists them all, with their reasons, when it exits.
+static SKIPS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// Records that (part of) the current test did not run, and why: a
+/// `SKIPPED` line now, and a summary of every skip when the harness exits
+/// (printed after cargo's captured output, so it is seen). Where
+/// `SQFUSE_NO_SKIPS` is set (`.ci/run` sets it) a skip that is not a
+/// `machine_limit` fails the test instead: that machine is meant to run it.
+pub fn skipped(reason: &str, machine_limit: bool) {
+    static SUMMARY: std::sync::Once = std::sync::Once::new();
+    extern "C" fn summary() {
+        let skips = SKIPS.lock().map(|s| s.clone()).unwrap_or_default();
+        if !skips.is_empty() {
+            let mut text = format!("\n{} skipped (their reasons):\n", skips.len());
+            for s in skips {
+                text.push_str(&format!("  SKIPPED {s}\n"));
+            }
+            eprint!("{text}");
+        }
+    }
+    SUMMARY.call_once(|| unsafe {
+        // SAFETY: registering a plain function to run at exit.
+        libc::atexit(summary);
+    });
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("(a test)")
+        .to_string();
+    let reason = reason
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let kind = if machine_limit { " [machine]" } else { "" };
+    eprintln!("SKIPPED {test}: {reason}{kind}");
+    if let Ok(mut s) = SKIPS.lock() {
+        s.push(format!("{test}: {reason}{kind}"));
+    }
+    if !machine_limit && std::env::var_os("SQFUSE_NO_SKIPS").is_some() {
+        panic!("{test} would be skipped ({reason}), but this machine is meant to run it (SQFUSE_NO_SKIPS is set)");
+    }
 }
 
 /// Other tools' images and archives (tests/corpora, see PROVENANCE.md
@@ -50,19 +102,68 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A scratch directory for this test process, removed at exit by the OS
-/// temp cleaner only: kept so a failure can be inspected.
+static SCRATCH: OnceLock<PathBuf> = OnceLock::new();
+
+/// A scratch directory for this test process (/tmp/sqfuse-test-*),
+/// removed when the harness exits, whether tests passed or failed, with
+/// whatever is still mounted below it unmounted first. Kept for a look
+/// with `SQFUSE_KEEP_TEST_FILES=1`.
 pub fn scratch(name: &str) -> PathBuf {
-    static BASE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    let base = BASE.get_or_init(|| {
-        tempfile::Builder::new()
+    let base = SCRATCH.get_or_init(|| {
+        let dir = tempfile::Builder::new()
             .prefix("sqfuse-test-")
             .tempdir()
             .unwrap()
+            .keep();
+        // SAFETY: registering a plain function to run at exit.
+        unsafe { libc::atexit(remove_scratch) };
+        dir
     });
-    let p = base.path().join(name);
+    let p = base.join(name);
     std::fs::create_dir_all(&p).unwrap();
     p
+}
+
+/// Mount points at or below `dir`, deepest first.
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+    let mut found: Vec<PathBuf> = mounts
+        .lines()
+        .filter_map(|l| l.split(' ').nth(1))
+        // /proc/mounts escapes spaces and the like as \ooo.
+        .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .filter(|m| m.starts_with(dir))
+        .collect();
+    found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+    found
+}
+
+extern "C" fn remove_scratch() {
+    let Some(base) = SCRATCH.get() else { return };
+    if std::env::var_os("SQFUSE_KEEP_TEST_FILES").is_some() {
+        eprintln!("test files kept in {}", base.display());
+        return;
+    }
+    for m in mounts_below(base) {
+        let _ = if is_root() {
+            Command::new("umount").arg("-l").arg(&m).status()
+        } else {
+            Command::new("fusermount3").arg("-uz").arg(&m).status()
+        };
+    }
+    let left = mounts_below(base);
+    if !left.is_empty() {
+        eprintln!(
+            "test files kept in {}: still mounted there: {left:?}",
+            base.display()
+        );
+        return;
+    }
+    // rm walks any depth and never crosses into another filesystem.
+    let _ = Command::new("rm")
+        .args(["-rf", "--one-file-system"])
+        .arg(base)
+        .status();
 }
 
 /// The fixture tree from tools/mkfixture.py, built once per test process.
@@ -179,8 +280,10 @@ pub struct KernelMount {
 }
 
 impl KernelMount {
+    /// None (the skip recorded) where it cannot be made.
     pub fn new(image: &Path, name: &str) -> Option<KernelMount> {
         if !is_root() {
+            skipped("kernel comparison: loop mounts need root", false);
             return None;
         }
         let dir = scratch("kmnt").join(name);
@@ -192,9 +295,12 @@ impl KernelMount {
             .output()
             .ok()?;
         if !st.status.success() {
-            eprintln!(
-                "SKIPPED kernel comparison: mount -o loop failed: {}",
-                String::from_utf8_lossy(&st.stderr).trim()
+            skipped(
+                &format!(
+                    "kernel comparison: mount -o loop failed: {}",
+                    String::from_utf8_lossy(&st.stderr).trim()
+                ),
+                true,
             );
             return None;
         }
@@ -206,6 +312,19 @@ impl Drop for KernelMount {
     fn drop(&mut self) {
         unmount(&self.dir);
     }
+}
+
+/// Why another user cannot mount through fusermount3 here, if they
+/// cannot: /dev/fuse not open to them (containers often make it 0600;
+/// distributions ship 0666). A fact of the machine, not of the test.
+pub fn fuse_closed_to_others() -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata("/dev/fuse").ok()?.permissions().mode() & 0o777;
+    (mode & 0o006 != 0o006).then(|| {
+        format!(
+            "/dev/fuse is {mode:04o} here: other users cannot open it (distributions ship 0666)"
+        )
+    })
 }
 
 /// Lets the `nobody` user reach everything below `dir` and run the test
@@ -258,7 +377,10 @@ pub fn assert_reads_back(
             &tree::snapshot(&theirs),
         );
     } else {
-        eprintln!("SKIPPED unsquashfs check for {name}: squashfs-tools missing");
+        skipped(
+            &format!("unsquashfs check for {name}: squashfs-tools missing"),
+            false,
+        );
     }
 }
 

@@ -10,7 +10,10 @@ use std::process::Command;
 
 fn need_veritysetup() -> bool {
     if !have("veritysetup") {
-        eprintln!("SKIPPED veritysetup comparison: apt-get install cryptsetup-bin");
+        crate::skipped(
+            "veritysetup comparison: apt-get install cryptsetup-bin",
+            false,
+        );
         return false;
     }
     true

@@ -76,6 +76,12 @@ pub fn parse(args: &[OsString]) -> Result<Action, String> {
     r
 }
 
+/// [`parse`] without telling a notify pipe anything (for the fuzzer, which
+/// must not open files its input names).
+pub fn parse_only(args: &[OsString]) -> Result<Action, String> {
+    parse_into(args, &mut MountOpts::default())
+}
+
 fn parse_into(args: &[OsString], opts: &mut MountOpts) -> Result<Action, String> {
     let (mut foreground, mut single, mut debug) = (false, false, false);
     let mut positional: Vec<PathBuf> = Vec::new();

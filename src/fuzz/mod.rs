@@ -10,13 +10,15 @@
 
 #![doc(hidden)]
 
+mod build;
+
 use crate::format::compressor::Compressor;
 use crate::format::metadata::{self, MetaCursor, Uncached};
 use crate::format::{dir, inode, superblock, table, xattr};
 use crate::reader::{Image, OpenOptions, Step};
 
 /// The target names, as `fuzz/fuzz_targets/*.rs` and `fuzz/corpus/*` name them.
-pub const TARGETS: [&str; 8] = [
+pub const TARGETS: [&str; 11] = [
     "image",
     "superblock",
     "metadata",
@@ -25,6 +27,9 @@ pub const TARGETS: [&str; 8] = [
     "xattr",
     "table",
     "tar",
+    "tar_members",
+    "oci_layout",
+    "cli_text",
 ];
 
 /// Runs target `name` on `data`; false for an unknown name.
@@ -38,6 +43,9 @@ pub fn run(name: &str, data: &[u8]) -> bool {
         "xattr" => xattr(data),
         "table" => table(data),
         "tar" => tar(data),
+        "tar_members" => build::tar_members(data),
+        "oci_layout" => build::oci_layout(data),
+        "cli_text" => build::cli_text(data),
         _ => return false,
     }
     true

@@ -518,12 +518,13 @@ pub fn oci_layout(data: &[u8]) {
 
 /// Command-line text: `-o` option lists (sqfuse's and squashfuse_ll's
 /// argument parsing), IMAGE arguments (URL detection and redaction, OCI
-/// and registry references, offsets and sizes).
+/// and registry references, offsets and sizes), and a registry's auth
+/// challenge header.
 pub fn cli_text(data: &[u8]) {
     let mut d = Draw::new(data);
     let which = d.byte();
     let text = String::from_utf8_lossy(d.0).into_owned();
-    match which % 4 {
+    match which % 5 {
         0 => {
             let mut o = crate::mount::options::MountOpts::default();
             if o.apply(&text).is_ok() {
@@ -556,6 +557,13 @@ pub fn cli_text(data: &[u8]) {
             }
             let _ = crate::error::outside_text(&text);
             let _ = crate::error::shorten(&text);
+        }
+        #[cfg(feature = "registry")]
+        4 => {
+            // A registry's WWW-Authenticate header.
+            for key in ["realm", "service", "scope"] {
+                let _ = crate::pack::registry::challenge_param(&text, key);
+            }
         }
         _ => {
             let _ = crate::pack::oci::parse_layout_ref(&text);

@@ -182,7 +182,7 @@ async fn status_error(mut resp: reqwest::Response) -> String {
 
 /// One `KEY="VALUE"` parameter of a `WWW-Authenticate: Bearer` challenge
 /// (a quoted value may hold commas: `scope="repository:a:pull,push"`).
-fn challenge_param(header: &str, key: &str) -> Option<String> {
+pub(crate) fn challenge_param(header: &str, key: &str) -> Option<String> {
     let mut rest = header.trim().strip_prefix("Bearer")?.trim_start();
     while !rest.is_empty() {
         let (k, after) = rest.split_once('=')?;

@@ -406,13 +406,17 @@ impl<'a> TarTree<'a> {
                     } else {
                         continue;
                     };
-                    if Namespace::split(&name).is_some() {
+                    // A NUL cannot be in a name Linux stores (nor one the
+                    // reader accepts back).
+                    if Namespace::split(&name).is_some() && !name.contains(&0) {
                         xattrs.retain(|x| x.name != name);
                         xattrs.push(Xattr { name, value });
                     } else {
+                        // Quoted: the name is anyone's bytes (control
+                        // characters shown escaped, never sent to a terminal).
                         self.warnings.push(format!(
-                            "{}: xattr {} cannot be stored in SquashFS",
-                            String::from_utf8_lossy(&path),
+                            "{}: xattr {:?} cannot be stored in SquashFS",
+                            crate::error::shorten(&String::from_utf8_lossy(&path)),
                             String::from_utf8_lossy(&name)
                         ));
                     }

@@ -63,8 +63,15 @@ impl Drop for Scratch {
 }
 
 /// One 512-byte ustar header (`name` cut to 100 bytes; longer names go
-/// in a pax record or a GNU long-name member).
-fn header(name: &[u8], kind: u8, size: u64, link: &[u8], mode: u32, dev: (u32, u32)) -> [u8; 512] {
+/// in a pax record or a GNU long-name member). Also the tests' tar writer.
+pub fn header(
+    name: &[u8],
+    kind: u8,
+    size: u64,
+    link: &[u8],
+    mode: u32,
+    dev: (u32, u32),
+) -> [u8; 512] {
     let mut h = [0u8; 512];
     let n = name.len().min(100);
     h[..n].copy_from_slice(&name[..n]);
@@ -92,7 +99,8 @@ fn header(name: &[u8], kind: u8, size: u64, link: &[u8], mode: u32, dev: (u32, u
     h
 }
 
-fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+/// One pax record, `LEN KEY=VALUE\n`, its length counting itself.
+pub fn pax_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
     let body = key.len() + value.len() + 2;
     let mut len = body + 1;
     while body + 1 + len.to_string().len() != len {

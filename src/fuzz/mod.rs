@@ -11,6 +11,7 @@
 #![doc(hidden)]
 
 mod build;
+pub use build::{header as tar_header, pax_record};
 
 use crate::format::compressor::Compressor;
 use crate::format::metadata::{self, MetaCursor, Uncached};

@@ -109,6 +109,16 @@ fn pack_tar(tar: Vec<u8>, image: &Path) -> (std::process::Output, u64) {
     )
 }
 
+/// Packs `tar` into `image`, which must succeed and check clean; returns
+/// what the pack said on stderr.
+fn packs_and_checks(tar: Vec<u8>, image: &Path) -> String {
+    let (out, _) = pack_tar(tar, image);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{err}");
+    run(sqfuse().arg("check").arg(image));
+    err
+}
+
 /// `a/a/.../a` (`depth` names), then `/f`.
 fn deep_path(depth: usize) -> Vec<u8> {
     let mut p = b"a/".repeat(depth);
@@ -134,13 +144,7 @@ fn tar_at_the_depth_limit_packs_and_reads_back() {
     // 2047 directories and the file: 2048 names, the most sqfuse packs.
     w.member(&deep_path(2047), b'0', &[], b"deepest");
     let img = t.join("x.sqfs");
-    let (out, _) = pack_tar(w.finish(), &img);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    run(sqfuse().arg("check").arg(&img));
+    packs_and_checks(w.finish(), &img);
     let inner = String::from_utf8(deep_path(2047)).unwrap();
     let cat = run(sqfuse().arg("cat").arg(&img).arg(&inner));
     assert_eq!(cat.stdout, b"deepest");
@@ -244,12 +248,7 @@ fn pax_xattr_percent_escape_cut_inside_a_character_is_kept_as_text() {
     let key = "LIBARCHIVE.xattr.user.%a\u{e9}".as_bytes().to_vec();
     w.member(b"f", b'0', &[(&key, b"dGVzdA==")], b"x");
     let img = t.join("x.sqfs");
-    let (out, _) = pack_tar(w.finish(), &img);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    packs_and_checks(w.finish(), &img);
     let dest = t.join("out");
     run(sqfuse().arg("extract").arg(&img).arg(&dest));
     let got = xattr_names(&dest.join("f"));
@@ -399,13 +398,7 @@ fn hard_link_to_itself_is_refused_or_kept_as_one_file() {
     w.member(b"me", b'0', &[], b"data");
     w.member_linked(b"me", b'1', &[], b"", b"me");
     let img = t.join("b.sqfs");
-    let (out, _) = pack_tar(w.finish(), &img);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    run(sqfuse().arg("check").arg(&img));
+    packs_and_checks(w.finish(), &img);
     assert_eq!(run(sqfuse().arg("cat").arg(&img).arg("me")).stdout, b"data");
 }
 
@@ -595,14 +588,11 @@ fn pax_xattr_name_with_a_nul_byte_is_left_out_not_packed_unreadable() {
         b"x",
     );
     let img = t.join("x.sqfs");
-    let (out, _) = pack_tar(w.finish(), &img);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let err = packs_and_checks(w.finish(), &img);
     assert!(
         err.contains(r#"f: xattr "user.a\0b" cannot be stored in SquashFS"#),
         "{err}"
     );
-    run(sqfuse().arg("check").arg(&img));
     let dest = t.join("out");
     run(sqfuse().arg("extract").arg(&img).arg(&dest));
     assert_eq!(xattr_names(&dest.join("f")), vec![b"user.ok".to_vec()]);

@@ -104,6 +104,7 @@ impl Iterator for Walker<'_> {
                 Err(e) => return Some(Err(at_path(&path, e))),
             }
         }
+        let depth = self.stack.len();
         let top = self.stack.last_mut()?;
         let e = match top.entries.next() {
             None => {
@@ -117,6 +118,20 @@ impl Iterator for Walker<'_> {
             Some(Ok(e)) => e,
         };
         let path = join_path(&top.path, &e.name);
+        // An entry's depth is the number of frames above it. The stack
+        // holds each level's path: a bound on depth is a bound on memory (a
+        // small image can nest a million levels). Entries up to MAX_DEPTH
+        // names deep are what the packer writes.
+        if depth > MAX_DEPTH {
+            let at = self.img.sb.inode_table_start + e.inode_ref.block();
+            return Some(Err(at_path(
+                &path,
+                Error::corrupt(
+                    at,
+                    format!("nested deeper than {MAX_DEPTH} names; not walked"),
+                ),
+            )));
+        }
         let parent = top.dir.number;
         let inode = match self.img.entry_inode(&e) {
             Ok(i) => i,
@@ -128,18 +143,6 @@ impl Iterator for Walker<'_> {
                 return Some(Err(at_path(
                     &path,
                     Error::corrupt(at, "directory loop: this directory was met before"),
-                )));
-            }
-            // The stack holds each level's path: a bound on depth is a
-            // bound on memory (a small image can nest a million levels).
-            if self.stack.len() >= MAX_DEPTH {
-                let at = self.img.sb.inode_table_start + e.inode_ref.block();
-                return Some(Err(at_path(
-                    &path,
-                    Error::corrupt(
-                        at,
-                        format!("nested deeper than {MAX_DEPTH} directories; not walked"),
-                    ),
                 )));
             }
             self.descend = Some((inode.clone(), path.clone()));

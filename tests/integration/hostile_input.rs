@@ -162,6 +162,28 @@ fn tar_at_the_depth_limit_packs_and_reads_back() {
     assert!(err.contains("File name too long"), "{err}");
 }
 
+/// A directory 2048 names deep packs, and the walk that `check` and `ls -R`
+/// use counted it one past its limit ("corrupt") until entries, not
+/// directories, were what the limit counted.
+#[test]
+fn directory_at_the_depth_limit_checks_clean() {
+    let t = TempDir::new("limit-dir");
+    let mut w = TarWriter::default();
+    let mut deepest = b"a/".repeat(2047);
+    deepest.push(b'd');
+    w.member(&deepest, b'5', &[], b"");
+    let img = t.join("x.sqfs");
+    packs_and_checks(w.finish(), &img);
+    let ls = run(sqfuse().args(["ls", "-R"]).arg(&img));
+    let listing = String::from_utf8_lossy(&ls.stdout);
+    assert_eq!(listing.lines().count(), 2048);
+    assert_eq!(
+        listing.lines().last().unwrap().as_bytes(),
+        &deepest[..],
+        "the deepest directory is listed"
+    );
+}
+
 #[test]
 fn oci_layer_30000_directories_deep_is_refused_not_a_stack_overflow() {
     let t = TempDir::new("deep-oci");

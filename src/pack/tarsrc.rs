@@ -795,31 +795,14 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node, layer: u32) -> usiz
     }
     let mut at = 0;
     for c in &comps[..comps.len() - 1] {
-        at = match slots[at].children.get(*c) {
-            Some(&i) if matches!(slots[i].node.kind, Kind::Dir(_)) => i,
-            Some(&i) => {
-                slots[i] = Slot {
-                    node: implicit_dir(c),
-                    children: BTreeMap::new(),
-                    layer,
-                };
-                i
-            }
-            None => {
-                slots.push(Slot {
-                    node: implicit_dir(c),
-                    children: BTreeMap::new(),
-                    layer,
-                });
-                let i = slots.len() - 1;
-                slots[at].children.insert(c.to_vec(), i);
-                i
-            }
+        at = match slots[at].children.get(*c).copied() {
+            Some(i) if matches!(slots[i].node.kind, Kind::Dir(_)) => i,
+            old => occupy(slots, at, c, old, implicit_dir(c), layer),
         };
         slots[at].layer = layer;
     }
-    let name = comps[comps.len() - 1].to_vec();
-    match slots[at].children.get(&name).copied() {
+    let name = comps[comps.len() - 1];
+    match slots[at].children.get(name).copied() {
         Some(i)
             if matches!(slots[i].node.kind, Kind::Dir(_)) && matches!(node.kind, Kind::Dir(_)) =>
         {
@@ -827,25 +810,36 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node, layer: u32) -> usiz
             slots[i].layer = layer;
             i
         }
-        // A later member replacing an earlier one takes its slot (nothing
-        // else refers to a slot), so a name flipping between file and
-        // directory a million times costs one.
+        old => occupy(slots, at, name, old, node, layer),
+    }
+}
+
+/// Puts `node` (with no children) under `parent` as `name`: in the slot of
+/// the entry it replaces, `old`, if there is one (nothing else refers to a
+/// slot, so a name flipping between file and directory a million times
+/// costs one), else in a new slot. Returns the slot.
+fn occupy(
+    slots: &mut Vec<Slot>,
+    parent: usize,
+    name: &[u8],
+    old: Option<usize>,
+    node: Node,
+    layer: u32,
+) -> usize {
+    let slot = Slot {
+        node,
+        children: BTreeMap::new(),
+        layer,
+    };
+    match old {
         Some(i) => {
-            slots[i] = Slot {
-                node,
-                children: BTreeMap::new(),
-                layer,
-            };
+            slots[i] = slot;
             i
         }
         None => {
-            slots.push(Slot {
-                node,
-                children: BTreeMap::new(),
-                layer,
-            });
+            slots.push(slot);
             let i = slots.len() - 1;
-            slots[at].children.insert(name, i);
+            slots[parent].children.insert(name.to_vec(), i);
             i
         }
     }

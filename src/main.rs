@@ -137,14 +137,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             for o in &m.options {
                 if let Err(e) = opts.apply(o) {
                     // A launcher waiting on the pipe hears of this too.
-                    if let Some(p) = &opts.notify_pipe {
-                        sqfuse::mount::notify_pipe(p, b'f');
-                    }
+                    sqfuse::mount::notify(&opts, b'f');
                     return Err(anyhow::Error::msg(e));
                 }
-            }
-            if sqfuse::mount::attach::started_by_mount8() {
-                opts.as_mount_helper();
             }
             sqfuse::mount::mount(sqfuse::mount::MountArgs {
                 images: m.images,
@@ -546,15 +541,10 @@ fn squashfuse_main(argv0: &OsString, args: &[OsString], ll: bool) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Ok(Action::Mount(mut m)) => {
-            if sqfuse::mount::attach::started_by_mount8() {
-                m.opts.as_mount_helper();
-            }
-            match sqfuse::mount::mount(*m) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => fail(&prog, &anyhow::Error::new(e), 1),
-            }
-        }
+        Ok(Action::Mount(m)) => match sqfuse::mount::mount(*m) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&prog, &anyhow::Error::new(e), 1),
+        },
         Err(msg) => {
             eprintln!("{prog}: {msg}");
             ExitCode::from(254)

@@ -190,16 +190,12 @@ fn acl(o: &MountOpts) -> fuser::SessionACL {
 /// left would block forever.
 static NOTIFIED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Writes `c` to the notify pipe, if one was asked for and nothing was
-/// written yet.
-fn notify(opts: &MountOpts, c: u8) {
-    if let Some(p) = &opts.notify_pipe {
-        notify_pipe(p, c);
-    }
-}
-
-/// Writes `c` to the FIFO at `pipe`, unless this process already did.
-pub fn notify_pipe(pipe: &std::path::Path, c: u8) {
+/// Writes `c` to the notify pipe, if one was asked for and this process
+/// wrote nothing to it yet.
+pub fn notify(opts: &MountOpts, c: u8) {
+    let Some(pipe) = &opts.notify_pipe else {
+        return;
+    };
     if NOTIFIED.swap(true, Ordering::SeqCst) {
         return;
     }
@@ -210,8 +206,12 @@ pub fn notify_pipe(pipe: &std::path::Path, c: u8) {
 
 /// Mounts and serves until unmounted. Returns in the parent once the mount
 /// is ready (or failed) unless `foreground`. Whatever fails, a notify pipe
-/// hears 'f' (once).
-pub fn mount(a: MountArgs) -> Result<()> {
+/// hears 'f' (once). Started by mount(8), setuid bits and devices follow
+/// [`MountOpts::as_mount_helper`].
+pub fn mount(mut a: MountArgs) -> Result<()> {
+    if attach::started_by_mount8() {
+        a.opts.as_mount_helper();
+    }
     let opts = a.opts.clone();
     let r = mount_and_serve(a);
     if r.is_err() {

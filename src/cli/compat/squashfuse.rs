@@ -70,8 +70,8 @@ pub fn usage(prog: &str, ll: bool) -> String {
 pub fn parse(args: &[OsString]) -> Result<Action, String> {
     let mut opts = MountOpts::default();
     let r = parse_into(args, &mut opts);
-    if let (Err(_), Some(p)) = (&r, &opts.notify_pipe) {
-        crate::mount::notify_pipe(p, b'f');
+    if r.is_err() {
+        crate::mount::notify(&opts, b'f');
     }
     r
 }

@@ -150,6 +150,15 @@ async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>
     Ok(body)
 }
 
+/// A header's value as text ("" when absent or not text).
+fn header_text(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> String {
+    resp.headers()
+        .get(name)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string()
+}
+
 /// A failed answer as one line: its status and the start of its body.
 async fn status_error(mut resp: reqwest::Response) -> String {
     let status = resp.status();
@@ -241,12 +250,7 @@ impl Session<'_> {
             if resp.status() != reqwest::StatusCode::UNAUTHORIZED || attempt == 1 {
                 return Ok(resp);
             }
-            let challenge = resp
-                .headers()
-                .get(reqwest::header::WWW_AUTHENTICATE)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("")
-                .to_string();
+            let challenge = header_text(&resp, reqwest::header::WWW_AUTHENTICATE);
             if challenge.trim_start().starts_with("Bearer") {
                 self.bearer = Some(self.token(&challenge).await?);
             } else if self.creds.is_some() && !self.basic {
@@ -309,12 +313,7 @@ impl Session<'_> {
         if !resp.status().is_success() {
             return Err(status_error(resp).await);
         }
-        let media = resp
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_string();
+        let media = header_text(&resp, reqwest::header::CONTENT_TYPE);
         let bytes = read_capped(&mut resp, MAX_MANIFEST).await?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if reference.starts_with("sha256:") && reference != digest {

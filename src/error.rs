@@ -132,10 +132,7 @@ pub fn shorten(text: &str) -> std::borrow::Cow<'_, str> {
         return text.into();
     }
     let keep = SHOWN_PATH_MAX / 2 - 20;
-    let head_end = (0..=keep)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
+    let head_end = floor_char_boundary(text, keep);
     let tail_start = (text.len() - keep..text.len())
         .find(|&i| text.is_char_boundary(i))
         .unwrap_or(text.len());
@@ -160,15 +157,21 @@ pub fn outside_text(text: &str) -> String {
         .filter(|c| !c.is_control())
         .collect();
     if line.len() > SHOWN_PATH_MAX {
-        let cut = (0..=SHOWN_PATH_MAX)
-            .rev()
-            .find(|&i| line.is_char_boundary(i))
-            .unwrap_or(0);
+        let cut = floor_char_boundary(&line, SHOWN_PATH_MAX);
         let more = line.len() - cut;
         line.truncate(cut);
         line.push_str(&format!("[... {more} more bytes]"));
     }
     line
+}
+
+/// The last character boundary at or before `i` (str's own is newer than
+/// the Rust this crate supports).
+fn floor_char_boundary(text: &str, i: usize) -> usize {
+    (0..=i.min(text.len()))
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0)
 }
 
 /// [`shorten`] for a path.

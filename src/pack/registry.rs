@@ -175,13 +175,12 @@ async fn status_error(mut resp: reqwest::Response) -> String {
     // The registry's JSON errors: {"errors":[{"code":..,"message":..}]}.
     let message = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
-        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+        .and_then(|v| {
+            v["errors"][0]["message"]
+                .as_str()
+                .map(crate::error::outside_text)
+        })
         .unwrap_or_default();
-    let message: String = message
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(200)
-        .collect();
     if message.is_empty() {
         status.to_string()
     } else {

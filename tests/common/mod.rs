@@ -124,14 +124,21 @@ pub fn scratch(name: &str) -> PathBuf {
     p
 }
 
-/// Mount points at or below `dir`, deepest first.
-pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+/// Every mount point /proc/self/mounts lists.
+fn mount_points() -> Vec<PathBuf> {
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    let mut found: Vec<PathBuf> = mounts
+    mounts
         .lines()
         .filter_map(|l| l.split(' ').nth(1))
         // /proc/mounts escapes spaces and the like as \ooo.
         .map(|m| PathBuf::from(m.replace("\\040", " ")))
+        .collect()
+}
+
+/// Mount points at or below `dir`, deepest first.
+pub fn mounts_below(dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = mount_points()
+        .into_iter()
         .filter(|m| m.starts_with(dir))
         .collect();
     found.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
@@ -145,11 +152,7 @@ extern "C" fn remove_scratch() {
         return;
     }
     for m in mounts_below(base) {
-        let _ = if is_root() {
-            Command::new("umount").arg("-l").arg(&m).status()
-        } else {
-            Command::new("fusermount3").arg("-uz").arg(&m).status()
-        };
+        detach(&m); // what stays mounted is reported below
     }
     let left = mounts_below(base);
     if !left.is_empty() {
@@ -256,22 +259,23 @@ pub fn expected_fixture(
 
 pub fn is_mounted(p: &Path) -> bool {
     let want = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
-    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap_or_default();
-    mounts
-        .lines()
-        .any(|l| l.split(' ').nth(1).is_some_and(|m| Path::new(m) == want))
+    mount_points().contains(&want)
 }
 
-pub fn unmount(p: &Path) {
-    if !is_mounted(p) {
-        return;
-    }
-    let ok = if is_root() {
+/// Unmounts `p` lazily; whether that worked.
+fn detach(p: &Path) -> bool {
+    let st = if is_root() {
         Command::new("umount").arg("-l").arg(p).status()
     } else {
         Command::new("fusermount3").arg("-uz").arg(p).status()
     };
-    assert!(ok.is_ok_and(|s| s.success()), "unmount {}", p.display());
+    st.is_ok_and(|s| s.success())
+}
+
+pub fn unmount(p: &Path) {
+    if is_mounted(p) {
+        assert!(detach(p), "unmount {}", p.display());
+    }
 }
 
 /// A kernel loop mount of `image`, if this machine allows one.

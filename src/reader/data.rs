@@ -142,12 +142,15 @@ impl Image {
     /// The decompressed (non-sparse) data block at `pos`.
     fn read_block(&self, word: BlockWord, pos: u64) -> Result<Vec<u8>> {
         let raw = self.read_bytes(pos, word.disk_size() as usize)?;
-        if word.is_stored() {
-            return Ok(raw.into_owned());
-        }
-        self.compressor
-            .decompress(&raw, self.sb.block_size as usize)
-            .map_err(|e| Error::corrupt(pos, format!("data block: {e}")))
+        let data = if word.is_stored() {
+            raw.into_owned()
+        } else {
+            self.compressor
+                .decompress(&raw, self.sb.block_size as usize)
+                .map_err(|e| Error::corrupt(pos, format!("data block: {e}")))?
+        };
+        self.block_read(pos, u64::from(word.disk_size()), data.len());
+        Ok(data)
     }
 
     pub fn fragment_entry(&self, i: u32) -> Result<FragmentEntry> {
@@ -181,13 +184,15 @@ impl Image {
                     Error::corrupt(e.start, format!("fragment {i} lies outside the data area"))
                 })?;
             let raw = self.read_bytes(e.start, (end - e.start) as usize)?;
-            if e.size.is_stored() {
-                Ok(raw.into_owned())
+            let data = if e.size.is_stored() {
+                raw.into_owned()
             } else {
                 self.compressor
                     .decompress(&raw, self.sb.block_size as usize)
-                    .map_err(|m| Error::corrupt(e.start, format!("fragment block {i}: {m}")))
-            }
+                    .map_err(|m| Error::corrupt(e.start, format!("fragment block {i}: {m}")))?
+            };
+            self.block_read(e.start, end - e.start, data.len());
+            Ok(data)
         })
     }
 

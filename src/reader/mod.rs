@@ -115,12 +115,23 @@ pub struct Image {
     verified_by: Option<verity::TreeSummary>,
     /// What fetching cost, for an image read from a URL.
     remote_stats: Option<Arc<remote::RemoteStats>>,
+    /// Blocks decompressed so far, and their decompressed bytes.
+    decompressed: [std::sync::atomic::AtomicU64; 2],
+    /// Told of every block read and decompressed (a cache miss).
+    observer: std::sync::OnceLock<BlockObserver>,
 }
+
+/// Called with the image offset and on-disk length of every metadata,
+/// data or fragment block as it is read (not on cache hits); what a
+/// start-up profile records.
+pub type BlockObserver = Arc<dyn Fn(u64, u64) + Send + Sync>;
 
 impl MetaSource for Image {
     fn meta_block(&self, pos: u64, limit: u64) -> Result<Arc<MetaBlock>> {
         let b = self.meta_cache.get_or_load(pos, || {
-            metadata::read_block(&self.src, self.compressor, pos, u64::MAX)
+            let b = metadata::read_block(&self.src, self.compressor, pos, u64::MAX)?;
+            self.block_read(pos, b.next.saturating_sub(pos), b.data.len());
+            Ok(b)
         })?;
         if b.next > limit {
             return Err(Error::corrupt(
@@ -246,9 +257,52 @@ impl Image {
             data_cache: BlockCache::new(data_blocks),
             verified_by,
             remote_stats: None,
+            decompressed: Default::default(),
+            observer: std::sync::OnceLock::new(),
         };
         img.load_tables()?;
         Ok(img)
+    }
+
+    /// Counts a block read from the image and tells the observer.
+    pub(crate) fn block_read(&self, pos: u64, disk_len: u64, len: usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.decompressed[0].fetch_add(1, Relaxed);
+        self.decompressed[1].fetch_add(len as u64, Relaxed);
+        if let Some(f) = self.observer.get() {
+            f(pos, disk_len);
+        }
+    }
+
+    /// Blocks read from the image and decompressed so far (cache misses),
+    /// and the bytes they held decompressed.
+    pub fn blocks_decompressed(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (
+            self.decompressed[0].load(Relaxed),
+            self.decompressed[1].load(Relaxed),
+        )
+    }
+
+    /// Sets the function told of every block read (once; later calls are
+    /// ignored).
+    pub fn observe_blocks(&self, f: BlockObserver) {
+        let _ = self.observer.set(f);
+    }
+
+    /// Reads `len` bytes at `pos` and drops them: brings them into the
+    /// source's caches (the page cache, a URL's chunk cache) ahead of use.
+    /// Ranges past the image are cut to it.
+    pub fn warm_range(&self, pos: u64, len: u64) -> Result<()> {
+        const STEP: u64 = 4 << 20;
+        let end = pos.saturating_add(len).min(self.sb.bytes_used);
+        let mut at = pos;
+        while at < end {
+            let n = (end - at).min(STEP);
+            self.read_bytes(at, n as usize)?;
+            at += n;
+        }
+        Ok(())
     }
 
     /// Where the superblock is in the file (found by `Offset::Auto`).

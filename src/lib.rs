@@ -25,6 +25,7 @@ pub mod format;
 pub mod fuzz;
 pub mod mount;
 pub mod pack;
+pub mod profile;
 pub mod reader;
 pub mod view;
 pub mod whiteout;

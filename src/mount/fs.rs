@@ -3,6 +3,8 @@
 
 use super::pagefill::{Fill, PageFill};
 use super::prefetch::{Prefetcher, Stream};
+use super::preload::PreloadStats;
+use super::record::Recorder;
 use crate::error::{Error, ErrorKind};
 use crate::format::inode::{FileType, Inode, InodeData};
 use crate::reader::{Chunk, FileReader, Image};
@@ -80,6 +82,64 @@ pub struct SqFs {
     pub prefetch: Arc<Prefetcher>,
     logged: Mutex<HashSet<(u64, String)>>,
     debug: bool,
+    /// The kernel opens files and directories without asking
+    /// (FUSE_NO_OPEN_SUPPORT, FUSE_NO_OPENDIR_SUPPORT, set at init): reads
+    /// and listings then come with handle 0 and are served by node.
+    no_open: bool,
+    /// Offer the kernel's no-open modes (off when the idle timer must count
+    /// open files).
+    pub want_no_open: bool,
+    /// Files and listings served by node, for handle-less requests. A
+    /// bounded memo: cleared when full (entries are cheap to make again).
+    implicit_files: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    implicit_dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
+    /// Requests answered, by type (see [`OPS`]).
+    counts: [AtomicU64; OPS.len()],
+    /// `-o record=`: notes what the run reads.
+    pub recorder: Option<Arc<Recorder>>,
+    /// `-o preload=` (or the image's own profile), checked against the images.
+    pub preload: Option<Arc<crate::profile::Profile>>,
+    /// `-o preload=`: what the replay has done.
+    pub preload_stats: Arc<PreloadStats>,
+}
+
+/// Request types counted, in the order `user.sqfuse.stats` lists them.
+const OPS: [&str; 14] = [
+    "lookup",
+    "getattr",
+    "readlink",
+    "open",
+    "read",
+    "release",
+    "opendir",
+    "readdir",
+    "readdirplus",
+    "releasedir",
+    "statfs",
+    "getxattr",
+    "listxattr",
+    "access",
+];
+
+/// Most handle-less files or listings kept before the memo is cleared.
+const MAX_IMPLICIT: usize = 4096;
+
+#[derive(Clone, Copy)]
+enum Op {
+    Lookup,
+    Getattr,
+    Readlink,
+    Open,
+    Read,
+    Release,
+    Opendir,
+    Readdir,
+    Readdirplus,
+    Releasedir,
+    Statfs,
+    Getxattr,
+    Listxattr,
+    Access,
 }
 
 fn kind(t: FileType) -> fuser::FileType {
@@ -108,7 +168,103 @@ impl SqFs {
             prefetch: Arc::new(Prefetcher::default()),
             logged: Mutex::new(HashSet::new()),
             debug,
+            no_open: false,
+            want_no_open: true,
+            implicit_files: Mutex::new(HashMap::new()),
+            implicit_dirs: Mutex::new(HashMap::new()),
+            counts: Default::default(),
+            recorder: None,
+            preload: None,
+            preload_stats: Arc::new(PreloadStats::default()),
         }
+    }
+
+    /// Every request starts here: the idle clock and the counters.
+    fn begin(&self, op: Op) {
+        self.activity.touch();
+        self.counts[op as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counters `user.sqfuse.stats` shows: requests by type, blocks
+    /// the images decompressed, what a preload did.
+    pub fn stats(&self) -> String {
+        let mut out = String::new();
+        for (name, c) in OPS.iter().zip(&self.counts) {
+            out += &format!("{name} {}\n", c.load(Ordering::Relaxed));
+        }
+        let (mut blocks, mut bytes) = (0, 0);
+        for l in self.view.layers() {
+            let (b, n) = l.blocks_decompressed();
+            blocks += b;
+            bytes += n;
+        }
+        let p = &self.preload_stats;
+        out += &format!(
+            "blocks_decompressed {blocks}\nbytes_decompressed {bytes}\npreload_steps {}\npreload_bytes {}\npreload_image_bytes {}\n",
+            p.steps.load(Ordering::Relaxed),
+            p.bytes.load(Ordering::Relaxed),
+            p.range_bytes.load(Ordering::Relaxed),
+        );
+        out
+    }
+
+    /// The open file behind a read: its handle's, or (handle 0, the kernel
+    /// opened it without asking) one kept per node.
+    fn file_for(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<OpenFile>, Errno> {
+        if fh.0 != 0 {
+            return self.files.lock().get(&fh.0).cloned().ok_or(Errno::EBADF);
+        }
+        if let Some(f) = self.implicit_files.lock().get(&ino.0) {
+            return Ok(f.clone());
+        }
+        let f = self.open_node(ino)?;
+        let mut m = self.implicit_files.lock();
+        if m.len() >= MAX_IMPLICIT {
+            m.clear();
+        }
+        Ok(m.entry(ino.0).or_insert(f).clone())
+    }
+
+    fn open_node(&self, ino: INodeNo) -> Result<Arc<OpenFile>, Errno> {
+        let n = self.node(ino)?;
+        if !matches!(n.inode.data, InodeData::File(_)) {
+            return Err(Errno::EISDIR);
+        }
+        let img = self.view.layers()[n.layer].clone();
+        let file = img.open_file(&n.inode).map_err(|e| self.fail("open", e))?;
+        Ok(Arc::new(OpenFile {
+            img,
+            file: Arc::new(file),
+            stream: Stream::default(),
+        }))
+    }
+
+    /// The listing behind a readdir: its handle's, or one kept per node.
+    fn dir_for(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<OpenDir>, Errno> {
+        if fh.0 != 0 {
+            return self.dirs.lock().get(&fh.0).cloned().ok_or(Errno::EBADF);
+        }
+        if let Some(d) = self.implicit_dirs.lock().get(&ino.0) {
+            return Ok(d.clone());
+        }
+        let d = self.list_node(ino)?;
+        let mut m = self.implicit_dirs.lock();
+        if m.len() >= MAX_IMPLICIT {
+            m.clear();
+        }
+        Ok(m.entry(ino.0).or_insert(d).clone())
+    }
+
+    fn list_node(&self, ino: INodeNo) -> Result<Arc<OpenDir>, Errno> {
+        let dir = self.node(ino)?;
+        if !dir.inode.is_dir() {
+            return Err(Errno::ENOTDIR);
+        }
+        if let Some(r) = &self.recorder {
+            r.listed(ino.0);
+        }
+        let listing = self.view.list(&dir).map_err(|e| self.fail("opendir", e))?;
+        Ok(Arc::new(OpenDir { listing }))
     }
 
     /// The view served.
@@ -201,11 +357,10 @@ impl SqFs {
     /// the reply early (the kernel asks again from there).
     fn fill_dir(
         &self,
-        fh: FileHandle,
+        d: &OpenDir,
         offset: u64,
         mut add: impl FnMut(Slot<'_>, u64) -> Result<bool, Errno>,
     ) -> Result<(), Errno> {
-        let d = self.dirs.lock().get(&fh.0).cloned().ok_or(Errno::EBADF)?;
         let items = &d.listing.entries;
         for next in offset..items.len() as u64 + 2 {
             let slot = match next {
@@ -222,19 +377,37 @@ impl SqFs {
         }
         Ok(())
     }
-
-    fn dir_parent(&self, fh: FileHandle) -> u64 {
-        self.dirs
-            .lock()
-            .get(&fh.0)
-            .map_or(ROOT_ID, |d| d.listing.parent)
-    }
 }
 
 /// Read on the mount's root (`getfattr -n user.sqfuse.remote MNT`): the
 /// fetch and cache counters of each image read from a URL, one line per
 /// layer, top first. Not listed, so the tree's own xattrs compare equal.
 pub const REMOTE_STATS_XATTR: &str = "user.sqfuse.remote";
+
+/// Read on the mount's root: requests answered by type, blocks
+/// decompressed, what a preload did; one `name count` per line. Not listed.
+pub const STATS_XATTR: &str = "user.sqfuse.stats";
+
+/// The entry that tells the kernel a name is absent (node id 0).
+fn negative_entry() -> FileAttr {
+    FileAttr {
+        ino: INodeNo(0),
+        size: 0,
+        blocks: 0,
+        atime: UNIX_EPOCH,
+        mtime: UNIX_EPOCH,
+        ctime: UNIX_EPOCH,
+        crtime: UNIX_EPOCH,
+        kind: fuser::FileType::RegularFile,
+        perm: 0,
+        nlink: 0,
+        uid: 0,
+        gid: 0,
+        rdev: 0,
+        blksize: 0,
+        flags: 0,
+    }
+}
 
 impl SqFs {
     fn remote_stats(&self) -> Option<String> {
@@ -260,14 +433,24 @@ impl Filesystem for SqFs {
             // A kernel without one of these still works, just slower.
             let _ = config.add_capabilities(cap);
         }
+        // The kernel then opens files and directories by itself: two round
+        // trips fewer per open on an image that never changes.
+        if self.want_no_open {
+            self.no_open = config
+                .add_capabilities(InitFlags::FUSE_NO_OPEN_SUPPORT)
+                .is_ok()
+                && config
+                    .add_capabilities(InitFlags::FUSE_NO_OPENDIR_SUPPORT)
+                    .is_ok();
+        }
         if let Err(max) = config.set_max_readahead(1 << 20) {
             let _ = config.set_max_readahead(max);
         }
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.activity.touch();
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        self.begin(Op::Lookup);
         self.log(format_args!("lookup parent={} name={name:?}", parent.0));
         let result = (|| {
             let dir = self.node(parent)?;
@@ -277,18 +460,26 @@ impl Filesystem for SqFs {
             let n = self
                 .view
                 .lookup(&dir, name.as_bytes())
-                .map_err(|e| self.fail("lookup", e))?
-                .ok_or(Errno::ENOENT)?;
-            self.attr(&n)
+                .map_err(|e| self.fail("lookup", e))?;
+            n.map(|n| self.attr(&n)).transpose()
         })();
+        if let (Some(r), Ok(a)) = (&self.recorder, &result) {
+            if req.pid() != std::process::id() {
+                r.looked_up(parent.0, name.as_bytes(), a.as_ref().map(|a| a.ino.0));
+            }
+        }
         match result {
-            Ok(a) => reply.entry(&TTL, &a, Generation(0)),
+            Ok(Some(a)) => reply.entry(&TTL, &a, Generation(0)),
+            // An absent name, cached by the kernel as long as a present one:
+            // a program probing search paths asks once (node id 0 is the
+            // protocol's negative entry).
+            Ok(None) => reply.entry(&TTL, &negative_entry(), Generation(0)),
             Err(e) => reply.error(e),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        self.activity.touch();
+        self.begin(Op::Getattr);
         self.log(format_args!("getattr ino={}", ino.0));
         match self.node(ino).and_then(|n| self.attr(&n)) {
             Ok(a) => reply.attr(&TTL, &a),
@@ -297,7 +488,7 @@ impl Filesystem for SqFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.activity.touch();
+        self.begin(Op::Readlink);
         match self.node(ino) {
             Ok(Node {
                 inode:
@@ -313,25 +504,16 @@ impl Filesystem for SqFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        self.activity.touch();
+        self.begin(Op::Open);
         self.log(format_args!("open ino={}", ino.0));
         if flags.acc_mode() != OpenAccMode::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
-        let result = (|| {
-            let n = self.node(ino)?;
-            if !matches!(n.inode.data, InodeData::File(_)) {
-                return Err(Errno::EISDIR);
-            }
-            let img = self.view.layers()[n.layer].clone();
-            let file = img.open_file(&n.inode).map_err(|e| self.fail("open", e))?;
-            Ok(Arc::new(OpenFile {
-                img,
-                file: Arc::new(file),
-                stream: Stream::default(),
-            }))
-        })();
-        match result {
+        if self.no_open {
+            // The kernel opens by itself from now on (reads come with handle 0).
+            return reply.error(Errno::ENOSYS);
+        }
+        match self.open_node(ino) {
             Ok(f) => {
                 let fh = self.fh();
                 self.files.lock().insert(fh, f);
@@ -344,7 +526,7 @@ impl Filesystem for SqFs {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -353,12 +535,18 @@ impl Filesystem for SqFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        self.activity.touch();
+        self.begin(Op::Read);
         self.log(format_args!("read ino={} off={offset} size={size}", ino.0));
-        let Some(f) = self.files.lock().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
+        let f = match self.file_for(ino, fh) {
+            Ok(f) => f,
+            Err(e) => return reply.error(e),
         };
         let len = f.file.size().saturating_sub(offset).min(u64::from(size)) as usize;
+        if let Some(r) = &self.recorder {
+            if req.pid() != std::process::id() {
+                r.read(ino.0, offset, len as u64);
+            }
+        }
         let bs = u64::from(f.img.block_size());
         let sequential = self.prefetch.on_read(
             &f.stream,
@@ -409,7 +597,7 @@ impl Filesystem for SqFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.activity.touch();
+        self.begin(Op::Release);
         if self.files.lock().remove(&fh.0).is_some() {
             self.activity.open.fetch_sub(1, Ordering::Relaxed);
         }
@@ -417,17 +605,12 @@ impl Filesystem for SqFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.activity.touch();
+        self.begin(Op::Opendir);
         self.log(format_args!("opendir ino={}", ino.0));
-        let result = (|| {
-            let dir = self.node(ino)?;
-            if !dir.inode.is_dir() {
-                return Err(Errno::ENOTDIR);
-            }
-            let listing = self.view.list(&dir).map_err(|e| self.fail("opendir", e))?;
-            Ok(Arc::new(OpenDir { listing }))
-        })();
-        match result {
+        if self.no_open {
+            return reply.error(Errno::ENOSYS);
+        }
+        match self.list_node(ino) {
             Ok(d) => {
                 let fh = self.fh();
                 self.dirs.lock().insert(fh, d);
@@ -449,10 +632,14 @@ impl Filesystem for SqFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        self.activity.touch();
+        self.begin(Op::Readdir);
         self.log(format_args!("readdir ino={} off={offset}", ino.0));
-        let parent = INodeNo(self.dir_parent(fh));
-        let result = self.fill_dir(fh, offset, |slot, next| {
+        let d = match self.dir_for(ino, fh) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        let parent = INodeNo(d.listing.parent);
+        let result = self.fill_dir(&d, offset, |slot, next| {
             Ok(match slot {
                 Slot::Dot => reply.add(ino, next, fuser::FileType::Directory, "."),
                 Slot::DotDot => reply.add(parent, next, fuser::FileType::Directory, ".."),
@@ -478,10 +665,14 @@ impl Filesystem for SqFs {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        self.activity.touch();
+        self.begin(Op::Readdirplus);
         self.log(format_args!("readdirplus ino={} off={offset}", ino.0));
-        let parent = INodeNo(self.dir_parent(fh));
-        let result = self.fill_dir(fh, offset, |slot, next| {
+        let d = match self.dir_for(ino, fh) {
+            Ok(d) => d,
+            Err(e) => return reply.error(e),
+        };
+        let parent = INodeNo(d.listing.parent);
+        let result = self.fill_dir(&d, offset, |slot, next| {
             let (name, attr) = match slot {
                 Slot::Dot => (OsStr::new("."), self.node(ino).and_then(|n| self.attr(&n))?),
                 Slot::DotDot => (
@@ -493,6 +684,9 @@ impl Filesystem for SqFs {
                         .view
                         .entry_node(ino.0, e)
                         .map_err(|err| self.fail("readdirplus", err))?;
+                    if let Some(r) = &self.recorder {
+                        r.named(ino.0, &e.name, n.id);
+                    }
                     (OsStr::from_bytes(&e.name), self.attr(&n)?)
                 }
             };
@@ -512,7 +706,7 @@ impl Filesystem for SqFs {
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.activity.touch();
+        self.begin(Op::Releasedir);
         if self.dirs.lock().remove(&fh.0).is_some() {
             self.activity.open.fetch_sub(1, Ordering::Relaxed);
         }
@@ -520,7 +714,7 @@ impl Filesystem for SqFs {
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        self.activity.touch();
+        self.begin(Op::Statfs);
         // As the kernel driver reports it: blocks of the used size, nothing
         // free (summed over the layers).
         let t = self.view.totals();
@@ -537,11 +731,19 @@ impl Filesystem for SqFs {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        self.activity.touch();
+        self.begin(Op::Getxattr);
         self.log(format_args!(
             "getxattr ino={} name={name:?} size={size}",
             ino.0
         ));
+        if ino.0 == ROOT_ID && name.as_bytes() == STATS_XATTR.as_bytes() {
+            let v = self.stats();
+            return match size {
+                0 => reply.size(v.len() as u32),
+                n if v.len() > n as usize => reply.error(Errno::ERANGE),
+                _ => reply.data(v.as_bytes()),
+            };
+        }
         if ino.0 == ROOT_ID && name.as_bytes() == REMOTE_STATS_XATTR.as_bytes() {
             return match self.remote_stats() {
                 None => reply.error(Errno::NO_XATTR),
@@ -565,7 +767,7 @@ impl Filesystem for SqFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        self.activity.touch();
+        self.begin(Op::Listxattr);
         let result = self
             .node(ino)
             .and_then(|n| self.view.xattrs(&n).map_err(|e| self.fail("listxattr", e)));
@@ -589,7 +791,7 @@ impl Filesystem for SqFs {
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        self.activity.touch();
+        self.begin(Op::Access);
         if mask.contains(AccessFlags::W_OK) {
             return reply.error(Errno::EROFS);
         }

@@ -11,10 +11,13 @@ pub mod fs;
 pub mod options;
 pub mod pagefill;
 pub mod prefetch;
+pub mod preload;
+pub mod record;
 
 pub use attach::unmount;
 
 use crate::error::{Error, Result};
+use crate::profile::Profile;
 use crate::reader::remote::{is_remote, shown_name};
 use crate::reader::verity::VerityOptions;
 use crate::reader::{Image, OpenOptions};
@@ -98,7 +101,54 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
         Arc::new(ImageView::new(img, root))
     };
     let debug = a.debug || o.debug;
-    Ok(fs::SqFs::new(view, o.uid, o.gid, debug))
+    let mut fs = fs::SqFs::new(view.clone(), o.uid, o.gid, debug);
+    // The idle timer counts open files, which the kernel's no-open mode hides.
+    fs.want_no_open = o.idle_timeout.is_none();
+    if let Some(path) = &o.record {
+        fs.recorder = Some(record::Recorder::new(path.clone(), view.layers()));
+    }
+    fs.preload = startup_profile(a, view.layers())?.map(Arc::new);
+    Ok(fs)
+}
+
+/// The profile to replay: `preload=FILE` (an error if unreadable or
+/// malformed), else the image's own `IMAGE.profile` beside a local image
+/// (a warning if malformed); either is ignored, with a warning, when it was
+/// recorded on other images.
+fn startup_profile(a: &MountArgs, layers: &[Arc<Image>]) -> Result<Option<Profile>> {
+    let o = &a.opts;
+    let (path, explicit) = match &o.preload {
+        Some(p) => (p.clone(), true),
+        None if o.preload_off || a.images.len() != 1 || is_remote(&a.images[0]) => return Ok(None),
+        None => {
+            let mut p = a.images[0].clone().into_os_string();
+            p.push(".profile");
+            let p = PathBuf::from(p);
+            if !p.is_file() {
+                return Ok(None);
+            }
+            (p, false)
+        }
+    };
+    let profile = match Profile::load(&path) {
+        Ok(p) => p,
+        Err(e) if explicit => return Err(e),
+        Err(e) => {
+            eprintln!(
+                "sqfuse: warning: not preloading: {}",
+                crate::error::Report(&e)
+            );
+            return Ok(None);
+        }
+    };
+    if profile.images != Profile::identities(layers) {
+        eprintln!(
+            "sqfuse: warning: not preloading: {} was recorded on another image",
+            crate::error::shown_path(&path)
+        );
+        return Ok(None);
+    }
+    Ok(Some(profile))
 }
 
 /// Each layer's verity options: `verity=` and `verity_roothash_file=` name
@@ -363,6 +413,9 @@ fn serve(
     mut status: Option<std::fs::File>,
 ) -> Result<()> {
     let activity = fs.activity.clone();
+    let recorder = fs.recorder.clone();
+    let preload_profile = fs.preload.clone();
+    let preload_stats = fs.preload_stats.clone();
     let page_fill = fs.page_fill.clone();
     let prefetch = fs.prefetch.clone();
     let view = fs.view();
@@ -422,6 +475,27 @@ fn serve(
     std::thread::spawn(move || {
         let _ = tx.send(Event::Ended(session.run()));
     });
+    if let Some(p) = preload_profile {
+        let root = match &target {
+            Target::Dir(d) => Some(d.as_path()),
+            Target::Fd(_) => None,
+        };
+        // One core left to the program and the requests it waits on.
+        preload::start(
+            p,
+            view.clone(),
+            root,
+            cores.saturating_sub(1).max(1),
+            preload_stats,
+        );
+    }
+    let save_record = || {
+        if let Some(r) = &recorder {
+            if let Err(e) = r.save() {
+                eprintln!("sqfuse: record: {}", crate::error::Report(&e));
+            }
+        }
+    };
     activity.touch(); // the idle clock starts now
     let idle_secs = || unix_now().saturating_sub(activity.last.load(Ordering::Relaxed));
     // Stops serving: unmounts what we mounted (lazily if files are still
@@ -444,8 +518,14 @@ fn serve(
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
         };
         match event {
-            Ok(Event::Ended(r)) => return r.map_err(|e| Error::io("serving the mount", e)),
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(Event::Ended(r)) => {
+                save_record();
+                return r.map_err(|e| Error::io("serving the mount", e));
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                save_record();
+                return Ok(());
+            }
             Ok(Event::Signal) if !unmounting => {
                 // Files still open: detach now, keep serving them until closed.
                 stop(true);

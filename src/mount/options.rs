@@ -50,6 +50,12 @@ pub struct MountOpts {
     /// URL images: cache_dir=, cache_size=, ca_file=, retry_timeout=, as
     /// given (applied over the `SQFUSE_*` environment when opening).
     pub remote: Vec<(String, String)>,
+    /// `record=FILE`: write a start-up profile of this mount's use.
+    pub record: Option<PathBuf>,
+    /// `preload=FILE`: replay a start-up profile at mount; `preload=none`
+    /// turns off the image's own (`IMAGE.profile`).
+    pub preload: Option<PathBuf>,
+    pub preload_off: bool,
 }
 
 impl Default for MountOpts {
@@ -81,6 +87,9 @@ impl Default for MountOpts {
             verity_root_file: None,
             verity_hash: None,
             remote: Vec::new(),
+            record: None,
+            preload: None,
+            preload_off: false,
         }
     }
 }
@@ -154,6 +163,13 @@ fn split_options(list: &str) -> Vec<String> {
     out
 }
 
+fn absolute(key: &str, v: &str) -> Result<PathBuf, String> {
+    if v.is_empty() {
+        return Err(format!("mount option {key}= needs a file name"));
+    }
+    std::path::absolute(v).map_err(|e| format!("mount option {key}={v}: {e}"))
+}
+
 fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {
     v.parse()
         .map_err(|_| format!("mount option {key}={v}: not a number"))
@@ -204,6 +220,12 @@ impl MountOpts {
                 ("verity_roothash_file", Some(v)) => self.verity_root_file = Some(PathBuf::from(v)),
                 ("verity_hash", Some(v)) => self.verity_hash = Some(PathBuf::from(v)),
                 ("prefetch", Some(v)) => self.prefetch = number(key, v)?,
+                // Absolute now: a background mount leaves the caller's directory.
+                ("record", Some(v)) => self.record = Some(absolute(key, v)?),
+                ("preload", Some("none")) => (self.preload, self.preload_off) = (None, true),
+                ("preload", Some(v)) => {
+                    (self.preload, self.preload_off) = (Some(absolute(key, v)?), false)
+                }
                 ("cache_dir" | "cache_size" | "ca_file" | "retry_timeout", Some(v)) => {
                     // Checked now, applied when the image is opened.
                     crate::reader::remote::RemoteOptions::default()

@@ -213,6 +213,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let appended = sqfuse::pack::verity::add_to_image(&image, offset, salt, force)?;
             report_root(&appended, roothash.as_deref(), &mut out)?;
         }
+        Cmd::Profile {
+            paths,
+            command,
+            options,
+            force,
+        } => {
+            let (profile, images) = paths.split_last().expect("clap requires two");
+            let status = sqfuse::cli::record::record(&sqfuse::cli::record::Recording {
+                images,
+                profile,
+                options: &options,
+                command: &command,
+                force,
+            })?;
+            if !status.success() {
+                eprintln!(
+                    "sqfuse: profile: the command ended with {status}; the profile was written"
+                );
+                return Ok(ExitCode::from(
+                    status.code().unwrap_or(1).clamp(1, 255) as u8
+                ));
+            }
+        }
         Cmd::Completions { shell } => args::write_completions(shell, &mut out),
         Cmd::Man { dir } => {
             args::write_man_pages(&dir).with_context(|| format!("writing {}", dir.display()))?
@@ -364,6 +387,13 @@ fn pack(a: PackArgs) -> Result<ExitCode> {
         },
         whiteouts: a.whiteouts,
         tar_root_from_archive: true,
+        order: {
+            let mut files = Vec::new();
+            for f in &a.order {
+                files.extend(sqfuse::profile::Profile::load(f)?.file_order());
+            }
+            sqfuse::pack::order::FileOrder::from_paths(&files)
+        },
     };
     if let Some(reference) = &oci_source {
         return pack_oci(reference, &a, image, &opts);

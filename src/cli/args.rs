@@ -4,6 +4,7 @@
 use crate::format::compressor::Compressor;
 use crate::reader::Offset;
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 /// Every mount option, for `-o`'s help and the man page.
@@ -250,6 +251,10 @@ pub struct PackArgs {
     /// Do not descend into other filesystems (their mountpoints stay, empty).
     #[arg(long)]
     pub one_file_system: bool,
+    /// Lay file data out in the order a start-up profile (-o record=) read
+    /// the files, ahead of all others (repeatable: earlier profiles first).
+    #[arg(long, value_name = "PROFILE")]
+    pub order: Vec<PathBuf>,
     /// Overwrite IMAGE if it exists.
     #[arg(short, long)]
     pub force: bool,
@@ -430,6 +435,25 @@ pub enum Cmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// Record a start-up profile: mount IMAGE on a temporary directory with
+    /// -o record=PROFILE, run COMMAND there ({} in it is the mountpoint;
+    /// SQFUSE_MOUNT is set), unmount. Use it with -o preload=, IMAGE.profile
+    /// or pack --order.
+    #[command(override_usage = "sqfuse profile [OPTIONS] IMAGE... PROFILE -- COMMAND [ARG]...")]
+    Profile {
+        /// The image (or layers, top first), then the profile to write.
+        #[arg(required = true, num_args = 2.., value_name = "IMAGE... PROFILE")]
+        paths: Vec<PathBuf>,
+        /// The command to run in the mount, after --.
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<OsString>,
+        /// More mount options (as for mount).
+        #[arg(short = 'o', action = clap::ArgAction::Append, value_name = "OPT[,OPT...]")]
+        options: Vec<String>,
+        /// Overwrite PROFILE if it exists.
+        #[arg(short, long)]
+        force: bool,
+    },
     /// Print a shell completion script (bash, zsh or fish) to standard output.
     Completions {
         /// The shell to complete for.
@@ -453,6 +477,7 @@ pub const COMMANDS: &[&str] = &[
     "extract",
     "check",
     "verity",
+    "profile",
     "completions",
     "man",
     "help",

@@ -10,6 +10,7 @@ pub mod data;
 mod error;
 pub mod exclude;
 pub mod oci;
+pub mod order;
 mod prefetch;
 #[cfg(feature = "registry")]
 pub mod registry;
@@ -70,6 +71,9 @@ pub struct PackOptions {
     /// Off (mksquashfs -tar), the root is made: mode 0777, owned by the
     /// caller, the image's time.
     pub tar_root_from_archive: bool,
+    /// Where file data goes: files of higher priority first (a start-up
+    /// profile's files, a mksquashfs sort file); empty: tree order.
+    pub order: order::FileOrder,
 }
 
 impl Default for PackOptions {
@@ -102,6 +106,7 @@ impl Default for PackOptions {
             verity_salt: None,
             whiteouts: crate::whiteout::Convention::Keep,
             tar_root_from_archive: true,
+            order: Default::default(),
         }
     }
 }
@@ -329,6 +334,16 @@ pub fn pack_source(
     one_heap(false);
     release_freed_memory();
     memory_checkpoint("scan");
+    if !opts.order.is_empty() {
+        let matched = opts.order.apply(&mut tree);
+        if matched < opts.order.len() {
+            tree.warnings.push(format!(
+                "{} of the {} paths given to order the data are not in the tree",
+                opts.order.len() - matched,
+                opts.order.len()
+            ));
+        }
+    }
     let mkfs_time = opts
         .mkfs_time
         .or(opts.source_date_epoch)

@@ -29,7 +29,7 @@ pub struct Job {
 pub enum Action {
     Help,
     Version,
-    Pack(Job),
+    Pack(Box<Job>),
 }
 
 /// How an exclude list is read: mksquashfs's plain paths, or patterns.
@@ -92,6 +92,7 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
     let mut exclude_kind = ExcludeKind::Paths;
     let mut exclude_args: Vec<String> = Vec::new();
     let mut exclude_files: Vec<PathBuf> = Vec::new();
+    let mut sort_files: Vec<PathBuf> = Vec::new();
     let mut it = options.iter();
     while let Some(a) = it.next() {
         let o = text(a).ok_or("an option is not UTF-8")?;
@@ -163,6 +164,7 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
             "-wildcards" => exclude_kind = ExcludeKind::Wildcards,
             "-regex" => exclude_kind = ExcludeKind::Regex,
             "-ef" => exclude_files.push(PathBuf::from(value(o, &mut it)?)),
+            "-sort" => sort_files.push(PathBuf::from(value(o, &mut it)?)),
             "-e" => {
                 exclude_args = it
                     .by_ref()
@@ -253,12 +255,18 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
         exclude_args.extend(read_exclude_file(f)?);
     }
     opts.excludes = exclude_rules(&exclude_args, exclude_kind, &sources)?;
-    Ok(Action::Pack(Job {
+    for f in &sort_files {
+        let file = std::fs::File::open(f).map_err(|e| format!("sort file {}: {e}", f.display()))?;
+        opts.order
+            .add_sort_file(std::io::BufReader::new(file), f, &sources)
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(Action::Pack(Box::new(Job {
         sources,
         image,
         opts,
         quiet,
-    }))
+    })))
 }
 
 fn now() -> u32 {
@@ -350,7 +358,7 @@ mod tests {
 
     fn job(v: &[&str]) -> Job {
         match p(v).unwrap() {
-            Action::Pack(j) => j,
+            Action::Pack(j) => *j,
             _ => panic!("not a pack"),
         }
     }
@@ -410,8 +418,8 @@ mod tests {
 
     #[test]
     fn unsupported_and_bad_options_are_named() {
-        let e = p(&["d", "/tmp/x-does-not-exist.sqfs", "-sort", "f"]).unwrap_err();
-        assert!(e.contains("-sort"), "{e}");
+        let e = p(&["d", "/tmp/x-does-not-exist.sqfs", "-pf", "f"]).unwrap_err();
+        assert!(e.contains("-pf"), "{e}");
         assert!(p(&["d", "/tmp/x.sqfs", "-b", "3000"])
             .unwrap_err()
             .contains("-b"));

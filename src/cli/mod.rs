@@ -7,6 +7,7 @@ pub mod compat;
 pub mod extract;
 pub mod info;
 pub mod ls;
+pub mod record;
 
 use crate::format::inode::{rdev_split, FileType, Inode};
 

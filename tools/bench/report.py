@@ -13,6 +13,7 @@ import sys
 from collections import OrderedDict
 
 HIGHER_IS_BETTER = {"iops", "layersiops"}
+LAUNCH_BEGIN, LAUNCH_END = "<!-- launch:begin -->", "<!-- launch:end -->"
 
 
 def load(path):
@@ -320,6 +321,14 @@ def main():
         sys.exit("usage: report.py RESULTS.tsv OUT.md OUT.svg")
     meta, best = load(sys.argv[1])
     md = markdown(meta, best)
+    # The launch section (tools/bench/launch-report.py) is another run's: kept.
+    try:
+        old = open(sys.argv[2], encoding="utf-8").read()
+    except FileNotFoundError:
+        old = ""
+    a, b = old.find(LAUNCH_BEGIN), old.find(LAUNCH_END)
+    if 0 <= a < b:
+        md += "\n\n" + old[a:b + len(LAUNCH_END)]
     with open(sys.argv[2], "w", encoding="utf-8") as f:
         f.write(md + "\n")
     with open(sys.argv[3], "w", encoding="utf-8") as f:

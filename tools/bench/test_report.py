@@ -109,5 +109,69 @@ class Report(unittest.TestCase):
         self.assertIn("4.00x", svg)
 
 
+LAUNCH = """#rounds\t2
+launch\tpython, zstd, cold\tsqfuse\t2.0
+launch\tpython, zstd, cold\tsqfuse\t1.6
+launch\tpython, zstd, cold\tsquashfuse_ll\t3.2
+launch\tpython, zstd, cold\tkernel\t1.7
+launch\tpython, zstd, cold\tlocal\t1.0
+launch\tpython, zstd, cold\tsqfuse+ordered\t1.2
+launch\tpython, zstd, warm\tsqfuse\t1.1
+launch\tpython, zstd, warm\tkernel\t1.0
+launchreq\tpython, zstd, cold\tsqfuse lookup\t10
+launchreq\tpython, zstd, cold\tsqfuse read\t5
+launchreq\tpython, zstd, cold\tsqfuse bytes_decompressed\t2097152
+launchreq\tpython, zstd, cold\tsquashfuse_ll lookup\t30
+launchreq\tpython, zstd, cold\tsquashfuse_ll init\t1
+mountstat\tmount + stat + unmount, warm\tsqfuse\t0.006
+mountstat\tmount + stat + unmount, warm\tsquashfuse_ll\t0.005
+"""
+
+
+class LaunchReport(unittest.TestCase):
+    def run_launch(self, existing):
+        with tempfile.TemporaryDirectory() as d:
+            tsv, md = os.path.join(d, "l.tsv"), os.path.join(d, "b.md")
+            with open(tsv, "w") as f:
+                f.write(LAUNCH)
+            with open(md, "w") as f:
+                f.write(existing)
+            for _ in range(2):  # a second run replaces the section, not adds one
+                subprocess.run([sys.executable, os.path.join(HERE, "launch-report.py"), tsv, md],
+                               check=True, capture_output=True)
+            with open(md) as m:
+                return m.read()
+
+    def test_ratios_targets_and_requests(self):
+        md = self.run_launch("# Benchmarks\n\nbody\n")
+        self.assertTrue(md.startswith("# Benchmarks\n\nbody\n"))
+        self.assertEqual(md.count("<!-- launch:begin -->"), 1)
+        # Best cold sqfuse 1.6 s: squashfuse_ll 3.2 / 1.6 = 2x; kernel 1.7 / 1.6.
+        self.assertIn("| python, zstd, cold | 1.60 s | 3.20 s | 1.70 s | 1.00 s | - | 1.20 s | 2.00x | 1.06x | 2.67x | 1.20x |", md)
+        self.assertIn("python, zstd, cold: sqfuse ≥ 1.25x squashfuse_ll: met", md)
+        self.assertIn("python, zstd, cold: sqfuse ≥ 1.1x kernel: **not met**", md)
+        self.assertIn("python, zstd, cold: with a profile within 1.3x of the local directory: met", md)
+        self.assertIn("python, zstd, warm: sqfuse no slower than the kernel: **not met**", md)
+        # init is not a request the program caused; decompressed bytes in MiB.
+        self.assertIn("| python, zstd, cold | sqfuse | 10 | 5 | 15 | 2 MiB |", md)
+        self.assertIn("| python, zstd, cold | squashfuse_ll | 30 | 0 | 30 | - |", md)
+        self.assertIn("mount + stat + unmount, warm: no slower than squashfuse_ll: **not met**", md)
+
+    def test_report_py_keeps_the_launch_section(self):
+        md = self.run_launch("# Benchmarks\n")
+        with tempfile.TemporaryDirectory() as d:
+            tsv, out, svg = (os.path.join(d, n) for n in ("r.tsv", "b.md", "b.svg"))
+            with open(tsv, "w") as f:
+                f.write(RESULTS)
+            with open(out, "w") as f:
+                f.write(md)
+            subprocess.run([sys.executable, os.path.join(HERE, "report.py"), tsv, out, svg],
+                           check=True, capture_output=True)
+            with open(out) as m:
+                new = m.read()
+        self.assertIn("| cold tar -cf - . \\| wc -c (/usr/share) | 5.00 s", new)
+        self.assertIn("| python, zstd, cold | 1.60 s |", new)
+
+
 if __name__ == "__main__":
     unittest.main()

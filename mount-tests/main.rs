@@ -7,6 +7,7 @@ mod layers; // several images as one tree: the same as the kernel's overlayfs, f
 mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
 mod privileges; // a root mount for every user: setuid ignored, devices refused, modes enforced (unless -o suid,dev)
+mod profiles; // start-up profiles recorded and replayed, hostile ones; requests the kernel stops sending
 mod remote; // images mounted from nginx: equal to the kernel mount, EIO while the server is down, recovery
 mod stress; // 16 threads reading random ranges, every byte checked
 mod trees; // mounted trees equal the source and the kernel's view, for every image

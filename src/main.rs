@@ -220,12 +220,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
             force,
         } => {
             let (profile, images) = paths.split_last().expect("clap requires two");
+            if !force && profile.symlink_metadata().is_ok() {
+                return Err(anyhow!(
+                    "{} exists (use -f to overwrite)",
+                    profile.display()
+                ));
+            }
             let status = sqfuse::cli::record::record(&sqfuse::cli::record::Recording {
                 images,
                 profile,
                 options: &options,
                 command: &command,
-                force,
             })?;
             if !status.success() {
                 eprintln!(

@@ -20,22 +20,16 @@ pub struct Recording<'a> {
     /// The program and its arguments; `{}` in an argument stands for the
     /// mountpoint. It runs in the mountpoint, with `SQFUSE_MOUNT` set to it.
     pub command: &'a [OsString],
-    pub force: bool,
 }
 
 /// How long the mount may take to come up (a URL image's first fetch).
 const MOUNT_WAIT: Duration = Duration::from_secs(120);
 
-/// Records; returns the command's exit status.
+/// Records (replacing PROFILE if it exists: the caller checks); returns
+/// the command's exit status.
 pub fn record(r: &Recording<'_>) -> Result<ExitStatus> {
     if r.command.is_empty() {
         return Err(Error::invalid("give the command to record after --"));
-    }
-    if !r.force && r.profile.symlink_metadata().is_ok() {
-        return Err(Error::invalid(format!(
-            "{} exists (use -f to overwrite)",
-            crate::error::shown_path(r.profile)
-        )));
     }
     let profile = std::path::absolute(r.profile)
         .map_err(|e| Error::io(crate::error::shown_path(r.profile), e))?;

@@ -200,7 +200,8 @@ impl SqFs {
         }
         let p = &self.preload_stats;
         out += &format!(
-            "blocks_decompressed {blocks}\nbytes_decompressed {bytes}\npreload_steps {}\npreload_bytes {}\npreload_image_bytes {}\n",
+            "blocks_decompressed {blocks}\nbytes_decompressed {bytes}\npreload_done {}\npreload_steps {}\npreload_bytes {}\npreload_image_bytes {}\n",
+            u8::from(p.finished.load(Ordering::Relaxed)),
             p.steps.load(Ordering::Relaxed),
             p.bytes.load(Ordering::Relaxed),
             p.range_bytes.load(Ordering::Relaxed),

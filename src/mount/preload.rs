@@ -33,7 +33,9 @@ const COALESCE_GAP: u64 = 64 << 10;
 /// What the preload has done, for `user.sqfuse.stats`.
 #[derive(Default)]
 pub struct PreloadStats {
+    /// Steps replayed (done or failed).
     pub steps: AtomicU64,
+    /// File bytes read through the mount.
     pub bytes: AtomicU64,
     pub range_bytes: AtomicU64,
     /// Set once both kinds of work are done (or gave up).
@@ -68,7 +70,16 @@ pub fn start(
     let ranges = coalesce(&profile.ranges);
     let layers = view.layers().to_vec();
     let rstats = stats.clone();
-    let _ = std::thread::Builder::new()
+    // The ranges' thread and the steps' workers: the last one out says done.
+    let workers = threads.max(1);
+    let running = Arc::new(AtomicUsize::new(workers + 1));
+    let finish = |running: &AtomicUsize, stats: &PreloadStats| {
+        if running.fetch_sub(1, Ordering::Relaxed) == 1 {
+            stats.finished.store(true, Ordering::Relaxed);
+        }
+    };
+    let rrunning = running.clone();
+    let spawned = std::thread::Builder::new()
         .name("sqfuse-preload".into())
         .spawn(move || {
             lower_priority();
@@ -81,15 +92,20 @@ pub fn start(
                 }
                 rstats.range_bytes.fetch_add(r.len, Ordering::Relaxed);
             }
+            finish(&rrunning, &rstats);
         });
+    if spawned.is_err() {
+        finish(&running, &stats);
+    }
     let Some(root) = root.and_then(|r| open_root(r).ok()) else {
-        stats.finished.store(true, Ordering::Relaxed);
+        for _ in 0..workers {
+            finish(&running, &stats);
+        }
         return;
     };
     let root = Arc::new(root);
     let next = Arc::new(AtomicUsize::new(0));
-    let running = Arc::new(AtomicUsize::new(threads.max(1)));
-    for _ in 0..threads.max(1) {
+    for _ in 0..workers {
         let (profile, root, next, done, left) = (
             profile.clone(),
             root.clone(),
@@ -107,22 +123,21 @@ pub fn start(
                     let Some(step) = profile.steps.get(i) else {
                         break;
                     };
-                    match replay(&root, step, &mut buf) {
+                    let r = replay(&root, step, &mut buf);
+                    done.steps.fetch_add(1, Ordering::Relaxed);
+                    match r {
                         Ok(n) => {
-                            done.steps.fetch_add(1, Ordering::Relaxed);
                             done.bytes.fetch_add(n, Ordering::Relaxed);
                         }
-                        // The mount went away: nothing more to do.
+                        // The mount went away (or openat2 is missing): stop.
                         Err(e) if e == libc::ENOTCONN || e == libc::ENOSYS => break,
                         Err(_) => {}
                     }
                 }
-                if left.fetch_sub(1, Ordering::Relaxed) == 1 {
-                    done.finished.store(true, Ordering::Relaxed);
-                }
+                finish(&left, &done);
             });
-        if spawned.is_err() && running.fetch_sub(1, Ordering::Relaxed) == 1 {
-            stats.finished.store(true, Ordering::Relaxed);
+        if spawned.is_err() {
+            finish(&running, &stats);
         }
     }
 }

@@ -46,6 +46,9 @@ _sqfuse() {
             sqfuse,pack)
                 cmd="sqfuse__subcmd__pack"
                 ;;
+            sqfuse,profile)
+                cmd="sqfuse__subcmd__profile"
+                ;;
             sqfuse,verity)
                 cmd="sqfuse__subcmd__verity"
                 ;;
@@ -79,6 +82,9 @@ _sqfuse() {
             sqfuse__subcmd__help,pack)
                 cmd="sqfuse__subcmd__help__subcmd__pack"
                 ;;
+            sqfuse__subcmd__help,profile)
+                cmd="sqfuse__subcmd__help__subcmd__profile"
+                ;;
             sqfuse__subcmd__help,verity)
                 cmd="sqfuse__subcmd__help__subcmd__verity"
                 ;;
@@ -89,7 +95,7 @@ _sqfuse() {
 
     case "${cmd}" in
         sqfuse)
-            opts="-h -V --help --version pack mount info ls cat extract check verity completions man help"
+            opts="-h -V --help --version pack mount info ls cat extract check verity profile completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -231,7 +237,7 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__help)
-            opts="pack mount info ls cat extract check verity completions man help"
+            opts="pack mount info ls cat extract check verity profile completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,6 +390,20 @@ _sqfuse() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        sqfuse__subcmd__help__subcmd__profile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         sqfuse__subcmd__help__subcmd__verity)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
@@ -507,7 +527,7 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__pack)
-            opts="-c -l -b -j -e -f -q -h --compressor --level --xz-filter --block-size --threads --no-fragments --always-fragments --no-dedup --no-xattrs --no-exports --no-sparse --all-root --force-uid --force-gid --mkfs-time --all-time --exclude --offset --one-file-system --force --skip-unreadable --tar --whiteouts --layers --insecure --creds --quiet --verity --verity-salt --verity-roothash --help"
+            opts="-c -l -b -j -e -f -q -h --compressor --level --xz-filter --block-size --threads --no-fragments --always-fragments --no-dedup --no-xattrs --no-exports --no-sparse --all-root --force-uid --force-gid --mkfs-time --all-time --exclude --offset --one-file-system --order --force --skip-unreadable --tar --whiteouts --layers --insecure --creds --quiet --verity --verity-salt --verity-roothash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -577,6 +597,10 @@ _sqfuse() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --order)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --whiteouts)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -594,6 +618,24 @@ _sqfuse() {
                     return 0
                     ;;
                 --verity-roothash)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sqfuse__subcmd__profile)
+            opts="-o -f -h --force --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -33,6 +33,9 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
   verity=ROOTHASH     verify every block against the image's dm-verity tree (hex root)
   verity_roothash_file=FILE  the same, the root hash read from FILE
   verity_hash=FILE    the tree is in FILE (veritysetup format DATA HASH), not appended
+  record=FILE         write a start-up profile of what the mount served (at unmount)
+  preload=FILE|none   replay a start-up profile once mounted (default: IMAGE.profile
+                      beside a local image, if there is one; none: no profile)
   ro, rw, defaults, noatime, user, noauto, _netdev, nofail, x-*, clone_fd,
   max_idle_threads=N, ...
                       what mount(8), fstab and libfuse pass: accepted (rw mounts
@@ -330,7 +333,8 @@ pub struct MountArgs {
     /// suid, dev (default nosuid,nodev), allow_other, allow_root,
     /// auto_unmount, noexec,
     /// fsname=NAME, subtype=NAME, debug, verity=ROOTHASH,
-    /// verity_roothash_file=FILE, verity_hash=FILE, and what mount(8), fstab and libfuse
+    /// verity_roothash_file=FILE, verity_hash=FILE, record=FILE,
+    /// preload=FILE|none, and what mount(8), fstab and libfuse
     /// pass (ro, rw, defaults, noatime, user, noauto, _netdev, x-*, clone_fd,
     /// max_threads=N...). See `sqfuse --help`.
     #[arg(short = 'o', action = clap::ArgAction::Append, value_name = "OPT[,OPT...]")]

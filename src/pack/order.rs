@@ -19,10 +19,14 @@ const MAX_SORT_LINE: usize = 16 << 10;
 /// Priorities for paths in the image (relative to its root, `a/b`), as
 /// mksquashfs's sort files give them: a file takes the priority of its own
 /// entry, else of its nearest listed directory, else 0; higher goes first,
-/// equal priorities keep tree order.
+/// equal priorities keep tree order (reversed for a sort file, as
+/// mksquashfs writes them).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FileOrder {
     entries: HashMap<Vec<u8>, i64>,
+    /// Equal priorities in reverse tree order, as mksquashfs -sort writes
+    /// them (its priority lists are built by prepending).
+    reverse_ties: bool,
 }
 
 impl FileOrder {
@@ -107,6 +111,7 @@ impl FileOrder {
             for p in image_paths(&path, sources) {
                 self.set(&p, priority);
             }
+            self.reverse_ties = true;
         }
     }
 
@@ -161,8 +166,14 @@ impl FileOrder {
             }
         }
         let mut order: Vec<usize> = (0..tree.files.len()).collect();
-        // Stable: equal priorities keep tree order.
-        order.sort_by_key(|&i| std::cmp::Reverse(prio[i].unwrap_or(0)));
+        // Equal priorities keep tree order (or its reverse, as mksquashfs).
+        let rev = self.reverse_ties;
+        order.sort_by_key(|&i| {
+            (
+                std::cmp::Reverse(prio[i].unwrap_or(0)),
+                if rev { usize::MAX - i } else { i },
+            )
+        });
         let mut new_index = vec![0usize; order.len()];
         for (new, &old) in order.iter().enumerate() {
             new_index[old] = new;

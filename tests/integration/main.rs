@@ -9,6 +9,7 @@ mod malformed; // hostile images: clean errors, no panic, no writes outside DEST
 mod mksquashfs; // the fixture tree through mksquashfs with every option, back out, compared
 mod mutation; // thousands of corrupted copies of valid images: zero panics, no hangs
 mod oci_import; // pack oci: against umoci unpack, every layer compression, tampered blobs, --whiteouts
+mod order; // pack --order and the -sort personality: data laid out by profile or priority, as mksquashfs -sort does
 mod pack; // sqfuse pack against the kernel, unsquashfs and our reader; determinism; errors
 mod personality; // sqfuse as mksquashfs/unsquashfs vs the real squashfs-tools, same command lines
 mod remote; // images over HTTP(S) from a real nginx: same answers, bounded transfer, offline cache, TLS, no-Range servers, changed objects

@@ -55,7 +55,7 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
     // The cache budget is the mount's, not each layer's: three quarters
     // split among the layers, a quarter for merged listings.
     let n = a.images.len() as u64;
-    let budget = o.cache_mb << 20;
+    let budget = o.cache_mb.unwrap_or(options::DEFAULT_CACHE_MB) << 20;
     let per_layer = if layered { budget / 4 * 3 / n } else { budget };
     let roots = per_layer_verity(o, a.images.len())?;
     let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
@@ -69,6 +69,10 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
             offset: o.offset,
             pread: true,
             cache_budget: Some(per_layer),
+            cache_budget_min_blocks: match (o.cache_mb, layered) {
+                (None, false) => options::DEFAULT_CACHE_BLOCKS,
+                _ => 0,
+            },
             verity,
             remote: Some(remote.clone()),
             ..Default::default()
@@ -480,14 +484,7 @@ fn serve(
             Target::Dir(d) => Some(d.as_path()),
             Target::Fd(_) => None,
         };
-        // One core left to the program and the requests it waits on.
-        preload::start(
-            p,
-            view.clone(),
-            root,
-            cores.saturating_sub(1).max(1),
-            preload_stats,
-        );
+        preload::start(p, view.clone(), root, cores, preload_stats);
     }
     let save_record = || {
         if let Some(r) = &recorder {

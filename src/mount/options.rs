@@ -4,6 +4,13 @@
 pub use crate::reader::Offset;
 use std::path::PathBuf;
 
+/// The cache budget when `cache_mb=` is not given.
+pub const DEFAULT_CACHE_MB: u64 = 32;
+/// ...unless an image's blocks are so large that this many of them need
+/// more: a cold launch from a 1 MiB-block image decompressed each fragment
+/// block several times with 16 of them cached.
+pub const DEFAULT_CACHE_BLOCKS: u64 = 128;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOpts {
     pub offset: Offset,
@@ -27,8 +34,9 @@ pub struct MountOpts {
     pub allow_dev: bool,
     pub noexec: bool,
     /// Memory for all decompressed-block caches (metadata, data,
-    /// fragments), MiB.
-    pub cache_mb: u64,
+    /// fragments), MiB (`None`: [`DEFAULT_CACHE_MB`], or
+    /// [`DEFAULT_CACHE_BLOCKS`] blocks of a single image's size if more).
+    pub cache_mb: Option<u64>,
     /// Worker threads serving requests (0: one per core).
     pub threads: usize,
     /// Push whole decompressed blocks into the kernel's page cache.
@@ -75,7 +83,7 @@ impl Default for MountOpts {
             allow_suid: false,
             allow_dev: false,
             noexec: false,
-            cache_mb: 32,
+            cache_mb: None,
             threads: 0,
             page_fill: true,
             prefetch: 4,
@@ -211,7 +219,7 @@ impl MountOpts {
                     self.idle_timeout = Some(number(key, v)?).filter(|&t| t > 0)
                 }
                 ("notify_pipe", Some(v)) => self.notify_pipe = Some(PathBuf::from(v)),
-                ("cache_mb", Some(v)) => self.cache_mb = number(key, v)?,
+                ("cache_mb", Some(v)) => self.cache_mb = Some(number(key, v)?),
                 ("threads" | "max_threads", Some(v)) => self.threads = number(key, v)?,
                 ("fsname", Some(v)) => self.fsname = Some(v.to_string()),
                 ("subtype", Some(v)) => self.subtype = Some(v.to_string()),
@@ -280,7 +288,7 @@ mod tests {
             (Some(0), Some(1000), Some(30))
         );
         assert!(o.allow_other && o.nosuid && o.nodev);
-        assert_eq!(o.cache_mb, 128);
+        assert_eq!(o.cache_mb, Some(128));
         o.apply("offset=auto").unwrap();
         assert_eq!(o.offset, Offset::Auto);
         assert!(o.page_fill, "page fill is on by default");

@@ -74,6 +74,9 @@ pub struct OpenOptions {
     /// fragment block serves many small files; with the mount's page fill
     /// the kernel keeps file data anyway). Overrides the three counts above.
     pub cache_budget: Option<u64>,
+    /// With `cache_budget`: at least this many bytes per byte of block
+    /// size (large-block images need more memory to keep as many blocks).
+    pub cache_budget_min_blocks: u64,
     /// Verify every block read against a dm-verity tree and this root hash.
     pub verity: Option<verity::VerityOptions>,
     /// How a URL image is fetched and cached (`None`: the defaults and the
@@ -90,6 +93,7 @@ impl Default for OpenOptions {
             data_cache_blocks: 0,
             pread: false,
             cache_budget: None,
+            cache_budget_min_blocks: 0,
             verity: None,
             remote: None,
         }
@@ -228,6 +232,7 @@ impl Image {
         let (meta_blocks, data_blocks, frag_blocks) = match opts.cache_budget {
             Some(total) => {
                 let bs = u64::from(sb.block_size);
+                let total = total.max(opts.cache_budget_min_blocks.saturating_mul(bs));
                 let blocks = |bytes: u64, unit: u64| (bytes / unit) as usize;
                 (
                     blocks(total / 4, METADATA_SIZE as u64).max(16),

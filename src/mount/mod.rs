@@ -263,7 +263,11 @@ pub fn notify(opts: &MountOpts, c: u8) {
 /// hears 'f' (once). Started by mount(8), setuid bits and devices follow
 /// [`MountOpts::as_mount_helper`].
 pub fn mount(mut a: MountArgs) -> Result<()> {
-    if attach::started_by_mount8() {
+    // Only a `suid` or `dev` can be mount(8)'s doing; the ancestry is read
+    // only then (reading it costs every mount a few system calls).
+    let o = &a.opts;
+    let helper_words = (!o.nosuid && !o.allow_suid) || (!o.nodev && !o.allow_dev);
+    if helper_words && attach::started_by_mount8() {
         a.opts.as_mount_helper();
     }
     let opts = a.opts.clone();

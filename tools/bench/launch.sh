@@ -113,7 +113,7 @@ done
 
 # ---- helpers ----------------------------------------------------------------
 drop() { sync; echo 3 >/proc/sys/vm/drop_caches; }
-now() { date +%s.%N; }
+now() { echo "$EPOCHREALTIME"; } # no process started: fine-grained
 since() { echo "$(now) - $1" | bc; }
 record() { printf '%s\t%s\t%s\t%s\n' "$@" >>"$OUT"; } # section workload tool value
 proc_cpu() { awk '{printf "%.3f", ($14 + $15) / '"$(getconf CLK_TCK)"'}' "/proc/$1/stat"; }
@@ -147,6 +147,9 @@ do_mount() {
 do_umount() { # TOOL
     [ "$1" = local ] && return
     umount "$MNT" 2>/dev/null || { sleep 0.5; umount -l "$MNT"; }
+    wait_gone
+}
+wait_gone() { # until no server names the mountpoint
     local k
     for k in $(seq 100); do pgrep -f -- " $MNT( |\$)" >/dev/null || break; sleep 0.05; done
 }
@@ -247,16 +250,22 @@ for ROUND in $(seq "$ROUNDS"); do
             [ "$ROUND" = 1 ] && squashfuse_counts "$p" "$k" "$L/$k.sqfs"
         done
     done
-    # Mount + stat + unmount, warm, then with the page cache dropped.
+    # Mount + stat + unmount, warm, then with the page cache dropped (the
+    # programs' binaries too): the commands alone, no polling around them.
     for tool in sqfuse squashfuse_ll; do
         for state in warm cold; do
             for _ in 1 2 3 4 5; do
                 [ "$state" = cold ] && drop
                 t0=$(now)
-                do_mount "$tool" "$L/zstd.sqfs" >/dev/null
+                if [ "$tool" = sqfuse ]; then
+                    "$SQFUSE" "$L/zstd.sqfs" "$MNT"
+                else
+                    squashfuse_ll "$L/zstd.sqfs" "$MNT"
+                fi
                 stat "$MNT/py" >/dev/null
-                do_umount "$tool"
+                umount "$MNT"
                 record mountstat "mount + stat + unmount, $state" "$tool" "$(since "$t0")"
+                wait_gone
             done
         done
     done

@@ -390,7 +390,8 @@ fn mksquashfs_offset_keeps_the_runtime() {
 fn mksquashfs_unsupported_options_are_named() {
     let img = scratch("personality").join("refused.sqfs");
     for (args, want) in [
-        (&["-sort", "x"][..], "-sort"),
+        (&["-p", "x d 755 0 0"][..], "-p"),
+        (&["-sort", "/nonexistent-sort-file"], "sort file /nonexistent-sort-file: No such file"),
         (&["-comp", "lzma"], "lzma"),
         (&["-pf", "x"], "-pf"),
         (&["-b", "3000"], "-b"),

@@ -69,7 +69,8 @@ def table(meta, best, counts):
         "with `-o preload=` (a profile recorded on it); `sqfuse+ordered` mounts",
         "an image sqfuse packed with `--order` (same compressor, level, block",
         "size) with its own profile preloaded. `local` is the tree in a local",
-        "directory (ext4), the floor. Best of the rounds.",
+        "directory (ext4), the floor. Best of the rounds. What the numbers",
+        "say, and what was tried: [launch.md](launch.md).",
         "",
     ]
     for k in ("machine", "versions", "data", "rounds"):

@@ -41,15 +41,7 @@ fn app_image(name: &str) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(src.join("app/lib")).unwrap();
     std::fs::write(src.join("app/a.txt"), b"alpha\n".repeat(1000)).unwrap();
     std::fs::write(src.join("app/b.txt"), format!("{name}\n").repeat(50)).unwrap();
-    let mut x = 0x9e3779b97f4a7c15u64;
-    let big: Vec<u8> = (0..3 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let big = crate::noise(0x9e3779b97f4a7c15, 3 << 20);
     std::fs::write(src.join("app/lib/big.so"), big).unwrap();
     for k in 0..20 {
         std::fs::write(src.join(format!("app/lib/m{k}.py")), format!("# {k}\n")).unwrap();

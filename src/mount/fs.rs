@@ -103,6 +103,29 @@ pub struct SqFs {
     pub preload_stats: Arc<PreloadStats>,
 }
 
+/// What handle `fh` holds, or for handle 0 what the memo keeps for node
+/// `ino` (made by `make` when missing; the memo is cleared when full).
+fn by_handle_or_node<T>(
+    handles: &Mutex<HashMap<u64, Arc<T>>>,
+    memo: &Mutex<HashMap<u64, Arc<T>>>,
+    ino: INodeNo,
+    fh: FileHandle,
+    make: impl FnOnce() -> Result<Arc<T>, Errno>,
+) -> Result<Arc<T>, Errno> {
+    if fh.0 != 0 {
+        return handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF);
+    }
+    if let Some(x) = memo.lock().get(&ino.0) {
+        return Ok(x.clone());
+    }
+    let x = make()?;
+    let mut m = memo.lock();
+    if m.len() >= MAX_IMPLICIT {
+        m.clear();
+    }
+    Ok(m.entry(ino.0).or_insert(x).clone())
+}
+
 /// Request types counted, in the order `user.sqfuse.stats` lists them.
 const OPS: [&str; 14] = [
     "lookup",
@@ -212,18 +235,9 @@ impl SqFs {
     /// The open file behind a read: its handle's, or (handle 0, the kernel
     /// opened it without asking) one kept per node.
     fn file_for(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<OpenFile>, Errno> {
-        if fh.0 != 0 {
-            return self.files.lock().get(&fh.0).cloned().ok_or(Errno::EBADF);
-        }
-        if let Some(f) = self.implicit_files.lock().get(&ino.0) {
-            return Ok(f.clone());
-        }
-        let f = self.open_node(ino)?;
-        let mut m = self.implicit_files.lock();
-        if m.len() >= MAX_IMPLICIT {
-            m.clear();
-        }
-        Ok(m.entry(ino.0).or_insert(f).clone())
+        by_handle_or_node(&self.files, &self.implicit_files, ino, fh, || {
+            self.open_node(ino)
+        })
     }
 
     fn open_node(&self, ino: INodeNo) -> Result<Arc<OpenFile>, Errno> {
@@ -242,18 +256,9 @@ impl SqFs {
 
     /// The listing behind a readdir: its handle's, or one kept per node.
     fn dir_for(&self, ino: INodeNo, fh: FileHandle) -> Result<Arc<OpenDir>, Errno> {
-        if fh.0 != 0 {
-            return self.dirs.lock().get(&fh.0).cloned().ok_or(Errno::EBADF);
-        }
-        if let Some(d) = self.implicit_dirs.lock().get(&ino.0) {
-            return Ok(d.clone());
-        }
-        let d = self.list_node(ino)?;
-        let mut m = self.implicit_dirs.lock();
-        if m.len() >= MAX_IMPLICIT {
-            m.clear();
-        }
-        Ok(m.entry(ino.0).or_insert(d).clone())
+        by_handle_or_node(&self.dirs, &self.implicit_dirs, ino, fh, || {
+            self.list_node(ino)
+        })
     }
 
     fn list_node(&self, ino: INodeNo) -> Result<Arc<OpenDir>, Errno> {

@@ -36,6 +36,16 @@ struct Recorded {
 }
 
 impl Recorded {
+    /// The path of `name` in directory `parent`, if the parent's is known.
+    fn child_path(&self, parent: u64, name: &[u8]) -> Option<Vec<u8>> {
+        let mut path = self.paths.get(&parent)?.clone();
+        if path.len() > 1 {
+            path.push(b'/');
+        }
+        path.extend_from_slice(name);
+        Some(path)
+    }
+
     fn room(&mut self) -> bool {
         if self.steps.len() + self.ranges.len() >= MAX_ITEMS || self.paths.len() >= MAX_ITEMS {
             if !self.full {
@@ -89,14 +99,9 @@ impl Recorder {
     /// names, `None` if absent.
     pub fn looked_up(&self, parent: u64, name: &[u8], child: Option<u64>) {
         let mut s = self.state.lock();
-        let Some(dir) = s.paths.get(&parent) else {
+        let Some(path) = s.child_path(parent, name) else {
             return;
         };
-        let mut path = dir.clone();
-        if path.len() > 1 {
-            path.push(b'/');
-        }
-        path.extend_from_slice(name);
         if let Some(c) = child {
             if s.room() {
                 s.paths.entry(c).or_insert_with(|| path.clone());
@@ -114,15 +119,9 @@ impl Recorder {
         if s.paths.contains_key(&child) || !s.room() {
             return;
         }
-        let Some(dir) = s.paths.get(&parent) else {
-            return;
-        };
-        let mut path = dir.clone();
-        if path.len() > 1 {
-            path.push(b'/');
+        if let Some(path) = s.child_path(parent, name) {
+            s.paths.insert(child, path);
         }
-        path.extend_from_slice(name);
-        s.paths.insert(child, path);
     }
 
     /// Directory `dir` was listed.

@@ -401,3 +401,16 @@ pub fn personality(name: &str) -> PathBuf {
     }
     link
 }
+
+/// `n` bytes of xorshift64 noise from `seed` (incompressible, repeatable).
+pub fn noise(seed: u64, n: usize) -> Vec<u8> {
+    let mut x = seed.max(1);
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

@@ -43,17 +43,6 @@ fn source() -> PathBuf {
     for d in ["a", "b", "c/deep"] {
         std::fs::create_dir_all(src.join(d)).unwrap();
     }
-    let mut x = 0x2545f4914f6cdd1du64;
-    let mut bytes = |n: usize| -> Vec<u8> {
-        (0..n)
-            .map(|_| {
-                x ^= x << 13;
-                x ^= x >> 7;
-                x ^= x << 17;
-                x as u8
-            })
-            .collect()
-    };
     for (name, len) in [
         ("a/1", 9000),
         ("a/2", 300),
@@ -64,7 +53,7 @@ fn source() -> PathBuf {
         ("c/deep/2", 100),
         ("top", 4100),
     ] {
-        std::fs::write(src.join(name), bytes(len)).unwrap();
+        std::fs::write(src.join(name), crate::noise(len as u64, len)).unwrap();
     }
     src
 }

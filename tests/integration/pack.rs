@@ -327,15 +327,7 @@ fn interrupted_pack_leaves_nothing() {
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
     // Enough incompressible data that xz at -j 1 takes seconds.
-    let mut x = 0x1234_5678_9abc_def0u64;
-    let data: Vec<u8> = (0..48 << 20)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = crate::noise(0x1234_5678_9abc_def0, 48 << 20);
     std::fs::write(src.join("random"), &data).unwrap();
     let img = dir.join("img.sqfs");
     let mut child = sqfuse()

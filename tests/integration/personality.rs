@@ -391,7 +391,10 @@ fn mksquashfs_unsupported_options_are_named() {
     let img = scratch("personality").join("refused.sqfs");
     for (args, want) in [
         (&["-p", "x d 755 0 0"][..], "-p"),
-        (&["-sort", "/nonexistent-sort-file"], "sort file /nonexistent-sort-file: No such file"),
+        (
+            &["-sort", "/nonexistent-sort-file"],
+            "sort file /nonexistent-sort-file: No such file",
+        ),
         (&["-comp", "lzma"], "lzma"),
         (&["-pf", "x"], "-pf"),
         (&["-b", "3000"], "-b"),

@@ -35,6 +35,13 @@ pub trait ByteSource: Send + Sync {
     /// fork carries none: a child would hold a runtime without its threads,
     /// which hangs when dropped. Started again when next needed.
     fn before_fork(&self) {}
+    /// Hints that `len` bytes at `pos` will be read soon. A source that can
+    /// start bringing them in without waiting (the kernel's read-ahead for
+    /// a file) does so and returns true; false: nothing was done (read
+    /// them to bring them in).
+    fn will_need(&self, _pos: u64, _len: u64) -> bool {
+        false
+    }
 }
 
 impl ByteSource for [u8] {

@@ -91,8 +91,8 @@ pub struct SqFs {
     pub want_no_open: bool,
     /// Files and listings served by node, for handle-less requests. A
     /// bounded memo: cleared when full (entries are cheap to make again).
-    implicit_files: Mutex<HashMap<u64, Arc<OpenFile>>>,
-    implicit_dirs: Mutex<HashMap<u64, Arc<OpenDir>>>,
+    implicit_files: Mutex<Memo<OpenFile>>,
+    implicit_dirs: Mutex<Memo<OpenDir>>,
     /// Requests answered, by type (see [`OPS`]).
     counts: [AtomicU64; OPS.len()],
     /// `-o record=`: notes what the run reads.
@@ -105,9 +105,9 @@ pub struct SqFs {
 
 /// What handle `fh` holds, or for handle 0 what the memo keeps for node
 /// `ino` (made by `make` when missing; the memo is cleared when full).
-fn by_handle_or_node<T>(
+fn by_handle_or_node<T: Footprint>(
     handles: &Mutex<HashMap<u64, Arc<T>>>,
-    memo: &Mutex<HashMap<u64, Arc<T>>>,
+    memo: &Mutex<Memo<T>>,
     ino: INodeNo,
     fh: FileHandle,
     make: impl FnOnce() -> Result<Arc<T>, Errno>,
@@ -115,15 +115,66 @@ fn by_handle_or_node<T>(
     if fh.0 != 0 {
         return handles.lock().get(&fh.0).cloned().ok_or(Errno::EBADF);
     }
-    if let Some(x) = memo.lock().get(&ino.0) {
+    if let Some(x) = memo.lock().map.get(&ino.0) {
         return Ok(x.clone());
     }
     let x = make()?;
-    let mut m = memo.lock();
-    if m.len() >= MAX_IMPLICIT {
-        m.clear();
+    Ok(memo.lock().insert(ino.0, x))
+}
+
+/// Files or listings kept per node for handle-less requests, bounded in
+/// count and in memory: cleared when full (entries are cheap to make again).
+struct Memo<T> {
+    map: HashMap<u64, Arc<T>>,
+    bytes: usize,
+}
+
+impl<T: Footprint> Memo<T> {
+    fn new() -> Self {
+        Memo {
+            map: HashMap::new(),
+            bytes: 0,
+        }
     }
-    Ok(m.entry(ino.0).or_insert(x).clone())
+
+    /// Keeps `x` for `ino` unless another thread got there first; returns
+    /// the one kept.
+    fn insert(&mut self, ino: u64, x: Arc<T>) -> Arc<T> {
+        if let Some(old) = self.map.get(&ino) {
+            return old.clone();
+        }
+        let cost = x.footprint();
+        if self.map.len() >= MAX_IMPLICIT || self.bytes + cost > MAX_IMPLICIT_BYTES {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        self.bytes += cost;
+        self.map.insert(ino, x.clone());
+        x
+    }
+
+    fn remove(&mut self, ino: u64) {
+        if let Some(x) = self.map.remove(&ino) {
+            self.bytes = self.bytes.saturating_sub(x.footprint());
+        }
+    }
+}
+
+/// What an entry of the handle-less memo costs in memory, roughly.
+trait Footprint {
+    fn footprint(&self) -> usize;
+}
+
+impl Footprint for OpenFile {
+    fn footprint(&self) -> usize {
+        std::mem::size_of::<Self>() + 16 * self.file.chunk_count()
+    }
+}
+
+impl Footprint for OpenDir {
+    fn footprint(&self) -> usize {
+        self.listing.footprint()
+    }
 }
 
 /// Request types counted, in the order `user.sqfuse.stats` lists them.
@@ -144,8 +195,12 @@ const OPS: [&str; 14] = [
     "access",
 ];
 
-/// Most handle-less files or listings kept before the memo is cleared.
+/// Most handle-less files or listings kept, and the most memory they may
+/// take (a listing of a huge directory is large), before a memo is
+/// cleared. A listing also leaves once read to its end: the kernel keeps
+/// it from then on (FOPEN_CACHE_DIR).
 const MAX_IMPLICIT: usize = 4096;
+const MAX_IMPLICIT_BYTES: usize = 16 << 20;
 
 #[derive(Clone, Copy)]
 enum Op {
@@ -193,8 +248,8 @@ impl SqFs {
             debug,
             no_open: false,
             want_no_open: true,
-            implicit_files: Mutex::new(HashMap::new()),
-            implicit_dirs: Mutex::new(HashMap::new()),
+            implicit_files: Mutex::new(Memo::new()),
+            implicit_dirs: Mutex::new(Memo::new()),
             counts: Default::default(),
             recorder: None,
             preload: None,
@@ -259,6 +314,14 @@ impl SqFs {
         by_handle_or_node(&self.dirs, &self.implicit_dirs, ino, fh, || {
             self.list_node(ino)
         })
+    }
+
+    /// A handle-less listing asked past its end has been read whole: the
+    /// kernel caches it now, the memo need not.
+    fn forget_if_read(&self, ino: INodeNo, fh: FileHandle, d: &OpenDir, offset: u64) {
+        if fh.0 == 0 && offset >= d.listing.entries.len() as u64 + 2 {
+            self.implicit_dirs.lock().remove(ino.0);
+        }
     }
 
     fn list_node(&self, ino: INodeNo) -> Result<Arc<OpenDir>, Errno> {
@@ -645,6 +708,7 @@ impl Filesystem for SqFs {
             Err(e) => return reply.error(e),
         };
         let parent = INodeNo(d.listing.parent);
+        self.forget_if_read(ino, fh, &d, offset);
         let result = self.fill_dir(&d, offset, |slot, next| {
             Ok(match slot {
                 Slot::Dot => reply.add(ino, next, fuser::FileType::Directory, "."),
@@ -678,6 +742,7 @@ impl Filesystem for SqFs {
             Err(e) => return reply.error(e),
         };
         let parent = INodeNo(d.listing.parent);
+        self.forget_if_read(ino, fh, &d, offset);
         let result = self.fill_dir(&d, offset, |slot, next| {
             let (name, attr) = match slot {
                 Slot::Dot => (OsStr::new("."), self.node(ino).and_then(|n| self.attr(&n))?),

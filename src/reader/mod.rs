@@ -295,12 +295,15 @@ impl Image {
         let _ = self.observer.set(f);
     }
 
-    /// Reads `len` bytes at `pos` and drops them: brings them into the
-    /// source's caches (the page cache, a URL's chunk cache) ahead of use.
-    /// Ranges past the image are cut to it.
+    /// Brings `len` bytes at `pos` into the source's caches ahead of use:
+    /// the kernel's read-ahead for a file (not waited for), else read now
+    /// and dropped (a URL's chunk cache). Ranges past the image are cut.
     pub fn warm_range(&self, pos: u64, len: u64) -> Result<()> {
         const STEP: u64 = 4 << 20;
         let end = pos.saturating_add(len).min(self.sb.bytes_used);
+        if pos >= end || self.src.will_need(pos, end - pos) {
+            return Ok(());
+        }
         let mut at = pos;
         while at < end {
             let n = (end - at).min(STEP);

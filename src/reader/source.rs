@@ -78,6 +78,18 @@ impl ByteSource for FileSource {
         })?;
         Ok(Cow::Owned(buf))
     }
+    fn will_need(&self, pos: u64, len: u64) -> bool {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: an advice on our own descriptor; it reads nothing into memory we own.
+        unsafe {
+            libc::posix_fadvise(
+                self.file.as_raw_fd(),
+                pos as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            ) == 0
+        }
+    }
 }
 
 /// A read-only memory map of a regular file: no copy per read, but a file
@@ -110,6 +122,23 @@ impl ByteSource for MapSource {
     }
     fn read_bytes(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>> {
         self.map[..].read_bytes(pos, len)
+    }
+    fn will_need(&self, pos: u64, len: u64) -> bool {
+        let Some(end) = pos.checked_add(len).map(|e| e.min(self.map.len() as u64)) else {
+            return false;
+        };
+        if pos >= end {
+            return true;
+        }
+        let start = pos & !4095; // madvise wants a page-aligned address
+                                 // SAFETY: the range lies inside our own mapping.
+        unsafe {
+            libc::madvise(
+                self.map.as_ptr().add(start as usize) as *mut libc::c_void,
+                (end - start) as usize,
+                libc::MADV_WILLNEED,
+            ) == 0
+        }
     }
 }
 
@@ -155,6 +184,10 @@ impl ByteSource for Window {
                 offset: Some(pos),
                 ..e
             })
+    }
+    fn will_need(&self, pos: u64, len: u64) -> bool {
+        let len = len.min(self.len.saturating_sub(pos));
+        self.inner.will_need(self.offset + pos, len)
     }
     fn before_fork(&self) {
         self.inner.before_fork();

@@ -280,6 +280,11 @@ impl ByteSource for VerifiedSource {
         self.hash.before_fork();
     }
 
+    /// The data only: the tree's blocks are read as the data is checked.
+    fn will_need(&self, pos: u64, len: u64) -> bool {
+        self.data.will_need(pos, len)
+    }
+
     /// Only what the tree covers.
     fn size(&self) -> u64 {
         self.params.data_blocks * u64::from(self.params.data_block_size)

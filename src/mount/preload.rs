@@ -2,9 +2,9 @@
 //! what the program will ask for is ready before it asks.
 //!
 //! Two kinds of work run beside the program, on threads of low priority:
-//! - the image ranges the profile lists are read in order (coalesced), so
-//!   the compressed bytes are in the page cache, or in a URL image's chunk
-//!   cache, before any request needs them;
+//! - the image ranges the profile lists, in order and coalesced, are
+//!   handed to the kernel's read-ahead (a file) or fetched into a URL
+//!   image's chunk cache, before any request needs them;
 //! - the names, listings and file ranges are walked through the mount
 //!   itself, on several threads: lookups leave entries (and absent names)
 //!   in the kernel's dentry cache, listings in its directory cache, reads

@@ -39,28 +39,10 @@ PROGRAMS=${PROGRAMS:-python node}
 KINDS=${KINDS:-xz zstd}
 mkdir -p "$L"
 
-if [ "$(id -u)" != 0 ]; then
-    echo "launch.sh: run as root (drop_caches, loop mounts)" >&2
-    exit 2
-fi
-need=()
-for c in mksquashfs:squashfs-tools squashfuse_ll:squashfuse fusermount3:fuse3 getfattr:attr \
-    node:nodejs npm:npm rsync:rsync bc:bc; do
-    command -v "${c%%:*}" >/dev/null || need+=("${c##*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-    echo "installing ${need[*]}" >&2
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-if [ "${PEERS:-source}" = source ]; then
-    if ! [ -x "$WORK/peers/bin/mksquashfs" ] || ! [ -x "$WORK/peers/bin/squashfuse_ll" ]; then
-        echo "building squashfs-tools 4.7.x and squashfuse 0.6.x from source" >&2
-        tools/bench/peers.sh "$WORK/peers" >&2
-    fi
-    export PATH="$WORK/peers/bin:$PATH"
-fi
-cargo build --release --quiet
-SQFUSE=$PWD/target/release/sqfuse
+# shellcheck source=tools/bench/lib.sh
+. tools/bench/lib.sh
+bench_setup launch.sh source mksquashfs:squashfs-tools squashfuse_ll:squashfuse fusermount3:fuse3 getfattr:attr \
+    node:nodejs npm:npm rsync:rsync bc:bc
 MNT=$L/mnt
 mkdir -p "$MNT"
 export PYTHONDONTWRITEBYTECODE=1 # the local directory stays as packed

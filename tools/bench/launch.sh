@@ -16,8 +16,8 @@
 # kernel driver (loop), the tree in a local directory (the floor); and
 # sqfuse with a start-up profile (-o preload=) on the same image, and on
 # an image sqfuse packed in the profile's order (pack --order).
-# Cold: page cache dropped after the mount (and for the local directory);
-# warm: the same command again. Recorded per run: wall time, the FUSE
+# Cold: page cache dropped before the mount (and for the local directory),
+# timed from the mount's return; warm: the same command again. Recorded per run: wall time, the FUSE
 # server's CPU seconds; once per contender, the FUSE requests by type
 # (sqfuse: its request counters; squashfuse_ll: its debug log, in a run of
 # its own that is not timed) and the bytes sqfuse decompressed. Also
@@ -147,9 +147,11 @@ sqfuse_counts() { # WORKLOAD TOOL ROOT
 launch() { # PROGRAM KIND TOOL IMAGE [PROFILE]
     local p=$1 k=$2 tool=$3 img=$4 prof=${5:-} root cmd pid c0 t0 w
     w="$p, $k"
+    # Dropped before the mount, as a machine starts: a preload begins with
+    # the mount (dropping after it would throw away what it brought in).
+    drop
     root=$(do_mount "$tool" "$img" "$prof")
     cmd=$(program "$p" "$root")
-    drop
     pid=""
     [ "$tool" != kernel ] && [ "$tool" != local ] && pid=$(server_pid)
     [ -n "$pid" ] && c0=$(proc_cpu "$pid")

@@ -16,7 +16,8 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
   uid=N, gid=N        show every entry as owned by N
   timeout=N           unmount after N idle seconds with nothing open
   notify_pipe=PATH    write 's' to the FIFO once mounted, 'f' if the mount failed
-  cache_mb=N          memory for the decompressed-block caches (default 32)
+  cache_mb=N          memory for the decompressed-block caches (default 32, or 128
+                      blocks of one image with larger blocks)
   threads=N           request-serving threads (max_threads=N: the same)
   prefetch=N          blocks decoded ahead of a sequential reader (default 4; 0: off)
   no_page_fill        do not push whole decompressed blocks into the page cache

@@ -145,6 +145,17 @@ fn record_writes_what_a_run_read_in_the_order_it_read_it() {
         p.file_order()[..2],
         [b"app/b.txt".to_vec(), b"app/a.txt".to_vec()]
     );
+    // A mount option has no -f: an existing profile is never overwritten.
+    let opt = format!("record={}", profile.display());
+    let (m, said) = mount_saying(&img, "rec-again", &[&opt]);
+    assert!(m.is_none(), "mounted over an existing record file");
+    assert_eq!(
+        said,
+        format!(
+            "sqfuse: invalid request: record={}: the file exists (remove it, or name a new one)\n",
+            profile.display()
+        )
+    );
 }
 
 #[test]
@@ -421,4 +432,46 @@ fn absent_names_opens_and_listings_are_asked_once() {
     }
     // The kernel took the no-open modes: at most the first open was asked.
     assert!(s1["open"] <= 1 && s1["opendir"] <= 1, "{s1:?}");
+}
+
+#[test]
+fn layered_profile_names_every_layer_and_needs_them_all() {
+    need_fuse!();
+    let (_, top) = app_image("layer-top");
+    let (_, bottom) = app_image("layer-bottom");
+    let profile = scratch("profiles").join("layers.profile");
+    let rec = format!("record={}", profile.display());
+    {
+        let m = Mounted::layers(&[&top, &bottom], "rec-layers", &[&rec]);
+        launch(&m.dir);
+    }
+    assert!(wait_for(Duration::from_secs(10), || profile.exists()));
+    let p = Profile::load(&profile).unwrap();
+    let id = |img: &Path| {
+        sqfuse::profile::identity(&sqfuse::Image::open(img, &Default::default()).unwrap())
+    };
+    assert_eq!(p.images, vec![id(&top), id(&bottom)]);
+    let pre = format!("preload={}", profile.display());
+    let m = Mounted::layers(&[&top, &bottom], "pre-layers", &[&pre]);
+    assert!(
+        wait_for(Duration::from_secs(20), || stats(&m.dir)["preload_done"]
+            == 1),
+        "preload did not finish"
+    );
+    assert!(stats(&m.dir)["preload_bytes"] > 0, "{:?}", stats(&m.dir));
+    // The same images in the other order are another view: not replayed.
+    let dir = scratch("mnt").join("pre-layers-swapped");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = sqfuse()
+        .arg(&bottom)
+        .arg(&top)
+        .arg(&dir)
+        .args(["-o", &pre])
+        .output()
+        .unwrap();
+    let swapped = Mounted { dir };
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("was recorded on another image"), "{said}");
+    assert_eq!(stats(&swapped.dir)["preload_steps"], 0);
 }

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! sqfuse-profile 1
-//! image 0 4a3f0000-6560e0f1-1a2b-4c-1e2f30    # identity of layer 0 (top)
+//! image 0 4a3f0000-6560e0f1-1a2b-4c-1e2f30-93a0c1d2e3f4a5b6   # identity of layer 0 (top)
 //! range 0 96 8192                              # image bytes read: layer, offset, length
 //! look /usr/lib/python3.11/os.py               # a name looked up (present or not)
 //! list /usr/lib/python3.11                     # a directory listed
@@ -81,14 +81,32 @@ pub struct Profile {
     pub steps: Vec<Step>,
 }
 
-/// What tells one image from another: superblock fields that differ
-/// between any two images built apart (size, build time, table places).
+/// What tells one image from another: superblock fields (size, build
+/// time, table places) and a hash of the image's last 8 KiB, where its
+/// tables end (inode sizes, fragment places and ids differ there between
+/// two images of the same shape built in the same second).
 pub fn identity(img: &Image) -> String {
+    use sha2::Digest;
     let sb = &img.sb;
+    let tail_len = sb.bytes_used.min(8192);
+    let tail = img
+        .read_bytes(sb.bytes_used - tail_len, tail_len as usize)
+        .map(|b| b.into_owned())
+        .unwrap_or_default();
+    let hash = sha2::Sha256::digest(&tail);
     format!(
-        "{:x}-{:x}-{:x}-{:x}-{:x}",
-        sb.bytes_used, sb.mkfs_time, sb.inode_count, sb.root_inode_ref, sb.directory_table_start
+        "{:x}-{:x}-{:x}-{:x}-{:x}-{}",
+        sb.bytes_used,
+        sb.mkfs_time,
+        sb.inode_count,
+        sb.root_inode_ref,
+        sb.directory_table_start,
+        hex8(&hash[..8])
     )
+}
+
+fn hex8(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// `path` with `%`, space, controls and non-ASCII bytes as `%XX`.

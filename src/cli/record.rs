@@ -33,9 +33,20 @@ pub fn record(r: &Recording<'_>) -> Result<ExitStatus> {
     }
     let profile = std::path::absolute(r.profile)
         .map_err(|e| Error::io(crate::error::shown_path(r.profile), e))?;
+    // Recorded beside PROFILE under a name of its own, renamed over it
+    // once written: an existing PROFILE stays whole until then.
+    let mut tmp = profile.clone().into_os_string();
+    tmp.push(format!(".sqfuse-record-{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let _ = std::fs::remove_file(&tmp);
     let mnt = temp_dir()?;
-    let result = record_in(r, &profile, &mnt);
+    let result = record_in(r, &tmp, &mnt).and_then(|status| {
+        std::fs::rename(&tmp, &profile)
+            .map_err(|e| Error::io(crate::error::shown_path(&profile), e))?;
+        Ok(status)
+    });
     let _ = std::fs::remove_dir(&mnt);
+    let _ = std::fs::remove_file(&tmp);
     result
 }
 

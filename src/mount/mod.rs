@@ -109,6 +109,13 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
     // The idle timer counts open files, which the kernel's no-open mode hides.
     fs.want_no_open = o.idle_timeout.is_none();
     if let Some(path) = &o.record {
+        // Nothing is overwritten unasked: a mount option has no -f.
+        if path.symlink_metadata().is_ok() {
+            return Err(Error::invalid(format!(
+                "record={}: the file exists (remove it, or name a new one)",
+                crate::error::shown_path(path)
+            )));
+        }
         fs.recorder = Some(record::Recorder::new(path.clone(), view.layers()));
     }
     fs.preload = startup_profile(a, view.layers())?.map(Arc::new);
@@ -507,7 +514,10 @@ fn serve(
             Target::Dir(d) => {
                 unmount(d, false).is_ok() || (lazy_fallback && unmount(d, true).is_ok())
             }
-            Target::Fd(_) => std::process::exit(0),
+            Target::Fd(_) => {
+                save_record();
+                std::process::exit(0)
+            }
         }
     };
     let mut unmounting = false;

@@ -182,13 +182,14 @@ squashfuse_counts() { # PROGRAM KIND IMAGE
     rm -f "$log"
 }
 
-# Profiles: recorded on each image by running the program once; an image
-# packed in the order of both programs' profiles, then profiles recorded
-# on that image (its block addresses differ) for the preload.
+# Profiles: recorded on each image by running the program once (again on
+# every run: a profile names the exact image it was recorded on); an image
+# packed in the order of both programs' profiles (made once), then
+# profiles recorded on that image (its block addresses differ).
 for k in $KINDS; do
     for p in $PROGRAMS; do
         f=$L/$k.$p.profile
-        [ -s "$f" ] && continue
+        rm -f "$f"
         root=$(do_mount sqfuse-record "$L/$k.sqfs" "$f")
         (cd /tmp && eval "$(program "$p" "$root")") >/dev/null 2>&1
         do_umount sqfuse
@@ -204,7 +205,7 @@ for k in $KINDS; do
     fi
     for p in $PROGRAMS; do
         f=$L/$k-ordered.$p.profile
-        [ -s "$f" ] && continue
+        rm -f "$f"
         root=$(do_mount sqfuse-record "$L/$k-ordered.sqfs" "$f")
         (cd /tmp && eval "$(program "$p" "$root")") >/dev/null 2>&1
         do_umount sqfuse

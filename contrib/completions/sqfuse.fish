@@ -65,7 +65,7 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l all-root -d 'Make
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l one-file-system -d 'Do not descend into other filesystems (their mountpoints stay, empty)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s f -l force -d 'Overwrite IMAGE if it exists'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l skip-unreadable -d 'Skip (with a warning) source entries that cannot be read'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l tar -d 'SOURCE is a tar archive (ustar, gnu or pax; `-` reads standard input)'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l tar -d 'SOURCE is a tar archive (ustar, gnu or pax; plain, gzip, zstd, xz or bzip2, told by its first bytes; `-` reads standard input)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l insecure -d 'docker://: talk plain HTTP to the registry (a local one)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s q -l quiet -d 'No progress bar, no summary line'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity -d 'Append a dm-verity hash tree (sha256, 4K blocks, format 1) and print its root hash: mount with -o verity=ROOTHASH'

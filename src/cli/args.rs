@@ -265,7 +265,8 @@ pub struct PackArgs {
     /// Skip (with a warning) source entries that cannot be read.
     #[arg(long)]
     pub skip_unreadable: bool,
-    /// SOURCE is a tar archive (ustar, gnu or pax; `-` reads standard input).
+    /// SOURCE is a tar archive (ustar, gnu or pax; plain, gzip, zstd, xz or
+    /// bzip2, told by its first bytes; `-` reads standard input).
     #[arg(long)]
     pub tar: bool,
     /// With --tar: store the archive's whiteouts as overlayfs reads them

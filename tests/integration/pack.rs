@@ -629,3 +629,82 @@ fn empty_root_image_with_an_empty_directory_table_reads() {
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
     }
 }
+
+/// `--tar` reads gzip, zstd, xz and bzip2 archives (and such a standard
+/// input) by their magic: each packs to the very image the plain tar
+/// gives. A compressed stream cut short is a one-line error.
+#[test]
+fn compressed_tar_input_is_known_by_its_magic() {
+    use std::io::Write;
+    let dir = scratch("tar-compressed");
+    let out = run(Command::new("tar")
+        .arg("-C")
+        .arg(fixture())
+        .args(["-cf", "-", "."]));
+    let tar = out.stdout;
+    let gz = {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let xz = {
+        let mut e = liblzma::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let bz2 = {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(&tar).unwrap();
+        e.finish().unwrap()
+    };
+    let pack = |name: &str, bytes: &[u8]| -> Vec<u8> {
+        let src = dir.join(name);
+        std::fs::write(&src, bytes).unwrap();
+        let img = dir.join(format!("{name}.sqfs"));
+        run(sqfuse()
+            .args(["pack", "--tar", "-q", "-f", "--mkfs-time", "0"])
+            .arg(&src)
+            .arg(&img));
+        std::fs::read(img).unwrap()
+    };
+    let want = pack("plain.tar", &tar);
+    for (name, bytes) in [
+        ("a.tgz", &gz),
+        ("a.tar.zst", &zst),
+        ("a.tar.xz", &xz),
+        ("a.tar.bz2", &bz2),
+    ] {
+        assert!(pack(name, bytes) == want, "{name} packs to another image");
+    }
+    // From standard input, compressed by the real gzip.
+    let img = dir.join("stdin.sqfs");
+    let sh = format!(
+        "tar -C '{}' -cf - . | gzip | '{}' pack --tar - '{}' -q -f --mkfs-time 0",
+        fixture().display(),
+        env!("CARGO_BIN_EXE_sqfuse"),
+        img.display()
+    );
+    run(Command::new("sh").args(["-c", &sh]));
+    assert!(
+        std::fs::read(&img).unwrap() == want,
+        "gzip on standard input"
+    );
+    // Cut short: one line, exit 2, no image.
+    let cut = dir.join("cut.tgz");
+    std::fs::write(&cut, &gz[..gz.len() / 2]).unwrap();
+    let o = sqfuse()
+        .args(["pack", "--tar", "-q"])
+        .arg(&cut)
+        .arg(dir.join("cut.sqfs"))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{said}");
+    assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+    assert!(
+        said.contains("deflate") || said.contains("unexpected end"),
+        "{said}"
+    );
+    assert!(!dir.join("cut.sqfs").exists());
+}

@@ -6,6 +6,7 @@
 //! count. The image is written to a temporary file beside IMAGE and renamed
 //! into place only after everything succeeded and was synced.
 
+pub mod compression;
 pub mod data;
 mod error;
 pub mod exclude;

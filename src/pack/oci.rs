@@ -2,8 +2,10 @@
 //! as skopeo and umoci write it). The manifest, config and layer blobs are
 //! read through [`Verified`], which checks each blob's size and sha256 as it
 //! streams; a mismatch fails the pack before anything is renamed into place.
-//! Layers are tar, tar+gzip or tar+zstd.
+//! Layers are tar, tar+gzip or tar+zstd (by media type; an unnamed type
+//! is sniffed: also xz or bzip2).
 
+use super::compression::StreamCompression;
 #[cfg(feature = "registry")]
 pub use super::registry::Remote;
 use super::tarsrc::{TarTree, Whiteouts};
@@ -123,36 +125,18 @@ impl<R: Read> Read for Verified<R> {
     }
 }
 
-/// How a layer blob is compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum LayerCompression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl LayerCompression {
-    /// From the media type; unknown types are sniffed from the first bytes.
-    fn from_media_type(t: &str) -> Option<Self> {
-        if t.ends_with("+gzip") || t.ends_with(".tar.gzip") || t.ends_with(".tar.gz") {
-            Some(Self::Gzip)
-        } else if t.ends_with("+zstd") || t.ends_with(".tar.zstd") {
-            Some(Self::Zstd)
-        } else if t.ends_with(".tar") || t.ends_with(".layer.v1.tar") {
-            Some(Self::None)
-        } else {
-            None
-        }
-    }
-
-    fn sniff(head: &[u8]) -> Self {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            Self::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            Self::Zstd
-        } else {
-            Self::None
-        }
+/// A layer's compression from its media type; `None` for a type that
+/// does not say (the first bytes are sniffed then).
+fn layer_compression(media_type: &str) -> Option<StreamCompression> {
+    let t = media_type;
+    if t.ends_with("+gzip") || t.ends_with(".tar.gzip") || t.ends_with(".tar.gz") {
+        Some(StreamCompression::Gzip)
+    } else if t.ends_with("+zstd") || t.ends_with(".tar.zstd") {
+        Some(StreamCompression::Zstd)
+    } else if t.ends_with(".tar") || t.ends_with(".layer.v1.tar") {
+        Some(StreamCompression::None)
+    } else {
+        None
     }
 }
 
@@ -326,23 +310,17 @@ impl OciImage {
         let path = blob_path(&self.blobs, desc);
         let f = File::open(&path).map_err(|e| PackError::io(&path, "open layer blob", e))?;
         let mut raw = Verified::new(BufReader::with_capacity(1 << 20, f), desc.clone());
-        let kind = match LayerCompression::from_media_type(&desc.media_type) {
+        let kind = match layer_compression(&desc.media_type) {
             Some(k) => k,
             None => {
-                let mut head = [0u8; 4];
+                let mut head = [0u8; 6];
                 let n = peek(&mut raw, &mut head).map_err(|e| PackError::io(&path, "read", e))?;
-                LayerCompression::sniff(&head[..n])
+                StreamCompression::sniff(&head[..n])
             }
         };
         let err = |e| PackError::io(&path, "read layer blob", e);
         let read = (|| {
-            let mut dec: Box<dyn Read + '_> = match kind {
-                LayerCompression::None => Box::new(&mut raw),
-                LayerCompression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(&mut raw)),
-                LayerCompression::Zstd => {
-                    Box::new(zstd::stream::read::Decoder::new(&mut raw).map_err(err)?)
-                }
-            };
+            let mut dec = kind.decoder(&mut raw).map_err(err)?;
             let mut dec = BufReader::with_capacity(1 << 16, &mut dec);
             tree.add_layer(&mut dec, &path, mode)?;
             io::copy(&mut dec, &mut io::sink()).map_err(err)?;

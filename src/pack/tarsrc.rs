@@ -3,6 +3,7 @@
 //! scan gives. File data is spooled to a temporary file, holes kept as
 //! holes, and each file becomes a [`SourceFile`] at an offset in it.
 
+use super::compression::StreamCompression;
 use super::scan::{device_number, Kind, Name, Node, SourceFile, Tree};
 use super::tarstream::{kind, Data, TarStream};
 use super::{PackError, PackOptions};
@@ -227,50 +228,17 @@ pub fn read_tar(
     t.finish()
 }
 
-/// How a tar stream is compressed, told by its first bytes (as tar does),
-/// so `.tgz` and a compressed standard input need no option.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TarCompression {
-    None,
-    Gzip,
-    Zstd,
-    Xz,
-    Bzip2,
-}
-
-impl TarCompression {
-    pub fn sniff(head: &[u8]) -> TarCompression {
-        if head.starts_with(&[0x1f, 0x8b]) {
-            TarCompression::Gzip
-        } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-            TarCompression::Zstd
-        } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
-            TarCompression::Xz
-        } else if head.starts_with(b"BZh") {
-            TarCompression::Bzip2
-        } else {
-            TarCompression::None
-        }
-    }
-}
-
-/// `input`, decompressed as its magic says, streaming.
+/// `input`, decompressed as its first bytes say (so `.tgz` and a
+/// compressed standard input need no option), streaming.
 fn decompressed<'a>(
     input: impl Read + 'a,
     archive: &Path,
 ) -> Result<Box<dyn Read + 'a>, PackError> {
     let mut r = std::io::BufReader::with_capacity(1 << 16, input);
     let head = std::io::BufRead::fill_buf(&mut r).map_err(|e| PackError::io(archive, "read", e))?;
-    Ok(match TarCompression::sniff(head) {
-        TarCompression::None => Box::new(r),
-        TarCompression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
-        TarCompression::Zstd => Box::new(
-            zstd::stream::read::Decoder::with_buffer(r)
-                .map_err(|e| PackError::io(archive, "read", e))?,
-        ),
-        TarCompression::Xz => Box::new(liblzma::bufread::XzDecoder::new_multi_decoder(r)),
-        TarCompression::Bzip2 => Box::new(bzip2::bufread::MultiBzDecoder::new(r)),
-    })
+    StreamCompression::sniff(head)
+        .decoder(r)
+        .map_err(|e| PackError::io(archive, "read", e))
 }
 
 impl<'a> TarTree<'a> {

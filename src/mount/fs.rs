@@ -316,12 +316,20 @@ impl SqFs {
         })
     }
 
-    /// A handle-less listing asked past its end has been read whole: the
-    /// kernel caches it now, the memo need not.
-    fn forget_if_read(&self, ino: INodeNo, fh: FileHandle, d: &OpenDir, offset: u64) {
+    /// The listing a readdir at `offset` continues. A handle-less one asked
+    /// past its end has been read whole: the kernel caches it now, the memo
+    /// need not.
+    fn listing_from(
+        &self,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+    ) -> Result<Arc<OpenDir>, Errno> {
+        let d = self.dir_for(ino, fh)?;
         if fh.0 == 0 && offset >= d.listing.entries.len() as u64 + 2 {
             self.implicit_dirs.lock().remove(ino.0);
         }
+        Ok(d)
     }
 
     fn list_node(&self, ino: INodeNo) -> Result<Arc<OpenDir>, Errno> {
@@ -703,12 +711,11 @@ impl Filesystem for SqFs {
     ) {
         self.begin(Op::Readdir);
         self.log(format_args!("readdir ino={} off={offset}", ino.0));
-        let d = match self.dir_for(ino, fh) {
+        let d = match self.listing_from(ino, fh, offset) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
         let parent = INodeNo(d.listing.parent);
-        self.forget_if_read(ino, fh, &d, offset);
         let result = self.fill_dir(&d, offset, |slot, next| {
             Ok(match slot {
                 Slot::Dot => reply.add(ino, next, fuser::FileType::Directory, "."),
@@ -737,12 +744,11 @@ impl Filesystem for SqFs {
     ) {
         self.begin(Op::Readdirplus);
         self.log(format_args!("readdirplus ino={} off={offset}", ino.0));
-        let d = match self.dir_for(ino, fh) {
+        let d = match self.listing_from(ino, fh, offset) {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
         let parent = INodeNo(d.listing.parent);
-        self.forget_if_read(ino, fh, &d, offset);
         let result = self.fill_dir(&d, offset, |slot, next| {
             let (name, attr) = match slot {
                 Slot::Dot => (OsStr::new("."), self.node(ino).and_then(|n| self.attr(&n))?),

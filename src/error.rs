@@ -28,6 +28,9 @@ pub struct Error {
     pub offset: Option<u64>,
     /// The path inside the image the error concerns, when known.
     pub path: Option<String>,
+    /// What the error happened in (an image, a layer, a hash file), as the
+    /// message names it first; set by [`Error::within`].
+    pub within: Option<String>,
     pub what: String,
     pub source: Option<std::io::Error>,
 }
@@ -40,6 +43,7 @@ impl Error {
             kind: ErrorKind::Corrupt,
             offset: Some(offset),
             path: None,
+            within: None,
             what: what.into(),
             source: None,
         }
@@ -49,6 +53,7 @@ impl Error {
             kind: ErrorKind::Unsupported,
             offset,
             path: None,
+            within: None,
             what: what.into(),
             source: None,
         }
@@ -58,6 +63,7 @@ impl Error {
             kind: ErrorKind::NotFound,
             offset: None,
             path: None,
+            within: None,
             what: what.into(),
             source: None,
         }
@@ -67,6 +73,7 @@ impl Error {
             kind: ErrorKind::Invalid,
             offset: None,
             path: None,
+            within: None,
             what: what.into(),
             source: None,
         }
@@ -76,6 +83,7 @@ impl Error {
             kind: ErrorKind::Io,
             offset: None,
             path: None,
+            within: None,
             what: what.into(),
             source: Some(source),
         }
@@ -85,6 +93,23 @@ impl Error {
     pub fn at_path(self, path: impl Into<String>) -> Self {
         Error {
             path: self.path.or_else(|| Some(path.into())),
+            ..self
+        }
+    }
+
+    /// The error, saying what it happened in (an image's or layer's name,
+    /// say): the message starts with it. The innermost name is kept, and a
+    /// name the text already says is not said twice.
+    pub fn within(self, name: impl Into<String>) -> Self {
+        if self.within.is_some() {
+            return self;
+        }
+        let name = name.into();
+        if self.what.contains(&name) {
+            return self;
+        }
+        Error {
+            within: Some(name),
             ..self
         }
     }
@@ -100,23 +125,36 @@ impl Error {
 }
 
 impl fmt::Display for Error {
+    /// `[WITHIN: ][corrupt image|unsupported image] [at offset N (0xN)][: PATH]: WHAT`.
+    /// Only the two image kinds name their kind: the other messages are
+    /// sentences of their own ("cannot open X", "subdir=X: ...").
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            ErrorKind::Corrupt => write!(f, "corrupt image")?,
-            ErrorKind::Unsupported => write!(f, "unsupported image")?,
-            ErrorKind::Io => write!(f, "I/O error")?,
-            ErrorKind::NotFound => write!(f, "not found")?,
-            ErrorKind::Invalid => write!(f, "invalid request")?,
+        if let Some(w) = &self.within {
+            write!(f, "{}: ", shorten(w))?;
         }
+        let kind = match self.kind {
+            ErrorKind::Corrupt => "corrupt image",
+            ErrorKind::Unsupported => "unsupported image",
+            ErrorKind::Io | ErrorKind::NotFound | ErrorKind::Invalid => "",
+        };
+        let mut head = kind.to_string();
         if let Some(off) = self.offset {
-            write!(f, " at offset {off} (0x{off:x})")?;
+            let sep = if head.is_empty() { "" } else { " " };
+            head.push_str(&format!("{sep}at offset {off} (0x{off:x})"));
         }
         if let Some(p) = &self.path {
-            write!(f, ": {}", shorten(p))?;
+            if !head.is_empty() {
+                head.push_str(": ");
+            }
+            head.push_str(&shorten(p));
         }
         // The source is not repeated here: it is the error's source(), and
         // whoever prints the error prints the chain once (see [`Report`]).
-        write!(f, ": {}", self.what)
+        if head.is_empty() {
+            write!(f, "{}", self.what)
+        } else {
+            write!(f, "{head}: {}", self.what)
+        }
     }
 }
 

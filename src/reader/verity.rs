@@ -143,14 +143,9 @@ impl VerifiedSource {
         let (hash, sb_at, params): (Arc<dyn ByteSource>, u64, Params) = match &opts.hash_file {
             Some(path) => {
                 let src: Arc<dyn ByteSource> = Arc::new(super::source::FileSource::open(path)?);
-                let head = src.read_bytes(0, SUPERBLOCK_SIZE).map_err(|e| Error {
-                    what: format!("{}: {}", path.display(), e.what),
-                    ..e
-                })?;
-                let p = Params::parse(&head, 0).map_err(|e| Error {
-                    what: format!("{}: {}", path.display(), e.what),
-                    ..e
-                })?;
+                let within = |e: Error| e.within(crate::error::shown_path(path));
+                let head = src.read_bytes(0, SUPERBLOCK_SIZE).map_err(within)?;
+                let p = Params::parse(&head, 0).map_err(within)?;
                 (src, 0, p)
             }
             None => {

@@ -104,10 +104,7 @@ impl LayeredView {
 
     /// The error, saying which layer it happened in.
     fn in_layer(&self, layer: usize, e: Error) -> Error {
-        Error {
-            what: format!("layer {}: {}", self.names[layer], e.what),
-            ..e
-        }
+        e.within(format!("layer {}", self.names[layer]))
     }
 
     fn inode(&self, p: Part) -> Result<Inode> {

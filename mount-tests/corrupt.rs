@@ -1,27 +1,37 @@
-use crate::{fixture, fixture_image, is_mounted, need_fuse, scratch, Mounted};
+use crate::{
+    fixture, fixture_image, is_mounted, need_fuse, scratch, server_pid, sqfuse, unmount, wait_for,
+    Mounted,
+};
 use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The fixture with the second block of data/text damaged: the image, and
+/// the offset of that block (relative to the superblock, as messages say).
+fn damaged_image(name: &str) -> Option<(PathBuf, u64)> {
+    let img = fixture_image("corrupt-src", &["-comp", "gzip", "-no-fragments"])?;
+    let image = sqfuse::Image::open(&img, &Default::default()).unwrap();
+    let (inode, _) = image.lookup_path("data/text").unwrap();
+    let f = image.open_file(&inode).unwrap();
+    let size = f.info().blocks[1].disk_size() as usize;
+    let mut bytes = std::fs::read(&img).unwrap();
+    let at = f.block_offset(1).unwrap();
+    for b in &mut bytes[at as usize + 10..at as usize + size - 10] {
+        *b ^= 0x5A;
+    }
+    let bad = scratch("corrupt").join(format!("{name}.sqfs"));
+    std::fs::write(&bad, &bytes).unwrap();
+    Some((bad, at))
+}
 
 /// A damaged data block fails its reads with EIO; other files still read
 /// and the mount stays up.
 #[test]
 fn corrupt_block_is_eio_and_the_mount_survives() {
     need_fuse!();
-    let Some(img) = fixture_image("corrupt-src", &["-comp", "gzip", "-no-fragments"]) else {
+    let Some((bad, _)) = damaged_image("bad") else {
         return;
     };
-    let image = sqfuse::Image::open(&img, &Default::default()).unwrap();
-    let (inode, _) = image.lookup_path("data/text").unwrap();
-    let f = image.open_file(&inode).unwrap();
-    let size = f.info().blocks[1].disk_size() as usize;
-    let mut bytes = std::fs::read(&img).unwrap();
-    let at = f.block_offset(1).unwrap() as usize;
-    for b in &mut bytes[at + 10..at + size - 10] {
-        *b ^= 0x5A;
-    }
-    let bad = scratch("corrupt").join("bad.sqfs");
-    std::fs::write(&bad, &bytes).unwrap();
-    drop(image);
-
     let m = Mounted::new(&bad, "corrupt", &[]);
     let mut buf = Vec::new();
     let e = std::fs::File::open(m.dir.join("data/text"))
@@ -76,4 +86,94 @@ fn image_truncated_while_mounted_gives_eio_not_a_crash() {
     assert!(is_mounted(&m.dir), "the server died");
     let _ = std::fs::read_dir(&m.dir).map(|d| d.count());
     assert!(is_mounted(&m.dir), "the server died listing the root");
+}
+
+/// Mounts `img` in the background on a fresh directory with `opts` and
+/// `env`, reads the damaged file three times (EIO each time), unmounts and
+/// waits for the server to end (it sends what is left of its log first).
+fn read_damage_in_the_background(img: &Path, name: &str, opts: &[&str], env: &[(&str, &Path)]) {
+    let dir = scratch("mnt").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = sqfuse();
+    cmd.arg(img).arg(&dir);
+    for o in opts {
+        cmd.args(["-o", o]);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = server_pid(&dir).expect("a server");
+    for _ in 0..3 {
+        let e = std::fs::read(dir.join("data/text")).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EIO));
+    }
+    unmount(&dir);
+    assert!(wait_for(Duration::from_secs(10), || !Path::new(&format!(
+        "/proc/{pid}"
+    ))
+    .exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.contains(") Z "))));
+}
+
+/// In the background stderr is gone: the damage is logged, once, to
+/// syslog (the socket a syslog daemon or journald listens on).
+#[test]
+fn detached_mount_logs_damage_to_syslog_once() {
+    need_fuse!();
+    let Some((bad, at)) = damaged_image("syslog") else {
+        return;
+    };
+    let sock_path = scratch("syslog").join("log.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    read_damage_in_the_background(&bad, "syslog", &[], &[("SQFUSE_SYSLOG_SOCKET", &sock_path)]);
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = sock.recv(&mut buf) {
+        got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
+    assert_eq!(got.len(), 1, "{got:?}");
+    // Facility daemon, severity err; the tag and pid; the message.
+    let want = format!("]: read: corrupt image at offset {at} (0x{at:x}): ");
+    assert!(
+        got[0].starts_with("<27>sqfuse[") && got[0].contains(&want),
+        "{got:?}"
+    );
+}
+
+/// -o log=FILE: the same messages, appended with a UTC time stamp to a
+/// file only its owner reads.
+#[test]
+fn log_option_appends_damage_to_a_file_once() {
+    use std::os::unix::fs::PermissionsExt;
+    need_fuse!();
+    let Some((bad, at)) = damaged_image("logfile") else {
+        return;
+    };
+    let log = scratch("logfile").join("sqfuse.log");
+    std::fs::write(&log, "earlier line\n").unwrap();
+    let opt = format!("log={}", log.display());
+    read_damage_in_the_background(&bad, "logfile", &[&opt], &[]);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[0], "earlier line", "appended, not overwritten");
+    let re = regex::Regex::new(&format!(
+        r"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ sqfuse\[\d+\]: read: corrupt image at offset {at} \(0x{at:x}\): "
+    ))
+    .unwrap();
+    assert!(re.is_match(lines[1]), "{text}");
+    // A new log file is the user's alone (the image's paths are in it).
+    let fresh = scratch("logfile").join("fresh.log");
+    let opt = format!("log={}", fresh.display());
+    read_damage_in_the_background(&bad, "logfile-fresh", &[&opt], &[]);
+    let mode = std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
 }

@@ -1,9 +1,10 @@
 //! Tests that really mount images: sqfuse through FUSE, compared with the
 //! source tree and with the kernel's squashfs driver (loop mount, as root).
 
-mod corrupt; // a damaged block is EIO for its reads only; the mount stays up
+mod corrupt; // a damaged block is EIO for its reads only; the mount stays up; the damage logged once (syslog, log=FILE)
 mod dropin; // other tools' command lines as they write them: launchers, fd mode, loop devices, fstab, namespaces
 mod layers; // several images as one tree: the same as the kernel's overlayfs, for every whiteout form
+mod messages; // mount errors by exact text, the same in the background: said once, with what to do
 mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-style options
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
 mod privileges; // a root mount for every user: setuid ignored, devices refused, modes enforced (unless -o suid,dev)

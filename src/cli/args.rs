@@ -28,6 +28,9 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
                       to every line, so those words are ignored there)
   allow_other, allow_root, auto_unmount, noexec
                       as for any FUSE filesystem
+  nonempty            mount over a directory that has entries (hiding them)
+  log=FILE|syslog     where messages go (damage found in the image, warnings);
+                      default: stderr in the foreground, syslog in the background
   fsname=NAME, subtype=NAME
                       what /proc/mounts shows (default: the image path, fuse.sqfuse)
   debug               log every request to stderr (as -d)
@@ -316,8 +319,8 @@ pub struct MountArgs {
     /// their union, the first on top, as overlayfs's lowerdir=top:...:bottom.
     #[arg(required = true, num_args = 1.., value_name = "IMAGE")]
     pub images: Vec<PathBuf>,
-    /// An empty directory to mount on, or /dev/fd/N for a /dev/fuse
-    /// descriptor the caller has mounted.
+    /// An empty directory to mount on (-o nonempty: any directory), or
+    /// /dev/fd/N for a /dev/fuse descriptor the caller has mounted.
     #[arg(required = true)]
     pub mountpoint: PathBuf,
     /// Stay in the foreground.
@@ -333,7 +336,7 @@ pub struct MountArgs {
     /// image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS,
     /// notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill,
     /// suid, dev (default nosuid,nodev), allow_other, allow_root,
-    /// auto_unmount, noexec,
+    /// auto_unmount, noexec, nonempty, log=FILE|syslog,
     /// fsname=NAME, subtype=NAME, debug, verity=ROOTHASH,
     /// verity_roothash_file=FILE, verity_hash=FILE, record=FILE,
     /// preload=FILE|none, and what mount(8), fstab and libfuse

@@ -26,6 +26,8 @@ pub struct Spec {
     pub allow_other: bool,
     pub allow_root: bool,
     pub auto_unmount: bool,
+    /// Mounting over a directory with entries is asked for.
+    pub nonempty: bool,
     pub nosuid: bool,
     pub nodev: bool,
     pub noexec: bool,
@@ -97,23 +99,45 @@ fn fusermount_bin() -> Option<&'static str> {
     })
 }
 
+/// A mountpoint that cannot be looked at, said once ("does not exist", not
+/// "does not exist: No such file or directory").
+pub fn mountpoint_error(mountpoint: &Path, e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        Error::invalid(format!(
+            "mountpoint {} does not exist",
+            mountpoint.display()
+        ))
+    } else {
+        Error::io(format!("mountpoint {}", mountpoint.display()), e)
+    }
+}
+
 /// Checks what can be checked before forking into the background: the
 /// mountpoint, /dev/fuse, and the helper a mount without root needs.
 pub fn precheck(mountpoint: &Path, spec: &Spec) -> Result<()> {
     if let Some(fd) = fd_mountpoint(mountpoint) {
         return check_fuse_fd(fd);
     }
-    let m = std::fs::metadata(mountpoint).map_err(|e| {
-        let what = if e.kind() == std::io::ErrorKind::NotFound {
-            format!("mountpoint {} does not exist", mountpoint.display())
-        } else {
-            format!("mountpoint {}", mountpoint.display())
-        };
-        Error::io(what, e)
-    })?;
+    let m = std::fs::metadata(mountpoint).map_err(|e| mountpoint_error(mountpoint, e))?;
     if !m.is_dir() {
         return Err(Error::invalid(format!(
             "mountpoint {} is not a directory",
+            mountpoint.display()
+        )));
+    }
+    // Its entries would be hidden, and a program reading them would read
+    // the image instead: as libfuse 2 did, only when asked.
+    let has_entries = std::fs::read_dir(mountpoint).is_ok_and(|mut d| d.next().is_some());
+    if has_entries && !spec.nonempty {
+        let parent = mountpoint.parent().and_then(|p| std::fs::metadata(p).ok());
+        if parent.is_some_and(|p| p.dev() != m.dev()) {
+            return Err(Error::invalid(format!(
+                "mountpoint {0} has a filesystem mounted on it already (unmount it first: fusermount3 -u {0})",
+                mountpoint.display()
+            )));
+        }
+        return Err(Error::invalid(format!(
+            "mountpoint {} is not empty (-o nonempty mounts over its entries, hiding them)",
             mountpoint.display()
         )));
     }
@@ -122,6 +146,7 @@ pub fn precheck(mountpoint: &Path, spec: &Spec) -> Result<()> {
             "/dev/fuse is missing: is the fuse module loaded (or the container given the device)?",
         ));
     }
+    check_fuse_access()?;
     let needs_helper = !is_root() || spec.auto_unmount;
     if needs_helper && fusermount_bin().is_none() {
         return Err(Error::invalid(
@@ -129,6 +154,27 @@ pub fn precheck(mountpoint: &Path, spec: &Spec) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+/// Every mount opens /dev/fuse as the user who asks (fusermount3 too): a
+/// device this user may not open gets a message that says what to change,
+/// not the bare "Permission denied" the helper would print.
+fn check_fuse_access() -> Result<()> {
+    let path = cstring(FUSE_DEV.as_bytes(), FUSE_DEV)?;
+    // SAFETY: a valid C string; access(2) only reads it.
+    if unsafe { libc::access(path.as_ptr(), libc::R_OK | libc::W_OK) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EACCES | libc::EPERM)) {
+        return Ok(()); // opening it will say what is wrong
+    }
+    let mode = std::fs::metadata(FUSE_DEV).map_or(0, |m| m.mode() & 0o7777);
+    Err(Error::invalid(format!(
+        "cannot open {FUSE_DEV} (mode {mode:04o}): mounting needs read and write access to it; \
+         make it 0666 as most distributions ship it (in a container: --device /dev/fuse), \
+         or mount as root"
+    )))
 }
 
 /// The descriptor must be open and be /dev/fuse (character device 10:229).
@@ -316,7 +362,9 @@ fn mount_fusermount(mountpoint: &Path, spec: &Spec) -> Result<Attached> {
             .map(|o| String::from_utf8_lossy(&o.stderr).trim().to_string())
             .filter(|m| !m.is_empty())
             .unwrap_or_else(|| "no reason given".into());
-        let msg = msg.lines().next().unwrap_or_default().to_string();
+        let msg = msg.lines().next().unwrap_or_default();
+        // The helper names itself; the message names it once.
+        let msg = msg.strip_prefix(&format!("{bin}: ")).unwrap_or(msg);
         Error::invalid(format!(
             "cannot mount on {}: {bin}: {msg}",
             mountpoint.display()

@@ -8,6 +8,7 @@
 
 pub mod attach;
 pub mod fs;
+pub mod log;
 pub mod options;
 pub mod pagefill;
 pub mod prefetch;
@@ -16,7 +17,7 @@ pub mod record;
 
 pub use attach::unmount;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::profile::Profile;
 use crate::reader::remote::{is_remote, shown_name};
 use crate::reader::verity::VerityOptions;
@@ -78,25 +79,26 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
             ..Default::default()
         };
         let name = shown_name(path);
-        let img = Image::open(path, &ropts).map_err(|e| Error {
-            what: if e.what.contains(&name) {
-                e.what.clone()
-            } else {
-                format!("{name}: {}", e.what)
-            },
-            ..e
-        })?;
+        let img = Image::open(path, &ropts).map_err(|e| e.within(name.clone()))?;
         layers.push((name, Arc::new(img)));
     }
     let view: Arc<dyn View> = if layered {
         Arc::new(LayeredView::new(layers, (budget / 4) as usize)?)
     } else {
-        let (_, img) = layers.pop().expect("one image");
+        let (name, img) = layers.pop().expect("one image");
         let root = match &o.subdir {
             Some(p) => {
-                let (i, r) = img.lookup_path(p)?;
+                let shown = crate::error::shorten(p);
+                let (i, r) = img.lookup_path(p).map_err(|e| match e.kind {
+                    ErrorKind::NotFound => {
+                        Error::invalid(format!("subdir={shown}: {name} has no such directory"))
+                    }
+                    _ => e.within(name.clone()),
+                })?;
                 if !i.is_dir() {
-                    return Err(Error::invalid(format!("subdir {p} is not a directory")));
+                    return Err(Error::invalid(format!(
+                        "subdir={shown}: not a directory in {name}"
+                    )));
                 }
                 (i, r)
             }
@@ -215,6 +217,7 @@ fn spec(a: &MountArgs) -> attach::Spec {
         allow_other: o.allow_other,
         allow_root: o.allow_root,
         auto_unmount: o.auto_unmount,
+        nonempty: o.nonempty,
         nosuid: o.nosuid,
         nodev: o.nodev,
         noexec: o.noexec,
@@ -320,14 +323,8 @@ fn mount_and_serve(a: MountArgs) -> Result<()> {
     let mountpoint = if attach::fd_mountpoint(&a.mountpoint).is_some() {
         a.mountpoint.clone()
     } else {
-        std::fs::canonicalize(&a.mountpoint).map_err(|e| {
-            let what = if e.kind() == std::io::ErrorKind::NotFound {
-                format!("mountpoint {} does not exist", a.mountpoint.display())
-            } else {
-                format!("mountpoint {}", a.mountpoint.display())
-            };
-            Error::io(what, e)
-        })?
+        std::fs::canonicalize(&a.mountpoint)
+            .map_err(|e| attach::mountpoint_error(&a.mountpoint, e))?
     };
     let a = MountArgs {
         images,
@@ -335,7 +332,9 @@ fn mount_and_serve(a: MountArgs) -> Result<()> {
         ..a
     };
     let spec = spec(&a);
-    let prepared = prepare(&a).and_then(|p| attach::precheck(&a.mountpoint, &spec).map(|_| p));
+    let prepared = prepare(&a)
+        .and_then(|p| attach::precheck(&a.mountpoint, &spec).map(|_| p))
+        .and_then(|p| a.opts.log.as_ref().map_or(Ok(()), log::check).map(|_| p));
     let fs = match prepared {
         Ok(p) => p,
         Err(e) => {
@@ -482,10 +481,25 @@ fn serve(
     }
     prefetch.start(cache_blocks, cores, a.opts.prefetch);
     notify(&a.opts, b's');
-    if let Some(mut s) = status.take() {
+    let detached = if let Some(mut s) = status.take() {
         let _ = s.write_all(b"s");
         drop(s);
         detach_stdio();
+        true
+    } else {
+        false
+    };
+    // In the background stderr leads nowhere: messages go to syslog, or
+    // where log= says (in the foreground too).
+    let sink = match (&a.opts.log, detached) {
+        (Some(s), _) => Some(s.clone()),
+        (None, true) => Some(log::LogSink::Syslog),
+        (None, false) => None,
+    };
+    if let Some(s) = sink {
+        if let Err(e) = log::redirect_stderr(&s) {
+            eprintln!("sqfuse: {}", crate::error::Report(&e));
+        }
     }
     std::thread::spawn(move || {
         let _ = tx.send(Event::Ended(session.run()));
@@ -516,6 +530,7 @@ fn serve(
             }
             Target::Fd(_) => {
                 save_record();
+                log::finish();
                 std::process::exit(0)
             }
         }
@@ -531,10 +546,12 @@ fn serve(
         match event {
             Ok(Event::Ended(r)) => {
                 save_record();
+                log::finish();
                 return r.map_err(|e| Error::io("serving the mount", e));
             }
             Err(RecvTimeoutError::Disconnected) => {
                 save_record();
+                log::finish();
                 return Ok(());
             }
             Ok(Event::Signal) if !unmounting => {

@@ -23,6 +23,11 @@ pub struct MountOpts {
     pub allow_other: bool,
     pub allow_root: bool,
     pub auto_unmount: bool,
+    /// Mount over a directory that has entries (hiding them).
+    pub nonempty: bool,
+    /// Where messages go (`log=`); unset: stderr in the foreground, syslog
+    /// in the background.
+    pub log: Option<super::log::LogSink>,
     /// Setuid/setgid bits and device nodes in the image carry no power
     /// unless `suid` / `dev` ask for it (libfuse's defaults): an image is
     /// anyone's, and a root mount with allow_other serves every user.
@@ -78,6 +83,8 @@ impl Default for MountOpts {
             allow_other: false,
             allow_root: false,
             auto_unmount: false,
+            nonempty: false,
+            log: None,
             nosuid: true,
             nodev: true,
             allow_suid: false,
@@ -137,7 +144,6 @@ const IGNORED: &[&str] = &[
     "clone_fd",
     "kernel_cache",
     "auto_cache",
-    "nonempty",
     "big_writes",
     "async_read",
 ];
@@ -246,6 +252,8 @@ impl MountOpts {
                 ("allow_other", None) => self.allow_other = true,
                 ("allow_root", None) => self.allow_root = true,
                 ("auto_unmount", None) => self.auto_unmount = true,
+                ("nonempty", None) => self.nonempty = true,
+                ("log", Some(v)) => self.log = Some(super::log::parse(v)?),
                 ("nosuid", None) => self.nosuid = true,
                 ("nodev", None) => self.nodev = true,
                 ("suid", None) => self.nosuid = false,

@@ -65,7 +65,10 @@ fn sqfuse_main(args: Vec<OsString>) -> ExitCode {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => e.exit(), // --help, --version
         Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-            eprintln!("sqfuse: say what to do: sqfuse IMAGE MOUNTPOINT, or one of pack, mount, info, ls, cat, extract, check (see --help)");
+            eprintln!(
+                "sqfuse: say what to do: sqfuse IMAGE MOUNTPOINT, or one of {} (see --help)",
+                command_names()
+            );
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -98,6 +101,19 @@ fn sqfuse_main(args: Vec<OsString>) -> ExitCode {
     }
 }
 
+/// Every command, as clap knows them: the bare-`sqfuse` message never
+/// misses one added later.
+fn command_names() -> String {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let names: Vec<&str> = cmd
+        .get_subcommands()
+        .filter(|c| !c.is_hide_set() && c.get_name() != "help")
+        .map(|c| c.get_name())
+        .collect();
+    names.join(", ")
+}
+
 /// The image named on the command line, its errors naming it.
 fn open(a: &ImageArgs) -> Result<Image> {
     let mut remote = RemoteOptions::from_env().map_err(|e| named(&a.image, e))?;
@@ -119,12 +135,7 @@ fn open(a: &ImageArgs) -> Result<Image> {
 
 /// An image error with the image's name in front, unless it names it.
 fn named(image: &Path, e: sqfuse::Error) -> anyhow::Error {
-    let name = shown_name(image);
-    if e.what.contains(&name) {
-        anyhow::Error::new(e)
-    } else {
-        anyhow::Error::new(e).context(name)
-    }
+    anyhow::Error::new(e.within(shown_name(image)))
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -193,8 +204,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             } else if !rep.warnings.is_empty() {
                 eprintln!(
-                    "sqfuse: {} entries skipped or incomplete (-v lists them)",
-                    rep.warnings.len()
+                    "sqfuse: {} skipped or incomplete (-v lists them)",
+                    plural(rep.warnings.len() as u64, "entry", "entries")
                 );
             }
         }
@@ -295,22 +306,23 @@ fn check_image(img: &ImageArgs, out: &mut dyn Write) -> Result<ExitCode> {
     for (p, more) in rep.problems.iter().zip(&rep.repeats) {
         let also = match more {
             0 => String::new(),
+            1 => " (and 1 more path with the same problem)".to_string(),
             n => format!(" (and {n} more paths with the same problem)"),
         };
         writeln!(out, "{name}: {}{also}", sqfuse::error::Report(p))?;
     }
     writeln!(
         out,
-        "{name}: {} inodes, {} directories, {} files, {} data bytes, {} fragments: {}",
-        rep.inodes,
-        rep.directories,
-        rep.files,
-        rep.data_bytes,
-        rep.fragments,
+        "{name}: {}, {}, {}, {}, {}: {}",
+        plural(rep.inodes, "inode", "inodes"),
+        plural(rep.directories, "directory", "directories"),
+        plural(rep.files, "file", "files"),
+        plural(rep.data_bytes, "data byte", "data bytes"),
+        plural(rep.fragments, "fragment", "fragments"),
         if rep.is_sound() {
             "ok".to_string()
         } else {
-            format!("{} problem(s)", rep.problems.len())
+            plural(rep.problems.len() as u64, "problem", "problems")
         }
     )?;
     out.flush()?;
@@ -493,69 +505,137 @@ fn run_pack(
     }
     let start = std::time::Instant::now();
     let progress = Arc::new(sqfuse::pack::data::Progress::default());
-    let bar = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .then(|| progress_bar(progress.clone()));
+    let display = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .then(|| ProgressDisplay::start(progress.clone()));
     let result = sqfuse::pack::pack_source(source, image, opts, &stop, progress);
-    if let Some((done, handle)) = bar {
-        done.store(true, Ordering::Relaxed);
-        let _ = handle.join();
+    if let Some(d) = display {
+        d.finish(result.is_ok());
     }
-    let rep = result?;
+    let rep = result.map_err(|e| unreadable_hint(e, opts, prog))?;
     for w in &rep.warnings {
         eprintln!("{prog}: warning: {w}");
     }
     if !quiet {
-        let secs = start.elapsed().as_secs_f64();
-        eprintln!(
-            "{}: {} inodes, {} files ({} duplicates), {:.1} MiB in, {:.1} MiB image ({:.1}%), {:.1}s, {:.0} MiB/s",
-            image.display(),
-            rep.inodes,
-            rep.files,
-            rep.duplicates,
-            rep.bytes_in as f64 / 1048576.0,
-            rep.image_size as f64 / 1048576.0,
-            100.0 * rep.image_size as f64 / (rep.bytes_in.max(1)) as f64,
-            secs,
-            rep.bytes_in as f64 / 1048576.0 / secs.max(0.001)
-        );
+        eprintln!("{}", summary(image, &rep, start.elapsed().as_secs_f64()));
     }
     Ok(rep)
 }
 
-/// A progress bar on stderr, updated from the packer's counters until `done`.
-fn progress_bar(
-    p: Arc<sqfuse::pack::data::Progress>,
-) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let done = Arc::new(AtomicBool::new(false));
-    let d = done.clone();
-    let handle = std::thread::spawn(move || {
-        let bar = indicatif::ProgressBar::new(0);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:30} {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        while !d.load(Relaxed) {
-            let (inp, out) = (p.bytes_in.load(Relaxed), p.bytes_out.load(Relaxed));
-            bar.set_length(p.total.load(Relaxed).max(inp));
-            bar.set_position(inp);
-            let ratio = if inp > 0 {
-                100.0 * out as f64 / inp as f64
-            } else {
-                0.0
+/// A progress display on stderr, drawn from the packer's counters: a
+/// spinner with the entries found while the source is scanned and the
+/// duplicates are sought, then a bar over the bytes to read.
+struct ProgressDisplay {
+    /// 0 while packing; 1 once it succeeded, 2 once it failed.
+    end: Arc<std::sync::atomic::AtomicU8>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl ProgressDisplay {
+    fn start(p: Arc<sqfuse::pack::data::Progress>) -> Self {
+        use sqfuse::pack::data::Phase;
+        use std::sync::atomic::Ordering::Relaxed;
+        let end = Arc::new(std::sync::atomic::AtomicU8::new(0));
+        let ended = end.clone();
+        let thread = std::thread::spawn(move || {
+            let bar = indicatif::ProgressBar::new_spinner();
+            let mut writing = false;
+            let show = |bar: &indicatif::ProgressBar, writing: &mut bool| match p.phase() {
+                Phase::Scanning => bar.set_message(match p.entries.load(Relaxed) {
+                    0 => "scanning the source".to_string(),
+                    n => format!("scanning: {}", plural(n, "entry", "entries")),
+                }),
+                Phase::Deduplicating => bar.set_message(format!(
+                    "looking for duplicates among {} of equal size",
+                    plural(p.candidates.load(Relaxed), "file", "files")
+                )),
+                Phase::Writing => {
+                    let inp = p.bytes_in.load(Relaxed);
+                    bar.set_length(p.total.load(Relaxed).max(inp));
+                    bar.set_position(inp);
+                    if !*writing {
+                        *writing = true;
+                        bar.set_style(
+                            indicatif::ProgressStyle::with_template(
+                                "{bar:30} {percent:>3}% {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+                            )
+                            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                        );
+                    }
+                    bar.set_message(plural(p.files.load(Relaxed), "file", "files"));
+                }
             };
-            bar.set_message(format!(
-                "{} files, {} out ({ratio:.0}%)",
-                p.files.load(Relaxed),
-                indicatif::HumanBytes(out)
-            ));
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        bar.finish_and_clear();
-    });
-    (done, handle)
+            while ended.load(Relaxed) == 0 {
+                show(&bar, &mut writing);
+                bar.tick();
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            if ended.load(Relaxed) == 1 {
+                // The last frame, even of a pack faster than one frame:
+                // every byte counted read, the bar full.
+                p.enter(Phase::Writing);
+                show(&bar, &mut writing);
+                bar.finish();
+            } else {
+                bar.finish_and_clear();
+            }
+        });
+        ProgressDisplay { end, thread }
+    }
+
+    fn finish(self, succeeded: bool) {
+        self.end
+            .store(if succeeded { 1 } else { 2 }, Ordering::Relaxed);
+        let _ = self.thread.join();
+    }
+}
+
+/// A source the user may not read: the error, and the option that packs
+/// the rest (sqfuse's own flag; the personalities have their tools' ways).
+fn unreadable_hint(
+    e: sqfuse::pack::PackError,
+    opts: &sqfuse::pack::PackOptions,
+    prog: &str,
+) -> anyhow::Error {
+    let denied = matches!(&e, sqfuse::pack::PackError::Io { source, .. }
+        if source.kind() == std::io::ErrorKind::PermissionDenied);
+    if denied && !opts.skip_unreadable && prog == "sqfuse" {
+        return anyhow!(
+            "{}; --skip-unreadable packs the rest, leaving out what cannot be read",
+            sqfuse::error::Report(&e)
+        );
+    }
+    anyhow::Error::new(e)
+}
+
+/// The line a pack ends with: what went in, what came out, how fast.
+fn summary(image: &Path, rep: &sqfuse::pack::PackReport, secs: f64) -> String {
+    use indicatif::BinaryBytes;
+    let mut line = format!(
+        "{}: {}, {} ({} duplicate{}), {} of data, {} image",
+        image.display(),
+        plural(rep.inodes.into(), "inode", "inodes"),
+        plural(rep.files, "file", "files"),
+        rep.duplicates,
+        if rep.duplicates == 1 { "" } else { "s" },
+        BinaryBytes(rep.data_bytes),
+        BinaryBytes(rep.image_size),
+    );
+    // Below a few blocks the image is its tables, not a compression ratio.
+    if rep.data_bytes >= 1 << 20 {
+        let pct = 100.0 * rep.image_size as f64 / rep.data_bytes as f64;
+        line.push_str(&format!(" ({pct:.1}% of the data)"));
+    }
+    line.push_str(&format!(", {secs:.1} s"));
+    if secs >= 0.5 {
+        let rate = rep.data_bytes as f64 / secs;
+        line.push_str(&format!(", {}/s", BinaryBytes(rate as u64)));
+    }
+    line
+}
+
+/// `n` and the noun, singular for one: "1 file", "2 files".
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 fn squashfuse_main(argv0: &OsString, args: &[OsString], ll: bool) -> ExitCode {

@@ -69,7 +69,12 @@ pub enum Pick {
 }
 
 fn io_err(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::io(format!("{what} {}", crate::error::shown_path(path)), e)
+    let shown = crate::error::shown_path(path);
+    if e.kind() == std::io::ErrorKind::AlreadyExists {
+        // Only without -f: with it, what is in the way is replaced.
+        return Error::invalid(format!("{what} {shown}: it exists (-f overwrites)"));
+    }
+    Error::io(format!("{what} {shown}"), e)
 }
 
 fn cstr(p: &Path) -> Result<CString> {

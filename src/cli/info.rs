@@ -105,6 +105,11 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
     }
     let sb = &img.sb;
     writeln!(out, "SquashFS {}.{}", sb.version_major, sb.version_minor)?;
+    if img.offset() != 0 {
+        // What --offset auto found, in the form an fstab line needs.
+        let at = img.offset();
+        writeln!(out, "offset:          {at} (mount with -o offset={at})")?;
+    }
     write!(out, "compressor:      {}", img.compressor.name())?;
     if let Some(o) = &img.compressor_options {
         let parts: Vec<String> = o

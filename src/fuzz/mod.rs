@@ -253,6 +253,7 @@ pub fn tar(data: &[u8]) {
         name,
         &opts,
         crate::pack::tarsrc::Whiteouts::Keep,
+        &std::sync::atomic::AtomicU64::new(0),
     );
     let _ = std::fs::remove_file(&spool);
 }

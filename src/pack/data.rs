@@ -123,11 +123,44 @@ pub struct DataResult {
 /// Progress counters the caller may display.
 #[derive(Default)]
 pub struct Progress {
-    /// Bytes of file data to read, known once the source is scanned.
+    /// What the pack is doing: [`Phase::Scanning`], then
+    /// [`Phase::Deduplicating`], then [`Phase::Writing`] (as a `u8`).
+    pub phase: std::sync::atomic::AtomicU8,
+    /// Entries found so far while scanning the source.
+    pub entries: AtomicU64,
+    /// Files whose contents are compared while deduplicating.
+    pub candidates: AtomicU64,
+    /// Bytes of file data still to be read once duplicates are known (a
+    /// duplicate is never read again): the bar's length while writing.
     pub total: AtomicU64,
     pub bytes_in: AtomicU64,
     pub bytes_out: AtomicU64,
     pub files: AtomicU64,
+}
+
+/// The stages of a pack, in order, as [`Progress::phase`] holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Walking the source (a directory tree, a tar stream, OCI layers).
+    Scanning = 0,
+    /// Reading same-size files to find equal contents.
+    Deduplicating = 1,
+    /// Reading, compressing and writing the data; `total` is known.
+    Writing = 2,
+}
+
+impl Progress {
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Ordering::Relaxed) {
+            0 => Phase::Scanning,
+            1 => Phase::Deduplicating,
+            _ => Phase::Writing,
+        }
+    }
+    pub fn enter(&self, phase: Phase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
 }
 
 /// `buf` is the calling thread's scratch buffer: zeroing a fresh 1 MiB
@@ -185,6 +218,7 @@ fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 fn find_duplicates(
     files: &[SourceFile],
     threads: usize,
+    progress: &Progress,
     whole: impl Fn(&SourceFile) -> bool,
 ) -> Result<Vec<Option<u32>>, PackError> {
     let considered = |f: &SourceFile| f.size > 0 && whole(f);
@@ -195,6 +229,9 @@ fn find_duplicates(
     let candidates: Vec<usize> = (0..files.len())
         .filter(|&i| considered(&files[i]) && by_size[&files[i].size] > 1)
         .collect();
+    progress
+        .candidates
+        .store(candidates.len() as u64, Ordering::Relaxed);
     let hashes: Vec<std::sync::OnceLock<Result<u128, PackError>>> = (0..candidates.len())
         .map(|_| std::sync::OnceLock::new())
         .collect();
@@ -400,8 +437,20 @@ pub fn write_data(
         vec![None; files.len()]
     } else {
         let bs = u64::from(opts.block_size);
-        find_duplicates(files, opts.threads, |f| f.size >= bs || opts.no_fragments)?
+        progress.enter(Phase::Deduplicating);
+        find_duplicates(files, opts.threads, &progress, |f| {
+            f.size >= bs || opts.no_fragments
+        })?
     };
+    // The bar's length: what will be read, a duplicate's bytes not.
+    let to_read = files
+        .iter()
+        .zip(&dup)
+        .filter(|(_, d)| d.is_none())
+        .map(|(f, _)| f.size)
+        .sum();
+    progress.total.store(to_read, Ordering::Relaxed);
+    progress.enter(Phase::Writing);
     super::memory_checkpoint("dedup");
     let threads = opts.threads.max(1);
     let inflight = threads * 4;

@@ -116,7 +116,10 @@ impl Default for PackOptions {
 pub struct PackReport {
     pub files: u64,
     pub inodes: u32,
+    /// Bytes of file data read (a duplicate's not).
     pub bytes_in: u64,
+    /// Bytes of file data in the tree, duplicates counted.
+    pub data_bytes: u64,
     pub image_size: u64,
     pub duplicates: u64,
     pub warnings: Vec<String>,
@@ -274,6 +277,14 @@ pub fn pack_source(
             "--no-fragments and --always-fragments contradict each other".into(),
         ));
     }
+    if image.is_dir() {
+        // Not even -f replaces a directory with an image.
+        return Err(PackError::Usage(format!(
+            "{} is a directory: name the image file to write (such as {})",
+            image.display(),
+            image.join("image.sqfs").display()
+        )));
+    }
     if image.exists() && !opts.force {
         return Err(PackError::Usage(format!(
             "{} exists (use -f to overwrite)",
@@ -310,11 +321,12 @@ pub fn pack_source(
             let mode = opts.whiteouts.into();
             if source == Path::new("-") {
                 let name = Path::new("standard input");
-                tarsrc::read_tar(std::io::stdin().lock(), name, &spool, image, opts, mode)?
+                let input = std::io::stdin().lock();
+                tarsrc::read_tar(input, name, &spool, image, opts, mode, &progress.entries)?
             } else {
                 let f = File::open(source).map_err(|e| PackError::io(source, "open", e))?;
                 let r = std::io::BufReader::with_capacity(1 << 20, f);
-                tarsrc::read_tar(r, source, &spool, image, opts, mode)?
+                tarsrc::read_tar(r, source, &spool, image, opts, mode, &progress.entries)?
             }
         }
         Source::Paths(sources) => {
@@ -329,7 +341,7 @@ pub fn pack_source(
                     )));
                 }
             }
-            scan::scan(sources, opts)?
+            scan::scan(sources, opts, &progress.entries)?
         }
     };
     one_heap(false);
@@ -352,10 +364,6 @@ pub fn pack_source(
     if tree.synthetic_root {
         tree.root.mtime = opts.all_time.or(opts.root_time).unwrap_or(mkfs_time);
     }
-    progress.total.store(
-        tree.files.iter().map(|f| f.size).sum(),
-        std::sync::atomic::Ordering::Relaxed,
-    );
     let tmp = temp_name(dir, &name, "pack");
     let mut out = File::options()
         .read(true)
@@ -455,6 +463,7 @@ pub fn pack_source(
         files: tree.files.len() as u64,
         inodes: tables.inode_count,
         bytes_in,
+        data_bytes: tree.files.iter().map(|f| f.size).sum(),
         image_size: padded,
         duplicates,
         warnings: tree.warnings,

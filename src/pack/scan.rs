@@ -270,7 +270,12 @@ fn scan_pool(opts: &PackOptions) -> Result<rayon::ThreadPool, PackError> {
 /// directory), as mksquashfs does it: each source becomes an entry of a
 /// root directory (mode 0777, owned by the caller), named after its last
 /// component, with `_1`, `_2`... added to a name already taken.
-pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> {
+/// `entries` counts what was found, for a progress display.
+pub fn scan(
+    sources: &[PathBuf],
+    opts: &PackOptions,
+    entries: &std::sync::atomic::AtomicU64,
+) -> Result<Tree, PackError> {
     let stat = |p: &Path| {
         std::fs::metadata(p)
             .map(|m| Stat::of(&m))
@@ -287,6 +292,7 @@ pub fn scan(sources: &[PathBuf], opts: &PackOptions) -> Result<Tree, PackError> 
         root_dev: root_stat.dev,
         // Several sources sit one level down, under a root of their own.
         base_depth: usize::from(!single_dir),
+        entries,
     };
     // Gathering is system calls (stat, xattrs, listings) for every entry:
     // spread over the pack's threads. Numbering stays serial and in order.
@@ -349,6 +355,7 @@ struct Walk<'a> {
     root_dev: u64,
     /// How deep in the image a source's top lies.
     base_depth: usize,
+    entries: &'a std::sync::atomic::AtomicU64,
 }
 
 impl Walk<'_> {
@@ -541,6 +548,8 @@ impl Walk<'_> {
             if self.excludes.by_inode(m.dev, m.ino) {
                 return Ok(None);
             }
+            self.entries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if self.opts.skip_unreadable && m.file_type() == libc::S_IFREG {
                 if let Err(e) = std::fs::File::open(&path) {
                     return Ok(Some(Err(format!("{}: skipped: {e}", path.display()))));

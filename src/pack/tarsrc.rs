@@ -17,6 +17,7 @@ use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Slot {
     node: Node,
@@ -204,6 +205,8 @@ pub struct TarTree<'a> {
     layer: u32,
     /// Bytes of xattr names and values held by the members read so far.
     xattr_bytes: u64,
+    /// Counts the members read, for a progress display.
+    pub entries_seen: Option<&'a AtomicU64>,
 }
 
 /// Linux's limits on one xattr value and on a file's xattr names.
@@ -221,8 +224,10 @@ pub fn read_tar(
     image: &Path,
     opts: &PackOptions,
     mode: Whiteouts,
+    entries: &AtomicU64,
 ) -> Result<Tree, PackError> {
     let mut t = TarTree::new(spool_path, image, opts)?;
+    t.entries_seen = Some(entries);
     let input = decompressed(input, archive)?;
     t.add_layer(input, archive, mode)?;
     t.finish()
@@ -272,6 +277,7 @@ impl<'a> TarTree<'a> {
             opts,
             layer: 0,
             xattr_bytes: 0,
+            entries_seen: None,
         })
     }
 
@@ -337,6 +343,9 @@ impl<'a> TarTree<'a> {
         let opts = self.opts;
         let terr = |e: std::io::Error| PackError::io(archive, "read the tar stream", e);
         while let Some(m) = ar.next_member().map_err(terr)? {
+            if let Some(n) = self.entries_seen {
+                n.fetch_add(1, Ordering::Relaxed);
+            }
             let get = |k: &str| m.pax_value(k);
             let sparse = match &m.gnu_sparse {
                 Some((runs, real_size)) => Some(SparseMap {

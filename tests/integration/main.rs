@@ -6,6 +6,7 @@ mod corpus; // every image in tests/corpora/images reads and matches its expecta
 mod fuzz_corpus; // the fuzz targets' seeds and past crash inputs, replayed without a fuzzer
 mod hostile_input; // tar, OCI, directory and argument input that crashed or grew without bound: clean errors, bounded memory
 mod malformed; // hostile images: clean errors, no panic, no writes outside DEST
+mod messages; // first-hour messages by exact text: one line, said once, with what to do; summaries; the progress display
 mod mksquashfs; // the fixture tree through mksquashfs with every option, back out, compared
 mod mutation; // thousands of corrupted copies of valid images: zero panics, no hangs
 mod oci_import; // pack oci: against umoci unpack, every layer compression, tampered blobs, --whiteouts

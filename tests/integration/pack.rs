@@ -617,7 +617,7 @@ fn empty_root_image_with_an_empty_directory_table_reads() {
     for img in images {
         let check = run(sqfuse().arg("check").arg(&img));
         assert!(
-            String::from_utf8_lossy(&check.stdout).contains("1 inodes, 1 directories"),
+            String::from_utf8_lossy(&check.stdout).contains("1 inode, 1 directory, 0 files"),
             "{}",
             String::from_utf8_lossy(&check.stdout)
         );

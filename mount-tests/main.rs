@@ -43,6 +43,16 @@ macro_rules! need_fuse {
     };
 }
 
+/// Held by every test that changes /dev/fuse's mode or depends on it (as
+/// `nobody`): one changing it while another reads it would make both flaky.
+pub static DEV_FUSE_MODE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The [`DEV_FUSE_MODE`] lock (a panic while another held it is no reason
+/// to fail here).
+pub fn dev_fuse_mode_lock() -> std::sync::MutexGuard<'static, ()> {
+    DEV_FUSE_MODE.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Waits up to `limit` for `cond`.
 pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     let t = Instant::now();

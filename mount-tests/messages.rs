@@ -125,6 +125,7 @@ fn rootless_mount_errors_say_what_to_change() {
             .unwrap()
     };
     use std::os::unix::fs::PermissionsExt;
+    let _mode_lock = crate::dev_fuse_mode_lock();
     let mode = std::fs::metadata("/dev/fuse").unwrap().permissions().mode() & 0o7777;
     if crate::fuse_closed_to_others().is_some() {
         let out = run(&[]);

@@ -497,6 +497,7 @@ fn rootless_mount_through_fusermount3() {
     if !is_root() || !have("setpriv") || !have("fusermount3") {
         skip!("needs root (to become nobody), setpriv and fusermount3");
     }
+    let _mode_lock = crate::dev_fuse_mode_lock();
     if let Some(why) = crate::fuse_closed_to_others() {
         skip!(machine: "{why}");
     }

@@ -152,7 +152,7 @@ fn record_writes_what_a_run_read_in_the_order_it_read_it() {
     assert_eq!(
         said,
         format!(
-            "sqfuse: invalid request: record={}: the file exists (remove it, or name a new one)\n",
+            "sqfuse: record={}: the file exists (remove it, or name a new one)\n",
             profile.display()
         )
     );

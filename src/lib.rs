@@ -19,14 +19,18 @@
 //! [`fuzz`] holds the fuzz targets' entry points, shared with the tests
 //! that replay their corpus.
 
+pub mod check;
+#[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
 pub mod format;
 pub mod fuzz;
+#[cfg(feature = "mount")]
 pub mod mount;
 pub mod pack;
 pub mod profile;
 pub mod reader;
+pub mod size;
 pub mod view;
 pub mod whiteout;
 

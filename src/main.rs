@@ -4,11 +4,12 @@
 
 use anyhow::{anyhow, Context, Result};
 use clap::Parser;
+use sqfuse::check;
 use sqfuse::cli::args::{self, Cli, Cmd, ImageArgs, PackArgs};
 use sqfuse::cli::compat::{self, Personality};
-use sqfuse::cli::{check, extract, info, ls};
+use sqfuse::cli::{extract, info, ls};
 use sqfuse::pack::Source;
-use sqfuse::reader::remote::{shown_name, RemoteOptions};
+use sqfuse::reader::remote::{shown_name, RemoteOptions, RemoteSetting};
 use sqfuse::{Image, OpenOptions};
 use std::ffi::OsString;
 use std::io::Write;
@@ -48,6 +49,11 @@ fn fail(prog: &str, e: &anyhow::Error, code: u8) -> ExitCode {
     {
         eprintln!("{prog}: interrupted; nothing written");
         return ExitCode::from(INTERRUPTED);
+    }
+    // The library says what exists; the flag that overwrites is ours.
+    if let Some(sqfuse::pack::PackError::Exists(p)) = e.chain().find_map(|c| c.downcast_ref()) {
+        eprintln!("{prog}: {} exists (use -f to overwrite)", p.display());
+        return ExitCode::from(code);
     }
     eprintln!("{prog}: {e:#}");
     ExitCode::from(code)
@@ -119,10 +125,10 @@ fn open(a: &ImageArgs) -> Result<Image> {
     let mut remote = RemoteOptions::from_env().map_err(|e| named(&a.image, e))?;
     remote.log_requests = a.debug;
     if let Some(d) = &a.cache_dir {
-        remote.set("cache_dir", d)?;
+        remote.apply(RemoteSetting::cache_dir(d));
     }
     if let Some(f) = &a.ca_file {
-        remote.set("ca_file", f)?;
+        remote.apply(RemoteSetting::CaFile(f.into()));
     }
     let opts = OpenOptions {
         offset: a.offset,
@@ -366,6 +372,14 @@ fn pack(a: PackArgs) -> Result<ExitCode> {
             (s, i.as_path())
         }
     };
+    if a.xz_filter.is_some() && a.compressor != sqfuse::format::compressor::Compressor::Xz {
+        return Err(anyhow!("--xz-filter needs -c xz"));
+    }
+    if a.no_fragments && a.always_fragments {
+        return Err(anyhow!(
+            "--no-fragments and --always-fragments contradict each other"
+        ));
+    }
     let defaults = sqfuse::pack::PackOptions::default();
     let opts = sqfuse::pack::PackOptions {
         compressor: a.compressor,

@@ -120,11 +120,16 @@ pub struct VerityArgs {
 impl VerityArgs {
     /// The verification asked for, if any.
     pub fn options(&self) -> crate::Result<Option<crate::reader::verity::VerityOptions>> {
-        crate::reader::verity::VerityOptions::from_args(
-            self.root.as_deref(),
-            self.root_file.as_deref(),
-            self.hash_file.clone(),
-        )
+        use crate::reader::verity::VerityOptions;
+        let tree = self.hash_file.clone();
+        match (&self.root, &self.root_file) {
+            (Some(hex), _) => VerityOptions::from_hex(hex, tree).map(Some),
+            (None, Some(f)) => VerityOptions::from_root_hash_file(f, tree).map(Some),
+            (None, None) if tree.is_some() => Err(crate::Error::invalid(
+                "--verity-hash needs the root hash (--verity or --verity-roothash-file)",
+            )),
+            (None, None) => Ok(None),
+        }
     }
 }
 
@@ -140,18 +145,7 @@ fn parse_salt(s: &str) -> Result<Salt, String> {
     Ok(Salt(salt))
 }
 
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let (num, mul) = match s.as_bytes().last() {
-        Some(b'K' | b'k') => (&s[..s.len() - 1], 1 << 10),
-        Some(b'M' | b'm') => (&s[..s.len() - 1], 1 << 20),
-        Some(b'G' | b'g') => (&s[..s.len() - 1], 1 << 30),
-        _ => (s, 1),
-    };
-    num.parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(mul))
-        .ok_or_else(|| format!("bad size {s:?} (e.g. 128K, 1M, 4096)"))
-}
+pub use crate::size::parse_size;
 
 fn parse_block_size(s: &str) -> Result<u32, String> {
     parse_size(s).and_then(|n| u32::try_from(n).map_err(|_| format!("{s} is too large")))

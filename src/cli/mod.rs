@@ -2,7 +2,6 @@
 //! writes to a given writer so tests can run them in-process.
 
 pub mod args;
-pub mod check;
 pub mod compat;
 pub mod extract;
 pub mod info;

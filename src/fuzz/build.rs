@@ -379,7 +379,7 @@ pub fn tar_members(data: &[u8]) {
     if packed.is_ok() {
         let img = crate::Image::open(&image, &Default::default())
             .unwrap_or_else(|e| panic!("packed image does not open: {e}"));
-        let rep = crate::cli::check::check(&img);
+        let rep = crate::check::check(&img);
         assert!(
             rep.is_sound(),
             "packed image is not sound: {:?}",
@@ -533,12 +533,14 @@ pub fn cli_text(data: &[u8]) {
     let which = d.byte();
     let text = String::from_utf8_lossy(d.0).into_owned();
     match which % 5 {
+        #[cfg(feature = "mount")]
         0 => {
             let mut o = crate::mount::options::MountOpts::default();
             if o.apply(&text).is_ok() {
                 o.as_mount_helper();
             }
         }
+        #[cfg(feature = "cli")]
         1 => {
             use std::os::unix::ffi::OsStrExt;
             let args: Vec<std::ffi::OsString> =
@@ -582,7 +584,7 @@ pub fn cli_text(data: &[u8]) {
             #[cfg(feature = "registry")]
             let _ = crate::pack::registry::check_reference(&text);
             let _ = text.parse::<crate::reader::Offset>();
-            let _ = crate::cli::args::parse_size(&text);
+            let _ = crate::size::parse_size(&text);
         }
     }
 }

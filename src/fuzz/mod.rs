@@ -76,7 +76,7 @@ pub fn image(data: &[u8]) {
     let Ok(img) = Image::from_bytes(data.to_vec(), &opts) else {
         return;
     };
-    let _ = crate::cli::check::check(&img);
+    let _ = crate::check::check(&img);
     let Ok(root) = img.root() else { return };
     let Ok(walk) = img.walk(&root, img.root_ref()) else {
         return;
@@ -91,14 +91,18 @@ pub fn image(data: &[u8]) {
             let _ = img.read_at(&f, f.size() / 2, &mut buf);
         }
     }
-    let mut sink = std::io::sink();
-    let o = crate::cli::ls::LsOptions {
-        long: true,
-        recursive: true,
-        json: false,
-    };
-    let _ = crate::cli::ls::ls(&img, "/", o, &mut sink);
-    let _ = crate::cli::info::info(&img, true, &mut sink);
+    // The commands' output (with the binary's feature).
+    #[cfg(feature = "cli")]
+    {
+        let mut sink = std::io::sink();
+        let o = crate::cli::ls::LsOptions {
+            long: true,
+            recursive: true,
+            json: false,
+        };
+        let _ = crate::cli::ls::ls(&img, "/", o, &mut sink);
+        let _ = crate::cli::info::info(&img, true, &mut sink);
+    }
 }
 
 /// The superblock decoders (SquashFS and dm-verity), against the input's

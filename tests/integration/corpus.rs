@@ -1,5 +1,5 @@
 use crate::{corpora, image_files, run, scratch, skip, sqfuse};
-use sqfuse::cli::check::check;
+use sqfuse::check::check;
 use sqfuse::cli::extract::{extract, ExtractOptions};
 use sqfuse::{Image, OpenOptions};
 use std::path::Path;

@@ -1,5 +1,6 @@
 use crate::{corpora, image_files, scratch};
-use sqfuse::cli::{check::check, extract, ls};
+use sqfuse::check::check;
+use sqfuse::cli::{extract, ls};
 use sqfuse::{Image, OpenOptions};
 use std::path::Path;
 use std::sync::mpsc;

@@ -4,11 +4,12 @@
 //! the build time as the image time (SOURCE_DATE_EPOCH honoured).
 
 use super::{gid_of, text, uid_of, value, value_str};
-use crate::cli::args::{parse_size, parse_xz_filter};
+use crate::cli::args::parse_xz_filter;
 use crate::format::block::valid_block_size;
 use crate::format::compressor::{CompressSettings, Compressor};
 use crate::pack::exclude::Rule;
 use crate::pack::PackOptions;
+use crate::size::parse_size;
 use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};

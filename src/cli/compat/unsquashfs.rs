@@ -3,13 +3,13 @@
 //! (-s) or print files (-cat), with unsquashfs's output formats.
 
 use super::{text, value_str};
-use crate::cli::args::parse_size;
 use crate::cli::extract::{self, ExtractOptions, Pick};
 use crate::error::{Error, Result};
 use crate::format::inode::{Inode, InodeData};
 use crate::format::superblock::flags;
 use crate::pack::exclude::{PathPattern, PatternKind};
 use crate::reader::{Image, OpenOptions, Step};
+use crate::size::parse_size;
 use std::ffi::{CStr, OsString};
 use std::io::Write;
 use std::path::PathBuf;

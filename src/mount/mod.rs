@@ -60,8 +60,8 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
     let per_layer = if layered { budget / 4 * 3 / n } else { budget };
     let roots = per_layer_verity(o, a.images.len())?;
     let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
-    for (k, v) in &o.remote {
-        remote.set(k, v)?;
+    for s in &o.remote {
+        remote.apply(s.clone());
     }
     remote.log_requests = a.debug || o.debug;
     let mut layers = Vec::with_capacity(a.images.len());
@@ -168,11 +168,16 @@ fn startup_profile(a: &MountArgs, layers: &[Arc<Image>]) -> Result<Option<Profil
 /// one root hash (or file) per image, separated by ':' in layer order.
 fn per_layer_verity(o: &MountOpts, n: usize) -> Result<Vec<Option<VerityOptions>>> {
     if n == 1 {
-        let v = VerityOptions::from_args(
-            o.verity_root.as_deref(),
-            o.verity_root_file.as_deref(),
-            o.verity_hash.clone(),
-        )?;
+        let tree = o.verity_hash.clone();
+        let v =
+            match (&o.verity_root, &o.verity_root_file) {
+                (Some(hex), _) => Some(VerityOptions::from_hex(hex, tree)?),
+                (None, Some(f)) => Some(VerityOptions::from_root_hash_file(f, tree)?),
+                (None, None) if tree.is_some() => return Err(Error::invalid(
+                    "a detached hash tree needs the root hash (verity= or verity_roothash_file=)",
+                )),
+                (None, None) => None,
+            };
         return Ok(vec![v]);
     }
     if o.verity_hash.is_some() {
@@ -193,11 +198,11 @@ fn per_layer_verity(o: &MountOpts, n: usize) -> Result<Vec<Option<VerityOptions>
     match (&o.verity_root, &o.verity_root_file) {
         (Some(r), _) => split(r, "verity=")?
             .iter()
-            .map(|h| VerityOptions::from_args(Some(h), None, None))
+            .map(|h| VerityOptions::from_hex(h, None).map(Some))
             .collect(),
         (None, Some(f)) => split(&f.to_string_lossy(), "verity_roothash_file=")?
             .iter()
-            .map(|f| VerityOptions::from_args(None, Some(std::path::Path::new(f)), None))
+            .map(|f| VerityOptions::from_root_hash_file(f.as_ref(), None).map(Some))
             .collect(),
         (None, None) => Ok(vec![None; n]),
     }
@@ -294,9 +299,9 @@ fn mount_and_serve(a: MountArgs) -> Result<()> {
     // threshold is below 16 MiB, and the threshold climbs with every large
     // free; pinned, the buffers cost only the pages requests touch. Two
     // arenas instead of one per thread: cached blocks freed by another
-    // thread than the one that made them fragmented eight arenas. Server
-    // peak RSS after a cold tar of /usr/share: 55-63 -> 43 MiB, of which
-    // 32 MiB is the default cache_mb.
+    // thread than the one that made them fragment many arenas (the server's
+    // peak memory is in docs/benchmarks.md).
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tuning.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);

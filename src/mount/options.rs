@@ -1,6 +1,7 @@
 //! `-o` mount options: squashfuse_ll's names, plus the generic options that
 //! mount(8) and /etc/fstab pass through mount.fuse3.
 
+use crate::reader::remote::RemoteSetting;
 pub use crate::reader::Offset;
 use std::path::PathBuf;
 
@@ -62,7 +63,7 @@ pub struct MountOpts {
     pub verity_hash: Option<PathBuf>,
     /// URL images: cache_dir=, cache_size=, ca_file=, retry_timeout=, as
     /// given (applied over the `SQFUSE_*` environment when opening).
-    pub remote: Vec<(String, String)>,
+    pub remote: Vec<RemoteSetting>,
     /// `record=FILE`: write a start-up profile of this mount's use.
     pub record: Option<PathBuf>,
     /// `preload=FILE`: replay a start-up profile at mount; `preload=none`
@@ -240,13 +241,15 @@ impl MountOpts {
                 ("preload", Some(v)) => {
                     (self.preload, self.preload_off) = (Some(absolute(key, v)?), false)
                 }
-                ("cache_dir" | "cache_size" | "ca_file" | "retry_timeout", Some(v)) => {
-                    // Checked now, applied when the image is opened.
-                    crate::reader::remote::RemoteOptions::default()
-                        .set(key, v)
-                        .map_err(|e| e.what)?;
-                    self.remote.push((key.to_string(), v.to_string()));
-                }
+                ("cache_dir", Some(v)) => self.remote.push(RemoteSetting::cache_dir(v)),
+                ("ca_file", Some(v)) => self.remote.push(RemoteSetting::CaFile(v.into())),
+                ("cache_size", Some(v)) => self.remote.push(
+                    RemoteSetting::cache_size(v).map_err(|e| format!("{key}={v}: {}", e.what))?,
+                ),
+                ("retry_timeout", Some(v)) => self.remote.push(
+                    RemoteSetting::retry_timeout(v)
+                        .map_err(|e| format!("{key}={v}: {}", e.what))?,
+                ),
                 ("page_fill", None) => self.page_fill = true,
                 ("no_page_fill", None) => self.page_fill = false,
                 ("allow_other", None) => self.allow_other = true,

@@ -14,12 +14,13 @@ use crate::format::superblock;
 use crate::format::verity::{tree_offset, Params, SUPERBLOCK_SIZE};
 use crate::format::ByteSource;
 use std::borrow::Cow;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// What the caller trusts, and where the tree is if not appended.
 #[derive(Debug, Clone)]
 pub struct VerityOptions {
+    /// The root hash every block is verified against.
     pub root: Vec<u8>,
     /// A detached tree (superblock at its offset 0), as
     /// `veritysetup format DATA HASH` writes it.
@@ -27,27 +28,25 @@ pub struct VerityOptions {
 }
 
 impl VerityOptions {
-    /// From a root hash in hex, or a file holding one, and an optional
-    /// detached tree; `None` when no root hash is given.
-    pub fn from_args(
-        root: Option<&str>,
-        root_file: Option<&std::path::Path>,
-        hash_file: Option<PathBuf>,
-    ) -> Result<Option<Self>> {
-        let text =
-            match (root, root_file) {
-                (Some(r), _) => r.to_string(),
-                (None, Some(f)) => std::fs::read_to_string(f)
-                    .map_err(|e| Error::io(format!("cannot read {}", f.display()), e))?,
-                (None, None) if hash_file.is_some() => return Err(Error::invalid(
-                    "a detached hash tree needs the root hash (verity= or verity_roothash_file=)",
-                )),
-                (None, None) => return Ok(None),
-            };
-        Ok(Some(VerityOptions {
-            root: crate::format::verity::parse_hex(&text, "root hash")?,
+    /// Trusts `root_hex` (a root hash in hex); the tree is the one appended
+    /// to the image, or `hash_file`.
+    pub fn from_hex(root_hex: &str, hash_file: Option<PathBuf>) -> Result<Self> {
+        Ok(VerityOptions {
+            root: crate::format::verity::parse_hex(root_hex, "root hash")?,
             hash_file,
-        }))
+        })
+    }
+
+    /// Trusts the root hash written in hex in `root_file` (as veritysetup's
+    /// `--root-hash-file` and `pack --verity-roothash` write it).
+    pub fn from_root_hash_file(root_file: &Path, hash_file: Option<PathBuf>) -> Result<Self> {
+        let text = std::fs::read_to_string(root_file).map_err(|e| {
+            Error::io(
+                format!("cannot read {}", crate::error::shown_path(root_file)),
+                e,
+            )
+        })?;
+        Self::from_hex(&text, hash_file)
     }
 }
 

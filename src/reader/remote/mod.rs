@@ -65,6 +65,42 @@ pub fn default_cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("sqfuse"))
 }
 
+/// One change to [`RemoteOptions`], made from text once where the text
+/// comes in (a mount option, a flag, an environment variable).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RemoteSetting {
+    /// The chunk cache's directory; `None`: memory only.
+    CacheDir(Option<PathBuf>),
+    /// The bound on the cache directory, in bytes.
+    CacheSize(u64),
+    /// Extra PEM certificates to trust.
+    CaFile(PathBuf),
+    /// How long a failing request is retried.
+    RetryTimeout(Duration),
+}
+
+impl RemoteSetting {
+    /// A cache directory as written: a path, or `none` for no disk cache.
+    pub fn cache_dir(text: &str) -> Self {
+        RemoteSetting::CacheDir((text != "none").then(|| PathBuf::from(text)))
+    }
+
+    /// A cache bound as written: bytes, or a number with K, M or G. The
+    /// error says what is wrong; the caller names the setting and value.
+    pub fn cache_size(text: &str) -> Result<Self> {
+        crate::size::parse_size(text)
+            .map(RemoteSetting::CacheSize)
+            .map_err(|_| Error::invalid("not a size (bytes, or a number with K, M or G)"))
+    }
+
+    /// A retry timeout as written: whole seconds.
+    pub fn retry_timeout(text: &str) -> Result<Self> {
+        text.parse()
+            .map(|s| RemoteSetting::RetryTimeout(Duration::from_secs(s)))
+            .map_err(|_| Error::invalid("not a number of seconds"))
+    }
+}
+
 impl RemoteOptions {
     /// The defaults, overridden by `SQFUSE_CACHE_DIR` (`none` for no disk
     /// cache), `SQFUSE_CACHE_SIZE` (bytes, or with K/M/G),
@@ -72,46 +108,32 @@ impl RemoteOptions {
     pub fn from_env() -> Result<Self> {
         let mut o = RemoteOptions::default();
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        fn named<'a>(k: &'a str, v: &'a str) -> impl Fn(Error) -> Error + 'a {
+            move |e| Error::invalid(format!("{k}={v}: {}", e.what))
+        }
         if let Some(d) = var("SQFUSE_CACHE_DIR") {
-            o.set("cache_dir", &d)?;
+            o.apply(RemoteSetting::cache_dir(&d));
         }
         if let Some(s) = var("SQFUSE_CACHE_SIZE") {
-            o.set("cache_size", &s)?;
+            o.apply(RemoteSetting::cache_size(&s).map_err(named("SQFUSE_CACHE_SIZE", &s))?);
         }
         if let Some(f) = var("SQFUSE_CA_FILE") {
-            o.set("ca_file", &f)?;
+            o.apply(RemoteSetting::CaFile(f.into()));
         }
         if let Some(t) = var("SQFUSE_RETRY_TIMEOUT") {
-            o.set("retry_timeout", &t)?;
+            o.apply(RemoteSetting::retry_timeout(&t).map_err(named("SQFUSE_RETRY_TIMEOUT", &t))?);
         }
         Ok(o)
     }
 
-    /// Sets one option by its mount-option name; `Ok(false)` if the name
-    /// is not a remote option.
-    pub fn set(&mut self, name: &str, value: &str) -> Result<bool> {
-        match name {
-            "cache_dir" => {
-                self.cache_dir = (value != "none").then(|| PathBuf::from(value));
-            }
-            "cache_size" => {
-                // The size syntax every other size option takes.
-                self.cache_size = crate::cli::args::parse_size(value).map_err(|_| {
-                    Error::invalid(format!(
-                        "cache_size={value}: not a size (bytes, or a number with K, M or G)"
-                    ))
-                })?;
-            }
-            "ca_file" => self.ca_file = Some(PathBuf::from(value)),
-            "retry_timeout" => {
-                let secs: u64 = value.parse().map_err(|_| {
-                    Error::invalid(format!("retry_timeout={value}: not a number of seconds"))
-                })?;
-                self.retry_timeout = Duration::from_secs(secs);
-            }
-            _ => return Ok(false),
+    /// Makes one change.
+    pub fn apply(&mut self, setting: RemoteSetting) {
+        match setting {
+            RemoteSetting::CacheDir(d) => self.cache_dir = d,
+            RemoteSetting::CacheSize(n) => self.cache_size = n,
+            RemoteSetting::CaFile(f) => self.ca_file = Some(f),
+            RemoteSetting::RetryTimeout(t) => self.retry_timeout = t,
         }
-        Ok(true)
     }
 }
 
@@ -292,16 +314,16 @@ mod tests {
     }
 
     #[test]
-    fn remote_options_parse() {
+    fn remote_settings_parse() {
         let mut o = RemoteOptions::default();
-        assert!(o.set("cache_size", "2G").unwrap());
+        o.apply(RemoteSetting::cache_size("2G").unwrap());
         assert_eq!(o.cache_size, 2 << 30);
-        assert!(o.set("cache_dir", "none").unwrap());
+        o.apply(RemoteSetting::cache_dir("none"));
         assert_eq!(o.cache_dir, None);
-        assert!(o.set("retry_timeout", "3").unwrap());
+        o.apply(RemoteSetting::retry_timeout("3").unwrap());
         assert_eq!(o.retry_timeout, Duration::from_secs(3));
-        assert!(o.set("cache_size", "lots").is_err());
-        assert!(o.set("cache_size", "99999999999G").is_err());
-        assert!(!o.set("offset", "0").unwrap());
+        assert!(RemoteSetting::cache_size("lots").is_err());
+        assert!(RemoteSetting::cache_size("99999999999G").is_err());
+        assert!(RemoteSetting::retry_timeout("soon").is_err());
     }
 }

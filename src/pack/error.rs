@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 pub enum PackError {
     /// Bad options or arguments.
     Usage(String),
+    /// The file to write exists and [`super::PackOptions::force`] is off.
+    Exists(PathBuf),
     /// An operation on a source path (or the tar stream) failed.
     Io {
         path: PathBuf,
@@ -65,6 +67,7 @@ impl std::fmt::Display for PackError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PackError::Usage(m) => f.write_str(m),
+            PackError::Exists(p) => write!(f, "{} exists", shown_path(p)),
             PackError::Io { path, action, .. } => write!(f, "cannot {action} {}", shown_path(path)),
             PackError::Entry { path, what } => write!(f, "{}: {what}", shown_path(path)),
             PackError::Output { path, .. } => write!(f, "writing {}", shown_path(path)),

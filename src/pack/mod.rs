@@ -226,17 +226,26 @@ pub enum Source<'a> {
 /// Builds a tree, given the spool file path it may write file data to.
 pub type BuildTree<'a> = Box<dyn FnOnce(&Path) -> Result<scan::Tree, PackError> + 'a>;
 
-/// Packs `sources` into IMAGE: one directory's contents, several sources
-/// under a root of their own (see [`scan::scan`]), or with `opts.tar` the
-/// tar archive `sources[0]` (`-`: standard input).
+/// Packs `sources` into `image`: one directory's contents, several sources
+/// under a root of their own (see [`scan::scan`]), or with
+/// [`PackOptions::tar`] the tar archive `sources[0]` (`-`: standard input).
+/// The image is written to a temporary file and renamed into place;
+/// [`pack_source`] also takes a stop flag and progress counters.
+///
+/// ```no_run
+/// use sqfuse::pack::{pack, PackOptions};
+/// let report = pack(&["site".into()], "site.sqfs".as_ref(), &PackOptions::default())?;
+/// println!("{} files, {} bytes", report.files, report.image_size);
+/// # Ok::<(), sqfuse::pack::PackError>(())
+/// ```
 pub fn pack(
     sources: &[PathBuf],
     image: &Path,
     opts: &PackOptions,
-    stop: &AtomicBool,
-    progress: Arc<data::Progress>,
 ) -> Result<PackReport, PackError> {
-    pack_source(Source::Paths(sources), image, opts, stop, progress)
+    let never = AtomicBool::new(false);
+    let progress = Arc::new(data::Progress::default());
+    pack_source(Source::Paths(sources), image, opts, &never, progress)
 }
 
 /// Packs `source` into `image` (written to a temporary file, renamed into
@@ -270,11 +279,13 @@ pub fn pack_source(
         )));
     }
     if opts.xz_filters != 0 && opts.compressor != Compressor::Xz {
-        return Err(PackError::Usage("--xz-filter needs -c xz".into()));
+        return Err(PackError::Usage(
+            "xz filters are for the xz compressor only".into(),
+        ));
     }
     if opts.no_fragments && opts.always_fragments {
         return Err(PackError::Usage(
-            "--no-fragments and --always-fragments contradict each other".into(),
+            "no_fragments and always_fragments contradict each other".into(),
         ));
     }
     if image.is_dir() {
@@ -286,10 +297,7 @@ pub fn pack_source(
         )));
     }
     if image.exists() && !opts.force {
-        return Err(PackError::Usage(format!(
-            "{} exists (use -f to overwrite)",
-            image.display()
-        )));
+        return Err(PackError::Exists(image.to_path_buf()));
     }
     let image_abs = std::path::absolute(image).map_err(|e| PackError::io(image, "resolve", e))?;
     let settings = CompressSettings {
@@ -475,9 +483,9 @@ pub fn pack_source(
 /// glibc's default of a heap per thread again (`false`). The scan's threads
 /// allocate the per-entry records and the numbering thread the tree that
 /// replaces them: with a heap per thread the records' freed memory cannot
-/// be reused for the tree, and the peak holds both (400k entries: 165 MB
-/// peak before, 148 MB after). The data stage's threads, started later,
-/// get heaps of their own: sharing one cost them 0.1-0.4 s on /usr/share.
+/// be reused for the tree, and the peak holds both. The data stage's
+/// threads, started later, get heaps of their own: sharing one slowed them
+/// down (docs/benchmarks.md has the pack's time and memory).
 fn one_heap(on: bool) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

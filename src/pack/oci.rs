@@ -433,10 +433,7 @@ pub fn config_path(image: &Path) -> PathBuf {
 /// Fails, before any work, where `path` exists and `force` was not given.
 pub fn refuse_existing(path: &Path, force: bool) -> Result<(), PackError> {
     if !force && path.symlink_metadata().is_ok() {
-        return Err(PackError::Usage(format!(
-            "{} exists (use -f to overwrite)",
-            path.display()
-        )));
+        return Err(PackError::Exists(path.to_path_buf()));
     }
     Ok(())
 }

@@ -217,19 +217,25 @@ pub fn shown_path(path: &std::path::Path) -> String {
     shorten(&path.to_string_lossy()).into_owned()
 }
 
-/// An error and every source below it, joined by ": " (what anyhow's
-/// `{:#}` prints), for printing an error outside `main`.
+/// An error and every source below it on one line, joined by ": " (what
+/// anyhow's `{:#}` prints), each source left out if the text so far
+/// already says it (HTTP clients nest the same message). The one way
+/// errors are printed outside `main`.
 pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)?;
+        let mut text = self.0.to_string();
         let mut next = self.0.source();
         while let Some(e) = next {
-            write!(f, ": {e}")?;
+            let more = e.to_string();
+            if !text.contains(&more) {
+                text.push_str(": ");
+                text.push_str(&more);
+            }
             next = e.source();
         }
-        Ok(())
+        f.write_str(&text)
     }
 }
 
@@ -237,22 +243,6 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         self.source.as_ref().map(|e| e as _)
     }
-}
-
-/// An error and its sources on one line, each source added unless the
-/// text already quotes it (HTTP clients nest the same message).
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let c_s = c.to_string();
-        if !s.contains(&c_s) {
-            s.push_str(": ");
-            s.push_str(&c_s);
-        }
-        cur = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

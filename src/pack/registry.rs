@@ -141,7 +141,11 @@ async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>
         ));
     }
     let mut body = Vec::new();
-    while let Some(piece) = resp.chunk().await.map_err(|e| crate::error::chain(&e))? {
+    while let Some(piece) = resp
+        .chunk()
+        .await
+        .map_err(|e| crate::error::Report(&e).to_string())?
+    {
         if body.len() + piece.len() > max {
             return Err(format!("answer is larger than the {max} bytes accepted"));
         }
@@ -245,7 +249,10 @@ impl Session<'_> {
             if small {
                 req = req.timeout(SMALL_ANSWER_TIME);
             }
-            let resp = req.send().await.map_err(|e| crate::error::chain(&e))?;
+            let resp = req
+                .send()
+                .await
+                .map_err(|e| crate::error::Report(&e).to_string())?;
             if resp.status() != reqwest::StatusCode::UNAUTHORIZED || attempt == 1 {
                 return Ok(resp);
             }
@@ -283,7 +290,10 @@ impl Session<'_> {
         if let Some((u, p)) = &self.creds {
             req = req.basic_auth(u, Some(p));
         }
-        let mut resp = req.send().await.map_err(|e| crate::error::chain(&e))?;
+        let mut resp = req
+            .send()
+            .await
+            .map_err(|e| crate::error::Report(&e).to_string())?;
         if !resp.status().is_success() {
             return Err(format!("token service: {}", status_error(resp).await));
         }
@@ -337,7 +347,11 @@ impl Session<'_> {
             .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
         let mut hash = Sha256::new();
         let mut got = 0u64;
-        while let Some(piece) = resp.chunk().await.map_err(|e| crate::error::chain(&e))? {
+        while let Some(piece) = resp
+            .chunk()
+            .await
+            .map_err(|e| crate::error::Report(&e).to_string())?
+        {
             got += piece.len() as u64;
             if got > size {
                 return Err(format!("is longer than its descriptor's {size} bytes"));
@@ -374,7 +388,7 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
         .read_timeout(STALL_TIME)
         .user_agent(concat!("sqfuse/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| remote_err(reference, crate::error::chain(&e)))?;
+        .map_err(|e| remote_err(reference, crate::error::Report(&e).to_string()))?;
     let mut session = Session {
         client,
         base: format!(

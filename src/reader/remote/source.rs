@@ -492,7 +492,7 @@ fn unreachable(e: &object_store::Error) -> bool {
 }
 
 fn first_line(e: &object_store::Error) -> String {
-    crate::error::outside_text(&redact(&crate::error::chain(e)))
+    crate::error::outside_text(&redact(&crate::error::Report(e).to_string()))
 }
 
 fn fetch_error(shown: &str, doing: &str, e: &object_store::Error) -> Error {

@@ -7,6 +7,30 @@ use crate::error::{Error, Result};
 pub const MAGIC: u32 = 0x7371_7368;
 pub const SIZE: usize = 96;
 
+/// Where each field lies in the superblock: what errors about a field name
+/// as their offset.
+pub mod field {
+    pub const MAGIC: u64 = 0;
+    pub const INODE_COUNT: u64 = 4;
+    pub const MKFS_TIME: u64 = 8;
+    pub const BLOCK_SIZE: u64 = 12;
+    pub const FRAGMENT_ENTRY_COUNT: u64 = 16;
+    pub const COMPRESSION_ID: u64 = 20;
+    pub const BLOCK_LOG: u64 = 22;
+    pub const FLAGS: u64 = 24;
+    pub const ID_COUNT: u64 = 26;
+    pub const VERSION_MAJOR: u64 = 28;
+    pub const VERSION_MINOR: u64 = 30;
+    pub const ROOT_INODE_REF: u64 = 32;
+    pub const BYTES_USED: u64 = 40;
+    pub const ID_TABLE_START: u64 = 48;
+    pub const XATTR_ID_TABLE_START: u64 = 56;
+    pub const INODE_TABLE_START: u64 = 64;
+    pub const DIRECTORY_TABLE_START: u64 = 72;
+    pub const FRAGMENT_TABLE_START: u64 = 80;
+    pub const EXPORT_TABLE_START: u64 = 88;
+}
+
 pub mod flags {
     pub const UNCOMPRESSED_INODES: u16 = 0x1;
     pub const UNCOMPRESSED_DATA: u16 = 0x2;
@@ -56,11 +80,11 @@ impl Superblock {
     pub fn parse(b: &[u8], image_len: u64) -> Result<Self> {
         if b.len() < SIZE {
             return Err(Error::corrupt(
-                0,
+                field::MAGIC,
                 format!("image is {} bytes, smaller than a superblock", b.len()),
             ));
         }
-        let magic = u32_at(b, 0);
+        let magic = u32_at(b, field::MAGIC as usize);
         if magic != MAGIC {
             let what = if magic.swap_bytes() == MAGIC {
                 "big-endian SquashFS (version 3 or older) is not supported".to_string()
@@ -70,24 +94,24 @@ impl Superblock {
             return Err(Error::unsupported(Some(0), what));
         }
         let sb = Superblock {
-            inode_count: u32_at(b, 4),
-            mkfs_time: u32_at(b, 8),
-            block_size: u32_at(b, 12),
-            fragment_entry_count: u32_at(b, 16),
-            compression_id: u16_at(b, 20),
-            block_log: u16_at(b, 22),
-            flags: u16_at(b, 24),
-            id_count: u16_at(b, 26),
-            version_major: u16_at(b, 28),
-            version_minor: u16_at(b, 30),
-            root_inode_ref: u64_at(b, 32),
-            bytes_used: u64_at(b, 40),
-            id_table_start: u64_at(b, 48),
-            xattr_id_table_start: opt(u64_at(b, 56)),
-            inode_table_start: u64_at(b, 64),
-            directory_table_start: u64_at(b, 72),
-            fragment_table_start: opt(u64_at(b, 80)),
-            export_table_start: opt(u64_at(b, 88)),
+            inode_count: u32_at(b, field::INODE_COUNT as usize),
+            mkfs_time: u32_at(b, field::MKFS_TIME as usize),
+            block_size: u32_at(b, field::BLOCK_SIZE as usize),
+            fragment_entry_count: u32_at(b, field::FRAGMENT_ENTRY_COUNT as usize),
+            compression_id: u16_at(b, field::COMPRESSION_ID as usize),
+            block_log: u16_at(b, field::BLOCK_LOG as usize),
+            flags: u16_at(b, field::FLAGS as usize),
+            id_count: u16_at(b, field::ID_COUNT as usize),
+            version_major: u16_at(b, field::VERSION_MAJOR as usize),
+            version_minor: u16_at(b, field::VERSION_MINOR as usize),
+            root_inode_ref: u64_at(b, field::ROOT_INODE_REF as usize),
+            bytes_used: u64_at(b, field::BYTES_USED as usize),
+            id_table_start: u64_at(b, field::ID_TABLE_START as usize),
+            xattr_id_table_start: opt(u64_at(b, field::XATTR_ID_TABLE_START as usize)),
+            inode_table_start: u64_at(b, field::INODE_TABLE_START as usize),
+            directory_table_start: u64_at(b, field::DIRECTORY_TABLE_START as usize),
+            fragment_table_start: opt(u64_at(b, field::FRAGMENT_TABLE_START as usize)),
+            export_table_start: opt(u64_at(b, field::EXPORT_TABLE_START as usize)),
         };
         sb.validate(image_len)?;
         Ok(sb)
@@ -106,13 +130,13 @@ impl Superblock {
         let bs = self.block_size;
         if !bs.is_power_of_two() || !(4096..=1 << 20).contains(&bs) {
             return Err(Error::corrupt(
-                12,
+                field::BLOCK_SIZE,
                 format!("block size {bs} is not a power of two in 4 KiB..1 MiB"),
             ));
         }
         if u32::from(self.block_log) != bs.trailing_zeros() {
             return Err(Error::corrupt(
-                22,
+                field::BLOCK_LOG,
                 format!(
                     "block_log {} disagrees with block size {bs}",
                     self.block_log
@@ -120,14 +144,14 @@ impl Superblock {
             ));
         }
         if self.inode_count == 0 {
-            return Err(Error::corrupt(4, "inode count is zero"));
+            return Err(Error::corrupt(field::INODE_COUNT, "inode count is zero"));
         }
         if self.id_count == 0 {
-            return Err(Error::corrupt(26, "id count is zero"));
+            return Err(Error::corrupt(field::ID_COUNT, "id count is zero"));
         }
         if self.bytes_used > image_len {
             return Err(Error::corrupt(
-                40,
+                field::BYTES_USED,
                 format!(
                     "bytes_used {} is past the end of the image ({image_len} bytes): truncated?",
                     self.bytes_used
@@ -136,7 +160,7 @@ impl Superblock {
         }
         if self.bytes_used < SIZE as u64 {
             return Err(Error::corrupt(
-                40,
+                field::BYTES_USED,
                 format!(
                     "bytes_used {} is smaller than the superblock",
                     self.bytes_used
@@ -148,7 +172,7 @@ impl Superblock {
             || self.inode_table_start >= self.directory_table_start
         {
             return Err(Error::corrupt(
-                64,
+                field::INODE_TABLE_START,
                 format!(
                     "inode table start {} is not between the superblock and the directory table ({})",
                     self.inode_table_start, self.directory_table_start
@@ -177,7 +201,7 @@ impl Superblock {
         }
         if self.directory_table_start >= end {
             return Err(Error::corrupt(
-                72,
+                field::DIRECTORY_TABLE_START,
                 format!(
                     "directory table start {} is past bytes_used",
                     self.directory_table_start

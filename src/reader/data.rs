@@ -156,7 +156,7 @@ impl Image {
     pub fn fragment_entry(&self, i: u32) -> Result<FragmentEntry> {
         let t = self.fragments.as_ref().ok_or_else(|| {
             Error::corrupt(
-                80,
+                crate::format::superblock::field::FRAGMENT_TABLE_START,
                 format!("a file names fragment {i} but there is no fragment table"),
             )
         })?;

@@ -23,7 +23,7 @@ use crate::format::compressor::{Compressor, CompressorOptions};
 use crate::format::id::{self, IdTable};
 use crate::format::inode::Inode;
 use crate::format::metadata::{self, MetaBlock, MetaCursor, MetaRef, MetaSource};
-use crate::format::superblock::{self, flags, Superblock};
+use crate::format::superblock::{self, field, flags, Superblock};
 use crate::format::table::{LookupTable, EXPORT_ENTRY_SIZE};
 use crate::format::verity as verity_format;
 use crate::format::xattr::{Xattr, XattrTable};
@@ -225,7 +225,7 @@ impl Image {
         };
         let compressor = Compressor::from_id(sb.compression_id).ok_or_else(|| {
             Error::unsupported(
-                Some(20),
+                Some(field::COMPRESSION_ID),
                 format!("unknown compressor id {}", sb.compression_id),
             )
         })?;
@@ -408,7 +408,7 @@ impl Image {
         // fails, and an empty directory reads none).
         if dir_limit < sb.directory_table_start {
             return Err(Error::corrupt(
-                72,
+                field::DIRECTORY_TABLE_START,
                 "a table starts before the directory table it follows",
             ));
         }
@@ -436,7 +436,10 @@ impl Image {
     pub fn root(&self) -> Result<Inode> {
         let root = self.inode(self.root_ref())?;
         if !root.is_dir() {
-            return Err(Error::corrupt(32, "the root inode is not a directory"));
+            return Err(Error::corrupt(
+                field::ROOT_INODE_REF,
+                "the root inode is not a directory",
+            ));
         }
         Ok(root)
     }
@@ -502,7 +505,7 @@ impl Image {
             (None, _) => Ok(Vec::new()),
             (Some(x), Some(t)) => t.get(self, x),
             (Some(x), None) => Err(Error::corrupt(
-                56,
+                field::XATTR_ID_TABLE_START,
                 format!(
                     "inode {} names xattr id {x} but the image has no xattr table",
                     i.number

@@ -114,14 +114,6 @@ pub fn entry_may_be_whiteout(t: FileType) -> bool {
     matches!(t, FileType::CharDev | FileType::File)
 }
 
-/// The overlayfs whiteout xattr, in the namespace root's overlayfs reads.
-pub fn overlay_whiteout_xattr() -> Xattr {
-    Xattr {
-        name: b"trusted.overlay.whiteout".to_vec(),
-        value: b"y".to_vec(),
-    }
-}
-
 /// The overlayfs opaque xattr, in the namespace root's overlayfs reads.
 pub fn overlay_opaque_xattr() -> Xattr {
     Xattr {

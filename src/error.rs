@@ -161,7 +161,7 @@ impl fmt::Display for Error {
 /// Longest path an error message shows whole.
 const SHOWN_PATH_MAX: usize = 400;
 
-/// `text` as a message shows it: whole up to [`SHOWN_PATH_MAX`] bytes,
+/// `text` as a message shows it: whole up to 400 bytes,
 /// else its start and end around a count of what was left out. A path
 /// from outside may be 60 KB long; a message stays one readable line. Cut
 /// at character boundaries only.

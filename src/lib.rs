@@ -1,21 +1,54 @@
-//! sqfuse: read, mount and create SquashFS 4.0 images.
+//! sqfuse: read, mount and create SquashFS 4.0 images, exactly as the Linux
+//! kernel and squashfs-tools read and write them.
+//!
+//! The library is the format, the reader, the layered view, the packer, the
+//! checker and dm-verity; with default features off it pulls in no command
+//! line, FUSE, async, HTTP or progress-bar crates.
+//!
+//! ```no_run
+//! use sqfuse::pack::{pack, PackOptions};
+//! use sqfuse::reader::Step;
+//! use sqfuse::{Image, OpenOptions};
+//!
+//! // A directory into an image (zstd, 128 KiB blocks, every core; the same
+//! // bytes for any thread count).
+//! pack(&["site".into()], "site.sqfs".as_ref(), &PackOptions::default())?;
+//!
+//! // Open it (a file, a block device; `OpenOptions::offset` finds an image
+//! // inside an AppImage or SIF file), list it, read a file.
+//! let img = Image::open("site.sqfs".as_ref(), &OpenOptions::default())?;
+//! for step in img.walk(&img.root()?, img.root_ref())? {
+//!     if let Step::Entry(e) = step? {
+//!         println!("{}", String::from_utf8_lossy(&e.path));
+//!     }
+//! }
+//! let (inode, _) = img.lookup_path("index.html")?;
+//! let file = img.open_file(&inode)?;
+//! let (head, _) = img.read_vec(&file, 0, 512)?;
+//! # let _ = head;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 //!
 //! Layers, bottom up:
-//! - [`format`]: every on-disk structure, decoded and encoded side by side
-//!   (superblock, compressors and their options, metadata blocks, inodes,
-//!   directory listings and indexes, ids, lookup tables, xattrs, block
-//!   words); no I/O, no threads.
+//! - [`mod@format`]: every on-disk structure, decoded and encoded side by
+//!   side (superblock, compressors and their options, metadata blocks,
+//!   inodes, directory listings and indexes, ids, lookup tables, xattrs,
+//!   block words, the dm-verity superblock); no I/O, no threads.
 //! - [`reader`]: an [`Image`] over a byte source (a file or block device
-//!   read with `pread`, a memory map, a buffer) with sharded caches, path
-//!   lookup through the directory index, [`reader::FileReader`] for file
-//!   data and one loop-safe tree walk.
+//!   read with `pread`, a memory map, a buffer, any
+//!   [`format::ByteSource`]; http(s) and s3 URLs with the `remote`
+//!   feature) with sharded caches, path lookup through the directory
+//!   index, [`reader::FileReader`] for file data, one loop-safe tree walk,
+//!   and block-by-block dm-verity checks ([`reader::verity`]).
 //! - [`view`]: what a mount shows, over readers: one image, or several
 //!   merged as overlayfs merges read-only layers (with [`whiteout`]'s
 //!   conventions).
-//! - The clients of those: [`cli`] (info, ls, cat, extract, check),
-//!   [`mount`] (FUSE, over a view) and [`pack`] (gathering sources, numbering, data
-//!   blocks and ordering; every byte of metadata is written by `format`).
+//! - [`pack`]: directories, tar streams and OCI images into an image
+//!   ([`pack::pack`], [`pack::pack_source`]); [`check`] reads everything an
+//!   image holds and reports each problem.
 //!
+//! With the `mount` feature, `sqfuse::mount` serves a view through FUSE;
+//! with `cli`, `sqfuse::cli` holds the commands the `sqfuse` binary runs.
 //! [`fuzz`] holds the fuzz targets' entry points, shared with the tests
 //! that replay their corpus.
 

@@ -1,5 +1,5 @@
 //! File data: whole-file dedup decided up front, then one reader (this
-//! thread, with [`prefetch`] helpers asking the disk ahead of it) cutting
+//! thread, with `prefetch` helpers asking the disk ahead of it) cutting
 //! files into blocks and fragment blocks with sequence numbers, a pool of
 //! workers compressing them, and one writer thread committing results
 //! strictly in sequence order. The output is the same for any number of

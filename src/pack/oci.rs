@@ -364,7 +364,7 @@ impl OciImage {
 
 impl OciImage {
     /// Opens `oci:DIR[:TAG]`, or pulls `docker://...` (see
-    /// [`super::registry`]) into a temporary layout named after `target`,
+    /// `pack::registry`) into a temporary layout named after `target`,
     /// beside it.
     pub fn open(reference: &str, remote: &Remote, target: &Path) -> Result<Self, PackError> {
         if let Some((dir, tag)) = parse_layout_ref(reference) {

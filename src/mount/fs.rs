@@ -7,7 +7,7 @@ use super::preload::PreloadStats;
 use super::record::Recorder;
 use crate::error::{Error, ErrorKind};
 use crate::format::inode::{FileType, Inode, InodeData};
-use crate::reader::{Chunk, FileReader, Image};
+use crate::reader::{Chunk, FileReader, Image, PlacedChunk};
 use crate::view::{Entry, Listing, Node, View, ROOT_ID};
 use fuser::{
     AccessFlags, Errno, FileAttr, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
@@ -300,7 +300,7 @@ impl SqFs {
         if !matches!(n.inode.data, InodeData::File(_)) {
             return Err(Errno::EISDIR);
         }
-        let img = self.view.layers()[n.layer].clone();
+        let img = self.view.image(&n).clone();
         let file = img.open_file(&n.inode).map_err(|e| self.fail("open", e))?;
         Ok(Arc::new(OpenFile {
             img,
@@ -370,7 +370,7 @@ impl SqFs {
     }
 
     fn attr(&self, n: &Node) -> Result<FileAttr, Errno> {
-        let img = &self.view.layers()[n.layer];
+        let img = self.view.image(n);
         let i = &n.inode;
         let uid = match self.uid {
             Some(u) => u,
@@ -646,16 +646,19 @@ impl Filesystem for SqFs {
         if sequential {
             return;
         }
-        if let Some(Chunk::Shared(data, a, b)) = first {
+        if let Some(PlacedChunk {
+            file_offset,
+            chunk: Chunk::Shared(data, a, b),
+        }) = first
+        {
             // Nothing to add when the reply held the whole chunk (a small
             // file read at once, as tar and cat read them): pushing it
             // again cost a copy and a kernel call per file.
-            let chunk_start = offset / bs * bs;
-            let covered = offset == chunk_start && len >= b - a;
+            let covered = offset == file_offset && len >= b - a;
             if !covered {
                 self.page_fill.push(Fill {
                     ino: ino.0,
-                    offset: chunk_start,
+                    offset: file_offset,
                     data,
                     a,
                     b,

@@ -12,7 +12,10 @@ use std::sync::Arc;
 /// Cloning shares the decompressed block.
 #[derive(Clone)]
 pub enum Chunk {
+    /// A hole: this many zero bytes, never stored.
     Zeros(usize),
+    /// Bytes `start..end` of a decompressed block (a data block, or the
+    /// fragment block holding the file's tail), shared with the cache.
     Shared(Arc<Vec<u8>>, usize, usize),
 }
 
@@ -32,6 +35,14 @@ impl Chunk {
             Chunk::Shared(v, a, b) => Cow::Borrowed(&v[*a..*b]),
         }
     }
+}
+
+/// A chunk and where it lies in its file.
+#[derive(Clone)]
+pub struct PlacedChunk {
+    /// The file offset of the chunk's first byte.
+    pub file_offset: u64,
+    pub chunk: Chunk,
 }
 
 /// An open regular file: its inode's block list with each block's image
@@ -242,14 +253,14 @@ impl Image {
 
     /// Up to `len` bytes at `offset` as a new vector, built by appending
     /// (no zero-fill of a buffer that is overwritten anyway), and the first
-    /// chunk it came from (so a caller can reuse that block without
-    /// fetching it again).
+    /// chunk it came from with the file offset that chunk starts at (so a
+    /// caller can reuse that block without fetching it again).
     pub fn read_vec(
         &self,
         f: &FileReader,
         offset: u64,
         len: usize,
-    ) -> Result<(Vec<u8>, Option<Chunk>)> {
+    ) -> Result<(Vec<u8>, Option<PlacedChunk>)> {
         let end = offset.saturating_add(len as u64).min(f.size());
         let mut out = Vec::with_capacity(end.saturating_sub(offset) as usize);
         let mut first = None;
@@ -258,7 +269,11 @@ impl Image {
                 Chunk::Zeros(_) => out.resize(out.len() + k, 0),
                 Chunk::Shared(v, a, _) => out.extend_from_slice(&v[a + at..a + at + k]),
             }
-            first.get_or_insert_with(|| chunk.clone());
+            first.get_or_insert_with(|| PlacedChunk {
+                // `at` is where in the chunk the read began.
+                file_offset: offset - at as u64,
+                chunk: chunk.clone(),
+            });
         })?;
         Ok((out, first))
     }

@@ -13,7 +13,7 @@ pub mod verity;
 pub mod walk;
 
 pub use cache::BlockCache;
-pub use data::{Chunk, FileReader};
+pub use data::{Chunk, FileReader, PlacedChunk};
 pub use dir::DirIter;
 pub use locate::{find_superblock, wrapper_kind};
 pub use walk::{Step, WalkEntry, Walker};

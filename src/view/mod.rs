@@ -26,9 +26,12 @@ pub const ROOT_ID: u64 = 1;
 /// topmost layer's, in a layered view).
 #[derive(Clone, Debug)]
 pub struct Node {
+    /// The node's number, as the mount hands it to the kernel.
     pub id: u64,
-    /// Index into [`View::layers`] of the image holding `inode`.
-    pub layer: usize,
+    /// Index into [`View::layers`] of the image holding `inode` (what
+    /// [`View::image`] returns); the view's to set.
+    pub(crate) layer: usize,
+    /// The inode that stands for the node.
     pub inode: Inode,
 }
 
@@ -89,9 +92,15 @@ pub trait View: Send + Sync {
     /// The node of an entry `list` returned for directory `dir`.
     fn entry_node(&self, dir: u64, e: &Entry) -> Result<Node>;
 
+    /// The image holding `n`'s inode: where its data, ids and xattrs are
+    /// read. The view handed `n` out, so its layer is one of its own.
+    fn image(&self, n: &Node) -> &Arc<Image> {
+        &self.layers()[n.layer]
+    }
+
     /// The node's extended attributes as the view shows them.
     fn xattrs(&self, n: &Node) -> Result<Vec<Xattr>> {
-        self.layers()[n.layer].xattrs(&n.inode)
+        self.image(n).xattrs(&n.inode)
     }
 
     /// What `statfs` reports: the layers' sizes and inode counts summed, in

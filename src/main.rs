@@ -354,7 +354,7 @@ fn pack(a: PackArgs) -> Result<ExitCode> {
     let oci_source = match a.paths.as_slice() {
         [s, ..] if a.paths.len() <= 2 => {
             let s = s.to_string_lossy();
-            (s.starts_with("oci:") || s.starts_with("docker://")).then(|| s.into_owned())
+            sqfuse::pack::oci::is_reference(&s).then(|| s.into_owned())
         }
         _ => None,
     };
@@ -446,22 +446,13 @@ fn pack_oci(
     opts: &sqfuse::pack::PackOptions,
 ) -> Result<ExitCode> {
     use sqfuse::pack::oci;
-    let remote = oci::Remote {
+    let remote = oci::RegistryAccess {
         insecure: a.insecure,
         creds: a.creds.clone(),
     };
     let img = oci::OciImage::open(reference, &remote, target)?;
     let Some(outdir) = &a.layers else {
-        let config = oci::config_path(target);
-        oci::refuse_existing(&config, opts.force)?;
-        let rep = run_pack(
-            Source::Tree(Box::new(|spool| img.flatten(spool, target, opts))),
-            target,
-            opts,
-            a.quiet,
-            "sqfuse",
-        )?;
-        oci::write_atomically(&config, &img.config)?;
+        let rep = run_pack(Source::OciFlattened(&img), target, opts, a.quiet, "sqfuse")?;
         if let Some(v) = &rep.verity {
             report_root(
                 v,
@@ -478,13 +469,7 @@ fn pack_oci(
     }
     let plan = oci::LayerPlan::new(&img, outdir, opts.force)?;
     for (layer, file) in plan.to_pack() {
-        let rep = run_pack(
-            Source::Tree(Box::new(|spool| img.layer_tree(layer, spool, file, opts))),
-            file,
-            opts,
-            a.quiet,
-            "sqfuse",
-        )?;
+        let rep = run_pack(Source::OciLayer(&img, layer), file, opts, a.quiet, "sqfuse")?;
         if let Some(v) = &rep.verity {
             let roothash = file.with_extension("sqfs.roothash");
             println!("{}:", file.display());

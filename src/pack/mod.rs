@@ -11,6 +11,7 @@ pub mod data;
 mod error;
 pub mod exclude;
 pub mod oci;
+mod oci_spec;
 pub mod order;
 mod prefetch;
 #[cfg(feature = "registry")]
@@ -218,6 +219,13 @@ fn keep_prefix(out: &mut File, image: &Path, offset: u64) -> std::io::Result<()>
 pub enum Source<'a> {
     /// Directories and files, or (with [`PackOptions::tar`]) one archive.
     Paths(&'a [PathBuf]),
+    /// An OCI image's layers flattened, whiteouts applied (the tree `umoci
+    /// unpack` makes); its config is written beside IMAGE as
+    /// `IMAGE.config.json` ([`oci::config_path`]).
+    OciFlattened(&'a oci::OciImage),
+    /// One layer of an OCI image, its whiteouts in overlayfs form (so the
+    /// layer images stack under a layered mount or overlayfs).
+    OciLayer(&'a oci::OciImage, &'a oci::Descriptor),
     /// A tree built by the caller (an OCI image's layers), given the path
     /// of a spool file it may create for file data.
     Tree(BuildTree<'a>),
@@ -299,6 +307,14 @@ pub fn pack_source(
     if image.exists() && !opts.force {
         return Err(PackError::Exists(image.to_path_buf()));
     }
+    let config = match &source {
+        Source::OciFlattened(img) => {
+            let path = oci::config_path(image);
+            oci::refuse_existing(&path, opts.force)?;
+            Some((path, img.config.clone()))
+        }
+        _ => None,
+    };
     let image_abs = std::path::absolute(image).map_err(|e| PackError::io(image, "resolve", e))?;
     let settings = CompressSettings {
         compressor: opts.compressor,
@@ -314,18 +330,22 @@ pub fn pack_source(
     remove_stale_temporaries(dir, &name);
     one_heap(true);
     let mut spool_guard = TempGuard(None);
+    // Where a source that is not a directory tree keeps file data until it
+    // is packed; removed by the guard whatever happens.
+    let mut new_spool = || {
+        let spool = temp_name(dir, &name, "spool");
+        spool_guard.0 = Some(spool.clone());
+        spool
+    };
     let mut tree = match source {
-        Source::Tree(build) => {
-            let spool = temp_name(dir, &name, "spool");
-            spool_guard.0 = Some(spool.clone());
-            build(&spool)?
-        }
+        Source::Tree(build) => build(&new_spool())?,
+        Source::OciFlattened(img) => img.flatten(&new_spool(), image, opts)?,
+        Source::OciLayer(img, layer) => img.layer_tree(layer, &new_spool(), image, opts)?,
         Source::Paths(sources) if opts.tar => {
             let [source] = sources else {
                 return Err(PackError::Usage("--tar takes one archive".into()));
             };
-            let spool = temp_name(dir, &name, "spool");
-            spool_guard.0 = Some(spool.clone());
+            let spool = new_spool();
             let mode = opts.whiteouts.into();
             if source == Path::new("-") {
                 let name = Path::new("standard input");
@@ -466,6 +486,9 @@ pub fn pack_source(
     guard.0 = None;
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
+    }
+    if let Some((path, bytes)) = config {
+        oci::write_atomically(&path, &bytes)?;
     }
     Ok(PackReport {
         files: tree.files.len() as u64,

@@ -6,8 +6,8 @@
 //! is sniffed: also xz or bzip2).
 
 use super::compression::StreamCompression;
-#[cfg(feature = "registry")]
-pub use super::registry::Remote;
+use super::oci_spec::{index_choice, is_index, MAX_INDEX_DEPTH};
+pub use super::oci_spec::{Descriptor, RegistryAccess};
 use super::tarsrc::{TarTree, Whiteouts};
 use super::{PackError, PackOptions};
 use crate::pack::scan::Tree;
@@ -18,49 +18,6 @@ use std::path::{Path, PathBuf};
 
 /// Largest manifest, index or config blob read (they are JSON held in memory).
 pub(super) const MAX_JSON_BLOB: u64 = 16 << 20;
-
-/// A content descriptor from a manifest or index.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Descriptor {
-    pub media_type: String,
-    /// `sha256:` and 64 lowercase hex digits (checked when parsed).
-    pub digest: String,
-    pub size: u64,
-}
-
-impl Descriptor {
-    fn from_json(v: &serde_json::Value, what: &str) -> Result<Self, String> {
-        let digest = v["digest"]
-            .as_str()
-            .ok_or_else(|| format!("{what} has no digest"))?
-            .to_string();
-        check_digest(&digest).map_err(|e| format!("{what}: {e}"))?;
-        Ok(Descriptor {
-            media_type: v["mediaType"].as_str().unwrap_or_default().to_string(),
-            size: v["size"]
-                .as_u64()
-                .ok_or_else(|| format!("{what} has no size"))?,
-            digest,
-        })
-    }
-
-    /// The hex part of the digest (what a blob's file is named).
-    pub fn hex(&self) -> &str {
-        &self.digest["sha256:".len()..]
-    }
-}
-
-/// Only sha256 digests are accepted: the hex names a file, so nothing else
-/// may reach a path.
-pub(super) fn check_digest(d: &str) -> Result<(), String> {
-    let hex = d
-        .strip_prefix("sha256:")
-        .ok_or_else(|| format!("digest {d:?} is not sha256"))?;
-    if hex.len() != 64 || !hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(format!("digest {d:?} is not 64 lowercase hex digits"));
-    }
-    Ok(())
-}
 
 /// A reader that hashes and counts what passes through it; [`Verified::finish`]
 /// reads to the end and checks the blob's size and digest.
@@ -164,6 +121,12 @@ impl Drop for RemoveOnDrop {
     }
 }
 
+/// Whether a pack source names an OCI image (`oci:DIR[:TAG]` or
+/// `docker://HOST/REPO[:TAG|@DIGEST]`) rather than a path.
+pub fn is_reference(source: &str) -> bool {
+    source.starts_with("oci:") || source.starts_with("docker://")
+}
+
 /// Parses `oci:DIR[:TAG]`.
 pub fn parse_layout_ref(s: &str) -> Option<(PathBuf, Option<String>)> {
     let rest = s.strip_prefix("oci:")?;
@@ -182,30 +145,6 @@ fn json_err(path: &Path, what: impl std::fmt::Display) -> PackError {
         what: what.to_string(),
     }
 }
-
-/// The entry of an index for this machine (linux and its architecture), or
-/// the only entry.
-pub(super) fn pick_platform(list: &[serde_json::Value]) -> Option<&serde_json::Value> {
-    list.iter()
-        .find(|m| m["platform"]["os"] == "linux" && m["platform"]["architecture"] == host_arch())
-        .or_else(|| (list.len() == 1).then(|| &list[0]))
-}
-
-/// The host's architecture in OCI's spelling.
-fn host_arch() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        other => other,
-    }
-}
-
-pub(super) const INDEX_TYPES: [&str; 2] = [
-    "application/vnd.oci.image.index.v1+json",
-    "application/vnd.docker.distribution.manifest.list.v2+json",
-];
 
 impl OciImage {
     /// Resolves `tag` (or the layout's only image) in the layout at `dir`:
@@ -257,20 +196,22 @@ impl OciImage {
             None => format!("oci:{}", dir.display()),
         };
         // Nested indexes (multi-platform images): pick this machine's.
-        for _ in 0..8 {
-            if !INDEX_TYPES.contains(&desc.media_type.as_str()) {
-                break;
-            }
+        let mut depth = 0;
+        loop {
             let bytes = read_json_blob(&blobs, &desc)?;
             let v: serde_json::Value = serde_json::from_slice(&bytes)
                 .map_err(|e| json_err(&blob_path(&blobs, &desc), format!("not JSON: {e}")))?;
-            let list = v["manifests"].as_array().cloned().unwrap_or_default();
-            let pick = pick_platform(&list).ok_or_else(|| {
-                json_err(
+            if !is_index(&desc.media_type, &v) {
+                break;
+            }
+            depth += 1;
+            if depth > MAX_INDEX_DEPTH {
+                return Err(json_err(
                     &blob_path(&blobs, &desc),
-                    format!("has no image for linux/{}", host_arch()),
-                )
-            })?;
+                    "indexes nested too deep",
+                ));
+            }
+            let pick = index_choice(&v).map_err(|e| json_err(&blob_path(&blobs, &desc), e))?;
             desc = Descriptor::from_json(pick, "the nested index's manifest")
                 .map_err(|e| json_err(&blob_path(&blobs, &desc), e))?;
         }
@@ -366,7 +307,11 @@ impl OciImage {
     /// Opens `oci:DIR[:TAG]`, or pulls `docker://...` (see
     /// `pack::registry`) into a temporary layout named after `target`,
     /// beside it.
-    pub fn open(reference: &str, remote: &Remote, target: &Path) -> Result<Self, PackError> {
+    pub fn open(
+        reference: &str,
+        remote: &RegistryAccess,
+        target: &Path,
+    ) -> Result<Self, PackError> {
         if let Some((dir, tag)) = parse_layout_ref(reference) {
             return Self::open_layout(&dir, tag.as_deref());
         }
@@ -379,7 +324,7 @@ impl OciImage {
     }
 
     #[cfg(feature = "registry")]
-    fn pull(reference: &str, remote: &Remote, target: &Path) -> Result<Self, PackError> {
+    fn pull(reference: &str, remote: &RegistryAccess, target: &Path) -> Result<Self, PackError> {
         let abs = std::path::absolute(target).map_err(|e| PackError::io(target, "resolve", e))?;
         let name = abs
             .file_name()
@@ -395,7 +340,7 @@ impl OciImage {
     }
 
     #[cfg(not(feature = "registry"))]
-    fn pull(reference: &str, _: &Remote, _: &Path) -> Result<Self, PackError> {
+    fn pull(reference: &str, _: &RegistryAccess, _: &Path) -> Result<Self, PackError> {
         Err(PackError::Usage(format!(
             "{reference}: this sqfuse was built without registry support (cargo feature \"registry\")"
         )))
@@ -413,14 +358,6 @@ impl OciImage {
         let one = std::slice::from_ref(layer);
         self.tree_of(one, Whiteouts::ToOverlay, spool, image, opts)
     }
-}
-
-/// How to reach a registry (unused without the `registry` feature).
-#[cfg(not(feature = "registry"))]
-#[derive(Clone, Debug, Default)]
-pub struct Remote {
-    pub insecure: bool,
-    pub creds: Option<String>,
 }
 
 /// Where the config of a flattened IMAGE goes: `IMAGE.config.json`.
@@ -547,6 +484,7 @@ fn read_json_blob(blobs: &Path, d: &Descriptor) -> Result<Vec<u8>, PackError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pack::oci_spec::check_digest;
 
     #[test]
     fn layout_refs() {

@@ -11,22 +11,12 @@
 //! buffers whole answers before any check (as oci-client does) cannot
 //! promise that.
 
-use super::oci::{check_digest, pick_platform, INDEX_TYPES};
+use super::oci_spec::{check_digest, index_choice, is_index, RegistryAccess, MAX_INDEX_DEPTH};
 use super::PackError;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// How to reach the registry.
-#[derive(Clone, Debug, Default)]
-pub struct Remote {
-    /// Plain HTTP (a local registry).
-    pub insecure: bool,
-    /// `USER:PASSWORD` for basic auth (or a token service that takes it);
-    /// anonymous (with anonymous tokens) without.
-    pub creds: Option<String>,
-}
 
 const MANIFEST_TYPES: [&str; 4] = [
     "application/vnd.oci.image.manifest.v1+json",
@@ -47,7 +37,6 @@ const SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
 const STALL_TIME: Duration = Duration::from_secs(60);
 const CONNECT_TIME: Duration = Duration::from_secs(30);
 /// Indexes nested in indexes are followed this deep.
-const MAX_INDEX_DEPTH: usize = 4;
 
 fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
     PackError::Entry {
@@ -374,7 +363,7 @@ impl Session<'_> {
 /// Pulls `docker://...` into an OCI layout at `dir` (created): its manifest
 /// (this machine's platform from an index), config and layers, with an
 /// index.json naming the manifest.
-pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackError> {
+pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), PackError> {
     let rest = reference
         .strip_prefix("docker://")
         .ok_or_else(|| remote_err(reference, "is not docker://HOST/REPO[:TAG|@DIGEST]"))?;
@@ -411,7 +400,8 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
         // The manifest: through at most a few nested indexes.
         let mut at = image.reference.clone();
         let mut found = None;
-        for _ in 0..MAX_INDEX_DEPTH {
+        // The manifest after at most MAX_INDEX_DEPTH indexes.
+        for _ in 0..=MAX_INDEX_DEPTH {
             let (bytes, digest, header_media) = session
                 .manifest(&at)
                 .await
@@ -422,11 +412,8 @@ pub fn pull(reference: &str, remote: &Remote, dir: &Path) -> Result<(), PackErro
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or(header_media);
-            if INDEX_TYPES.contains(&media.as_str()) || v["manifests"].is_array() {
-                let list = v["manifests"].as_array().cloned().unwrap_or_default();
-                let pick = pick_platform(&list).ok_or_else(|| {
-                    remote_err(reference, "has no image for this machine's platform")
-                })?;
+            if is_index(&media, &v) {
+                let pick = index_choice(&v).map_err(|e| remote_err(reference, e))?;
                 let d = pick["digest"].as_str().unwrap_or_default();
                 check_digest(d).map_err(|e| remote_err(reference, e))?;
                 at = d.to_string();

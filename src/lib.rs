@@ -61,6 +61,7 @@ pub mod fuzz;
 #[cfg(feature = "mount")]
 pub mod mount;
 pub mod pack;
+pub mod pattern;
 pub mod profile;
 pub mod reader;
 pub mod size;

@@ -7,7 +7,7 @@ use crate::cli::extract::{self, ExtractOptions, Pick};
 use crate::error::{Error, Result};
 use crate::format::inode::{Inode, InodeData};
 use crate::format::superblock::flags;
-use crate::pack::exclude::{PathPattern, PatternKind};
+use crate::pattern::{PathPattern, PatternKind};
 use crate::reader::{Image, OpenOptions, Step};
 use crate::size::parse_size;
 use std::ffi::{CStr, OsString};

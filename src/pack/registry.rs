@@ -36,7 +36,6 @@ const SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
 /// A blob may take as long as it needs, but never stalls longer than this.
 const STALL_TIME: Duration = Duration::from_secs(60);
 const CONNECT_TIME: Duration = Duration::from_secs(30);
-/// Indexes nested in indexes are followed this deep.
 
 fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
     PackError::Entry {

@@ -5,7 +5,7 @@
 
 use crate::common::tree::{assert_same, snapshot};
 use crate::{need_fuse, run, scratch, sqfuse, wait_for, Mounted};
-use sqfuse::profile::{Profile, Step};
+use sqfuse::profile::{Profile, ProfileStep};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -110,25 +110,25 @@ fn record_writes_what_a_run_read_in_the_order_it_read_it() {
     let p = Profile::load(&profile).unwrap();
     let image = sqfuse::Image::open(&img, &Default::default()).unwrap();
     assert_eq!(p.images, vec![sqfuse::profile::identity(&image)]);
-    let pos = |want: &Step| {
+    let pos = |want: &ProfileStep| {
         p.steps
             .iter()
             .position(|s| s == want)
             .unwrap_or_else(|| panic!("{want:?} not in {:?}", p.steps))
     };
-    let read = |path: &str, len: u64| Step::Read {
+    let read = |path: &str, len: u64| ProfileStep::Read {
         path: path.as_bytes().to_vec(),
         offset: 0,
         len,
     };
     let b = pos(&read("/app/b.txt", 6 * 50));
     let a = pos(&read("/app/a.txt", 6000));
-    let nope = pos(&Step::Look(b"/app/nope.py".to_vec()));
-    let list = pos(&Step::List(b"/app/lib".to_vec()));
+    let nope = pos(&ProfileStep::Look(b"/app/nope.py".to_vec()));
+    let list = pos(&ProfileStep::List(b"/app/lib".to_vec()));
     assert!(b < a && a < nope && nope < list, "{:?}", p.steps);
     // The big file: read from 0, at least what was asked (read-ahead adds).
     assert!(p.steps.iter().any(|s| matches!(s,
-        Step::Read { path, offset: 0, len } if path == b"/app/lib/big.so" && *len >= 200_000)));
+        ProfileStep::Read { path, offset: 0, len } if path == b"/app/lib/big.so" && *len >= 200_000)));
     // Image ranges: inside the image, and the metadata among them.
     assert!(!p.ranges.is_empty());
     let size = image.sb.bytes_used;

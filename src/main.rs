@@ -158,7 +158,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Err(anyhow::Error::msg(e));
                 }
             }
-            sqfuse::mount::mount(sqfuse::mount::MountArgs {
+            sqfuse::mount::mount(sqfuse::mount::MountRequest {
                 images: m.images,
                 mountpoint: m.mountpoint,
                 foreground: m.foreground,

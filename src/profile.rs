@@ -39,7 +39,7 @@ pub const MAX_LAYERS: usize = 128;
 
 /// One thing the recorded run did, in the order it first did it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Step {
+pub enum ProfileStep {
     /// A name looked up, whether or not it exists.
     Look(Vec<u8>),
     /// A directory listed.
@@ -52,11 +52,11 @@ pub enum Step {
     },
 }
 
-impl Step {
+impl ProfileStep {
     /// The path the step is about.
     pub fn path(&self) -> &[u8] {
         match self {
-            Step::Look(p) | Step::List(p) | Step::Read { path: p, .. } => p,
+            ProfileStep::Look(p) | ProfileStep::List(p) | ProfileStep::Read { path: p, .. } => p,
         }
     }
 }
@@ -78,7 +78,7 @@ pub struct Profile {
     /// Image ranges in the order first read.
     pub ranges: Vec<ImageRange>,
     /// Names, listings and file reads, in the order first done.
-    pub steps: Vec<Step>,
+    pub steps: Vec<ProfileStep>,
 }
 
 /// What tells one image from another: superblock fields (size, build
@@ -202,14 +202,14 @@ impl Profile {
                     }
                     p.ranges.push(ImageRange { layer, offset, len });
                 }
-                ("look", 2) => p.steps.push(Step::Look(path(f[1])?)),
-                ("list", 2) => p.steps.push(Step::List(path(f[1])?)),
+                ("look", 2) => p.steps.push(ProfileStep::Look(path(f[1])?)),
+                ("list", 2) => p.steps.push(ProfileStep::List(path(f[1])?)),
                 ("read", 4) => {
                     let (offset, len) = (num(f[2])?, num(f[3])?);
                     if offset.checked_add(len).is_none() {
                         return Err(lines.bad("read past the largest offset"));
                     }
-                    p.steps.push(Step::Read {
+                    p.steps.push(ProfileStep::Read {
                         path: path(f[1])?,
                         offset,
                         len,
@@ -247,9 +247,9 @@ impl Profile {
         }
         for s in &self.steps {
             match s {
-                Step::Look(p) => writeln!(out, "look {}", escape(p))?,
-                Step::List(p) => writeln!(out, "list {}", escape(p))?,
-                Step::Read { path, offset, len } => {
+                ProfileStep::Look(p) => writeln!(out, "look {}", escape(p))?,
+                ProfileStep::List(p) => writeln!(out, "list {}", escape(p))?,
+                ProfileStep::Read { path, offset, len } => {
                     writeln!(out, "read {} {offset} {len}", escape(path))?
                 }
             }
@@ -278,7 +278,7 @@ impl Profile {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for s in &self.steps {
-            if let Step::Read { path, .. } = s {
+            if let ProfileStep::Read { path, .. } = s {
                 if seen.insert(path.as_slice()) {
                     out.push(path[1..].to_vec());
                 }
@@ -337,9 +337,9 @@ mod tests {
                 len: 8192,
             }],
             steps: vec![
-                Step::Look(b"/a b/%\xff".to_vec()),
-                Step::List(b"/".to_vec()),
-                Step::Read {
+                ProfileStep::Look(b"/a b/%\xff".to_vec()),
+                ProfileStep::List(b"/".to_vec()),
+                ProfileStep::Read {
                     path: b"/x".to_vec(),
                     offset: 0,
                     len: 4096,
@@ -409,12 +409,12 @@ mod tests {
     #[test]
     fn file_order_lists_each_file_once_in_first_read_order() {
         let mut p = sample();
-        p.steps.push(Step::Read {
+        p.steps.push(ProfileStep::Read {
             path: b"/y/z".to_vec(),
             offset: 0,
             len: 1,
         });
-        p.steps.push(Step::Read {
+        p.steps.push(ProfileStep::Read {
             path: b"/x".to_vec(),
             offset: 4096,
             len: 1,

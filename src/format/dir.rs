@@ -247,7 +247,7 @@ pub struct ListingEntry<'a> {
 
 /// Where [`write_listing`] put a listing: what the directory inode stores.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listing {
+pub struct WrittenListing {
     /// Block (relative to the directory table) and offset of the first run.
     pub block: u32,
     pub offset: u16,
@@ -265,7 +265,7 @@ pub struct Listing {
 /// first; and a new run, with an index entry, whenever the listing has
 /// grown by a metadata block's worth since the last index point, so a
 /// lookup through the index reads at most about one block of entries.
-pub fn write_listing(w: &mut MetaWriter, entries: &[ListingEntry<'_>]) -> Result<Listing> {
+pub fn write_listing(w: &mut MetaWriter, entries: &[ListingEntry<'_>]) -> Result<WrittenListing> {
     for (i, e) in entries.iter().enumerate() {
         if !valid_name(e.name) || e.name.len() > MAX_NAME {
             return Err(Error::invalid(format!(
@@ -293,7 +293,7 @@ pub fn write_listing(w: &mut MetaWriter, entries: &[ListingEntry<'_>]) -> Result
         buf[r.header_at + 8..r.header_at + 12].copy_from_slice(&r.base.to_le_bytes());
     }
     let mut buf: Vec<u8> = Vec::new();
-    // Listing offsets of the index points, with their runs' first names.
+    // WrittenListing offsets of the index points, with their runs' first names.
     let mut points: Vec<(u32, &[u8])> = Vec::new();
     let mut last_point = 0usize;
     let mut run: Option<Run> = None;
@@ -356,7 +356,7 @@ pub fn write_listing(w: &mut MetaWriter, entries: &[ListingEntry<'_>]) -> Result
             })
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(Listing {
+    Ok(WrittenListing {
         block: start.block() as u32,
         offset: start.offset() as u16,
         size: buf.len() as u32 + LISTING_SIZE_EXTRA,

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone)]
-pub struct MountArgs {
+pub struct MountRequest {
     /// One image, or several layers, the top one first.
     pub images: Vec<PathBuf>,
     pub mountpoint: PathBuf,
@@ -45,7 +45,7 @@ pub struct MountArgs {
 }
 
 /// The view the mount serves: the image, or the union of the layers.
-fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
+fn prepare(a: &MountRequest) -> Result<fs::SqFs> {
     let o = &a.opts;
     let layered = a.images.len() > 1;
     if layered && o.subdir.is_some() {
@@ -128,7 +128,7 @@ fn prepare(a: &MountArgs) -> Result<fs::SqFs> {
 /// malformed), else the image's own `IMAGE.profile` beside a local image
 /// (a warning if malformed); either is ignored, with a warning, when it was
 /// recorded on other images.
-fn startup_profile(a: &MountArgs, layers: &[Arc<Image>]) -> Result<Option<Profile>> {
+fn startup_profile(a: &MountRequest, layers: &[Arc<Image>]) -> Result<Option<Profile>> {
     let o = &a.opts;
     let (path, explicit) = match &o.preload {
         Some(p) => (p.clone(), true),
@@ -208,7 +208,7 @@ fn per_layer_verity(o: &MountOpts, n: usize) -> Result<Vec<Option<VerityOptions>
     }
 }
 
-fn spec(a: &MountArgs) -> attach::Spec {
+fn spec(a: &MountRequest) -> attach::Spec {
     let o = &a.opts;
     attach::Spec {
         fsname: o.fsname.clone().unwrap_or_else(|| {
@@ -229,7 +229,7 @@ fn spec(a: &MountArgs) -> attach::Spec {
     }
 }
 
-fn fuser_config(a: &MountArgs, cores: usize) -> fuser::Config {
+fn fuser_config(a: &MountRequest, cores: usize) -> fuser::Config {
     let mut c = fuser::Config::default();
     let o = &a.opts;
     c.acl = acl(o);
@@ -277,7 +277,7 @@ pub fn notify(opts: &MountOpts, c: u8) {
 /// is ready (or failed) unless `foreground`. Whatever fails, a notify pipe
 /// hears 'f' (once). Started by mount(8), setuid bits and devices follow
 /// [`MountOpts::as_mount_helper`].
-pub fn mount(mut a: MountArgs) -> Result<()> {
+pub fn mount(mut a: MountRequest) -> Result<()> {
     // Only a `suid` or `dev` can be mount(8)'s doing; the ancestry is read
     // only then (reading it costs every mount a few system calls).
     let o = &a.opts;
@@ -293,7 +293,7 @@ pub fn mount(mut a: MountArgs) -> Result<()> {
     r
 }
 
-fn mount_and_serve(a: MountArgs) -> Result<()> {
+fn mount_and_serve(a: MountRequest) -> Result<()> {
     // fuser gives each session thread a zeroed 16 MiB request buffer. glibc
     // serves that from fresh, untouched mmap pages only while its mmap
     // threshold is below 16 MiB, and the threshold climbs with every large
@@ -331,7 +331,7 @@ fn mount_and_serve(a: MountArgs) -> Result<()> {
         std::fs::canonicalize(&a.mountpoint)
             .map_err(|e| attach::mountpoint_error(&a.mountpoint, e))?
     };
-    let a = MountArgs {
+    let a = MountRequest {
         images,
         mountpoint,
         ..a
@@ -417,7 +417,7 @@ fn detach_stdio() {
 
 /// Reports a failure to mount: to the notify pipe, the waiting parent, and
 /// the caller.
-fn failed(a: &MountArgs, status: &mut Option<std::fs::File>, e: Error) -> Error {
+fn failed(a: &MountRequest, status: &mut Option<std::fs::File>, e: Error) -> Error {
     notify(&a.opts, b'f');
     if let Some(mut s) = status.take() {
         let _ = write!(s, "f{}", crate::error::Report(&e));
@@ -426,7 +426,7 @@ fn failed(a: &MountArgs, status: &mut Option<std::fs::File>, e: Error) -> Error 
 }
 
 fn serve(
-    a: &MountArgs,
+    a: &MountRequest,
     spec: &attach::Spec,
     fs: fs::SqFs,
     mut status: Option<std::fs::File>,

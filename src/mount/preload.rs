@@ -17,7 +17,7 @@
 //! magic links), and only regular files are read (opened non-blocking), so
 //! a hostile profile cannot make the server read anything else.
 
-use crate::profile::{ImageRange, Profile, Step};
+use crate::profile::{ImageRange, Profile, ProfileStep};
 use crate::view::View;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -199,14 +199,14 @@ fn open_in(root: &OwnedFd, path: &[u8], flags: i32) -> Result<OwnedFd, i32> {
 
 /// Does one step through the mount; the file bytes read, or the errno
 /// that stopped it.
-fn replay(root: &OwnedFd, step: &Step, buf: &mut [u8]) -> Result<u64, i32> {
+fn replay(root: &OwnedFd, step: &ProfileStep, buf: &mut [u8]) -> Result<u64, i32> {
     match step {
-        Step::Look(p) => match open_in(root, p, libc::O_PATH | libc::O_NOFOLLOW) {
+        ProfileStep::Look(p) => match open_in(root, p, libc::O_PATH | libc::O_NOFOLLOW) {
             // Absent names are what the lookup was for (a cached negative entry).
             Ok(_) | Err(libc::ENOENT) => Ok(0),
             Err(e) => Err(e),
         },
-        Step::List(p) => {
+        ProfileStep::List(p) => {
             let fd = open_in(root, p, libc::O_RDONLY | libc::O_DIRECTORY)?;
             // getdents64 until the end: fills the kernel's directory cache.
             loop {
@@ -224,7 +224,7 @@ fn replay(root: &OwnedFd, step: &Step, buf: &mut [u8]) -> Result<u64, i32> {
                 }
             }
         }
-        Step::Read { path, offset, len } => {
+        ProfileStep::Read { path, offset, len } => {
             let fd = open_in(
                 root,
                 path,

@@ -7,7 +7,7 @@
 //! root. Memory is bounded by [`MAX_ITEMS`] steps and ranges.
 
 use crate::error::Result;
-use crate::profile::{ImageRange, Profile, Step, MAX_ITEMS};
+use crate::profile::{ImageRange, Profile, ProfileStep, MAX_ITEMS};
 use crate::reader::Image;
 use crate::view::ROOT_ID;
 use parking_lot::Mutex;
@@ -29,7 +29,7 @@ struct Recorded {
     listed: HashSet<u64>,
     /// Per node, the index of its latest read step (to extend it).
     last_read: HashMap<u64, usize>,
-    steps: Vec<Step>,
+    steps: Vec<ProfileStep>,
     ranges: Vec<ImageRange>,
     ranges_seen: HashSet<(usize, u64)>,
     full: bool,
@@ -108,7 +108,7 @@ impl Recorder {
             }
         }
         if s.room() && s.looked.insert(path.clone()) {
-            s.steps.push(Step::Look(path));
+            s.steps.push(ProfileStep::Look(path));
         }
     }
 
@@ -131,7 +131,7 @@ impl Recorder {
             return;
         }
         if let Some(p) = s.paths.get(&dir).cloned() {
-            s.steps.push(Step::List(p));
+            s.steps.push(ProfileStep::List(p));
         }
     }
 
@@ -145,7 +145,7 @@ impl Recorder {
             return;
         };
         if let Some(&i) = s.last_read.get(&ino) {
-            if let Some(Step::Read {
+            if let Some(ProfileStep::Read {
                 offset: o, len: l, ..
             }) = s.steps.get_mut(i)
             {
@@ -161,7 +161,7 @@ impl Recorder {
             return;
         }
         let i = s.steps.len();
-        s.steps.push(Step::Read { path, offset, len });
+        s.steps.push(ProfileStep::Read { path, offset, len });
         s.last_read.insert(ino, i);
     }
 

@@ -6,7 +6,7 @@
 //! Only where data lies changes: names, inodes and directories stay in
 //! tree order, and the output is still the same for any thread count.
 
-use super::scan::{Kind, Node, Tree};
+use super::scan::{Kind, Tree, TreeNode};
 use super::PackError;
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -135,7 +135,7 @@ impl FileOrder {
         let mut matched = 0;
         // Depth-first with an explicit stack (depth comes from outside):
         // each node with its path and the priority it inherits.
-        let mut stack: Vec<(&Node, Vec<u8>, i64)> = Vec::new();
+        let mut stack: Vec<(&TreeNode, Vec<u8>, i64)> = Vec::new();
         match &tree.root.kind {
             Kind::Dir(children) => {
                 for c in children {
@@ -184,7 +184,7 @@ impl FileOrder {
             .iter()
             .map(|&old| slots[old].take().expect("a permutation"))
             .collect();
-        let mut stack: Vec<&mut Node> = vec![&mut tree.root];
+        let mut stack: Vec<&mut TreeNode> = vec![&mut tree.root];
         while let Some(n) = stack.pop() {
             match &mut n.kind {
                 Kind::Dir(children) => stack.extend(children.iter_mut()),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 #[derive(Debug, Clone)]
 pub enum Kind {
-    Dir(Vec<Node>),
+    Dir(Vec<TreeNode>),
     /// `file` indexes [`Tree::files`].
     File {
         file: usize,
@@ -54,7 +54,7 @@ pub fn device_number(path: &Path, major: u32, minor: u32) -> Result<u32, PackErr
 }
 
 #[derive(Debug, Clone)]
-pub struct Node {
+pub struct TreeNode {
     pub name: Name,
     pub perm: u16,
     pub uid: u32,
@@ -144,7 +144,7 @@ impl SourceFile {
 }
 
 pub struct Tree {
-    pub root: Node,
+    pub root: TreeNode,
     pub files: Vec<SourceFile>,
     /// Names in the image per hard-link group.
     pub links: Vec<u32>,
@@ -333,7 +333,7 @@ pub fn scan(
 /// (numbering rebuilds it from the names): the whole tree of these is in
 /// memory at once, so each is kept small.
 struct Raw {
-    node: Node,
+    node: TreeNode,
     /// A directory's children in name order; `Err` for one left out (with
     /// a warning, under --skip-unreadable).
     children: Vec<Result<Raw, String>>,
@@ -394,7 +394,7 @@ impl Walk<'_> {
         // SAFETY: getuid/getgid have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Ok(Raw {
-            node: Node {
+            node: TreeNode {
                 name: Name::new(),
                 perm: 0o777,
                 uid,
@@ -478,7 +478,7 @@ impl Walk<'_> {
             _ => Kind::Socket,
         };
         Ok(Raw {
-            node: Node {
+            node: TreeNode {
                 name: Name::from_slice(&name),
                 perm: (stat.mode & 0o7777) as u16,
                 uid: o.force_uid.unwrap_or(uid),
@@ -576,7 +576,7 @@ impl Scanner {
     /// Numbers files and hard-link groups in tree order (pre-order, names
     /// sorted), exactly as a serial walk would. `parent` is the path of
     /// the directory holding `raw` (for the root: its own path).
-    fn node(&mut self, raw: Raw, parent: &Arc<Path>) -> Result<Node, PackError> {
+    fn node(&mut self, raw: Raw, parent: &Arc<Path>) -> Result<TreeNode, PackError> {
         let Raw {
             mut node,
             children,

@@ -5,7 +5,7 @@
 //! data each file points at.
 
 use super::data::{BlockLoc, DataResult, FileData};
-use super::scan::{Kind, Node, Tree};
+use super::scan::{Kind, Tree, TreeNode};
 use super::PackError;
 use crate::format::block::BlockWord;
 use crate::format::compressor::CompressSettings;
@@ -43,7 +43,7 @@ struct Builder<'a> {
     links: Vec<Option<(u32, MetaRef)>>,
     next_number: u32,
     /// Each directory's inode number, from [`number_dirs`].
-    dir_numbers: HashMap<*const Node, u32>,
+    dir_numbers: HashMap<*const TreeNode, u32>,
     /// Per inode number - 1: its reference, for the export table.
     refs: Vec<u64>,
     block_size: u32,
@@ -54,7 +54,12 @@ struct Builder<'a> {
 /// tree records each directory's number (by node address: the tree is not
 /// changed while tables are written), so a directory can tell its children
 /// their parent's number before its own inode is written.
-fn number_dirs(n: &Node, seen: &mut [bool], next: &mut u32, dirs: &mut HashMap<*const Node, u32>) {
+fn number_dirs(
+    n: &TreeNode,
+    seen: &mut [bool],
+    next: &mut u32,
+    dirs: &mut HashMap<*const TreeNode, u32>,
+) {
     if let Some(l) = n.link {
         if seen[l] {
             return;
@@ -68,12 +73,12 @@ fn number_dirs(n: &Node, seen: &mut [bool], next: &mut u32, dirs: &mut HashMap<*
     }
     *next += 1;
     if matches!(n.kind, Kind::Dir(_)) {
-        dirs.insert(n as *const Node, *next);
+        dirs.insert(n as *const TreeNode, *next);
     }
 }
 
 impl Builder<'_> {
-    fn xattr_index(&mut self, n: &Node) -> Result<Option<u32>, PackError> {
+    fn xattr_index(&mut self, n: &TreeNode) -> Result<Option<u32>, PackError> {
         match &mut self.xattrs {
             Some(x) if !n.xattrs.is_empty() => Ok(Some(x.add(&n.xattrs)?)),
             _ => Ok(None),
@@ -83,7 +88,7 @@ impl Builder<'_> {
     /// Encodes `n`'s inode, in its smallest form, at the inode table's end.
     fn put_inode(
         &mut self,
-        n: &Node,
+        n: &TreeNode,
         number: u32,
         nlink: u32,
         xattr: Option<u32>,
@@ -110,7 +115,7 @@ impl Builder<'_> {
 
     /// Writes `n` (and, for a directory, everything below it); returns its
     /// number and reference.
-    fn write(&mut self, n: &Node, parent: u32) -> Result<(u32, MetaRef), PackError> {
+    fn write(&mut self, n: &TreeNode, parent: u32) -> Result<(u32, MetaRef), PackError> {
         if let Some(l) = n.link {
             if let Some(done) = self.links[l] {
                 return Ok(done);
@@ -175,12 +180,12 @@ impl Builder<'_> {
 
     fn dir(
         &mut self,
-        n: &Node,
-        children: &[Node],
+        n: &TreeNode,
+        children: &[TreeNode],
         parent: u32,
     ) -> Result<(u32, MetaRef), PackError> {
         // Numbered before writing (number_dirs): after all its descendants.
-        let number = self.dir_numbers[&(n as *const Node)];
+        let number = self.dir_numbers[&(n as *const TreeNode)];
         let mut entries = Vec::with_capacity(children.len());
         for c in children {
             let (inode_number, inode_ref) = super::with_stack(|| self.write(c, number))?;

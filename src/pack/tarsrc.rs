@@ -4,7 +4,7 @@
 //! holes, and each file becomes a [`SourceFile`] at an offset in it.
 
 use super::compression::StreamCompression;
-use super::scan::{device_number, Kind, Name, Node, SourceFile, Tree};
+use super::scan::{device_number, Kind, Name, SourceFile, Tree, TreeNode};
 use super::tarstream::{kind, Data, TarStream};
 use super::{PackError, PackOptions};
 use crate::format::dir::{MAX_DEPTH, MAX_NAME};
@@ -20,14 +20,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 struct Slot {
-    node: Node,
+    node: TreeNode,
     children: BTreeMap<Vec<u8>, usize>,
     /// The layer that last placed this entry or something below it.
     layer: u32,
 }
 
-fn implicit_dir(name: &[u8]) -> Node {
-    Node {
+fn implicit_dir(name: &[u8]) -> TreeNode {
+    TreeNode {
         name: Name::from_slice(name),
         perm: 0o755,
         uid: 0,
@@ -543,7 +543,7 @@ impl<'a> TarTree<'a> {
             };
             // After the hard-link case, which copies its target's set.
             self.count_xattrs(&member, &xattrs)?;
-            let node = Node {
+            let node = TreeNode {
                 name: comps
                     .last()
                     .map(|c| Name::from_slice(c))
@@ -565,7 +565,12 @@ impl<'a> TarTree<'a> {
     }
 
     /// Places one member, handling whiteouts as `mode` says.
-    fn add(&mut self, comps: &[&[u8]], mut node: Node, mode: Whiteouts) -> Result<(), PackError> {
+    fn add(
+        &mut self,
+        comps: &[&[u8]],
+        mut node: TreeNode,
+        mode: Whiteouts,
+    ) -> Result<(), PackError> {
         let layer = self.layer;
         let Some((&name, parent)) = comps.split_last() else {
             place(&mut self.slots, comps, node, layer);
@@ -616,7 +621,7 @@ impl<'a> TarTree<'a> {
                 if let Some(target) = whiteout::oci_target(name) {
                     let mut path = parent.to_vec();
                     path.push(target);
-                    let dev = Node {
+                    let dev = TreeNode {
                         name: Name::from_slice(target),
                         perm: 0,
                         xattrs: Vec::new(),
@@ -657,13 +662,13 @@ impl<'a> TarTree<'a> {
     }
 
     /// An empty regular file named `name`, owned and timed as `like`.
-    fn empty_file(&mut self, name: &[u8], like: &Node) -> Node {
+    fn empty_file(&mut self, name: &[u8], like: &TreeNode) -> TreeNode {
         self.files.push(SourceFile::in_spool(
             self.spool_shared.clone(),
             self.spool_end,
             0,
         ));
-        Node {
+        TreeNode {
             name: Name::from_slice(name),
             perm: 0o644,
             uid: like.uid,
@@ -679,14 +684,14 @@ impl<'a> TarTree<'a> {
 
     /// The directory slot at `comps`, made (with `like`'s owner and time)
     /// if this layer names it only through its contents.
-    fn dir_at(&mut self, comps: &[&[u8]], like: &Node) -> usize {
+    fn dir_at(&mut self, comps: &[&[u8]], like: &TreeNode) -> usize {
         if let Some(at) = lookup_comps(&self.slots, comps) {
             if matches!(self.slots[at].node.kind, Kind::Dir(_)) {
                 self.slots[at].layer = self.layer;
                 return at;
             }
         }
-        let dir = Node {
+        let dir = TreeNode {
             name: comps
                 .last()
                 .map(|c| Name::from_slice(c))
@@ -716,7 +721,7 @@ impl<'a> TarTree<'a> {
 
     /// Makes the directory at `comps` opaque: everything lower layers put
     /// below it goes, what this layer put there stays.
-    fn make_opaque(&mut self, comps: &[&[u8]], like: &Node) {
+    fn make_opaque(&mut self, comps: &[&[u8]], like: &TreeNode) {
         let at = self.dir_at(comps, like);
         let layer = self.layer;
         let mut stack = vec![at];
@@ -807,13 +812,13 @@ fn lookup(slots: &[Slot], path: &[u8]) -> Option<usize> {
 /// Puts `node` at `comps`, creating missing parents; a later member for the
 /// same path replaces the earlier one (a directory keeps its children).
 /// Every slot on the way is marked as touched by `layer`. Returns the slot.
-fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: Node, layer: u32) -> usize {
+fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: TreeNode, layer: u32) -> usize {
     slots[0].layer = layer;
     if comps.is_empty() {
         // An entry for the root itself ("./"): its attributes apply to the root.
         if matches!(node.kind, Kind::Dir(_)) {
             let name = std::mem::take(&mut slots[0].node.name);
-            slots[0].node = Node { name, ..node };
+            slots[0].node = TreeNode { name, ..node };
         }
         return 0;
     }
@@ -847,7 +852,7 @@ fn occupy(
     parent: usize,
     name: &[u8],
     old: Option<usize>,
-    node: Node,
+    node: TreeNode,
     layer: u32,
 ) -> usize {
     let slot = Slot {
@@ -882,10 +887,14 @@ fn parent_slot<'c>(slots: &[Slot], comps: &[&'c [u8]]) -> Option<(usize, &'c [u8
 /// Tree-wide renumbering once the tree is final: only the files still
 /// named are kept (in the order they were read), and hard-link groups are
 /// counted from the names left (a group of one is no group).
-fn compact(root: &mut Node, files: &[SourceFile], groups: usize) -> (Vec<SourceFile>, Vec<u32>) {
+fn compact(
+    root: &mut TreeNode,
+    files: &[SourceFile],
+    groups: usize,
+) -> (Vec<SourceFile>, Vec<u32>) {
     let mut used = vec![false; files.len()];
     let mut names = vec![0u32; groups];
-    let mut stack: Vec<&Node> = vec![root];
+    let mut stack: Vec<&TreeNode> = vec![root];
     while let Some(n) = stack.pop() {
         match &n.kind {
             Kind::Dir(children) => stack.extend(children.iter()),
@@ -912,7 +921,7 @@ fn compact(root: &mut Node, files: &[SourceFile], groups: usize) -> (Vec<SourceF
             links.push(n);
         }
     }
-    let mut stack: Vec<&mut Node> = vec![root];
+    let mut stack: Vec<&mut TreeNode> = vec![root];
     while let Some(n) = stack.pop() {
         n.link = n.link.and_then(|g| group_map[g]);
         match &mut n.kind {
@@ -924,7 +933,7 @@ fn compact(root: &mut Node, files: &[SourceFile], groups: usize) -> (Vec<SourceF
     (kept, links)
 }
 
-fn build(slots: &[Slot], at: usize) -> Node {
+fn build(slots: &[Slot], at: usize) -> TreeNode {
     let mut n = slots[at].node.clone();
     if let Kind::Dir(_) = n.kind {
         n.kind = Kind::Dir(

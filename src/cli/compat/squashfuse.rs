@@ -5,7 +5,7 @@
 
 use super::text;
 use crate::mount::options::MountOpts;
-use crate::mount::MountArgs;
+use crate::mount::MountRequest;
 use std::ffi::OsString;
 use std::path::PathBuf;
 
@@ -18,7 +18,7 @@ pub enum Action {
     /// missing argument or -h.
     Usage,
     Version,
-    Mount(Box<MountArgs>),
+    Mount(Box<MountRequest>),
 }
 
 /// squashfuse's usage text; `ll` adds the low-level server's options.
@@ -105,7 +105,7 @@ fn parse_into(args: &[OsString], opts: &mut MountOpts) -> Result<Action, String>
         }
     }
     match <[PathBuf; 2]>::try_from(positional) {
-        Ok([image, mountpoint]) => Ok(Action::Mount(Box::new(MountArgs {
+        Ok([image, mountpoint]) => Ok(Action::Mount(Box::new(MountRequest {
             images: vec![image],
             mountpoint,
             foreground,

@@ -10,6 +10,7 @@ use std::collections::HashSet;
 /// otherwise repeat one fault thousands of times.
 pub const MAX_PROBLEMS: usize = 200;
 
+/// What [`check`] found: each distinct problem once, and what it read.
 #[derive(Debug, Default)]
 pub struct CheckReport {
     /// Each distinct problem once, in the order found.
@@ -18,14 +19,20 @@ pub struct CheckReport {
     /// block shared by many files is one problem).
     pub repeats: Vec<u64>,
     seen: std::collections::HashMap<(Option<u64>, String), usize>,
+    /// Inodes read.
     pub inodes: u64,
+    /// Directories listed.
     pub directories: u64,
+    /// Regular files whose data was read.
     pub files: u64,
+    /// Bytes of file data read and decompressed.
     pub data_bytes: u64,
+    /// Fragment blocks read.
     pub fragments: u64,
 }
 
 impl CheckReport {
+    /// Whether nothing was wrong.
     pub fn is_sound(&self) -> bool {
         self.problems.is_empty()
     }
@@ -42,6 +49,8 @@ impl CheckReport {
     }
 }
 
+/// Reads everything `img` holds (every inode, listing, data and fragment block, xattr and id) and
+/// reports each problem with its offset, up to [`MAX_PROBLEMS`].
 pub fn check(img: &Image) -> CheckReport {
     let mut rep = CheckReport::default();
     let mut numbers = HashSet::new();

@@ -24,20 +24,26 @@ pub enum ErrorKind {
 /// SquashFS superblock) where it was found, when there is one.
 #[derive(Debug)]
 pub struct Error {
+    /// The class of failure.
     pub kind: ErrorKind,
+    /// Where in the image (from the superblock) the fault was found, when it was.
     pub offset: Option<u64>,
     /// The path inside the image the error concerns, when known.
     pub path: Option<String>,
     /// What the error happened in (an image, a layer, a hash file), as the
     /// message names it first; set by [`Error::within`].
     pub within: Option<String>,
+    /// What was found, as a sentence part ("metadata block size 40000 is outside 1..=8192").
     pub what: String,
+    /// The operating system's error behind an I/O failure.
     pub source: Option<std::io::Error>,
 }
 
+/// The library's result type.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
+    /// The image breaks the format's rules at `offset`.
     pub fn corrupt(offset: u64, what: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::Corrupt,
@@ -48,6 +54,7 @@ impl Error {
             source: None,
         }
     }
+    /// Valid SquashFS this build cannot read (an unknown compressor, say).
     pub fn unsupported(offset: Option<u64>, what: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::Unsupported,
@@ -58,6 +65,7 @@ impl Error {
             source: None,
         }
     }
+    /// A name or path that is not there.
     pub fn not_found(what: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::NotFound,
@@ -68,6 +76,7 @@ impl Error {
             source: None,
         }
     }
+    /// A request that does not fit what it names (its text is the whole message).
     pub fn invalid(what: impl Into<String>) -> Self {
         Error {
             kind: ErrorKind::Invalid,
@@ -78,6 +87,7 @@ impl Error {
             source: None,
         }
     }
+    /// Reading or writing failed while doing `what`.
     pub fn io(what: impl Into<String>, source: std::io::Error) -> Self {
         Error {
             kind: ErrorKind::Io,

@@ -1,3 +1,4 @@
+#![warn(missing_docs)]
 //! sqfuse: read, mount and create SquashFS 4.0 images, exactly as the Linux
 //! kernel and squashfs-tools read and write them.
 //!
@@ -53,12 +54,18 @@
 //! that replay their corpus.
 
 pub mod check;
+// The binary's commands and personalities: public for the binary and the
+// tests, not library API.
 #[cfg(feature = "cli")]
+#[doc(hidden)]
+#[allow(missing_docs)]
 pub mod cli;
 pub mod error;
 pub mod format;
+#[doc(hidden)]
 pub mod fuzz;
 #[cfg(feature = "mount")]
+#[allow(missing_docs)]
 pub mod mount;
 pub mod pack;
 pub mod pattern;

@@ -46,8 +46,11 @@ pub enum ProfileStep {
     List(Vec<u8>),
     /// `len` bytes of a file read from `offset`.
     Read {
+        /// The file's path.
         path: Vec<u8>,
+        /// Where the read began.
         offset: u64,
+        /// How many bytes it asked for.
         len: u64,
     },
 }
@@ -65,8 +68,11 @@ impl ProfileStep {
 /// `layer` (offsets as the superblock counts them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageRange {
+    /// Which layer, top first.
     pub layer: usize,
+    /// Image offset of the range.
     pub offset: u64,
+    /// Its length.
     pub len: u64,
 }
 

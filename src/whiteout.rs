@@ -29,8 +29,12 @@ pub const OVERLAY_XATTR_PREFIXES: [&[u8]; 2] = [b"trusted.overlay.", b"user.over
 /// Which convention a layer's whiteouts are written in, or kept as they are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Convention {
+    /// OCI: an empty file `.wh.NAME` hides NAME; `.wh..wh..opq` makes its directory opaque.
     Oci,
+    /// overlayfs: a 0/0 character device hides its name; `trusted.overlay.opaque=y` makes a
+    /// directory opaque.
     Overlay,
+    /// As they are: no conversion, no whiteout applied.
     Keep,
 }
 

@@ -3,6 +3,7 @@
 
 /// Smallest and largest block sizes SquashFS 4.0 allows.
 pub const MIN_BLOCK_SIZE: u32 = 4096;
+/// The largest block size SquashFS allows (1 MiB).
 pub const MAX_BLOCK_SIZE: u32 = 1 << 20;
 
 /// A block size is a power of two from 4 KiB to 1 MiB.
@@ -18,8 +19,11 @@ pub fn valid_block_size(bs: u32) -> bool {
 pub struct BlockWord(pub u32);
 
 impl BlockWord {
+    /// The bit saying a block is stored uncompressed.
     pub const STORED: u32 = 1 << 24;
+    /// The bits holding a block's stored size.
     pub const SIZE_MASK: u32 = Self::STORED - 1;
+    /// A hole: a block of zeros, nothing stored.
     pub const SPARSE: BlockWord = BlockWord(0);
 
     /// The word for a block of `disk_size` bytes, compressed or stored.
@@ -31,6 +35,7 @@ impl BlockWord {
     pub fn disk_size(self) -> u32 {
         self.0 & Self::SIZE_MASK
     }
+    /// Whether the block is stored uncompressed.
     pub fn is_stored(self) -> bool {
         self.0 & Self::STORED != 0
     }

@@ -3,17 +3,25 @@
 
 use super::le::{u16_at, u32_at};
 
+/// The compressors SquashFS 4.0 names, by their superblock id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compressor {
+    /// zlib (deflate) streams.
     Gzip = 1,
+    /// Legacy lzma ("lzma alone") streams; read, not written.
     Lzma = 2,
+    /// LZO1X.
     Lzo = 3,
+    /// xz streams, optionally with BCJ filters.
     Xz = 4,
+    /// LZ4 (legacy frame).
     Lz4 = 5,
+    /// Zstandard frames.
     Zstd = 6,
 }
 
 impl Compressor {
+    /// The compressor with superblock id `id`, if there is one.
     pub fn from_id(id: u16) -> Option<Self> {
         Some(match id {
             1 => Self::Gzip,
@@ -25,6 +33,7 @@ impl Compressor {
             _ => return None,
         })
     }
+    /// The name mksquashfs gives it (`gzip`, `lzma`, `lzo`, `xz`, `lz4`, `zstd`).
     pub fn name(self) -> &'static str {
         match self {
             Self::Gzip => "gzip",
@@ -75,6 +84,7 @@ impl Compressor {
 /// Settings for compressing (the writer side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompressSettings {
+    /// Which compressor.
     pub compressor: Compressor,
     /// The compressor's own level (ignored by lz4).
     pub level: u32,
@@ -288,29 +298,45 @@ fn lzo_decompress(input: &[u8], max_out: usize) -> Result<Vec<u8>, String> {
 /// The decoded compressor-options record (superblock flag 0x400).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CompressorOptions {
+    /// gzip's record.
     Gzip {
+        /// Compression level, 1 to 9.
         level: u32,
+        /// zlib window size, 8 to 15.
         window_bits: u16,
+        /// Strategies tried (bit flags, as mksquashfs's -Xstrategy).
         strategies: u16,
     },
+    /// xz's record.
     Xz {
+        /// The dictionary size.
         dict_size: u32,
+        /// BCJ filters tried (bit flags: x86, powerpc, ia64, arm, armthumb, sparc, arm64).
         filters: u32,
     },
+    /// lz4's record.
     Lz4 {
+        /// Format version (1: legacy frame).
         version: u32,
+        /// Flags (high compression).
         flags: u32,
     },
+    /// zstd's record.
     Zstd {
+        /// Compression level, 1 to 22.
         level: u32,
     },
+    /// lzo's record.
     Lzo {
+        /// The LZO1X variant (mksquashfs's numbering).
         algorithm: u32,
+        /// Compression level (lzo1x_999 only).
         level: u32,
     },
 }
 
 impl CompressorOptions {
+    /// Decodes compressor `c`'s options record from its bytes, checked.
     pub fn parse(c: Compressor, b: &[u8]) -> Result<Self, String> {
         let need = match c {
             Compressor::Gzip | Compressor::Xz | Compressor::Lz4 | Compressor::Lzo => 8,

@@ -6,7 +6,9 @@ use super::metadata::{MetaCursor, MetaRef, MetaSource, MetaWriter};
 use super::METADATA_SIZE;
 use crate::error::{Error, Result};
 
+/// Bytes of a run header: count, start block, inode number base.
 pub const RUN_HEADER_SIZE: u64 = 12;
+/// Bytes of an entry header before its name.
 pub const ENTRY_HEADER_SIZE: u64 = 8;
 /// Entries one run header may cover.
 pub const MAX_RUN_ENTRIES: u32 = 256;
@@ -25,12 +27,16 @@ pub const MAX_DEPTH: usize = 2048;
 /// "." and ".." that are not stored).
 pub const LISTING_SIZE_EXTRA: u32 = 3;
 
+/// One entry of a directory listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirEntry {
+    /// The name, any bytes but '/' and NUL (checked).
     pub name: Vec<u8>,
     /// The entry's inode, relative to the inode table.
     pub inode_ref: MetaRef,
+    /// The entry's inode number.
     pub inode_number: u32,
+    /// The type the entry states (its inode decides).
     pub file_type: FileType,
 }
 
@@ -76,6 +82,7 @@ impl<'a, S: MetaSource + ?Sized> DirReader<'a, S> {
         Ok(())
     }
 
+    /// The next entry, or `None` at the listing's end.
     pub fn next_entry(&mut self) -> Result<Option<DirEntry>> {
         let pos = self.c.pos();
         if self.run_left == 0 {
@@ -175,8 +182,11 @@ impl<S: MetaSource + ?Sized> Iterator for DirReader<'_, S> {
 /// listing lies in directory-table block `start`; `name` is its first name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IndexEntry {
+    /// The listing offset of the run this entry points at.
     pub index: u32,
+    /// The metadata block (relative to the directory table) the run starts in.
     pub start: u32,
+    /// The run's first name.
     pub name: Vec<u8>,
 }
 
@@ -238,10 +248,13 @@ impl IndexEntry {
 /// One entry for [`write_listing`]: a name and the inode it names.
 #[derive(Debug, Clone, Copy)]
 pub struct ListingEntry<'a> {
+    /// The entry's name.
     pub name: &'a [u8],
+    /// Its inode number.
     pub inode_number: u32,
     /// The inode's place, relative to the inode table.
     pub inode_ref: MetaRef,
+    /// Its type.
     pub file_type: FileType,
 }
 
@@ -250,6 +263,7 @@ pub struct ListingEntry<'a> {
 pub struct WrittenListing {
     /// Block (relative to the directory table) and offset of the first run.
     pub block: u32,
+    /// Offset of the first run inside that block.
     pub offset: u16,
     /// The size the inode stores: the listing's bytes plus 3.
     pub size: u32,

@@ -8,6 +8,7 @@ use super::ByteSource;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
 
+/// Bytes of one id entry.
 pub const ENTRY_SIZE: usize = 4;
 /// Inodes hold a u16 index.
 pub const MAX_IDS: usize = 1 << 16;
@@ -39,7 +40,9 @@ where
 /// The ids of an image, and where their table lies.
 #[derive(Debug, Clone, Default)]
 pub struct IdTable {
+    /// The ids, by index.
     pub ids: Vec<u32>,
+    /// Where the id blocks are.
     pub table: LookupTable,
 }
 
@@ -63,9 +66,11 @@ impl IdTableWriter {
         Ok(i)
     }
 
+    /// How many ids the table holds.
     pub fn len(&self) -> usize {
         self.list.len()
     }
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.list.is_empty()
     }

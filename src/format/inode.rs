@@ -7,18 +7,26 @@ use super::metadata::{MetaCursor, MetaSource};
 use super::NONE_U32;
 use crate::error::{Error, Result};
 
+/// Bytes of the header every inode starts with.
 pub const HEADER_SIZE: usize = 16;
 
 /// What kind of file an inode (or directory entry) describes. Directory
 /// entries store it as the basic inode type number.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileType {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
+    /// A symbolic link.
     Symlink,
+    /// A block device.
     BlockDev,
+    /// A character device.
     CharDev,
+    /// A named pipe.
     Fifo,
+    /// A Unix socket.
     Socket,
 }
 
@@ -28,19 +36,33 @@ pub enum FileType {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u16)]
 pub enum InodeType {
+    /// Directory, basic form.
     Dir = 1,
+    /// Regular file, basic form.
     File = 2,
+    /// Symbolic link, basic form.
     Symlink = 3,
+    /// Block device, basic form.
     BlockDev = 4,
+    /// Character device, basic form.
     CharDev = 5,
+    /// Named pipe, basic form.
     Fifo = 6,
+    /// Socket, basic form.
     Socket = 7,
+    /// Directory with a link count past 16 bits, an index or xattrs.
     ExtDir = 8,
+    /// Regular file with a large start, sparse bytes, links or xattrs.
     ExtFile = 9,
+    /// Symbolic link with xattrs.
     ExtSymlink = 10,
+    /// Block device with xattrs.
     ExtBlockDev = 11,
+    /// Character device with xattrs.
     ExtCharDev = 12,
+    /// Named pipe with xattrs.
     ExtFifo = 13,
+    /// Socket with xattrs.
     ExtSocket = 14,
 }
 
@@ -75,6 +97,7 @@ impl InodeType {
         Self::ExtSocket,
     ];
 
+    /// The type with this number (1 to 14), if it is one.
     pub fn from_u16(t: u16) -> Option<Self> {
         Self::ALL.get(usize::from(t).checked_sub(1)?).copied()
     }
@@ -91,9 +114,11 @@ impl InodeType {
                 0
             }]
     }
+    /// What kind of file it is.
     pub fn file_type(self) -> FileType {
         Self::BASIC[usize::from(self.basic_number() - 1)]
     }
+    /// Whether this is the extended form.
     pub fn is_extended(self) -> bool {
         self as u16 > EXTENDED_OFFSET
     }
@@ -169,10 +194,13 @@ impl FileType {
 pub struct DirInfo {
     /// Block of the listing, relative to the directory table.
     pub block: u32,
+    /// Offset of the listing inside that block.
     pub offset: u16,
     /// Listing size as stored: bytes of runs plus 3.
     pub size: u32,
+    /// Inode number of the parent directory (the root's is one past the inode count).
     pub parent: u32,
+    /// Entries in the directory index (extended form).
     pub index_count: u16,
     /// Where the index entries start in the inode table (set by the
     /// decoder for extended directories with an index; the encoder writes
@@ -180,10 +208,14 @@ pub struct DirInfo {
     pub index_at: Option<(u64, usize)>,
 }
 
+/// Where a regular file's data lives and how big it is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileInfo {
+    /// Image offset of the first data block.
     pub blocks_start: u64,
+    /// The file's size in bytes.
     pub size: u64,
+    /// Bytes of holes (blocks stored as sparse), as mksquashfs counts them.
     pub sparse: u64,
     /// Fragment index and offset of the tail, if it sits in a fragment.
     pub fragment: Option<(u32, u32)>,
@@ -191,18 +223,27 @@ pub struct FileInfo {
     pub blocks: Vec<BlockWord>,
 }
 
+/// What the inode holds beyond its header, by type.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InodeData {
+    /// A directory's listing place and size.
     Dir(DirInfo),
+    /// A regular file's blocks.
     File(FileInfo),
+    /// A symbolic link's target.
     Symlink(Vec<u8>),
+    /// A block device's number (as `new_encode_dev` packs it).
     BlockDev(u32),
+    /// A character device's number.
     CharDev(u32),
+    /// A named pipe.
     Fifo,
+    /// A socket.
     Socket,
 }
 
 impl InodeData {
+    /// What kind of file it is.
     pub fn file_type(&self) -> FileType {
         match self {
             Self::Dir(_) => FileType::Dir,
@@ -216,17 +257,26 @@ impl InodeData {
     }
 }
 
+/// An inode as decoded (and as the encoder writes it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Inode {
+    /// Its type number, basic or extended.
     pub inode_type: InodeType,
     /// Permission bits (incl. setuid, setgid, sticky) without format bits.
     pub perm: u16,
+    /// Index of its owner in the id table.
     pub uid_index: u16,
+    /// Index of its group in the id table.
     pub gid_index: u16,
+    /// Modification time, seconds since the epoch.
     pub mtime: u32,
+    /// Its inode number, 1 to the inode count.
     pub number: u32,
+    /// Hard link count.
     pub nlink: u32,
+    /// Its xattr id, if it has xattrs.
     pub xattr: Option<u32>,
+    /// The type's own fields.
     pub data: InodeData,
 }
 
@@ -238,12 +288,15 @@ fn xattr_field(x: Option<u32>) -> u32 {
 }
 
 impl Inode {
+    /// What kind of file it is.
     pub fn file_type(&self) -> FileType {
         self.inode_type.file_type()
     }
+    /// `st_mode`: the file type bits and the permissions.
     pub fn mode(&self) -> u32 {
         self.file_type().mode_bits() | u32::from(self.perm & 0o7777)
     }
+    /// Whether it is a directory.
     pub fn is_dir(&self) -> bool {
         matches!(self.data, InodeData::Dir(_))
     }
@@ -256,6 +309,7 @@ impl Inode {
             _ => 0,
         }
     }
+    /// A device's number (0 for anything else).
     pub fn rdev(&self) -> u32 {
         match self.data {
             InodeData::BlockDev(r) | InodeData::CharDev(r) => r,

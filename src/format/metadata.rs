@@ -41,6 +41,7 @@ pub fn encode_block(payload: &[u8], settings: Option<&CompressSettings>) -> Vec<
 /// One decompressed metadata block and where the next one starts.
 #[derive(Debug)]
 pub struct MetaBlock {
+    /// The block's decompressed bytes.
     pub data: Vec<u8>,
     /// Absolute image offset of the following block's header.
     pub next: u64,
@@ -95,6 +96,7 @@ pub fn read_block<B: ByteSource + ?Sized>(
 
 /// Where metadata blocks come from: the reader supplies a cached version.
 pub trait MetaSource {
+    /// The block whose header is at image offset `pos`, not reading at or past `limit`.
     fn meta_block(&self, pos: u64, limit: u64) -> Result<Arc<MetaBlock>>;
 }
 
@@ -103,12 +105,15 @@ pub trait MetaSource {
 pub struct MetaRef(pub u64);
 
 impl MetaRef {
+    /// The reference to byte `offset` of the block at `block` (relative to its table).
     pub fn new(block: u64, offset: u16) -> Self {
         MetaRef((block << 16) | u64::from(offset))
     }
+    /// The block's offset relative to its table.
     pub fn block(self) -> u64 {
         self.0 >> 16
     }
+    /// The byte offset inside the decompressed block.
     pub fn offset(self) -> usize {
         (self.0 & 0xffff) as usize
     }
@@ -164,6 +169,7 @@ impl<'a, S: MetaSource + ?Sized> MetaCursor<'a, S> {
         })
     }
 
+    /// A cursor at `r` in the table starting at image offset `start`, bounded by `limit`.
     pub fn at(src: &'a S, start: u64, limit: u64, r: MetaRef) -> Result<Self> {
         Self::new(src, start, limit, r.block(), r.offset())
     }
@@ -192,6 +198,7 @@ impl<'a, S: MetaSource + ?Sized> MetaCursor<'a, S> {
         Ok(())
     }
 
+    /// Fills `buf`, crossing block boundaries; an error if the table ends first.
     pub fn read(&mut self, mut buf: &mut [u8]) -> Result<()> {
         while !buf.is_empty() {
             if self.off == self.block.data.len() {
@@ -206,6 +213,7 @@ impl<'a, S: MetaSource + ?Sized> MetaCursor<'a, S> {
         Ok(())
     }
 
+    /// Moves `n` bytes on.
     pub fn skip(&mut self, mut n: u64) -> Result<()> {
         while n > 0 {
             if self.off == self.block.data.len() {
@@ -236,16 +244,19 @@ impl<'a, S: MetaSource + ?Sized> MetaCursor<'a, S> {
         Ok(v)
     }
 
+    /// Reads a little-endian u16.
     pub fn u16(&mut self) -> Result<u16> {
         let mut b = [0; 2];
         self.read(&mut b)?;
         Ok(u16::from_le_bytes(b))
     }
+    /// Reads a little-endian u32.
     pub fn u32(&mut self) -> Result<u32> {
         let mut b = [0; 4];
         self.read(&mut b)?;
         Ok(u32::from_le_bytes(b))
     }
+    /// Reads a little-endian u64.
     pub fn u64(&mut self) -> Result<u64> {
         let mut b = [0; 8];
         self.read(&mut b)?;
@@ -255,7 +266,9 @@ impl<'a, S: MetaSource + ?Sized> MetaCursor<'a, S> {
 
 /// A metadata source without a cache: decodes from the image every time.
 pub struct Uncached<'a> {
+    /// The whole image.
     pub image: &'a [u8],
+    /// Its compressor.
     pub comp: Compressor,
 }
 
@@ -276,6 +289,7 @@ pub struct MetaWriter {
 }
 
 impl MetaWriter {
+    /// A writer compressing with `settings`.
     pub fn new(settings: CompressSettings) -> Self {
         MetaWriter {
             settings,
@@ -305,6 +319,7 @@ impl MetaWriter {
         }
     }
 
+    /// Appends `bytes`, closing blocks as they fill.
     pub fn write(&mut self, mut bytes: &[u8]) {
         while !bytes.is_empty() {
             let n = (METADATA_SIZE - self.buf.len()).min(bytes.len());

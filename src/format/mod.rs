@@ -7,7 +7,7 @@ pub mod compressor;
 pub mod dir;
 pub mod id;
 pub mod inode;
-pub mod le;
+pub(crate) mod le;
 pub mod metadata;
 pub mod superblock;
 pub mod table;
@@ -21,6 +21,7 @@ mod roundtrip;
 pub const METADATA_SIZE: usize = 8192;
 /// Sentinel for "no fragment", "no xattrs" and absent tables.
 pub const NONE_U32: u32 = 0xFFFF_FFFF;
+/// The 64-bit "none" sentinel (absent tables).
 pub const NONE_U64: u64 = u64::MAX;
 
 /// Where image bytes come from: a slice (memory map, test fixture) or a

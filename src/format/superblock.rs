@@ -4,45 +4,79 @@ use super::le::{u16_at, u32_at, u64_at};
 use super::NONE_U64;
 use crate::error::{Error, Result};
 
+/// "hsqs" read little-endian: what every SquashFS 4.0 image starts with.
 pub const MAGIC: u32 = 0x7371_7368;
+/// Bytes of the superblock.
 pub const SIZE: usize = 96;
 
 /// Where each field lies in the superblock: what errors about a field name
 /// as their offset.
 pub mod field {
+    /// The magic number.
     pub const MAGIC: u64 = 0;
+    /// The inode count.
     pub const INODE_COUNT: u64 = 4;
+    /// The creation time.
     pub const MKFS_TIME: u64 = 8;
+    /// The block size.
     pub const BLOCK_SIZE: u64 = 12;
+    /// The number of fragment entries.
     pub const FRAGMENT_ENTRY_COUNT: u64 = 16;
+    /// The compressor's id.
     pub const COMPRESSION_ID: u64 = 20;
+    /// log2 of the block size.
     pub const BLOCK_LOG: u64 = 22;
+    /// The flags.
     pub const FLAGS: u64 = 24;
+    /// The number of ids.
     pub const ID_COUNT: u64 = 26;
+    /// The major version (4).
     pub const VERSION_MAJOR: u64 = 28;
+    /// The minor version (0).
     pub const VERSION_MINOR: u64 = 30;
+    /// The root inode's reference.
     pub const ROOT_INODE_REF: u64 = 32;
+    /// The bytes the image uses.
     pub const BYTES_USED: u64 = 40;
+    /// The id table's start.
     pub const ID_TABLE_START: u64 = 48;
+    /// The xattr id table's start.
     pub const XATTR_ID_TABLE_START: u64 = 56;
+    /// The inode table's start.
     pub const INODE_TABLE_START: u64 = 64;
+    /// The directory table's start.
     pub const DIRECTORY_TABLE_START: u64 = 72;
+    /// The fragment table's start.
     pub const FRAGMENT_TABLE_START: u64 = 80;
+    /// The export table's start.
     pub const EXPORT_TABLE_START: u64 = 88;
 }
 
+/// The superblock's flag bits, as mksquashfs sets them.
 pub mod flags {
+    /// Inodes are stored uncompressed.
     pub const UNCOMPRESSED_INODES: u16 = 0x1;
+    /// Data blocks are stored uncompressed.
     pub const UNCOMPRESSED_DATA: u16 = 0x2;
+    /// Unused since 4.0 (the check-data option of earlier versions).
     pub const CHECK: u16 = 0x4;
+    /// Fragment blocks are stored uncompressed.
     pub const UNCOMPRESSED_FRAGMENTS: u16 = 0x8;
+    /// No fragments: every tail is a block of its own.
     pub const NO_FRAGMENTS: u16 = 0x10;
+    /// Tails of files larger than a block are fragments too.
     pub const ALWAYS_FRAGMENTS: u16 = 0x20;
+    /// Duplicate files were stored once.
     pub const DUPLICATES: u16 = 0x40;
+    /// The image has an export table (inode number to inode).
     pub const EXPORTABLE: u16 = 0x80;
+    /// Xattrs are stored uncompressed.
     pub const UNCOMPRESSED_XATTRS: u16 = 0x100;
+    /// No xattrs were stored.
     pub const NO_XATTRS: u16 = 0x200;
+    /// A compressor options record follows the superblock.
     pub const COMPRESSOR_OPTIONS: u16 = 0x400;
+    /// The id table is stored uncompressed.
     pub const UNCOMPRESSED_IDS: u16 = 0x800;
 }
 
@@ -50,23 +84,41 @@ pub mod flags {
 /// are `None`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Superblock {
+    /// Inodes in the image.
     pub inode_count: u32,
+    /// When the image was made, seconds since the epoch.
     pub mkfs_time: u32,
+    /// Data block size, a power of two from 4 KiB to 1 MiB.
     pub block_size: u32,
+    /// Fragment table entries.
     pub fragment_entry_count: u32,
+    /// The compressor's id ([`crate::format::compressor::Compressor`]).
     pub compression_id: u16,
+    /// log2 of `block_size` (checked against it).
     pub block_log: u16,
+    /// The [`flags`] bits.
     pub flags: u16,
+    /// Entries in the id table.
     pub id_count: u16,
+    /// Format version, major (4).
     pub version_major: u16,
+    /// Format version, minor (0).
     pub version_minor: u16,
+    /// Where the root directory's inode is.
     pub root_inode_ref: u64,
+    /// Bytes the image uses, from the superblock to the end of its last table.
     pub bytes_used: u64,
+    /// Start of the id table's index.
     pub id_table_start: u64,
+    /// Start of the xattr id table, if there are xattrs.
     pub xattr_id_table_start: Option<u64>,
+    /// Start of the inode table.
     pub inode_table_start: u64,
+    /// Start of the directory table.
     pub directory_table_start: u64,
+    /// Start of the fragment table's index, if there are fragments.
     pub fragment_table_start: Option<u64>,
+    /// Start of the export table's index, if there is one.
     pub export_table_start: Option<u64>,
 }
 
@@ -237,6 +289,7 @@ impl Superblock {
         b
     }
 
+    /// Whether flag bit `flag` is set.
     pub fn has(&self, flag: u16) -> bool {
         self.flags & flag != 0
     }

@@ -9,13 +9,19 @@ use super::metadata::{MetaSource, MetaWriter};
 use super::{ByteSource, METADATA_SIZE};
 use crate::error::{Error, Result};
 
+/// A table of fixed-size entries in metadata blocks, found through an index of block offsets (ids,
+/// fragments, exports, xattr ids).
 #[derive(Debug, Clone, Default)]
 pub struct LookupTable {
+    /// Which table, for messages.
     pub name: &'static str,
     /// Offset of the u64 block-offset array.
     pub start: u64,
+    /// Image offsets of its metadata blocks, from the index.
     pub blocks: Vec<u64>,
+    /// Bytes per entry.
     pub entry_size: usize,
+    /// Entries in the table.
     pub count: u64,
 }
 
@@ -136,12 +142,16 @@ pub fn write_lookup_table(
 /// A fragment-table entry: where a fragment block lives and its size word.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FragmentEntry {
+    /// Image offset of the fragment block.
     pub start: u64,
+    /// Its size word (stored size, uncompressed bit).
     pub size: BlockWord,
 }
 
 impl FragmentEntry {
+    /// Bytes of one entry.
     pub const SIZE: usize = 16;
+    /// Decodes one entry.
     pub fn parse(b: &[u8; Self::SIZE]) -> Self {
         FragmentEntry {
             start: u64_at(b, 0),

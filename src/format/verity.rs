@@ -7,8 +7,11 @@
 use crate::error::{Error, Result};
 use sha2::Digest;
 
+/// Bytes of the dm-verity superblock (veritysetup's format).
 pub const SUPERBLOCK_SIZE: usize = 512;
+/// What a dm-verity superblock starts with.
 pub const SIGNATURE: &[u8; 8] = b"verity\0\0";
+/// The longest salt the superblock holds.
 pub const MAX_SALT: usize = 256;
 /// What sqfuse writes: 4 KiB data and hash blocks (what the kernel, and
 /// systemd and KIWI images, use).
@@ -17,12 +20,16 @@ pub const BLOCK_SIZE: u32 = 4096;
 /// The hash functions a tree may use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
+    /// SHA-1.
     Sha1,
+    /// SHA-256 (veritysetup's default).
     Sha256,
+    /// SHA-512.
     Sha512,
 }
 
 impl Algorithm {
+    /// The algorithm veritysetup names `name`, if supported.
     pub fn from_name(name: &str) -> Option<Self> {
         Some(match name {
             "sha1" => Self::Sha1,
@@ -31,6 +38,7 @@ impl Algorithm {
             _ => return None,
         })
     }
+    /// Its name as veritysetup writes it.
     pub fn name(self) -> &'static str {
         match self {
             Self::Sha1 => "sha1",
@@ -38,6 +46,7 @@ impl Algorithm {
             Self::Sha512 => "sha512",
         }
     }
+    /// Bytes of one digest.
     pub fn digest_size(self) -> usize {
         match self {
             Self::Sha1 => 20,
@@ -52,11 +61,17 @@ impl Algorithm {
 pub struct Params {
     /// 1: normal (salt first, digests in power-of-two slots); 0: Chrome OS.
     pub hash_type: u32,
+    /// The tree's UUID.
     pub uuid: [u8; 16],
+    /// The hash algorithm.
     pub algorithm: Algorithm,
+    /// Bytes of one data block.
     pub data_block_size: u32,
+    /// Bytes of one hash block.
     pub hash_block_size: u32,
+    /// Data blocks the tree covers.
     pub data_blocks: u64,
+    /// The salt hashed before each block.
     pub salt: Vec<u8>,
 }
 
@@ -230,6 +245,7 @@ pub struct TreeBuilder {
 }
 
 impl TreeBuilder {
+    /// A builder for a tree with `params`.
     pub fn new(params: Params) -> Self {
         let n = params.levels().len();
         TreeBuilder {

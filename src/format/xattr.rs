@@ -13,8 +13,11 @@ use std::collections::HashMap;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u16)]
 pub enum Namespace {
+    /// `user.*`
     User = 0,
+    /// `trusted.*`
     Trusted = 1,
+    /// `security.*`
     Security = 2,
 }
 
@@ -22,8 +25,10 @@ pub enum Namespace {
 pub const VALUE_OUT_OF_LINE: u16 = 0x100;
 
 impl Namespace {
+    /// Every namespace SquashFS stores.
     pub const ALL: [Namespace; 3] = [Self::User, Self::Trusted, Self::Security];
 
+    /// The name prefix, dot included (`user.`).
     pub fn prefix(self) -> &'static [u8] {
         match self {
             Self::User => b"user.",
@@ -39,6 +44,7 @@ impl Namespace {
         let ns = *Self::ALL.get(usize::from(t & 0xff))?;
         Some((ns, t & VALUE_OUT_OF_LINE != 0))
     }
+    /// The stored type word: the namespace, with the out-of-line bit for a value stored elsewhere.
     pub fn key_type(self, out_of_line: bool) -> u16 {
         self as u16 | if out_of_line { VALUE_OUT_OF_LINE } else { 0 }
     }
@@ -51,28 +57,37 @@ impl Namespace {
     }
 }
 
+/// The xattr id table and where the key/value lists start.
 #[derive(Debug, Clone)]
 pub struct XattrTable {
+    /// Image offset of the key/value metadata.
     pub kv_start: u64,
+    /// The id table.
     pub ids: LookupTable,
 }
 
 /// An xattr id entry: the key/value list's location, count and total size.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct XattrId {
+    /// Where the inode's key/value list starts.
     pub kv_ref: MetaRef,
+    /// How many pairs it holds.
     pub count: u32,
+    /// Their total size, as stored.
     pub size: u32,
 }
 
+/// One extended attribute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Xattr {
     /// The full name, prefix included ("user.foo").
     pub name: Vec<u8>,
+    /// The value, any bytes.
     pub value: Vec<u8>,
 }
 
 impl XattrTable {
+    /// The table whose id index is at `start`, its lists at or above `lower`.
     pub fn load<B: ByteSource + ?Sized>(image: &B, start: u64, lower: u64) -> Result<Self> {
         let hdr = image
             .read_bytes(start, 16)
@@ -96,6 +111,7 @@ impl XattrTable {
         Ok(XattrTable { kv_start, ids })
     }
 
+    /// Xattr id `i`.
     pub fn id<S: MetaSource + ?Sized>(&self, src: &S, i: u32) -> Result<XattrId> {
         let mut b = [0u8; XattrId::SIZE];
         self.ids.entry(src, u64::from(i), &mut b)?;
@@ -144,7 +160,9 @@ impl XattrTable {
 }
 
 impl XattrId {
+    /// Bytes of one id entry.
     pub const SIZE: usize = 16;
+    /// Decodes one entry.
     pub fn decode(b: &[u8; Self::SIZE]) -> Self {
         XattrId {
             kv_ref: MetaRef(u64_at(b, 0)),
@@ -152,6 +170,7 @@ impl XattrId {
             size: u32_at(b, 12),
         }
     }
+    /// Encodes one entry.
     pub fn encode(&self) -> [u8; Self::SIZE] {
         let mut b = [0u8; Self::SIZE];
         b[0..8].copy_from_slice(&self.kv_ref.0.to_le_bytes());
@@ -175,6 +194,7 @@ pub struct XattrWriter {
 }
 
 impl XattrWriter {
+    /// A writer compressing with `settings`.
     pub fn new(settings: CompressSettings) -> Self {
         XattrWriter {
             kv: MetaWriter::new(settings),
@@ -233,6 +253,7 @@ impl XattrWriter {
         Ok(id)
     }
 
+    /// Whether no xattrs were added.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }

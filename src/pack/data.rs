@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BlockLoc {
+pub(crate) enum BlockLoc {
     /// Written as job `seq`.
     Seq(u64),
     /// All zeros: a hole, nothing on disk.
@@ -33,7 +33,7 @@ const NONE: u32 = u32::MAX;
 /// consecutive jobs, `first` onwards, with the holes (block indexes, only
 /// for a file that has any) in between.
 #[derive(Debug, Clone)]
-pub struct FileData {
+pub(crate) struct FileData {
     first: u64,
     blocks: u32,
     fragment_index: u32,
@@ -107,7 +107,7 @@ impl FileData {
     }
 }
 
-pub struct DataResult {
+pub(crate) struct DataResult {
     pub files: Vec<FileData>,
     /// Per job sequence number: image offset and size word.
     pub placed: Vec<(u64, BlockWord)>,
@@ -133,8 +133,11 @@ pub struct Progress {
     /// Bytes of file data still to be read once duplicates are known (a
     /// duplicate is never read again): the bar's length while writing.
     pub total: AtomicU64,
+    /// File bytes read so far.
     pub bytes_in: AtomicU64,
+    /// Image bytes written so far.
     pub bytes_out: AtomicU64,
+    /// Files handled so far.
     pub files: AtomicU64,
 }
 
@@ -151,6 +154,7 @@ pub enum Phase {
 }
 
 impl Progress {
+    /// The stage the pack is in.
     pub fn phase(&self) -> Phase {
         match self.phase.load(Ordering::Relaxed) {
             0 => Phase::Scanning,
@@ -158,6 +162,7 @@ impl Progress {
             _ => Phase::Writing,
         }
     }
+    /// Moves to `phase` (the packer calls this).
     pub fn enter(&self, phase: Phase) {
         self.phase.store(phase as u8, Ordering::Relaxed);
     }
@@ -419,13 +424,13 @@ impl Pipeline {
 
 /// The image being written: the temporary file, the IMAGE it becomes (for
 /// errors), and where file data starts in it.
-pub struct Output<'a> {
+pub(crate) struct Output<'a> {
     pub file: File,
     pub image: &'a std::path::Path,
     pub data_start: u64,
 }
 
-pub fn write_data(
+pub(crate) fn write_data(
     files: &[SourceFile],
     out: Output<'_>,
     opts: &PackOptions,

@@ -5,6 +5,7 @@
 use crate::error::shown_path;
 use std::path::{Path, PathBuf};
 
+/// Why a pack failed. An error names the path concerned; the OS error is its source.
 #[derive(Debug)]
 pub enum PackError {
     /// Bad options or arguments.
@@ -13,43 +14,50 @@ pub enum PackError {
     Exists(PathBuf),
     /// An operation on a source path (or the tar stream) failed.
     Io {
+        /// The source path (or the archive).
         path: PathBuf,
         /// What was being done: "read", "list", "stat", ...
         action: &'static str,
+        /// The OS error.
         source: std::io::Error,
     },
     /// A source entry (a file, a tar member) that cannot be stored as it is.
     Entry {
+        /// The entry's path.
         path: PathBuf,
+        /// What is wrong with it.
         what: String,
     },
     /// Writing the image failed; `path` is the IMAGE asked for (never the
     /// temporary file it is written to).
     Output {
+        /// The image asked for.
         path: PathBuf,
+        /// The OS error.
         source: std::io::Error,
     },
     /// Something the format cannot hold (too many ids, say), or an
     /// internal inconsistency caught before it could be written.
     Format(crate::Error),
+    /// The stop flag was raised; nothing was written.
     Interrupted,
 }
 
 impl PackError {
-    pub fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: &Path, action: &'static str, source: std::io::Error) -> Self {
         PackError::Io {
             path: path.to_path_buf(),
             action,
             source,
         }
     }
-    pub fn entry(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+    pub(crate) fn entry(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
         PackError::Entry {
             path: path.into(),
             what: what.into(),
         }
     }
-    pub fn internal(what: impl Into<String>) -> Self {
+    pub(crate) fn internal(what: impl Into<String>) -> Self {
         PackError::Format(crate::Error::invalid(format!(
             "internal error: {}",
             what.into()

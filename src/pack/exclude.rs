@@ -7,6 +7,7 @@ use std::collections::HashSet;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path};
 
+/// One exclusion rule.
 #[derive(Debug, Clone)]
 pub enum Rule {
     /// `sqfuse pack -e GLOB`: `**` crosses directories; a leading '/'
@@ -14,12 +15,24 @@ pub enum Rule {
     Glob(String),
     /// mksquashfs's plain `-e PATH`: the file PATH names (by device and
     /// inode, as mksquashfs compares them), wherever it is met.
-    Inode { dev: u64, ino: u64 },
+    /// The file with this device and inode number.
+    Inode {
+        /// The device holding it.
+        dev: u64,
+        /// Its inode number.
+        ino: u64,
+    },
     /// mksquashfs's `-wildcards` / `-regex` patterns: '/'-separated parts,
     /// each matched against one path component (shell glob, or a POSIX-style
     /// regular expression searched in it), anchored at SOURCE unless written
     /// "... PATTERN", which matches at any depth.
-    Components { pattern: String, regex: bool },
+    /// A pattern, glob parts or (with `regex`) regular expressions.
+    Components {
+        /// The pattern as written.
+        pattern: String,
+        /// Its parts are regular expressions, not globs.
+        regex: bool,
+    },
 }
 
 /// The compiled rules.
@@ -35,7 +48,7 @@ fn usage(what: String) -> PackError {
 }
 
 impl Excludes {
-    pub fn build(rules: &[Rule]) -> Result<Self, PackError> {
+    pub(crate) fn build(rules: &[Rule]) -> Result<Self, PackError> {
         let mut ex = Excludes::default();
         let (mut anchored, mut anywhere) = (
             globset::GlobSetBuilder::new(),

@@ -2,11 +2,11 @@
 //!
 //! Stages: scan the tree (serial), write file data through the parallel,
 //! sequence-ordered pipeline ([`data`]), then the metadata tables
-//! ([`tables`]) and the superblock. Output is byte-identical for any thread
+//! (`tables`) and the superblock. Output is byte-identical for any thread
 //! count. The image is written to a temporary file beside IMAGE and renamed
 //! into place only after everything succeeded and was synced.
 
-pub mod compression;
+pub(crate) mod compression;
 pub mod data;
 mod error;
 pub mod exclude;
@@ -15,11 +15,11 @@ mod oci_spec;
 pub mod order;
 mod prefetch;
 #[cfg(feature = "registry")]
-pub mod registry;
+pub(crate) mod registry;
 pub mod scan;
-pub mod tables;
-pub mod tarsrc;
-pub mod tarstream;
+pub(crate) mod tables;
+pub(crate) mod tarsrc;
+pub(crate) mod tarstream;
 pub mod verity;
 
 pub use error::PackError;
@@ -34,31 +34,54 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
+/// How to pack. `PackOptions::default()` is zstd at level 3, 128 KiB blocks, every core, fragments
+/// and deduplication on.
 #[derive(Debug, Clone)]
 pub struct PackOptions {
+    /// The compressor.
     pub compressor: Compressor,
+    /// Its level (`None`: the compressor's default).
     pub level: Option<u32>,
+    /// xz only: BCJ filters to try per block (bit flags; the smallest result is kept).
     pub xz_filters: u32,
+    /// Data block size: a power of two from 4 KiB to 1 MiB.
     pub block_size: u32,
+    /// Threads compressing (the output is the same for any count).
     pub threads: usize,
+    /// Store every file tail as a block of its own.
     pub no_fragments: bool,
+    /// Put the tails of files larger than a block in fragments too.
     pub always_fragments: bool,
+    /// Store duplicate files as often as they occur.
     pub no_dedup: bool,
+    /// Leave xattrs out.
     pub no_xattrs: bool,
+    /// Write no export table (no NFS export).
     pub no_exports: bool,
+    /// Store zero blocks as data, not as holes.
     pub no_sparse: bool,
+    /// Every entry owned by root.
     pub all_root: bool,
+    /// Every entry owned by this uid.
     pub force_uid: Option<u32>,
+    /// Every entry in this group.
     pub force_gid: Option<u32>,
+    /// The image's creation time (default: the newest mtime in the source).
     pub mkfs_time: Option<u32>,
+    /// Every entry's mtime.
     pub all_time: Option<u32>,
+    /// `SOURCE_DATE_EPOCH`: the creation time when `mkfs_time` is not given.
     pub source_date_epoch: Option<u32>,
+    /// What to leave out.
     pub excludes: Vec<exclude::Rule>,
     /// Write the image this many bytes into IMAGE, keeping what an existing
     /// IMAGE holds before it (a runtime prepended to an AppImage, say).
     pub offset: u64,
+    /// Do not descend into other filesystems (their mountpoints stay, empty).
     pub one_file_system: bool,
+    /// Replace an existing IMAGE.
     pub force: bool,
+    /// Leave out, with a warning, what cannot be read instead of failing.
     pub skip_unreadable: bool,
     /// SOURCE is a tar archive (`-`: standard input), not a directory.
     pub tar: bool,
@@ -113,16 +136,22 @@ impl Default for PackOptions {
     }
 }
 
+/// What a pack made.
 #[derive(Debug, Default)]
 pub struct PackReport {
+    /// Regular files in the image.
     pub files: u64,
+    /// Inodes in the image.
     pub inodes: u32,
     /// Bytes of file data read (a duplicate's not).
     pub bytes_in: u64,
     /// Bytes of file data in the tree, duplicates counted.
     pub data_bytes: u64,
+    /// Bytes of the image (padded to 4 KiB, verity tree included).
     pub image_size: u64,
+    /// Files stored as another file's data.
     pub duplicates: u64,
+    /// What was skipped or changed, one line each.
     pub warnings: Vec<String>,
     /// The hash tree appended, with `verity_salt`.
     pub verity: Option<verity::Appended>,
@@ -235,7 +264,7 @@ pub enum Source<'a> {
 pub type BuildTree<'a> = Box<dyn FnOnce(&Path) -> Result<scan::Tree, PackError> + 'a>;
 
 /// Packs `sources` into `image`: one directory's contents, several sources
-/// under a root of their own (see [`scan::scan`]), or with
+/// under a root of their own (as mksquashfs does), or with
 /// [`PackOptions::tar`] the tar archive `sources[0]` (`-`: standard input).
 /// The image is written to a temporary file and renamed into place;
 /// [`pack_source`] also takes a stop flag and progress counters.

@@ -29,7 +29,7 @@ pub struct Verified<R: Read> {
 }
 
 impl<R: Read> Verified<R> {
-    pub fn new(inner: R, want: Descriptor) -> Self {
+    pub(crate) fn new(inner: R, want: Descriptor) -> Self {
         Verified {
             inner,
             hasher: Sha256::new(),
@@ -100,9 +100,11 @@ fn layer_compression(media_type: &str) -> Option<StreamCompression> {
 /// An image resolved from a layout: its config and layers (bottom first).
 #[derive(Debug)]
 pub struct OciImage {
+    /// The image manifest's descriptor.
     pub manifest: Descriptor,
     /// The config blob as stored (JSON: entrypoint, env, labels, history).
     pub config: Vec<u8>,
+    /// The layers, bottom first.
     pub layers: Vec<Descriptor>,
     blobs: PathBuf,
     /// What the image was called on the command line, for messages.

@@ -20,9 +20,11 @@ pub(crate) const MAX_INDEX_DEPTH: usize = 8;
 /// A content descriptor from a manifest or index.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Descriptor {
+    /// The content's media type.
     pub media_type: String,
     /// `sha256:` and 64 lowercase hex digits (checked when parsed).
     pub digest: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 

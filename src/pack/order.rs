@@ -115,6 +115,7 @@ impl FileOrder {
         }
     }
 
+    /// Whether no path was given.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }

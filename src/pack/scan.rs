@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, Clone)]
-pub enum Kind {
+pub(crate) enum Kind {
     Dir(Vec<TreeNode>),
     /// `file` indexes [`Tree::files`].
     File {
@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub fn file_type(&self) -> FileType {
+    pub(crate) fn file_type(&self) -> FileType {
         match self {
             Kind::Dir(_) => FileType::Dir,
             Kind::File { .. } => FileType::File,
@@ -42,7 +42,7 @@ impl Kind {
 }
 
 /// A device's number as SquashFS stores it, or an error naming `path`.
-pub fn device_number(path: &Path, major: u32, minor: u32) -> Result<u32, PackError> {
+pub(crate) fn device_number(path: &Path, major: u32, minor: u32) -> Result<u32, PackError> {
     rdev_encode(major, minor).ok_or_else(|| {
         PackError::entry(
             path,
@@ -54,42 +54,42 @@ pub fn device_number(path: &Path, major: u32, minor: u32) -> Result<u32, PackErr
 }
 
 #[derive(Debug, Clone)]
-pub struct TreeNode {
-    pub name: Name,
-    pub perm: u16,
-    pub uid: u32,
-    pub gid: u32,
-    pub mtime: u32,
+pub(crate) struct TreeNode {
+    pub(crate) name: Name,
+    pub(crate) perm: u16,
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
+    pub(crate) mtime: u32,
     /// Full names ("user.x") and values, sorted.
-    pub xattrs: Vec<Xattr>,
+    pub(crate) xattrs: Vec<Xattr>,
     /// Hard-link group (index into [`Tree::links`]), for non-directories.
-    pub link: Option<usize>,
-    pub kind: Kind,
+    pub(crate) link: Option<usize>,
+    pub(crate) kind: Kind,
 }
 
 /// An entry's name, inline when short (most are): one is kept per file
 /// until its data is written.
-pub type Name = smallvec::SmallVec<[u8; 16]>;
+pub(crate) type Name = smallvec::SmallVec<[u8; 16]>;
 
 /// Where a regular file's bytes come from: a file in a directory, or (for
 /// tar input) `size` bytes at `offset` in the spool file. Kept for every
 /// file until its data is written, so small: the directory's path is
 /// shared by its files.
 #[derive(Debug, Clone)]
-pub struct SourceFile {
+pub(crate) struct SourceFile {
     /// The directory holding the file; the spool file itself when `name`
     /// is empty.
     dir: Arc<Path>,
     name: Name,
-    pub offset: u64,
-    pub size: u64,
+    pub(crate) offset: u64,
+    pub(crate) size: u64,
     /// Part of a spool: more data follows, so "grew while read" is not checked.
-    pub spooled: bool,
+    pub(crate) spooled: bool,
 }
 
 impl SourceFile {
     /// File `name` in `dir`, `size` bytes long.
-    pub fn in_dir(dir: Arc<Path>, name: &[u8], size: u64) -> Self {
+    pub(crate) fn in_dir(dir: Arc<Path>, name: &[u8], size: u64) -> Self {
         SourceFile {
             dir,
             name: Name::from_slice(name),
@@ -100,7 +100,7 @@ impl SourceFile {
     }
 
     /// The file at `path` (a source given by path), `size` bytes long.
-    pub fn at(path: &Path, size: u64) -> Self {
+    pub(crate) fn at(path: &Path, size: u64) -> Self {
         SourceFile {
             dir: path.into(),
             name: Name::new(),
@@ -111,7 +111,7 @@ impl SourceFile {
     }
 
     /// `size` bytes at `offset` in the spool file `spool`.
-    pub fn in_spool(spool: Arc<Path>, offset: u64, size: u64) -> Self {
+    pub(crate) fn in_spool(spool: Arc<Path>, offset: u64, size: u64) -> Self {
         SourceFile {
             dir: spool,
             name: Name::new(),
@@ -122,7 +122,7 @@ impl SourceFile {
     }
 
     /// Where the file is (built on demand: only opening and errors need it).
-    pub fn path(&self) -> PathBuf {
+    pub(crate) fn path(&self) -> PathBuf {
         if self.name.is_empty() {
             self.dir.to_path_buf()
         } else {
@@ -131,7 +131,7 @@ impl SourceFile {
     }
 
     /// The file, positioned at its first byte.
-    pub fn open(&self) -> Result<std::fs::File, PackError> {
+    pub(crate) fn open(&self) -> Result<std::fs::File, PackError> {
         use std::io::{Seek, SeekFrom};
         let path = self.path();
         let mut f = std::fs::File::open(&path).map_err(|e| PackError::io(&path, "open", e))?;
@@ -143,20 +143,22 @@ impl SourceFile {
     }
 }
 
+/// A source gathered into a tree, ready to be numbered and written: what [`super::Source::Tree`]
+/// builds.
 pub struct Tree {
-    pub root: TreeNode,
-    pub files: Vec<SourceFile>,
+    pub(crate) root: TreeNode,
+    pub(crate) files: Vec<SourceFile>,
     /// Names in the image per hard-link group.
-    pub links: Vec<u32>,
-    pub newest_mtime: u32,
-    pub warnings: Vec<String>,
+    pub(crate) links: Vec<u32>,
+    pub(crate) newest_mtime: u32,
+    pub(crate) warnings: Vec<String>,
     /// The root was made to hold several sources: it takes the image's time.
-    pub synthetic_root: bool,
+    pub(crate) synthetic_root: bool,
 }
 
 /// The attributes of `p` that SquashFS can store (user, trusted, security),
 /// sorted.
-pub fn read_xattrs(p: &Path) -> std::io::Result<Vec<Xattr>> {
+pub(crate) fn read_xattrs(p: &Path) -> std::io::Result<Vec<Xattr>> {
     let c = CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let mut names = vec![0u8; 4096];
     let n = loop {
@@ -271,7 +273,7 @@ fn scan_pool(opts: &PackOptions) -> Result<rayon::ThreadPool, PackError> {
 /// root directory (mode 0777, owned by the caller), named after its last
 /// component, with `_1`, `_2`... added to a name already taken.
 /// `entries` counts what was found, for a progress display.
-pub fn scan(
+pub(crate) fn scan(
     sources: &[PathBuf],
     opts: &PackOptions,
     entries: &std::sync::atomic::AtomicU64,

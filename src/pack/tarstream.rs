@@ -65,8 +65,6 @@ pub struct Member {
     /// An old GNU sparse member: its data runs (offset, length), the data
     /// holding them one after another, and the file's real size.
     pub gnu_sparse: Option<(Vec<(u64, u64)>, u64)>,
-    /// Where the member's header starts in the archive.
-    pub offset: u64,
 }
 
 impl Member {
@@ -184,11 +182,6 @@ impl<R: Read> TarStream<R> {
             global: Default::default(),
             done: false,
         }
-    }
-
-    /// Bytes read from the archive so far.
-    pub fn position(&self) -> u64 {
-        self.pos
     }
 
     fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -404,7 +397,6 @@ impl<R: Read> TarStream<R> {
                 global: self.global.clone(),
                 pax: std::mem::take(&mut local),
                 gnu_sparse: None,
-                offset: at,
             };
             if let Some(n) = long_name.take() {
                 m.path = n;

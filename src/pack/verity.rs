@@ -13,7 +13,9 @@ use std::path::Path;
 /// A tree appended: what to trust, and where it went.
 #[derive(Debug, Clone)]
 pub struct Appended {
+    /// The tree's root hash.
     pub root: Vec<u8>,
+    /// Its parameters (salt, algorithm, block sizes).
     pub params: Params,
     /// Where the verity superblock is in the file.
     pub hash_offset: u64,

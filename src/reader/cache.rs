@@ -13,6 +13,8 @@ const SHARDS: usize = 16;
 
 type Slot<V> = Arc<Mutex<Option<Arc<V>>>>;
 
+/// A sharded least-recently-used cache of decompressed blocks, bounded in bytes, shared by threads;
+/// a block asked for by several at once is made once.
 pub struct BlockCache<V> {
     shards: Vec<Mutex<LruCache<u64, Slot<V>>>>,
     capacity: usize,

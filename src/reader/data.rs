@@ -20,15 +20,18 @@ pub enum Chunk {
 }
 
 impl Chunk {
+    /// Bytes in the chunk.
     pub fn len(&self) -> usize {
         match self {
             Chunk::Zeros(n) => *n,
             Chunk::Shared(_, a, b) => b - a,
         }
     }
+    /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// Its bytes (a hole's zeros made on demand).
     pub fn bytes(&self) -> Cow<'_, [u8]> {
         match self {
             Chunk::Zeros(n) => Cow::Owned(vec![0; *n]),
@@ -42,6 +45,7 @@ impl Chunk {
 pub struct PlacedChunk {
     /// The file offset of the chunk's first byte.
     pub file_offset: u64,
+    /// The chunk.
     pub chunk: Chunk,
 }
 
@@ -57,9 +61,11 @@ pub struct FileReader {
 }
 
 impl FileReader {
+    /// The inode's file fields.
     pub fn info(&self) -> &FileInfo {
         &self.info
     }
+    /// The file's size in bytes.
     pub fn size(&self) -> u64 {
         self.info.size
     }
@@ -164,6 +170,7 @@ impl Image {
         Ok(data)
     }
 
+    /// Fragment table entry `i`, checked against the table's size.
     pub fn fragment_entry(&self, i: u32) -> Result<FragmentEntry> {
         let t = self.fragments.as_ref().ok_or_else(|| {
             Error::corrupt(

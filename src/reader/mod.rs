@@ -36,6 +36,7 @@ use std::sync::Arc;
 /// Where the superblock sits in the file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offset {
+    /// At this byte offset.
     At(u64),
     /// Search for it (an AppImage, a SIF container, another wrapper).
     Auto,
@@ -54,6 +55,9 @@ impl std::str::FromStr for Offset {
     }
 }
 
+/// How to open an image: where it is in the file, how it is read and cached, verification, and
+/// (with the `remote` feature) how URLs are fetched. `OpenOptions::default()` opens a plain image
+/// file.
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// Where the superblock is inside the file (SIF, AppImage).
@@ -100,11 +104,15 @@ impl Default for OpenOptions {
     }
 }
 
+/// An open image: every read goes through its caches, and any number of threads may read at once.
 pub struct Image {
     /// The image bytes from the superblock to `bytes_used`.
     src: Window,
+    /// The superblock, validated.
     pub sb: Superblock,
+    /// The compressor it names.
     pub compressor: Compressor,
+    /// The compressor's options record, if the image has one.
     pub compressor_options: Option<CompressorOptions>,
     ids: IdTable,
     fragments: Option<LookupTable>,
@@ -425,14 +433,17 @@ impl Image {
         self.src.read_bytes(pos, len)
     }
 
+    /// Data block size.
     pub fn block_size(&self) -> u32 {
         self.sb.block_size
     }
 
+    /// Where the root directory's inode is.
     pub fn root_ref(&self) -> MetaRef {
         MetaRef(self.sb.root_inode_ref)
     }
 
+    /// The root directory's inode.
     pub fn root(&self) -> Result<Inode> {
         let root = self.inode(self.root_ref())?;
         if !root.is_dir() {
@@ -469,10 +480,12 @@ impl Image {
         Ok(MetaRef(u64::from_le_bytes(b)))
     }
 
+    /// Whether inodes can be found by number (an export table).
     pub fn has_export_table(&self) -> bool {
         self.export.is_some()
     }
 
+    /// Id table entry `index`.
     pub fn id(&self, index: u16) -> Result<u32> {
         self.ids
             .ids
@@ -485,16 +498,20 @@ impl Image {
                 )
             })
     }
+    /// The owner of inode `i`.
     pub fn uid(&self, i: &Inode) -> Result<u32> {
         self.id(i.uid_index)
     }
+    /// The group of inode `i`.
     pub fn gid(&self, i: &Inode) -> Result<u32> {
         self.id(i.gid_index)
     }
+    /// Every id, by index.
     pub fn ids(&self) -> &[u32] {
         &self.ids.ids
     }
 
+    /// Xattr ids in the image (0 without xattrs).
     pub fn xattr_count(&self) -> u64 {
         self.xattrs.as_ref().map_or(0, |x| x.ids.count)
     }
@@ -522,6 +539,7 @@ impl Image {
         }
     }
 
+    /// Fragment blocks in the image.
     pub fn fragment_count(&self) -> u32 {
         self.sb.fragment_entry_count
     }

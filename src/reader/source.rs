@@ -33,6 +33,7 @@ pub struct FileSource {
 }
 
 impl FileSource {
+    /// Opens `path` (a file or block device) for `pread`.
     pub fn open(path: &Path) -> Result<Self> {
         let file = File::open(path)
             .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
@@ -160,9 +161,11 @@ pub struct Window {
 }
 
 impl Window {
+    /// Bytes `offset..offset + len` of `inner`, seen from 0.
     pub fn new(inner: Box<dyn ByteSource>, offset: u64, len: u64) -> Self {
         Window { inner, offset, len }
     }
+    /// Where the window starts in `inner`.
     pub fn offset(&self) -> u64 {
         self.offset
     }

@@ -78,7 +78,8 @@ pub fn read_params(src: &dyn ByteSource, at: u64) -> Option<Params> {
 /// verified, says `bytes_used`): its superblock offset and parameters.
 pub fn find_appended(src: &dyn ByteSource, offset: u64) -> Option<(u64, Params)> {
     let head = src.read_bytes(offset, superblock::SIZE).ok()?;
-    let bytes_used = crate::format::le::u64_at(&head, 40);
+    let bytes_used =
+        crate::format::le::u64_at(&head, crate::format::superblock::field::BYTES_USED as usize);
     appended_candidates(offset, bytes_used)
         .into_iter()
         .find_map(|at| read_params(src, at).map(|p| (at, p)))
@@ -126,11 +127,14 @@ pub enum TreeLocation {
 /// What `info` shows of a tree.
 #[derive(Clone, Debug)]
 pub struct TreeSummary {
+    /// Where the tree is.
     pub location: TreeLocation,
+    /// Its parameters.
     pub params: Params,
     /// The root hash: the one the image was checked against when `verified`,
     /// otherwise computed from the tree's top level, as found.
     pub root: Option<Vec<u8>>,
+    /// Whether blocks are checked against a root hash the caller gave.
     pub verified: bool,
 }
 
@@ -216,6 +220,7 @@ impl VerifiedSource {
         Ok(v)
     }
 
+    /// The tree's parameters.
     pub fn params(&self) -> &Params {
         &self.params
     }

@@ -15,7 +15,9 @@ use std::collections::HashSet;
 pub struct WalkEntry {
     /// Path below the walk's start, components joined by '/'.
     pub path: Vec<u8>,
+    /// The entry's inode.
     pub inode: Inode,
+    /// Where that inode is.
     pub inode_ref: MetaRef,
     /// Inode number of the directory that lists it.
     pub parent: u32,
@@ -29,7 +31,13 @@ pub enum Step {
     /// A directory's children are done (yielded for the start too, with an
     /// empty path), for work that needs them first (extract sets a
     /// directory's mode and times last).
-    Leave { dir: Inode, path: Vec<u8> },
+    /// A directory's children are done: the directory and its path.
+    Leave {
+        /// The directory's inode.
+        dir: Inode,
+        /// Its path below the walk's start.
+        path: Vec<u8>,
+    },
 }
 
 struct Frame<'a> {
@@ -58,6 +66,7 @@ fn at_path(path: &[u8], e: Error) -> Error {
     e.at_path(String::from_utf8_lossy(path))
 }
 
+/// `parent` and `name` joined by '/' (just `name` at the top).
 pub fn join_path(parent: &[u8], name: &[u8]) -> Vec<u8> {
     let mut p = Vec::with_capacity(parent.len() + 1 + name.len());
     if !parent.is_empty() {

@@ -48,6 +48,8 @@ struct ListingCache {
     budget: usize,
 }
 
+/// Several images merged as overlayfs merges read-only layers: the top layer's entry wins,
+/// whiteouts hide what is below, opaque directories hide the lower ones' entries.
 pub struct LayeredView {
     layers: Vec<Arc<Image>>,
     /// Each layer's name for messages (its path).

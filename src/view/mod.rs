@@ -38,8 +38,11 @@ pub struct Node {
 /// One name of a directory listing.
 #[derive(Clone, Debug)]
 pub struct Entry {
+    /// The entry's name.
     pub name: Vec<u8>,
+    /// The id of the node it names.
     pub id: u64,
+    /// Its type.
     pub file_type: FileType,
     /// Where the entry was found: enough to load its node without a lookup.
     pub(crate) layer: usize,
@@ -49,7 +52,9 @@ pub struct Entry {
 /// A directory's entries (without "." and "..") and its parent's id.
 #[derive(Clone, Debug)]
 pub struct Listing {
+    /// The parent directory's node id.
     pub parent: u64,
+    /// The entries, in a stable order.
     pub entries: Vec<Entry>,
 }
 
@@ -69,7 +74,9 @@ impl Listing {
 pub struct Totals {
     /// Blocks of `block_size` bytes the images use.
     pub blocks: u64,
+    /// Inodes in all layers.
     pub inodes: u64,
+    /// The unit of `blocks`.
     pub block_size: u32,
 }
 

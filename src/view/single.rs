@@ -12,6 +12,7 @@ use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+/// One image, the root (or a subdirectory) as node 1.
 pub struct ImageView {
     layers: [Arc<Image>; 1],
     /// Image inode number shown as node 1.

@@ -146,6 +146,7 @@ pub struct RemoteStats {
     pub bytes_fetched: AtomicU64,
     /// Chunks served from memory and from the disk cache.
     pub memory_hits: AtomicU64,
+    /// Chunks served from the disk cache.
     pub disk_hits: AtomicU64,
     /// Chunks fetched from the server.
     pub chunks_fetched: AtomicU64,
@@ -181,6 +182,7 @@ impl RemoteStats {
         )
     }
 
+    /// The counters as a JSON object.
     pub fn to_json(&self) -> serde_json::Value {
         let c = self.counts();
         serde_json::json!({
@@ -197,11 +199,17 @@ impl RemoteStats {
 /// A snapshot of [`RemoteStats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RemoteCounts {
+    /// Range requests sent.
     pub requests: u64,
+    /// Body bytes received.
     pub bytes_fetched: u64,
+    /// Chunks fetched.
     pub chunks_fetched: u64,
+    /// Chunks served from memory.
     pub memory_hits: u64,
+    /// Chunks served from the disk cache.
     pub disk_hits: u64,
+    /// Reads that failed after retries.
     pub failed_reads: u64,
 }
 
@@ -268,6 +276,7 @@ pub fn open(url: &str, opts: &RemoteOptions) -> Result<(Box<dyn ByteSource>, Arc
     Ok((Box::new(src), stats))
 }
 
+/// Without the `remote` feature: a one-line error saying so.
 #[cfg(not(feature = "remote"))]
 pub fn open(url: &str, _opts: &RemoteOptions) -> Result<(Box<dyn ByteSource>, Arc<RemoteStats>)> {
     Err(Error::unsupported(

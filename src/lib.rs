@@ -65,7 +65,6 @@ pub mod format;
 #[doc(hidden)]
 pub mod fuzz;
 #[cfg(feature = "mount")]
-#[allow(missing_docs)]
 pub mod mount;
 pub mod pack;
 pub mod pattern;

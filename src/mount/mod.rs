@@ -6,14 +6,14 @@
 //! terminal; the child reports the mount's success or failure back through
 //! a pipe and the parent exits 0 or 1 accordingly.
 
-pub mod attach;
-pub mod fs;
+pub(crate) mod attach;
+pub(crate) mod fs;
 pub mod log;
 pub mod options;
-pub mod pagefill;
-pub mod prefetch;
-pub mod preload;
-pub mod record;
+pub(crate) mod pagefill;
+pub(crate) mod prefetch;
+pub(crate) mod preload;
+pub(crate) mod record;
 
 pub use attach::unmount;
 
@@ -33,14 +33,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// What to mount, where, and how: what [`mount`] takes.
 #[derive(Debug, Clone)]
 pub struct MountRequest {
     /// One image, or several layers, the top one first.
     pub images: Vec<PathBuf>,
+    /// The directory to mount on, or `/dev/fd/N` for a /dev/fuse descriptor the caller mounted.
     pub mountpoint: PathBuf,
+    /// Serve in this process instead of going to the background.
     pub foreground: bool,
+    /// Serve requests on one thread.
     pub single_thread: bool,
+    /// Log every request (and stay in the foreground).
     pub debug: bool,
+    /// The `-o` options.
     pub opts: MountOpts,
 }
 

@@ -12,17 +12,26 @@ pub const DEFAULT_CACHE_MB: u64 = 32;
 /// block several times with 16 of them cached.
 pub const DEFAULT_CACHE_BLOCKS: u64 = 128;
 
+/// Every `-o` option, parsed and checked; [`MountOpts::apply`] reads an option list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOpts {
+    /// Where the superblock is in IMAGE (`offset=`).
     pub offset: Offset,
+    /// Mount this directory of the image instead of its root.
     pub subdir: Option<String>,
+    /// Show every entry as owned by this uid.
     pub uid: Option<u32>,
+    /// Show every entry as in this group.
     pub gid: Option<u32>,
     /// Unmount after this many idle seconds with nothing open.
     pub idle_timeout: Option<u64>,
+    /// A FIFO to write `s` to once mounted, `f` on failure.
     pub notify_pipe: Option<PathBuf>,
+    /// Let other users in (`allow_other`).
     pub allow_other: bool,
+    /// Let root in (`allow_root`).
     pub allow_root: bool,
+    /// Have fusermount3 unmount when the server is gone.
     pub auto_unmount: bool,
     /// Mount over a directory that has entries (hiding them).
     pub nonempty: bool,
@@ -33,11 +42,14 @@ pub struct MountOpts {
     /// unless `suid` / `dev` ask for it (libfuse's defaults): an image is
     /// anyone's, and a root mount with allow_other serves every user.
     pub nosuid: bool,
+    /// Device nodes in the image open nothing unless `dev` asks.
     pub nodev: bool,
     /// `allow_suid` / `allow_dev`: the same as `suid` / `dev`, but words
     /// mount(8) never states for itself (see [`MountOpts::as_mount_helper`]).
     pub allow_suid: bool,
+    /// Honour device nodes (the fstab spelling of `dev`).
     pub allow_dev: bool,
+    /// Nothing in the image may be executed.
     pub noexec: bool,
     /// Memory for all decompressed-block caches (metadata, data,
     /// fragments), MiB (`None`: [`DEFAULT_CACHE_MB`], or
@@ -51,6 +63,7 @@ pub struct MountOpts {
     pub prefetch: usize,
     /// What /proc/mounts shows as the source and as `fuse.SUBTYPE`.
     pub fsname: Option<String>,
+    /// The filesystem type shown is `fuse.SUBTYPE`.
     pub subtype: Option<String>,
     /// `rw` was asked for (fstab's `defaults` passes it): mounted read-only
     /// anyway, with a note.
@@ -59,7 +72,9 @@ pub struct MountOpts {
     pub debug: bool,
     /// dm-verity: the root hash (hex) or a file holding it, and a detached tree.
     pub verity_root: Option<String>,
+    /// A file holding the root hash in hex.
     pub verity_root_file: Option<PathBuf>,
+    /// A detached hash tree (`veritysetup format DATA HASH`).
     pub verity_hash: Option<PathBuf>,
     /// URL images: cache_dir=, cache_size=, ca_file=, retry_timeout=, as
     /// given (applied over the `SQFUSE_*` environment when opening).
@@ -69,6 +84,7 @@ pub struct MountOpts {
     /// `preload=FILE`: replay a start-up profile at mount; `preload=none`
     /// turns off the image's own (`IMAGE.profile`).
     pub preload: Option<PathBuf>,
+    /// `preload=none`: no profile, not even `IMAGE.profile`.
     pub preload_off: bool,
 }
 

@@ -1,6 +1,5 @@
 use crate::{
-    fixture, fixture_image, is_mounted, need_fuse, scratch, server_pid, sqfuse, unmount, wait_for,
-    Mounted,
+    fixture, fixture_image, is_mounted, need_fuse, scratch, server_pid, unmount, wait_for, Mounted,
 };
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -92,13 +91,7 @@ fn image_truncated_while_mounted_gives_eio_not_a_crash() {
 /// `env`, reads the damaged file three times (EIO each time), unmounts and
 /// waits for the server to end (it sends what is left of its log first).
 fn read_damage_in_the_background(img: &Path, name: &str, opts: &[&str], env: &[(&str, &Path)]) {
-    let dir = scratch("mnt").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cmd = sqfuse();
-    cmd.arg(img).arg(&dir);
-    for o in opts {
-        cmd.args(["-o", o]);
-    }
+    let (dir, mut cmd) = crate::mount_command(&[img], name, opts);
     for (k, v) in env {
         cmd.env(k, v);
     }

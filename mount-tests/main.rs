@@ -77,6 +77,19 @@ pub fn server_pid(dir: &Path) -> Option<u32> {
     })
 }
 
+/// `sqfuse IMAGE... DIR -o OPT...` for a fresh DIR named `name` below the
+/// scratch mounts, not yet run: the directory and the command.
+pub fn mount_command(images: &[&Path], name: &str, opts: &[&str]) -> (PathBuf, Command) {
+    let dir = scratch("mnt").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut cmd = sqfuse();
+    cmd.args(images).arg(&dir);
+    for o in opts {
+        cmd.args(["-o", o]);
+    }
+    (dir, cmd)
+}
+
 /// An sqfuse mount, unmounted on drop.
 pub struct Mounted {
     pub dir: PathBuf,
@@ -90,14 +103,8 @@ impl Mounted {
 
     /// `sqfuse TOP ... BOTTOM DIR -o OPTS`: the union of the images.
     pub fn layers(images: &[&Path], name: &str, opts: &[&str]) -> Mounted {
-        let dir = scratch("mnt").join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut cmd = sqfuse();
-        cmd.args(images).arg(&dir);
+        let (dir, mut cmd) = mount_command(images, name, opts);
         let image = images[0];
-        for o in opts {
-            cmd.args(["-o", o]);
-        }
         let out = cmd.output().unwrap();
         assert!(
             out.status.success(),

@@ -90,13 +90,7 @@ fn record(img: &Path, name: &str) -> PathBuf {
 
 /// Mounts in the background, returning the mount and what sqfuse said.
 fn mount_saying(img: &Path, name: &str, opts: &[&str]) -> (Option<Mounted>, String) {
-    let dir = scratch("mnt").join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut cmd = sqfuse();
-    cmd.arg(img).arg(&dir);
-    for o in opts {
-        cmd.args(["-o", o]);
-    }
+    let (dir, mut cmd) = crate::mount_command(&[img], name, opts);
     let out = cmd.output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     (out.status.success().then_some(Mounted { dir }), said)

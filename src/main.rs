@@ -230,6 +230,40 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let appended = sqfuse::pack::verity::add_to_image(&image, offset, salt, force)?;
             report_root(&appended, roothash.as_deref(), &mut out)?;
         }
+        Cmd::Push {
+            paths,
+            verity,
+            insecure,
+            creds,
+        } => {
+            let (reference, images) = paths.split_last().expect("clap requires two");
+            let reference = reference.to_string_lossy();
+            let access = sqfuse::pack::oci::RegistryAccess { insecure, creds };
+            #[cfg(feature = "registry")]
+            {
+                let opts = sqfuse::pack::push::PushOptions { verity };
+                let rep = sqfuse::pack::push::push(images, &reference, &access, &opts)?;
+                eprintln!(
+                    "sqfuse: pushed {} ({} blobs sent, {} already there)",
+                    plural(images.len() as u64, "layer", "layers"),
+                    rep.uploaded,
+                    rep.present
+                );
+                // The pushed image by digest: the reference without its tag.
+                let name = match reference.rsplit_once(':') {
+                    Some((n, tag)) if !tag.contains('/') => n,
+                    _ => &*reference,
+                };
+                writeln!(out, "{name}@{}", rep.manifest_digest)?;
+            }
+            #[cfg(not(feature = "registry"))]
+            {
+                let _ = (images, access, verity);
+                return Err(anyhow!(
+                    "{reference}: this sqfuse was built without registry support (cargo feature \"registry\")"
+                ));
+            }
+        }
         Cmd::Profile {
             paths,
             command,

@@ -49,6 +49,9 @@ _sqfuse() {
             sqfuse,profile)
                 cmd="sqfuse__subcmd__profile"
                 ;;
+            sqfuse,push)
+                cmd="sqfuse__subcmd__push"
+                ;;
             sqfuse,verity)
                 cmd="sqfuse__subcmd__verity"
                 ;;
@@ -85,6 +88,9 @@ _sqfuse() {
             sqfuse__subcmd__help,profile)
                 cmd="sqfuse__subcmd__help__subcmd__profile"
                 ;;
+            sqfuse__subcmd__help,push)
+                cmd="sqfuse__subcmd__help__subcmd__push"
+                ;;
             sqfuse__subcmd__help,verity)
                 cmd="sqfuse__subcmd__help__subcmd__verity"
                 ;;
@@ -95,7 +101,7 @@ _sqfuse() {
 
     case "${cmd}" in
         sqfuse)
-            opts="-h -V --help --version pack mount info ls cat extract check verity profile completions man help"
+            opts="-h -V --help --version pack mount info ls cat extract check verity profile push completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -237,7 +243,7 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__help)
-            opts="pack mount info ls cat extract check verity profile completions man help"
+            opts="pack mount info ls cat extract check verity profile push completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -391,6 +397,20 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__help__subcmd__profile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sqfuse__subcmd__help__subcmd__push)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -636,6 +656,24 @@ _sqfuse() {
             fi
             case "${prev}" in
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sqfuse__subcmd__push)
+            opts="-h --verity --insecure --creds --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --creds)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -457,6 +457,25 @@ pub enum Cmd {
         #[arg(short, long)]
         force: bool,
     },
+    /// Publish SquashFS images to a registry as one OCI image whose layers
+    /// are the images (the first on top, as a layered mount takes them);
+    /// blobs the registry has are not sent again.
+    #[command(override_usage = "sqfuse push [OPTIONS] IMAGE... docker://HOST[:PORT]/REPO:TAG")]
+    Push {
+        /// The images (top layer first), then where to publish them.
+        #[arg(required = true, num_args = 2.., value_name = "IMAGE... REFERENCE")]
+        paths: Vec<PathBuf>,
+        /// Write each layer's dm-verity root hash as an annotation (every
+        /// image must carry an appended tree: pack --verity, sqfuse verity).
+        #[arg(long)]
+        verity: bool,
+        /// Talk plain HTTP to the registry (a local one).
+        #[arg(long)]
+        insecure: bool,
+        /// Log in as USER:PASSWORD (default: anonymous).
+        #[arg(long, value_name = "USER:PASSWORD")]
+        creds: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh or fish) to standard output.
     Completions {
         /// The shell to complete for.
@@ -481,6 +500,7 @@ pub const COMMANDS: &[&str] = &[
     "check",
     "verity",
     "profile",
+    "push",
     "completions",
     "man",
     "help",
@@ -557,6 +577,21 @@ pub fn write_completions(shell: Shell, out: &mut dyn std::io::Write) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A command missing from COMMANDS was taken for an IMAGE (`sqfuse push
+    /// --insecure ...` failed so).
+    #[test]
+    fn commands_list_every_subcommand() {
+        let mut known: Vec<String> = command()
+            .get_subcommands()
+            .map(|c| c.get_name().to_string())
+            .chain(["help".to_string()])
+            .collect();
+        known.sort();
+        let mut listed: Vec<String> = COMMANDS.iter().map(|c| c.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, known);
+    }
 
     fn words(v: &[&str]) -> Result<Vec<String>, String> {
         with_implicit_mount(v.iter().map(|s| s.into()).collect())

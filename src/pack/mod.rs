@@ -15,6 +15,8 @@ mod oci_spec;
 pub mod order;
 mod prefetch;
 #[cfg(feature = "registry")]
+pub mod push;
+#[cfg(feature = "registry")]
 pub(crate) mod registry;
 pub mod scan;
 pub(crate) mod tables;

@@ -37,7 +37,7 @@ const SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
 const STALL_TIME: Duration = Duration::from_secs(60);
 const CONNECT_TIME: Duration = Duration::from_secs(30);
 
-fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
+pub(super) fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
     PackError::Entry {
         path: PathBuf::from(reference),
         what: what.to_string(),
@@ -48,11 +48,11 @@ fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
 /// part goes into URLs, so nothing but the characters the distribution
 /// spec allows is let through.
 #[derive(Debug, PartialEq, Eq)]
-struct ImageRef {
+pub(super) struct ImageRef {
     registry: String,
     repo: String,
     /// A tag or a `sha256:` digest.
-    reference: String,
+    pub(super) reference: String,
 }
 
 fn parse_ref(rest: &str) -> Result<ImageRef, String> {
@@ -143,7 +143,7 @@ async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>
 }
 
 /// A header's value as text ("" when absent or not text).
-fn header_text(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> String {
+pub(super) fn header_text(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> String {
     resp.headers()
         .get(name)
         .and_then(|h| h.to_str().ok())
@@ -152,7 +152,7 @@ fn header_text(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> S
 }
 
 /// A failed answer as one line: its status and the start of its body.
-async fn status_error(mut resp: reqwest::Response) -> String {
+pub(super) async fn status_error(mut resp: reqwest::Response) -> String {
     let status = resp.status();
     let mut body = Vec::new();
     // Only the start: the rest is not waited for.
@@ -203,24 +203,61 @@ pub(crate) fn challenge_param(header: &str, key: &str) -> Option<String> {
 
 /// A registry session: the client, where the repository is, and the
 /// credentials or token that answered its challenge.
-struct Session<'a> {
+pub(super) struct Session<'a> {
     client: reqwest::Client,
     base: String,
     image: &'a ImageRef,
     creds: Option<(String, String)>,
     bearer: Option<String>,
     basic: bool,
+    /// Tokens are asked for push as well as pull.
+    pub(super) pushing: bool,
+}
+
+/// One request of a session: method, where, what is accepted, a body.
+pub(super) struct Call<'a> {
+    pub method: reqwest::Method,
+    /// A path below /v2/REPO/, or an absolute URL the registry handed out
+    /// (an upload's Location).
+    pub target: &'a str,
+    pub accept: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: Option<&'a [u8]>,
+    /// The whole answer is bounded in time (not a blob).
+    pub small: bool,
+}
+
+impl<'a> Call<'a> {
+    /// A GET of `target`.
+    pub fn get(target: &'a str, accept: &'a str, small: bool) -> Self {
+        Call {
+            method: reqwest::Method::GET,
+            target,
+            accept,
+            content_type: None,
+            body: None,
+            small,
+        }
+    }
 }
 
 impl Session<'_> {
-    fn request(&self, url: &str, accept: &str) -> reqwest::RequestBuilder {
-        let mut r = self.client.get(url).header(reqwest::header::ACCEPT, accept);
+    fn request(&self, method: reqwest::Method, url: &str, accept: &str) -> reqwest::RequestBuilder {
+        let mut r = self
+            .client
+            .request(method, url)
+            .header(reqwest::header::ACCEPT, accept);
         if let Some(t) = &self.bearer {
             r = r.bearer_auth(t);
         } else if let (true, Some((u, p))) = (self.basic, &self.creds) {
             r = r.basic_auth(u, Some(p));
         }
         r
+    }
+
+    /// The repository's base URL: `.../v2/REPO/`.
+    pub(super) fn repo_url(&self) -> String {
+        format!("{}/v2/{}/", self.base, self.image.repo)
     }
 
     /// GET `path` below /v2/REPO/, answering one auth challenge. `small`:
@@ -231,10 +268,28 @@ impl Session<'_> {
         accept: &str,
         small: bool,
     ) -> Result<reqwest::Response, String> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.image.repo);
+        self.send(Call::get(path, accept, small)).await
+    }
+
+    /// Sends `call`, answering one auth challenge (the body is sent again
+    /// with the credentials).
+    pub(super) async fn send(&mut self, call: Call<'_>) -> Result<reqwest::Response, String> {
+        let url = if call.target.starts_with("http://") || call.target.starts_with("https://") {
+            call.target.to_string()
+        } else {
+            format!("{}{}", self.repo_url(), call.target)
+        };
         for attempt in 0..2 {
-            let mut req = self.request(&url, accept);
-            if small {
+            let mut req = self.request(call.method.clone(), &url, call.accept);
+            if let Some(t) = call.content_type {
+                req = req.header(reqwest::header::CONTENT_TYPE, t);
+            }
+            if let Some(b) = call.body {
+                req = req.body(b.to_vec());
+            } else if call.method == reqwest::Method::PUT || call.method == reqwest::Method::POST {
+                req = req.header(reqwest::header::CONTENT_LENGTH, 0);
+            }
+            if call.small {
                 req = req.timeout(SMALL_ANSWER_TIME);
             }
             let resp = req
@@ -265,8 +320,11 @@ impl Session<'_> {
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https"))
             .ok_or_else(|| "the registry's token service is not an http(s) URL".to_string())?;
-        let scope = challenge_param(challenge, "scope")
-            .unwrap_or_else(|| format!("repository:{}:pull", self.image.repo));
+        let scope = match challenge_param(challenge, "scope") {
+            _ if self.pushing => format!("repository:{}:pull,push", self.image.repo),
+            Some(s) => s,
+            None => format!("repository:{}:pull", self.image.repo),
+        };
         {
             let mut q = realm_url.query_pairs_mut();
             q.append_pair("scope", &scope);
@@ -359,40 +417,63 @@ impl Session<'_> {
     }
 }
 
+/// The runtime a session's futures run on, on this thread.
+pub(super) fn runtime(about: &Path) -> Result<tokio::runtime::Runtime, PackError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| PackError::io(about, "start the registry client", e))
+}
+
+/// `docker://HOST/REPO[:TAG|@DIGEST]`, split and checked.
+pub(super) fn parse_docker_ref(reference: &str) -> Result<ImageRef, PackError> {
+    let rest = reference
+        .strip_prefix("docker://")
+        .ok_or_else(|| remote_err(reference, "is not docker://HOST/REPO[:TAG|@DIGEST]"))?;
+    parse_ref(rest).map_err(|e| remote_err(reference, e))
+}
+
+impl<'a> Session<'a> {
+    /// A session with the registry of `image` (named `reference` in
+    /// errors), anonymous or with `access`'s credentials.
+    pub(super) fn new(
+        image: &'a ImageRef,
+        access: &RegistryAccess,
+        reference: &str,
+    ) -> Result<Self, PackError> {
+        let creds = access.creds.as_ref().map(|c| {
+            let (u, p) = c.split_once(':').unwrap_or((c, ""));
+            (u.to_string(), p.to_string())
+        });
+        let client = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIME)
+            .read_timeout(STALL_TIME)
+            .user_agent(concat!("sqfuse/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| remote_err(reference, crate::error::Report(&e).to_string()))?;
+        Ok(Session {
+            client,
+            base: format!(
+                "{}://{}",
+                if access.insecure { "http" } else { "https" },
+                image.registry
+            ),
+            image,
+            creds,
+            bearer: None,
+            basic: false,
+            pushing: false,
+        })
+    }
+}
+
 /// Pulls `docker://...` into an OCI layout at `dir` (created): its manifest
 /// (this machine's platform from an index), config and layers, with an
 /// index.json naming the manifest.
 pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), PackError> {
-    let rest = reference
-        .strip_prefix("docker://")
-        .ok_or_else(|| remote_err(reference, "is not docker://HOST/REPO[:TAG|@DIGEST]"))?;
-    let image = parse_ref(rest).map_err(|e| remote_err(reference, e))?;
-    let creds = remote.creds.as_ref().map(|c| {
-        let (u, p) = c.split_once(':').unwrap_or((c, ""));
-        (u.to_string(), p.to_string())
-    });
-    let client = reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIME)
-        .read_timeout(STALL_TIME)
-        .user_agent(concat!("sqfuse/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| remote_err(reference, crate::error::Report(&e).to_string()))?;
-    let mut session = Session {
-        client,
-        base: format!(
-            "{}://{}",
-            if remote.insecure { "http" } else { "https" },
-            image.registry
-        ),
-        image: &image,
-        creds,
-        bearer: None,
-        basic: false,
-    };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| PackError::io(dir, "start the registry client", e))?;
+    let image = parse_docker_ref(reference)?;
+    let mut session = Session::new(&image, remote, reference)?;
+    let rt = runtime(dir)?;
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).map_err(|e| PackError::io(&blobs, "create", e))?;
     rt.block_on(async {

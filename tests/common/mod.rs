@@ -3,6 +3,7 @@
 
 pub mod http;
 pub mod oci;
+pub mod registry;
 pub mod stack;
 pub mod tarw;
 pub mod tree;

@@ -12,7 +12,8 @@ mod mutation; // thousands of corrupted copies of valid images: zero panics, no 
 mod oci_import; // pack oci: against umoci unpack, every layer compression, tampered blobs, --whiteouts
 mod order; // pack --order and the -sort personality: data laid out by profile or priority, as mksquashfs -sort does
 mod pack; // sqfuse pack against the kernel, unsquashfs and our reader; determinism; errors
-mod personality; // sqfuse as mksquashfs/unsquashfs vs the real squashfs-tools, same command lines
+mod personality;
+mod push; // sqfuse push to a real registry: skopeo reads back the same bytes, order, media type and verity annotations; blobs not sent twice; token auth // sqfuse as mksquashfs/unsquashfs vs the real squashfs-tools, same command lines
 mod remote; // images over HTTP(S) from a real nginx: same answers, bounded transfer, offline cache, TLS, no-Range servers, changed objects
 mod verity; // dm-verity trees against veritysetup's, at offsets, and tampering refused where it lands
 

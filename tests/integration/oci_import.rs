@@ -2,6 +2,8 @@
 //! compression, tampered blobs refused, `--tar --whiteouts`, hard links.
 
 use crate::common::oci::{have_umoci, layer_tars, umoci_layout, umoci_rootfs};
+use crate::common::registry::{Registry, TokenServer};
+use crate::need_registry;
 use crate::stack::{stack, write_layer, Form};
 use crate::tree::{assert_same, snapshot};
 use crate::{is_root, run, scratch, skip, sqfuse};
@@ -393,112 +395,6 @@ fn tar_hard_link_keeps_xattrs_of_its_target() {
     }
 }
 
-/// Debian's docker-registry on 127.0.0.1, storage in a scratch directory,
-/// optionally behind htpasswd basic auth; stopped when dropped.
-struct Registry {
-    child: std::process::Child,
-    port: u16,
-    storage: PathBuf,
-}
-
-impl Registry {
-    fn start(name: &str, htpasswd: Option<&Path>) -> Option<Registry> {
-        let auth = htpasswd
-            .map(|p| {
-                format!(
-                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
-                    p.display()
-                )
-            })
-            .unwrap_or_default();
-        Self::start_with(name, &auth)
-    }
-
-    /// Behind a token service (see tests/common/token_server.py).
-    fn start_token(name: &str, ts: &TokenServer) -> Option<Registry> {
-        let auth = format!(
-            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: sqfuse-test-registry\n    issuer: sqfuse-test-issuer\n    rootcertbundle: {}\n",
-            ts.port,
-            ts.dir.join("cert.pem").display()
-        );
-        Self::start_with(name, &auth)
-    }
-
-    fn start_with(name: &str, auth: &str) -> Option<Registry> {
-        if !crate::have("docker-registry") || !crate::have("skopeo") {
-            return None;
-        }
-        let dir = scratch(&format!("registry-{name}"));
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let storage = dir.join("data");
-        let config = dir.join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-                storage.display()
-            ),
-        )
-        .unwrap();
-        let child = std::process::Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        let r = Registry {
-            child,
-            port,
-            storage,
-        };
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(r);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!(
-            "docker-registry did not listen on {port}: see {}",
-            dir.display()
-        );
-    }
-
-    /// `skopeo copy` of `layout:t` to REPO:t here; returns docker://...
-    fn push(&self, layout: &Path, repo: &str, creds: Option<&str>) -> String {
-        let dest = format!("docker://127.0.0.1:{}/{repo}:t", self.port);
-        let mut cmd = std::process::Command::new("skopeo");
-        cmd.args(["copy", "-q", "--dest-tls-verify=false"]);
-        if let Some(c) = creds {
-            cmd.args(["--dest-creds", c]);
-        }
-        run(cmd.arg(format!("oci:{}:t", layout.display())).arg(&dest));
-        dest
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-macro_rules! need_registry {
-    ($name:expr, $auth:expr) => {
-        match Registry::start($name, $auth) {
-            Some(r) => r,
-            None => {
-                skip!("needs docker-registry and skopeo (apt-get install docker-registry skopeo)")
-            }
-        }
-    };
-}
-
 #[test]
 fn docker_pull_equals_umoci_unpack_and_the_layout_import() {
     let s = need_setup!();
@@ -641,58 +537,6 @@ fn docker_pull_with_basic_auth_and_a_tampered_blob() {
         .filter(|n| n.starts_with("bad") || n.contains("sqfuse-"))
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
-}
-
-/// tests/common/token_server.py: a Bearer token service (anonymous pull,
-/// pull and push for one user), stopped when dropped.
-struct TokenServer {
-    child: std::process::Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl TokenServer {
-    fn start(creds: &str) -> Option<TokenServer> {
-        let ok = std::process::Command::new("python3")
-            .args(["-c", "import cryptography"])
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            return None;
-        }
-        let dir = scratch("token-server");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/token_server.py");
-        let child = std::process::Command::new("python3")
-            .arg(script)
-            .arg(&dir)
-            .arg(creds)
-            .spawn()
-            .unwrap();
-        let mut ts = TokenServer {
-            child,
-            port: 0,
-            dir,
-        };
-        for _ in 0..200 {
-            if let Ok(p) = std::fs::read_to_string(ts.dir.join("port")) {
-                ts.port = p.trim().parse().unwrap();
-                return Some(ts);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("token server did not start: see {}", ts.dir.display());
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
-    }
-}
-
-impl Drop for TokenServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A registry that wants Bearer tokens: pulled anonymously (an anonymous

@@ -1,0 +1,170 @@
+//! A real registry for the tests: Debian's docker-registry on 127.0.0.1
+//! (anonymous, basic auth or Bearer tokens) and the token service of
+//! tests/common/token_server.py, each stopped when dropped.
+
+use crate::{run, scratch};
+use std::path::{Path, PathBuf};
+
+/// Debian's docker-registry on 127.0.0.1, storage in a scratch directory,
+/// optionally behind htpasswd basic auth; stopped when dropped.
+pub struct Registry {
+    child: std::process::Child,
+    /// Where it listens, on 127.0.0.1.
+    pub port: u16,
+    /// Its storage directory.
+    pub storage: PathBuf,
+}
+
+impl Registry {
+    pub fn start(name: &str, htpasswd: Option<&Path>) -> Option<Registry> {
+        let auth = htpasswd
+            .map(|p| {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: test\n    path: {}\n",
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        Self::start_with(name, &auth)
+    }
+
+    /// Behind a token service (see tests/common/token_server.py).
+    pub fn start_token(name: &str, ts: &TokenServer) -> Option<Registry> {
+        let auth = format!(
+            "auth:\n  token:\n    realm: http://127.0.0.1:{}/token\n    service: sqfuse-test-registry\n    issuer: sqfuse-test-issuer\n    rootcertbundle: {}\n",
+            ts.port,
+            ts.dir.join("cert.pem").display()
+        );
+        Self::start_with(name, &auth)
+    }
+
+    fn start_with(name: &str, auth: &str) -> Option<Registry> {
+        if !crate::have("docker-registry") || !crate::have("skopeo") {
+            return None;
+        }
+        let dir = scratch(&format!("registry-{name}"));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let storage = dir.join("data");
+        let config = dir.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                storage.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(dir.join("log")).unwrap())
+            .spawn()
+            .unwrap();
+        let r = Registry {
+            child,
+            port,
+            storage,
+        };
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(r);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!(
+            "docker-registry did not listen on {port}: see {}",
+            dir.display()
+        );
+    }
+
+    /// `skopeo copy` of `layout:t` to REPO:t here; returns docker://...
+    pub fn push(&self, layout: &Path, repo: &str, creds: Option<&str>) -> String {
+        let dest = format!("docker://127.0.0.1:{}/{repo}:t", self.port);
+        let mut cmd = std::process::Command::new("skopeo");
+        cmd.args(["copy", "-q", "--dest-tls-verify=false"]);
+        if let Some(c) = creds {
+            cmd.args(["--dest-creds", c]);
+        }
+        run(cmd.arg(format!("oci:{}:t", layout.display())).arg(&dest));
+        dest
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[macro_export]
+macro_rules! need_registry {
+    ($name:expr, $auth:expr) => {
+        match $crate::common::registry::Registry::start($name, $auth) {
+            Some(r) => r,
+            None => {
+                skip!("needs docker-registry and skopeo (apt-get install docker-registry skopeo)")
+            }
+        }
+    };
+}
+
+/// tests/common/token_server.py: a Bearer token service (anonymous pull,
+/// pull and push for one user), stopped when dropped.
+pub struct TokenServer {
+    child: std::process::Child,
+    /// Where it listens, on 127.0.0.1.
+    pub port: u16,
+    /// Its scratch directory (certificate, log).
+    pub dir: PathBuf,
+}
+
+impl TokenServer {
+    pub fn start(creds: &str) -> Option<TokenServer> {
+        let ok = std::process::Command::new("python3")
+            .args(["-c", "import cryptography"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            return None;
+        }
+        let dir = scratch("token-server");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/token_server.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&dir)
+            .arg(creds)
+            .spawn()
+            .unwrap();
+        let mut ts = TokenServer {
+            child,
+            port: 0,
+            dir,
+        };
+        for _ in 0..200 {
+            if let Ok(p) = std::fs::read_to_string(ts.dir.join("port")) {
+                ts.port = p.trim().parse().unwrap();
+                return Some(ts);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("token server did not start: see {}", ts.dir.display());
+    }
+
+    /// What it granted so far, a line each.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

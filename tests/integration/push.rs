@@ -1,0 +1,222 @@
+//! `sqfuse push` against a real registry: what skopeo reads back is what
+//! was pushed, byte for byte, with the layer order, media type and verity
+//! annotations; blobs the registry has are not sent again; token auth.
+
+use crate::common::registry::{Registry, TokenServer};
+use crate::{need_registry, run, scratch, skip, sqfuse};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn sha256_file(p: &Path) -> String {
+    format!(
+        "sha256:{}",
+        hex::encode(Sha256::digest(std::fs::read(p).unwrap()))
+    )
+}
+
+/// Packs `files` (name, bytes) into DIR/NAME.sqfs with a verity tree;
+/// returns the image and its root hash.
+fn verity_image(dir: &Path, name: &str, files: &[(&str, Vec<u8>)]) -> (PathBuf, String) {
+    let src = dir.join(format!("{name}-src"));
+    std::fs::create_dir_all(&src).unwrap();
+    for (f, bytes) in files {
+        std::fs::write(src.join(f), bytes).unwrap();
+    }
+    let img = dir.join(format!("{name}.sqfs"));
+    let root_file = dir.join(format!("{name}.roothash"));
+    run(sqfuse()
+        .args(["pack", "-q", "--verity", "--verity-roothash"])
+        .arg(&root_file)
+        .arg(&src)
+        .arg(&img));
+    let root = std::fs::read_to_string(&root_file)
+        .unwrap()
+        .trim()
+        .to_string();
+    (img, root)
+}
+
+/// The manifest as the registry serves it: its bytes and its JSON.
+fn skopeo_raw_manifest(reference: &str, creds: Option<&str>) -> (Vec<u8>, serde_json::Value) {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["inspect", "--raw", "--tls-verify=false"]);
+    if let Some(c) = creds {
+        cmd.args(["--creds", c]);
+    }
+    let out = run(cmd.arg(reference));
+    let v = serde_json::from_slice(&out.stdout).unwrap();
+    (out.stdout, v)
+}
+
+#[test]
+fn push_publishes_squashfs_layers_that_skopeo_reads_back() {
+    let reg = need_registry!("push", None);
+    let dir = scratch("push");
+    // The bottom image is over one upload chunk (8 MiB): several PATCHes.
+    let (bottom, bottom_root) = verity_image(
+        &dir,
+        "bottom",
+        &[
+            ("big", crate::noise(11, 12 << 20)),
+            ("a", b"below".to_vec()),
+        ],
+    );
+    let (top, top_root) = verity_image(&dir, "top", &[("a", b"above".to_vec())]);
+    let reference = format!("docker://127.0.0.1:{}/sq/app:v1", reg.port);
+    let push = || {
+        sqfuse()
+            .args(["push", "--insecure", "--verity"])
+            .arg(&top)
+            .arg(&bottom)
+            .arg(&reference)
+            .output()
+            .unwrap()
+    };
+    let out = push();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "sqfuse: pushed 2 layers (3 blobs sent, 0 already there)\n"
+    );
+    // Standard output names the push by the digest of what is served.
+    let (raw, m) = skopeo_raw_manifest(&reference, None);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!(
+            "docker://127.0.0.1:{}/sq/app@sha256:{}\n",
+            reg.port,
+            hex::encode(Sha256::digest(&raw))
+        )
+    );
+    // Bottom first in the manifest; each layer the image file itself.
+    let layers = m["layers"].as_array().unwrap();
+    let want = [(&bottom, &bottom_root), (&top, &top_root)];
+    assert_eq!(layers.len(), 2);
+    for (l, (img, root)) in layers.iter().zip(want) {
+        assert_eq!(l["digest"], sha256_file(img));
+        assert_eq!(l["size"], std::fs::metadata(img).unwrap().len());
+        assert_eq!(
+            l["mediaType"],
+            "application/vnd.sylabs.image.layer.v1.squashfs"
+        );
+        assert_eq!(l["annotations"]["org.sqfuse.verity.roothash"], **root);
+    }
+    // skopeo copies it whole; its blobs are our files.
+    let layout = dir.join("layout");
+    run(Command::new("skopeo")
+        .args(["copy", "-q", "--src-tls-verify=false"])
+        .arg(&reference)
+        .arg(format!("oci:{}:v1", layout.display())));
+    for img in [&bottom, &top] {
+        let blob = layout
+            .join("blobs/sha256")
+            .join(&sha256_file(img)["sha256:".len()..]);
+        assert_eq!(std::fs::read(blob).unwrap(), std::fs::read(img).unwrap());
+    }
+    // Again: nothing is sent but the manifest.
+    let again = push();
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "sqfuse: pushed 2 layers (0 blobs sent, 3 already there)\n"
+    );
+}
+
+#[test]
+fn push_refuses_what_it_cannot_publish() {
+    let reg = need_registry!("push-refused", None);
+    let dir = scratch("push-refused");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"xy").unwrap();
+    let plain = dir.join("plain.sqfs");
+    run(sqfuse().arg("pack").arg("-q").arg(&src).arg(&plain));
+    let base = format!("docker://127.0.0.1:{}/sq/refused", reg.port);
+    let cases = [
+        (
+            vec!["--verity".to_string(), plain.display().to_string(), format!("{base}:v1")],
+            format!(
+                "sqfuse: {}: has no dm-verity tree (pack --verity or sqfuse verity appends one)\n",
+                plain.display()
+            ),
+        ),
+        (
+            vec![
+                src.join("f").display().to_string(),
+                format!("{base}:v1"),
+            ],
+            format!(
+                "sqfuse: {}: corrupt image at offset 0 (0x0): image is 2 bytes, smaller than a superblock\n",
+                src.join("f").display()
+            ),
+        ),
+        (
+            vec![
+                plain.display().to_string(),
+                format!("{base}@sha256:{}", "a".repeat(64)),
+            ],
+            format!(
+                "sqfuse: {base}@sha256:{}: names a digest; a push needs a tag (docker://HOST/REPO:TAG)\n",
+                "a".repeat(64)
+            ),
+        ),
+    ];
+    for (args, want) in cases {
+        let out = sqfuse()
+            .args(["push", "--insecure"])
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(String::from_utf8_lossy(&out.stderr), want, "{args:?}");
+    }
+}
+
+/// A registry behind Bearer tokens: push asks for pull and push with the
+/// credentials; anonymous push is refused by the registry.
+#[test]
+fn push_with_token_auth() {
+    let Some(ts) = TokenServer::start("bob:t0ken-pw") else {
+        skip!("needs python3 with cryptography (apt-get install python3-cryptography)");
+    };
+    let Some(reg) = Registry::start_token("push-token", &ts) else {
+        skip!("needs docker-registry and skopeo (apt-get install docker-registry skopeo)");
+    };
+    let dir = scratch("push-token");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"token").unwrap();
+    let img = dir.join("img.sqfs");
+    run(sqfuse().arg("pack").arg("-q").arg(&src).arg(&img));
+    let reference = format!("docker://127.0.0.1:{}/sq/tok:v1", reg.port);
+    let anon = sqfuse()
+        .args(["push", "--insecure"])
+        .arg(&img)
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(!anon.status.success(), "anonymous push accepted");
+    let before = ts.log();
+    let out = sqfuse()
+        .args(["push", "--insecure", "--creds", "bob:t0ken-pw"])
+        .arg(&img)
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let granted = &ts.log()[before.len()..];
+    assert!(
+        granted.contains("granted bob") && granted.contains("push"),
+        "{granted}"
+    );
+    let (_, m) = skopeo_raw_manifest(&reference, Some("bob:t0ken-pw"));
+    assert_eq!(m["layers"][0]["digest"], sha256_file(&img));
+}

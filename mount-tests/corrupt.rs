@@ -133,8 +133,12 @@ fn detached_mount_logs_damage_to_syslog_once() {
         got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
     }
     assert_eq!(got.len(), 1, "{got:?}");
-    // Facility daemon, severity err; the tag and pid; the message.
-    let want = format!("]: read: corrupt image at offset {at} (0x{at:x}): ");
+    // Facility daemon, severity err; the tag and pid; the message, naming
+    // the image.
+    let want = format!(
+        "]: read: {}: corrupt image at offset {at} (0x{at:x}): ",
+        bad.display()
+    );
     assert!(
         got[0].starts_with("<27>sqfuse[") && got[0].contains(&want),
         "{got:?}"
@@ -159,7 +163,8 @@ fn log_option_appends_damage_to_a_file_once() {
     assert_eq!(lines.len(), 2, "{text}");
     assert_eq!(lines[0], "earlier line", "appended, not overwritten");
     let re = regex::Regex::new(&format!(
-        r"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ sqfuse\[\d+\]: read: corrupt image at offset {at} \(0x{at:x}\): "
+        r"^\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ sqfuse\[\d+\]: read: {}: corrupt image at offset {at} \(0x{at:x}\): ",
+        regex::escape(&bad.display().to_string())
     ))
     .unwrap();
     assert!(re.is_match(lines[1]), "{text}");

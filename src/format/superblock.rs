@@ -133,7 +133,11 @@ impl Superblock {
         if b.len() < SIZE {
             return Err(Error::corrupt(
                 field::MAGIC,
-                format!("image is {} bytes, smaller than a superblock", b.len()),
+                format!(
+                    "image is {} byte{}, smaller than a superblock",
+                    b.len(),
+                    if b.len() == 1 { "" } else { "s" }
+                ),
             ));
         }
         let magic = u32_at(b, field::MAGIC as usize);

@@ -101,6 +101,9 @@ pub struct SqFs {
     pub preload: Option<Arc<crate::profile::Profile>>,
     /// `-o preload=`: what the replay has done.
     pub preload_stats: Arc<PreloadStats>,
+    /// A one-image mount's image, named in what is logged (a layered
+    /// view names the layer itself).
+    pub image_name: Option<String>,
 }
 
 /// What handle `fh` holds, or for handle 0 what the memo keeps for node
@@ -253,6 +256,7 @@ impl SqFs {
             counts: Default::default(),
             recorder: None,
             preload: None,
+            image_name: None,
             preload_stats: Arc::new(PreloadStats::default()),
         }
     }
@@ -359,7 +363,12 @@ impl SqFs {
             let key = (e.offset.unwrap_or(u64::MAX), e.what.clone());
             let mut logged = self.logged.lock();
             if logged.len() < MAX_LOGGED && logged.insert(key) {
+                let e = match &self.image_name {
+                    Some(name) => e.within(name.clone()),
+                    None => e,
+                };
                 eprintln!("sqfuse: {op}: {}", crate::error::Report(&e));
+                return Errno::from_i32(e.errno());
             }
         }
         Errno::from_i32(e.errno())

@@ -114,6 +114,9 @@ fn prepare(a: &MountRequest) -> Result<fs::SqFs> {
     };
     let debug = a.debug || o.debug;
     let mut fs = fs::SqFs::new(view.clone(), o.uid, o.gid, debug);
+    if !layered {
+        fs.image_name = a.images.first().map(|p| shown_name(p));
+    }
     // The idle timer counts open files, which the kernel's no-open mode hides.
     fs.want_no_open = o.idle_timeout.is_none();
     if let Some(path) = &o.record {

@@ -569,8 +569,12 @@ impl ProgressDisplay {
         use std::sync::atomic::Ordering::Relaxed;
         let end = Arc::new(std::sync::atomic::AtomicU8::new(0));
         let ended = end.clone();
+        // The first frame before the pack starts: a scan faster than the
+        // display thread's start still shows that it scanned.
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.set_message("scanning the source");
+        bar.tick();
         let thread = std::thread::spawn(move || {
-            let bar = indicatif::ProgressBar::new_spinner();
             let mut writing = false;
             let show = |bar: &indicatif::ProgressBar, writing: &mut bool| match p.phase() {
                 Phase::Scanning => bar.set_message(match p.entries.load(Relaxed) {

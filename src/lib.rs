@@ -71,6 +71,8 @@ pub mod pack;
 pub mod pattern;
 pub mod profile;
 pub mod reader;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod size;
 pub mod view;
 pub mod whiteout;

@@ -31,6 +31,9 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
   nonempty            mount over a directory that has entries (hiding them)
   log=FILE|syslog     where messages go (damage found in the image, warnings);
                       default: stderr in the foreground, syslog in the background
+  insecure, creds=FILE, require_verity
+                      a docker://HOST/REPO:TAG image: plain HTTP; USER:PASSWORD
+                      from FILE; refuse layers without a recorded root hash
   fsname=NAME, subtype=NAME
                       what /proc/mounts shows (default: the image path, fuse.sqfuse)
   debug               log every request to stderr (as -d)
@@ -50,8 +53,9 @@ const ABOUT: &str = "Mount, inspect and create SquashFS 4.0 images";
 const LONG_ABOUT: &str = "\
 Mount, inspect and create SquashFS 4.0 images.
 
-`sqfuse IMAGE MOUNTPOINT` mounts IMAGE (a file, a block device, or an image
-inside an AppImage or SIF file with -o offset=auto) read-only through FUSE,
+`sqfuse IMAGE MOUNTPOINT` mounts IMAGE (a file, a block device, an image
+inside an AppImage or SIF file with -o offset=auto, an http(s) or s3 URL, or
+a docker://HOST/REPO:TAG image of SquashFS layers) read-only through FUSE,
 without root (through fusermount3), and returns once the mount is ready.
 Unmount with `fusermount3 -u MOUNTPOINT`; SIGINT, SIGTERM and SIGHUP unmount
 too. A MOUNTPOINT of the form /dev/fd/N serves a /dev/fuse descriptor the
@@ -330,7 +334,8 @@ pub struct MountArgs {
     /// image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS,
     /// notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill,
     /// suid, dev (default nosuid,nodev), allow_other, allow_root,
-    /// auto_unmount, noexec, nonempty, log=FILE|syslog,
+    /// auto_unmount, noexec, nonempty, log=FILE|syslog, insecure,
+    /// creds=FILE, require_verity,
     /// fsname=NAME, subtype=NAME, debug, verity=ROOTHASH,
     /// verity_roothash_file=FILE, verity_hash=FILE, record=FILE,
     /// preload=FILE|none, and what mount(8), fstab and libfuse

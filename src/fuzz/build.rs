@@ -576,13 +576,13 @@ pub fn cli_text(data: &[u8]) {
         4 => {
             // A registry's WWW-Authenticate header.
             for key in ["realm", "service", "scope"] {
-                let _ = crate::pack::registry::challenge_param(&text, key);
+                let _ = crate::registry::challenge_param(&text, key);
             }
         }
         _ => {
             let _ = crate::pack::oci::parse_layout_ref(&text);
             #[cfg(feature = "registry")]
-            let _ = crate::pack::registry::check_reference(&text);
+            let _ = crate::registry::check_reference(&text);
             let _ = text.parse::<crate::reader::Offset>();
             let _ = crate::size::parse_size(&text);
         }

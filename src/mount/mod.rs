@@ -50,19 +50,103 @@ pub struct MountRequest {
     pub opts: MountOpts,
 }
 
-/// The view the mount serves: the image, or the union of the layers.
-fn prepare(a: &MountRequest) -> Result<fs::SqFs> {
+/// Whether an IMAGE argument names an image in a registry.
+fn is_registry(image: &std::path::Path) -> bool {
+    #[cfg(feature = "registry")]
+    return crate::registry::blob::is_reference(image);
+    #[cfg(not(feature = "registry"))]
+    {
+        let _ = image;
+        false
+    }
+}
+
+/// The layers of a registry image (`docker://...`, alone on the command
+/// line), top first, each verified against the root hash its descriptor
+/// records.
+#[cfg(feature = "registry")]
+fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Image>)>> {
     let o = &a.opts;
-    let layered = a.images.len() > 1;
-    if layered && o.subdir.is_some() {
+    let reference = a.images[0].to_string_lossy();
+    if o.verity_root.is_some() || o.verity_root_file.is_some() || o.verity_hash.is_some() {
         return Err(Error::invalid(
-            "subdir= is for one image, not a layered mount",
+            "verity=, verity_roothash_file= and verity_hash= are for image files: a registry image is verified against the root hashes its layers record",
         ));
     }
-    // The cache budget is the mount's, not each layer's: three quarters
-    // split among the layers, a quarter for merged listings.
+    let access = crate::pack::oci::RegistryAccess {
+        insecure: o.insecure,
+        creds: match &o.creds {
+            Some(f) => Some(read_creds(f)?),
+            None => None,
+        },
+    };
+    let layers = crate::registry::blob::open_layers(&reference, &access)?;
+    let unverified: Vec<&str> = layers
+        .iter()
+        .filter(|l| l.verity_root.is_none())
+        .map(|l| l.name.as_str())
+        .collect();
+    if !unverified.is_empty() {
+        if o.require_verity {
+            return Err(Error::invalid(format!(
+                "{reference}: no dm-verity root hash recorded for {} (require_verity; push with --verity)",
+                unverified.join(", ")
+            )));
+        }
+        eprintln!(
+            "sqfuse: note: {reference}: not verified: no dm-verity root hash recorded for {}",
+            unverified.join(", ")
+        );
+    }
+    let n = layers.len() as u64;
+    let per_layer = if n > 1 { budget / 4 * 3 / n } else { budget };
+    layers
+        .into_iter()
+        .map(|l| {
+            let verity = match &l.verity_root {
+                Some(hex) => Some(VerityOptions::from_hex(hex, None)?),
+                None => None,
+            };
+            let ropts = OpenOptions {
+                offset: o.offset,
+                cache_budget: Some(per_layer),
+                verity,
+                ..Default::default()
+            };
+            let img = Image::from_source(l.source, &ropts).map_err(|e| e.within(l.name.clone()))?;
+            Ok((l.name, Arc::new(img)))
+        })
+        .collect()
+}
+
+/// `creds=FILE`: the file's first line, `USER:PASSWORD` (kept out of the
+/// command line and /proc/mounts).
+#[cfg(feature = "registry")]
+fn read_creds(path: &std::path::Path) -> Result<String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::io(format!("creds={}", crate::error::shown_path(path)), e))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if !line.contains(':') {
+        return Err(Error::invalid(format!(
+            "creds={}: the first line is not USER:PASSWORD",
+            crate::error::shown_path(path)
+        )));
+    }
+    Ok(line)
+}
+
+/// The images named on the command line, top first, opened with their
+/// share of the cache `budget`.
+fn local_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Image>)>> {
+    let o = &a.opts;
+    if let Some(r) = a.images.iter().find(|p| is_registry(p)) {
+        return Err(Error::invalid(format!(
+            "{}: a registry image is mounted alone, not as one of several layers",
+            r.display()
+        )));
+    }
+    let layered = a.images.len() > 1;
     let n = a.images.len() as u64;
-    let budget = o.cache_mb.unwrap_or(options::DEFAULT_CACHE_MB) << 20;
     let per_layer = if layered { budget / 4 * 3 / n } else { budget };
     let roots = per_layer_verity(o, a.images.len())?;
     let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
@@ -87,6 +171,29 @@ fn prepare(a: &MountRequest) -> Result<fs::SqFs> {
         let name = shown_name(path);
         let img = Image::open(path, &ropts).map_err(|e| e.within(name.clone()))?;
         layers.push((name, Arc::new(img)));
+    }
+    Ok(layers)
+}
+
+/// The view the mount serves: the image, or the union of the layers.
+fn prepare(a: &MountRequest) -> Result<fs::SqFs> {
+    let o = &a.opts;
+    // The cache budget is the mount's, not each layer's: three quarters
+    // split among the layers, a quarter for merged listings.
+    let budget = o.cache_mb.unwrap_or(options::DEFAULT_CACHE_MB) << 20;
+    #[cfg(feature = "registry")]
+    let mut layers = if a.images.len() == 1 && is_registry(&a.images[0]) {
+        registry_layers(a, budget)?
+    } else {
+        local_layers(a, budget)?
+    };
+    #[cfg(not(feature = "registry"))]
+    let mut layers = local_layers(a, budget)?;
+    let layered = layers.len() > 1;
+    if layered && o.subdir.is_some() {
+        return Err(Error::invalid(
+            "subdir= is for one image, not a layered mount",
+        ));
     }
     let view: Arc<dyn View> = if layered {
         Arc::new(LayeredView::new(layers, (budget / 4) as usize)?)
@@ -326,7 +433,7 @@ fn mount_and_serve(a: MountRequest) -> Result<()> {
         .images
         .iter()
         .map(|i| {
-            if is_remote(i) {
+            if is_remote(i) || is_registry(i) {
                 return Ok(i.clone());
             }
             std::fs::canonicalize(i)

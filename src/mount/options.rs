@@ -35,6 +35,13 @@ pub struct MountOpts {
     pub auto_unmount: bool,
     /// Mount over a directory that has entries (hiding them).
     pub nonempty: bool,
+    /// A registry image: talk plain HTTP to the registry.
+    pub insecure: bool,
+    /// A registry image: a file whose first line is `USER:PASSWORD`.
+    pub creds: Option<PathBuf>,
+    /// A registry image: refuse it unless every layer records a dm-verity
+    /// root hash.
+    pub require_verity: bool,
     /// Where messages go (`log=`); unset: stderr in the foreground, syslog
     /// in the background.
     pub log: Option<super::log::LogSink>,
@@ -101,6 +108,9 @@ impl Default for MountOpts {
             allow_root: false,
             auto_unmount: false,
             nonempty: false,
+            insecure: false,
+            creds: None,
+            require_verity: false,
             log: None,
             nosuid: true,
             nodev: true,
@@ -272,6 +282,9 @@ impl MountOpts {
                 ("allow_root", None) => self.allow_root = true,
                 ("auto_unmount", None) => self.auto_unmount = true,
                 ("nonempty", None) => self.nonempty = true,
+                ("insecure", None) => self.insecure = true,
+                ("require_verity", None) => self.require_verity = true,
+                ("creds", Some(v)) => self.creds = Some(absolute(key, v)?),
                 ("log", Some(v)) => self.log = Some(super::log::parse(v)?),
                 ("nosuid", None) => self.nosuid = true,
                 ("nodev", None) => self.nodev = true,

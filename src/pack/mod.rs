@@ -11,13 +11,11 @@ pub mod data;
 mod error;
 pub mod exclude;
 pub mod oci;
-mod oci_spec;
+pub(crate) mod oci_spec;
 pub mod order;
 mod prefetch;
 #[cfg(feature = "registry")]
 pub mod push;
-#[cfg(feature = "registry")]
-pub(crate) mod registry;
 pub mod scan;
 pub(crate) mod tables;
 pub(crate) mod tarsrc;

@@ -334,7 +334,7 @@ impl OciImage {
             .unwrap_or_default();
         let dir = super::temp_name(abs.parent().unwrap_or(Path::new(".")), &name, "pull");
         let guard = RemoveOnDrop(dir.clone());
-        super::registry::pull(reference, remote, &dir)?;
+        crate::registry::pull(reference, remote, &dir)?;
         let mut img = Self::open_layout(&dir, None)?;
         img.name = reference.to_string();
         img._pulled = Some(guard);

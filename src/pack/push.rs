@@ -8,11 +8,11 @@
 //! size costs a chunk of memory.
 
 use super::oci_spec::{host_arch, RegistryAccess};
-use super::registry::{
-    header_text, parse_docker_ref, remote_err, runtime, status_error, Call, Session,
-};
 use super::PackError;
 use crate::reader::{Image, OpenOptions};
+use crate::registry::{
+    header_text, parse_docker_ref, remote_err, runtime, status_error, Call, Session,
+};
 use sha2::{Digest, Sha256};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -161,7 +161,7 @@ pub fn push(
     let manifest_bytes = serde_json::to_vec(&manifest).expect("json");
     let manifest_digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest_bytes)));
 
-    let mut session = Session::new(&target, access, reference)?;
+    let mut session = Session::new(target.clone(), access, reference)?;
     session.pushing = true;
     let rt = runtime(Path::new(reference))?;
     let err = |e: String| remote_err(reference, e);
@@ -189,6 +189,7 @@ pub fn push(
                 content_type: Some(MANIFEST_TYPE),
                 body: Some(&manifest_bytes),
                 small: true,
+                range: None,
             })
             .await
             .map_err(err)?;
@@ -200,7 +201,7 @@ pub fn push(
 }
 
 /// Whether the repository has blob `digest` (HEAD answers 200).
-async fn has_blob(session: &mut Session<'_>, digest: &str) -> Result<bool, String> {
+async fn has_blob(session: &mut Session, digest: &str) -> Result<bool, String> {
     let resp = session
         .send(Call {
             method: reqwest::Method::HEAD,
@@ -209,6 +210,7 @@ async fn has_blob(session: &mut Session<'_>, digest: &str) -> Result<bool, Strin
             content_type: None,
             body: None,
             small: true,
+            range: None,
         })
         .await?;
     match resp.status() {
@@ -220,7 +222,7 @@ async fn has_blob(session: &mut Session<'_>, digest: &str) -> Result<bool, Strin
 
 /// The upload URL the registry answered with (its Location, which may be
 /// relative to the registry).
-fn location(session: &Session<'_>, resp: &reqwest::Response) -> Result<String, String> {
+fn location(session: &Session, resp: &reqwest::Response) -> Result<String, String> {
     let loc = header_text(resp, reqwest::header::LOCATION);
     if loc.is_empty() {
         return Err("the registry gave no upload location".into());
@@ -236,7 +238,7 @@ fn location(session: &Session<'_>, resp: &reqwest::Response) -> Result<String, S
 
 /// Uploads `blob` in chunks: POST starts the upload, each PATCH sends the
 /// next piece, PUT with the digest closes it (the registry checks it).
-async fn upload(session: &mut Session<'_>, blob: &Blob) -> Result<(), String> {
+async fn upload(session: &mut Session, blob: &Blob) -> Result<(), String> {
     let resp = session
         .send(Call {
             method: reqwest::Method::POST,
@@ -245,6 +247,7 @@ async fn upload(session: &mut Session<'_>, blob: &Blob) -> Result<(), String> {
             content_type: None,
             body: None,
             small: true,
+            range: None,
         })
         .await?;
     if resp.status() != reqwest::StatusCode::ACCEPTED {
@@ -279,6 +282,7 @@ async fn upload(session: &mut Session<'_>, blob: &Blob) -> Result<(), String> {
                 content_type: Some("application/octet-stream"),
                 body: Some(piece),
                 small: false,
+                range: None,
             })
             .await
             .map_err(|e| format!("sending bytes {range}: {e}"))?;
@@ -301,6 +305,7 @@ async fn upload(session: &mut Session<'_>, blob: &Blob) -> Result<(), String> {
             content_type: None,
             body: None,
             small: true,
+            range: None,
         })
         .await?;
     if resp.status() != reqwest::StatusCode::CREATED {

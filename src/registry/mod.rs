@@ -1,7 +1,9 @@
-//! `docker://` pack sources: an image pulled from a registry into an OCI
-//! layout in a temporary directory, then read like `oci:` (so every blob is
-//! verified twice: here as it downloads, by [`super::oci`] as the layers
-//! stream into the tree).
+//! The registry client (the OCI distribution protocol): sessions with
+//! anonymous, basic or token auth; `docker://` images pulled into an OCI
+//! layout for `pack` (then read like `oci:`, so every blob is verified
+//! twice: here as it downloads, and as the layers stream into the tree),
+//! pushed by `pack::push`, and read lazily by byte range for a mount
+//! ([`blob`]).
 //!
 //! The distribution protocol is spoken here over reqwest (which does TLS,
 //! redirects and connection reuse): a registry's answers are anyone's, and
@@ -11,8 +13,13 @@
 //! buffers whole answers before any check (as oci-client does) cannot
 //! promise that.
 
-use super::oci_spec::{check_digest, index_choice, is_index, RegistryAccess, MAX_INDEX_DEPTH};
-use super::PackError;
+/// Layer blobs read by byte range, for mounting an image from a registry.
+pub mod blob;
+
+use crate::pack::oci_spec::{
+    check_digest, index_choice, is_index, RegistryAccess, MAX_INDEX_DEPTH,
+};
+use crate::pack::PackError;
 use sha2::{Digest, Sha256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -37,7 +44,7 @@ const SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
 const STALL_TIME: Duration = Duration::from_secs(60);
 const CONNECT_TIME: Duration = Duration::from_secs(30);
 
-pub(super) fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
+pub(crate) fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
     PackError::Entry {
         path: PathBuf::from(reference),
         what: what.to_string(),
@@ -47,12 +54,12 @@ pub(super) fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackE
 /// `docker://HOST[:PORT]/REPO[:TAG|@DIGEST]`, split and checked: every
 /// part goes into URLs, so nothing but the characters the distribution
 /// spec allows is let through.
-#[derive(Debug, PartialEq, Eq)]
-pub(super) struct ImageRef {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ImageRef {
     registry: String,
     repo: String,
     /// A tag or a `sha256:` digest.
-    pub(super) reference: String,
+    pub(crate) reference: String,
 }
 
 fn parse_ref(rest: &str) -> Result<ImageRef, String> {
@@ -121,7 +128,10 @@ pub fn check_reference(rest: &str) -> Result<(), String> {
 }
 
 /// Reads a body in pieces, failing once it passes `max` bytes.
-async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_capped(
+    resp: &mut reqwest::Response,
+    max: usize,
+) -> Result<Vec<u8>, String> {
     if resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(format!(
             "answer of {} bytes is larger than the {max} accepted",
@@ -143,7 +153,7 @@ async fn read_capped(resp: &mut reqwest::Response, max: usize) -> Result<Vec<u8>
 }
 
 /// A header's value as text ("" when absent or not text).
-pub(super) fn header_text(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> String {
+pub(crate) fn header_text(resp: &reqwest::Response, name: reqwest::header::HeaderName) -> String {
     resp.headers()
         .get(name)
         .and_then(|h| h.to_str().ok())
@@ -152,7 +162,7 @@ pub(super) fn header_text(resp: &reqwest::Response, name: reqwest::header::Heade
 }
 
 /// A failed answer as one line: its status and the start of its body.
-pub(super) async fn status_error(mut resp: reqwest::Response) -> String {
+pub(crate) async fn status_error(mut resp: reqwest::Response) -> String {
     let status = resp.status();
     let mut body = Vec::new();
     // Only the start: the rest is not waited for.
@@ -203,19 +213,19 @@ pub(crate) fn challenge_param(header: &str, key: &str) -> Option<String> {
 
 /// A registry session: the client, where the repository is, and the
 /// credentials or token that answered its challenge.
-pub(super) struct Session<'a> {
+pub(crate) struct Session {
     client: reqwest::Client,
     base: String,
-    image: &'a ImageRef,
+    image: ImageRef,
     creds: Option<(String, String)>,
     bearer: Option<String>,
     basic: bool,
     /// Tokens are asked for push as well as pull.
-    pub(super) pushing: bool,
+    pub(crate) pushing: bool,
 }
 
 /// One request of a session: method, where, what is accepted, a body.
-pub(super) struct Call<'a> {
+pub(crate) struct Call<'a> {
     pub method: reqwest::Method,
     /// A path below /v2/REPO/, or an absolute URL the registry handed out
     /// (an upload's Location).
@@ -225,6 +235,8 @@ pub(super) struct Call<'a> {
     pub body: Option<&'a [u8]>,
     /// The whole answer is bounded in time (not a blob).
     pub small: bool,
+    /// Only bytes `start..=end` (an HTTP Range).
+    pub range: Option<(u64, u64)>,
 }
 
 impl<'a> Call<'a> {
@@ -237,11 +249,12 @@ impl<'a> Call<'a> {
             content_type: None,
             body: None,
             small,
+            range: None,
         }
     }
 }
 
-impl Session<'_> {
+impl Session {
     fn request(&self, method: reqwest::Method, url: &str, accept: &str) -> reqwest::RequestBuilder {
         let mut r = self
             .client
@@ -256,7 +269,7 @@ impl Session<'_> {
     }
 
     /// The repository's base URL: `.../v2/REPO/`.
-    pub(super) fn repo_url(&self) -> String {
+    pub(crate) fn repo_url(&self) -> String {
         format!("{}/v2/{}/", self.base, self.image.repo)
     }
 
@@ -273,7 +286,7 @@ impl Session<'_> {
 
     /// Sends `call`, answering one auth challenge (the body is sent again
     /// with the credentials).
-    pub(super) async fn send(&mut self, call: Call<'_>) -> Result<reqwest::Response, String> {
+    pub(crate) async fn send(&mut self, call: Call<'_>) -> Result<reqwest::Response, String> {
         let url = if call.target.starts_with("http://") || call.target.starts_with("https://") {
             call.target.to_string()
         } else {
@@ -291,6 +304,9 @@ impl Session<'_> {
             }
             if call.small {
                 req = req.timeout(SMALL_ANSWER_TIME);
+            }
+            if let Some((a, b)) = call.range {
+                req = req.header(reqwest::header::RANGE, format!("bytes={a}-{b}"));
             }
             let resp = req
                 .send()
@@ -418,7 +434,7 @@ impl Session<'_> {
 }
 
 /// The runtime a session's futures run on, on this thread.
-pub(super) fn runtime(about: &Path) -> Result<tokio::runtime::Runtime, PackError> {
+pub(crate) fn runtime(about: &Path) -> Result<tokio::runtime::Runtime, PackError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -426,18 +442,18 @@ pub(super) fn runtime(about: &Path) -> Result<tokio::runtime::Runtime, PackError
 }
 
 /// `docker://HOST/REPO[:TAG|@DIGEST]`, split and checked.
-pub(super) fn parse_docker_ref(reference: &str) -> Result<ImageRef, PackError> {
+pub(crate) fn parse_docker_ref(reference: &str) -> Result<ImageRef, PackError> {
     let rest = reference
         .strip_prefix("docker://")
         .ok_or_else(|| remote_err(reference, "is not docker://HOST/REPO[:TAG|@DIGEST]"))?;
     parse_ref(rest).map_err(|e| remote_err(reference, e))
 }
 
-impl<'a> Session<'a> {
+impl Session {
     /// A session with the registry of `image` (named `reference` in
     /// errors), anonymous or with `access`'s credentials.
-    pub(super) fn new(
-        image: &'a ImageRef,
+    pub(crate) fn new(
+        image: ImageRef,
         access: &RegistryAccess,
         reference: &str,
     ) -> Result<Self, PackError> {
@@ -467,43 +483,51 @@ impl<'a> Session<'a> {
     }
 }
 
-/// Pulls `docker://...` into an OCI layout at `dir` (created): its manifest
-/// (this machine's platform from an index), config and layers, with an
-/// index.json naming the manifest.
-pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), PackError> {
-    let image = parse_docker_ref(reference)?;
-    let mut session = Session::new(&image, remote, reference)?;
-    let rt = runtime(dir)?;
-    let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| PackError::io(&blobs, "create", e))?;
-    rt.block_on(async {
-        // The manifest: through at most a few nested indexes.
-        let mut at = image.reference.clone();
-        let mut found = None;
+impl Session {
+    /// The image manifest the session's reference names, through nested
+    /// indexes (this machine's platform): its bytes, digest, media type and
+    /// JSON. `shown` names the image in errors.
+    pub(crate) async fn resolve_manifest(
+        &mut self,
+        shown: &str,
+    ) -> Result<(Vec<u8>, String, String, serde_json::Value), PackError> {
+        let mut at = self.image.reference.clone();
         // The manifest after at most MAX_INDEX_DEPTH indexes.
         for _ in 0..=MAX_INDEX_DEPTH {
-            let (bytes, digest, header_media) = session
+            let (bytes, digest, header_media) = self
                 .manifest(&at)
                 .await
-                .map_err(|e| remote_err(reference, format!("manifest {at}: {e}")))?;
+                .map_err(|e| remote_err(shown, format!("manifest {at}: {e}")))?;
             let v: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|e| remote_err(reference, format!("manifest is not JSON: {e}")))?;
+                .map_err(|e| remote_err(shown, format!("manifest is not JSON: {e}")))?;
             let media = v["mediaType"]
                 .as_str()
                 .map(str::to_string)
                 .unwrap_or(header_media);
             if is_index(&media, &v) {
-                let pick = index_choice(&v).map_err(|e| remote_err(reference, e))?;
+                let pick = index_choice(&v).map_err(|e| remote_err(shown, e))?;
                 let d = pick["digest"].as_str().unwrap_or_default();
-                check_digest(d).map_err(|e| remote_err(reference, e))?;
+                check_digest(d).map_err(|e| remote_err(shown, e))?;
                 at = d.to_string();
                 continue;
             }
-            found = Some((bytes, digest, media, v));
-            break;
+            return Ok((bytes, digest, media, v));
         }
-        let (bytes, digest, media, manifest) =
-            found.ok_or_else(|| remote_err(reference, "indexes nested too deep"))?;
+        Err(remote_err(shown, "indexes nested too deep"))
+    }
+}
+
+/// Pulls `docker://...` into an OCI layout at `dir` (created): its manifest
+/// (this machine's platform from an index), config and layers, with an
+/// index.json naming the manifest.
+pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), PackError> {
+    let image = parse_docker_ref(reference)?;
+    let mut session = Session::new(image.clone(), remote, reference)?;
+    let rt = runtime(dir)?;
+    let blobs = dir.join("blobs/sha256");
+    std::fs::create_dir_all(&blobs).map_err(|e| PackError::io(&blobs, "create", e))?;
+    rt.block_on(async {
+        let (bytes, digest, media, manifest) = session.resolve_manifest(reference).await?;
         let media = if MANIFEST_TYPES[..2].contains(&media.as_str()) {
             media
         } else {

@@ -108,7 +108,9 @@ macro_rules! need_registry {
         match $crate::common::registry::Registry::start($name, $auth) {
             Some(r) => r,
             None => {
-                skip!("needs docker-registry and skopeo (apt-get install docker-registry skopeo)")
+                $crate::skip!(
+                    "needs docker-registry and skopeo (apt-get install docker-registry skopeo)"
+                )
             }
         }
     };

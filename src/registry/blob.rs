@@ -1,0 +1,239 @@
+//! An image in a registry, read lazily: its manifest is resolved once, and
+//! each SquashFS layer blob is a [`crate::format::ByteSource`] that fetches what the
+//! reader asks for with HTTP range requests, in aligned chunks kept in a
+//! small memory cache. Tokens are asked for again when they expire (the
+//! session answers a 401 with a fresh one); redirects to blob storage are
+//! followed by the HTTP client, without the registry's credentials.
+
+use super::{parse_docker_ref, read_capped, status_error, Call, ImageRef, Session};
+use crate::error::{Error, Result};
+use crate::format::ByteSource;
+use crate::pack::oci_spec::{check_digest, RegistryAccess};
+use crate::pack::push::{LAYER_MEDIA_TYPE, VERITY_ROOT_ANNOTATION};
+use parking_lot::Mutex;
+use std::borrow::Cow;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+/// Fetch granule: reads are rounded out to it.
+const CHUNK: u64 = 256 << 10;
+/// Chunks kept in memory per layer.
+const CACHED_CHUNKS: usize = 64;
+
+/// One SquashFS layer of a registry image.
+pub struct Layer {
+    /// How messages and /proc/mounts name it: `docker://HOST/REPO@DIGEST`.
+    pub name: String,
+    /// Its bytes, fetched as they are read.
+    pub source: Box<dyn ByteSource>,
+    /// The dm-verity root hash its descriptor's annotation records, if any.
+    pub verity_root: Option<String>,
+}
+
+/// Whether an IMAGE argument names an image in a registry.
+pub fn is_reference(image: &std::path::Path) -> bool {
+    image
+        .as_os_str()
+        .as_encoded_bytes()
+        .starts_with(b"docker://")
+}
+
+/// The layers of `reference` (`docker://HOST/REPO[:TAG|@DIGEST]`), top
+/// first, each read lazily. Every layer must be SquashFS: an image of tar
+/// layers is refused with what to do instead.
+pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer>> {
+    let fail = |e: crate::pack::PackError| Error::invalid(e.to_string());
+    let image = parse_docker_ref(reference).map_err(fail)?;
+    let mut session = Session::new(image.clone(), access, reference).map_err(fail)?;
+    let rt = super::runtime(std::path::Path::new(reference)).map_err(fail)?;
+    let (_, _, _, manifest) = rt
+        .block_on(session.resolve_manifest(reference))
+        .map_err(fail)?;
+    drop(rt);
+    let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
+    if descs.is_empty() {
+        return Err(Error::invalid(format!(
+            "{reference}: the image has no layers"
+        )));
+    }
+    let name = reference
+        .rsplit_once(['@'])
+        .map_or(reference, |(n, _)| n)
+        .to_string();
+    let name = match name.rsplit_once(':') {
+        Some((n, tag)) if !tag.contains('/') => n.to_string(),
+        _ => name,
+    };
+    let mut layers = Vec::with_capacity(descs.len());
+    for (i, d) in descs.iter().enumerate().rev() {
+        let media = d["mediaType"].as_str().unwrap_or_default();
+        if media != LAYER_MEDIA_TYPE {
+            return Err(Error::invalid(format!(
+                "{reference}: layer {i} is {media:?}, not SquashFS: make an image of it with `sqfuse pack {reference} IMAGE` and mount that"
+            )));
+        }
+        let digest = d["digest"].as_str().unwrap_or_default().to_string();
+        check_digest(&digest).map_err(|e| Error::invalid(format!("{reference}: {e}")))?;
+        let size = d["size"]
+            .as_u64()
+            .ok_or_else(|| Error::invalid(format!("{reference}: layer {i} has no size")))?;
+        let verity_root = d["annotations"][VERITY_ROOT_ANNOTATION]
+            .as_str()
+            .map(str::to_string);
+        layers.push(Layer {
+            name: format!("{name}@{digest}"),
+            source: Box::new(BlobSource {
+                shown: format!("{name}@{digest}"),
+                image: image.clone(),
+                access: access.clone(),
+                digest,
+                size,
+                live: Mutex::new(None),
+                chunks: Mutex::new(Chunks::default()),
+            }),
+            verity_root,
+        });
+    }
+    Ok(layers)
+}
+
+/// The session and the runtime its futures run on, made when first needed
+/// (and again after a fork).
+struct Live {
+    rt: tokio::runtime::Runtime,
+    session: Session,
+}
+
+/// Recently fetched chunks, least recently used dropped first.
+#[derive(Default)]
+struct Chunks {
+    map: HashMap<u64, Arc<Vec<u8>>>,
+    order: VecDeque<u64>,
+}
+
+impl Chunks {
+    fn get(&mut self, n: u64) -> Option<Arc<Vec<u8>>> {
+        let c = self.map.get(&n)?.clone();
+        self.order.retain(|&k| k != n);
+        self.order.push_back(n);
+        Some(c)
+    }
+
+    fn put(&mut self, n: u64, c: Arc<Vec<u8>>) {
+        if self.map.insert(n, c).is_none() {
+            self.order.push_back(n);
+        }
+        while self.order.len() > CACHED_CHUNKS {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
+/// A layer blob read by byte range.
+struct BlobSource {
+    shown: String,
+    image: ImageRef,
+    access: RegistryAccess,
+    digest: String,
+    size: u64,
+    live: Mutex<Option<Live>>,
+    chunks: Mutex<Chunks>,
+}
+
+impl BlobSource {
+    /// Chunk `n`, from memory or the registry.
+    fn chunk(&self, n: u64) -> Result<Arc<Vec<u8>>> {
+        if let Some(c) = self.chunks.lock().get(n) {
+            return Ok(c);
+        }
+        let start = n * CHUNK;
+        let end = (start + CHUNK).min(self.size);
+        let fetched = Arc::new(self.fetch(start, end)?);
+        self.chunks.lock().put(n, fetched.clone());
+        Ok(fetched)
+    }
+
+    /// Bytes `start..end` of the blob, exactly.
+    fn fetch(&self, start: u64, end: u64) -> Result<Vec<u8>> {
+        let io = |what: String| {
+            Error::io(
+                format!("{}: bytes {start}..{end}", self.shown),
+                std::io::Error::other(what),
+            )
+        };
+        let mut live = self.live.lock();
+        if live.is_none() {
+            let rt =
+                super::runtime(std::path::Path::new(&self.shown)).map_err(|e| io(e.to_string()))?;
+            let session = Session::new(self.image.clone(), &self.access, &self.shown)
+                .map_err(|e| io(e.to_string()))?;
+            *live = Some(Live { rt, session });
+        }
+        let Live { rt, session } = live.as_mut().expect("made above");
+        let target = format!("blobs/{}", self.digest);
+        let want = (end - start) as usize;
+        rt.block_on(async {
+            let mut resp = session
+                .send(Call {
+                    range: Some((start, end - 1)),
+                    ..Call::get(&target, "*/*", false)
+                })
+                .await?;
+            let whole = resp.status() == reqwest::StatusCode::OK;
+            if resp.status() != reqwest::StatusCode::PARTIAL_CONTENT
+                && !(whole && start == 0 && end == self.size)
+            {
+                if whole {
+                    return Err("the registry ignored the byte range".to_string());
+                }
+                return Err(status_error(resp).await);
+            }
+            let body = read_capped(&mut resp, want).await?;
+            if body.len() != want {
+                return Err(format!("the answer held {} bytes", body.len()));
+            }
+            Ok(body)
+        })
+        .map_err(io)
+    }
+}
+
+impl ByteSource for BlobSource {
+    fn size(&self) -> u64 {
+        self.size
+    }
+
+    fn read_bytes(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        let end = pos
+            .checked_add(len as u64)
+            .filter(|&e| e <= self.size)
+            .ok_or_else(|| {
+                Error::corrupt(
+                    pos,
+                    format!(
+                        "{len} bytes at {pos} run past the layer's end ({})",
+                        self.size
+                    ),
+                )
+            })?;
+        let mut out = Vec::with_capacity(len);
+        let mut at = pos;
+        while at < end {
+            let n = at / CHUNK;
+            let c = self.chunk(n)?;
+            let from = (at - n * CHUNK) as usize;
+            let take = ((end - at) as usize).min(c.len() - from);
+            out.extend_from_slice(&c[from..from + take]);
+            at += take as u64;
+        }
+        Ok(Cow::Owned(out))
+    }
+
+    fn before_fork(&self) {
+        if let Some(l) = self.live.lock().take() {
+            l.rt.shutdown_background();
+        }
+    }
+}

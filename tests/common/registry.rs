@@ -127,7 +127,9 @@ pub struct TokenServer {
 }
 
 impl TokenServer {
-    pub fn start(creds: &str) -> Option<TokenServer> {
+    /// Starts one with its own scratch directory `token-server-NAME`
+    /// (tests running at once each have their own).
+    pub fn start(name: &str, creds: &str) -> Option<TokenServer> {
         let ok = std::process::Command::new("python3")
             .args(["-c", "import cryptography"])
             .status()
@@ -135,7 +137,7 @@ impl TokenServer {
         if !ok {
             return None;
         }
-        let dir = scratch("token-server");
+        let dir = scratch(&format!("token-server-{name}"));
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/token_server.py");
         let child = std::process::Command::new("python3")
             .arg(script)

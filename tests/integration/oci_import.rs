@@ -545,7 +545,7 @@ fn docker_pull_with_basic_auth_and_a_tampered_blob() {
 #[test]
 fn docker_pull_with_token_auth() {
     let s = need_setup!();
-    let Some(ts) = TokenServer::start("bob:t0ken-pw") else {
+    let Some(ts) = TokenServer::start("pull", "bob:t0ken-pw") else {
         skip!("needs python3 with cryptography (apt-get install python3-cryptography)");
     };
     let Some(reg) = Registry::start_token("token", &ts) else {

@@ -180,7 +180,7 @@ fn push_refuses_what_it_cannot_publish() {
 /// credentials; anonymous push is refused by the registry.
 #[test]
 fn push_with_token_auth() {
-    let Some(ts) = TokenServer::start("bob:t0ken-pw") else {
+    let Some(ts) = TokenServer::start("push", "bob:t0ken-pw") else {
         skip!("needs python3 with cryptography (apt-get install python3-cryptography)");
     };
     let Some(reg) = Registry::start_token("push-token", &ts) else {

@@ -169,3 +169,43 @@ fn registry_image_without_root_hashes_is_refused_under_require_verity() {
         "{err}"
     );
 }
+
+/// An ordinary container image (tar layers, pushed by skopeo): refused in
+/// one line that says what to do instead.
+#[test]
+fn registry_image_of_tar_layers_says_to_pack_it_first() {
+    need_fuse!();
+    if !crate::common::oci::have_umoci() {
+        crate::skip!("needs umoci (apt-get install umoci)");
+    }
+    let reg = need_registry!("mount-tar", None);
+    let dir = scratch("registry-tar");
+    let src = dir.join("layer");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("f"), b"tar").unwrap();
+    let tar = dir.join("layer.tar");
+    run(std::process::Command::new("tar")
+        .arg("-C")
+        .arg(&src)
+        .arg("-cf")
+        .arg(&tar)
+        .arg("."));
+    let layout = crate::common::oci::umoci_layout(&dir, &[tar]);
+    let reference = reg.push(&layout, "sq/tar", None);
+    let mnt = scratch("mnt").join("registry-tar");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = sqfuse()
+        .arg(&reference)
+        .arg(&mnt)
+        .args(["-o", "insecure"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "sqfuse: {reference}: layer 0 is \"application/vnd.oci.image.layer.v1.tar+gzip\", not SquashFS: make an image of it with `sqfuse pack {reference} IMAGE` and mount that\n"
+        )
+    );
+    assert!(!crate::is_mounted(&mnt));
+}

@@ -209,3 +209,56 @@ fn registry_image_of_tar_layers_says_to_pack_it_first() {
     );
     assert!(!crate::is_mounted(&mnt));
 }
+
+/// A registry behind basic auth: the credentials come from -o creds=FILE
+/// (never the command line, never /proc/mounts); without them, one line.
+#[test]
+fn registry_mount_logs_in_with_a_creds_file() {
+    need_fuse!();
+    if !crate::have("htpasswd") {
+        crate::skip!("needs htpasswd (apt-get install apache2-utils)");
+    }
+    let dir = scratch("registry-creds");
+    let htpasswd = dir.join("htpasswd");
+    run(std::process::Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&htpasswd)
+        .args(["carol", "pa55-word"]));
+    let reg = need_registry!("mount-creds", Some(&htpasswd));
+    let s = stack("registry-creds-stack");
+    let reference = format!("docker://127.0.0.1:{}/sq/private:v1", reg.port);
+    run(sqfuse()
+        .args([
+            "push",
+            "--insecure",
+            "--verity",
+            "--creds",
+            "carol:pa55-word",
+        ])
+        .arg(&s.top)
+        .arg(&s.bottom)
+        .arg(&reference));
+    let creds = dir.join("creds");
+    std::fs::write(&creds, "carol:pa55-word\n").unwrap();
+    let opt = format!("insecure,require_verity,creds={}", creds.display());
+    let m = Mounted::new(Path::new(&reference), "registry-creds", &[&opt]);
+    assert_same("with creds", &shape(&s.merged), &shape(&m.dir));
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(!mounts.contains("pa55-word"), "{mounts}");
+    drop(m);
+    let mnt = scratch("mnt").join("registry-nocreds");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = sqfuse()
+        .arg(&reference)
+        .arg(&mnt)
+        .args(["-o", "insecure"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.starts_with(&format!("sqfuse: {reference}: manifest v1: 401"))
+            && err.lines().count() == 1,
+        "{err}"
+    );
+}

@@ -262,3 +262,37 @@ fn registry_mount_logs_in_with_a_creds_file() {
         "{err}"
     );
 }
+
+/// `tests/common/push_artifact.py`: pushes as another tool would.
+fn push_artifact(reg: &Registry, reference: &str, kind: &str, files: &[&Path]) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/push_artifact.py");
+    run(std::process::Command::new("python3")
+        .arg(script)
+        .arg(reg.port.to_string())
+        .arg(reference)
+        .arg(kind)
+        .args(files));
+}
+
+/// An artifact as `apptainer push oras://` writes it (one SIF layer): the
+/// SquashFS partition inside the SIF mounts, as offset=auto mounts the
+/// file; and SquashFS layers published as SingularityCE does, by a script
+/// of our own rather than by sqfuse push.
+#[test]
+fn oras_sif_artifacts_and_singularity_layers_mount() {
+    need_fuse!();
+    let reg = need_registry!("mount-oras", None);
+    let sif = crate::corpora().join("images/sylabs-sif/one-group.sif");
+    push_artifact(&reg, "sq/sif:v1", "oras", &[&sif]);
+    let oras = format!("oras://127.0.0.1:{}/sq/sif:v1", reg.port);
+    let m = Mounted::new(Path::new(&oras), "registry-oras", &["insecure"]);
+    let local = Mounted::new(&sif, "registry-oras-local", &["offset=auto"]);
+    assert_same("oras artifact", &snapshot(&local.dir), &snapshot(&m.dir));
+    assert!(!snapshot(&m.dir).is_empty());
+    drop((m, local));
+    let s = stack("registry-sylabs");
+    push_artifact(&reg, "sq/sylabs:v1", "squashfs", &[&s.top, &s.bottom]);
+    let docker = format!("docker://127.0.0.1:{}/sq/sylabs:v1", reg.port);
+    let m = Mounted::new(Path::new(&docker), "registry-sylabs", &["insecure"]);
+    assert_same("sylabs layers", &shape(&s.merged), &shape(&m.dir));
+}

@@ -32,7 +32,7 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
   log=FILE|syslog     where messages go (damage found in the image, warnings);
                       default: stderr in the foreground, syslog in the background
   insecure, creds=FILE, require_verity
-                      a docker://HOST/REPO:TAG image: plain HTTP; USER:PASSWORD
+                      a docker:// or oras:// image: plain HTTP; USER:PASSWORD
                       from FILE; refuse layers without a recorded root hash
   fsname=NAME, subtype=NAME
                       what /proc/mounts shows (default: the image path, fuse.sqfuse)
@@ -55,7 +55,8 @@ Mount, inspect and create SquashFS 4.0 images.
 
 `sqfuse IMAGE MOUNTPOINT` mounts IMAGE (a file, a block device, an image
 inside an AppImage or SIF file with -o offset=auto, an http(s) or s3 URL, or
-a docker://HOST/REPO:TAG image of SquashFS layers) read-only through FUSE,
+a docker://HOST/REPO:TAG image of SquashFS layers or an oras:// SIF artifact)
+read-only through FUSE,
 without root (through fusermount3), and returns once the mount is ready.
 Unmount with `fusermount3 -u MOUNTPOINT`; SIGINT, SIGTERM and SIGHUP unmount
 too. A MOUNTPOINT of the form /dev/fd/N serves a /dev/fuse descriptor the

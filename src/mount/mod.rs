@@ -108,7 +108,12 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
                 None => None,
             };
             let ropts = OpenOptions {
-                offset: o.offset,
+                // A SIF artifact's image is a partition inside the blob.
+                offset: if l.wrapped {
+                    crate::reader::Offset::Auto
+                } else {
+                    o.offset
+                },
                 cache_budget: Some(per_layer),
                 verity,
                 ..Default::default()

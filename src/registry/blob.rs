@@ -5,7 +5,7 @@
 //! session answers a 401 with a fresh one); redirects to blob storage are
 //! followed by the HTTP client, without the registry's credentials.
 
-use super::{parse_docker_ref, read_capped, status_error, Call, ImageRef, Session};
+use super::{parse_docker_ref, parse_oras_ref, read_capped, status_error, Call, ImageRef, Session};
 use crate::error::{Error, Result};
 use crate::format::ByteSource;
 use crate::pack::oci_spec::{check_digest, RegistryAccess};
@@ -14,6 +14,9 @@ use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+
+/// The layer of an artifact `apptainer push oras://` writes: a SIF file.
+pub const SIF_LAYER_MEDIA_TYPE: &str = "application/vnd.sylabs.sif.layer.v1.sif";
 
 /// Fetch granule: reads are rounded out to it.
 const CHUNK: u64 = 256 << 10;
@@ -28,22 +31,30 @@ pub struct Layer {
     pub source: Box<dyn ByteSource>,
     /// The dm-verity root hash its descriptor's annotation records, if any.
     pub verity_root: Option<String>,
+    /// A SIF file: the SquashFS image is a partition inside it, found as
+    /// `offset=auto` finds it.
+    pub wrapped: bool,
 }
 
-/// Whether an IMAGE argument names an image in a registry.
+/// Whether an IMAGE argument names an image in a registry (`docker://`)
+/// or a SIF artifact (`oras://`).
 pub fn is_reference(image: &std::path::Path) -> bool {
-    image
-        .as_os_str()
-        .as_encoded_bytes()
-        .starts_with(b"docker://")
+    let b = image.as_os_str().as_encoded_bytes();
+    b.starts_with(b"docker://") || b.starts_with(b"oras://")
 }
 
 /// The layers of `reference` (`docker://HOST/REPO[:TAG|@DIGEST]`), top
 /// first, each read lazily. Every layer must be SquashFS: an image of tar
-/// layers is refused with what to do instead.
+/// layers is refused with what to do instead. An `oras://` reference names
+/// an artifact of one SIF layer.
 pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer>> {
     let fail = |e: crate::pack::PackError| Error::invalid(e.to_string());
-    let image = parse_docker_ref(reference).map_err(fail)?;
+    let oras = reference.starts_with("oras://");
+    let image = if oras {
+        parse_oras_ref(reference).map_err(fail)?
+    } else {
+        parse_docker_ref(reference).map_err(fail)?
+    };
     let mut session = Session::new(image.clone(), access, reference).map_err(fail)?;
     let rt = super::runtime(std::path::Path::new(reference)).map_err(fail)?;
     let (_, _, _, manifest) = rt
@@ -64,10 +75,21 @@ pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer
         Some((n, tag)) if !tag.contains('/') => n.to_string(),
         _ => name,
     };
+    if oras && descs.len() != 1 {
+        return Err(Error::invalid(format!(
+            "{reference}: an oras:// artifact holds one SIF layer, this one {}",
+            descs.len()
+        )));
+    }
     let mut layers = Vec::with_capacity(descs.len());
     for (i, d) in descs.iter().enumerate().rev() {
         let media = d["mediaType"].as_str().unwrap_or_default();
-        if media != LAYER_MEDIA_TYPE {
+        if oras && media != SIF_LAYER_MEDIA_TYPE {
+            return Err(Error::invalid(format!(
+                "{reference}: the artifact's layer is {media:?}, not a SIF file ({SIF_LAYER_MEDIA_TYPE})"
+            )));
+        }
+        if !oras && media != LAYER_MEDIA_TYPE {
             return Err(Error::invalid(format!(
                 "{reference}: layer {i} is {media:?}, not SquashFS: make an image of it with `sqfuse pack {reference} IMAGE` and mount that"
             )));
@@ -92,6 +114,7 @@ pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer
                 chunks: Mutex::new(Chunks::default()),
             }),
             verity_root,
+            wrapped: oras,
         });
     }
     Ok(layers)

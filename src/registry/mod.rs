@@ -449,6 +449,15 @@ pub(crate) fn parse_docker_ref(reference: &str) -> Result<ImageRef, PackError> {
     parse_ref(rest).map_err(|e| remote_err(reference, e))
 }
 
+/// `oras://HOST/REPO[:TAG|@DIGEST]` (an artifact, as `apptainer push
+/// oras://` writes one), split and checked as `docker://` is.
+pub(crate) fn parse_oras_ref(reference: &str) -> Result<ImageRef, PackError> {
+    let rest = reference
+        .strip_prefix("oras://")
+        .ok_or_else(|| remote_err(reference, "is not oras://HOST/REPO[:TAG|@DIGEST]"))?;
+    parse_ref(rest).map_err(|e| remote_err(reference, e))
+}
+
 impl Session {
     /// A session with the registry of `image` (named `reference` in
     /// errors), anonymous or with `access`'s credentials.

@@ -56,8 +56,8 @@ Mount, inspect and create SquashFS 4.0 images.
 `sqfuse IMAGE MOUNTPOINT` mounts IMAGE (a file, a block device, an image
 inside an AppImage or SIF file with -o offset=auto, an http(s) or s3 URL, or
 a docker://HOST/REPO:TAG image of SquashFS layers or an oras:// SIF artifact)
-read-only through FUSE,
-without root (through fusermount3), and returns once the mount is ready.
+read-only through FUSE, without root (through fusermount3), and returns once
+the mount is ready.
 Unmount with `fusermount3 -u MOUNTPOINT`; SIGINT, SIGTERM and SIGHUP unmount
 too. A MOUNTPOINT of the form /dev/fd/N serves a /dev/fuse descriptor the
 caller has mounted already.

@@ -80,7 +80,7 @@ fn registry_image_mounts_lazily_and_equals_its_layers_merged() {
     let m = Mounted::new(
         Path::new(&reference),
         "registry",
-        &["insecure", "require_verity"],
+        &["insecure", "require_verity", "cache_dir=none"],
     );
     assert_same("registry mount", &shape(&s.merged), &shape(&m.dir));
     // The same as the layer files mounted as layers here.
@@ -111,7 +111,11 @@ fn registry_blob_changed_in_storage_is_refused_block_by_block() {
     let at = bytes.len() / 3;
     bytes[at] ^= 0x55;
     std::fs::write(&data, &bytes).unwrap();
-    let m = Mounted::new(Path::new(&reference), "registry-tampered", &["insecure"]);
+    let m = Mounted::new(
+        Path::new(&reference),
+        "registry-tampered",
+        &["insecure", "cache_dir=none"],
+    );
     let e = std::fs::read(m.dir.join("big")).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::EIO), "{e}");
     assert_eq!(std::fs::read(m.dir.join("a")).unwrap(), b"top");
@@ -132,7 +136,7 @@ fn registry_image_without_root_hashes_is_refused_under_require_verity() {
     let out = sqfuse()
         .arg(&reference)
         .arg(&dir)
-        .args(["-o", "insecure,require_verity"])
+        .args(["-o", "insecure,require_verity,cache_dir=none"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -147,7 +151,7 @@ fn registry_image_without_root_hashes_is_refused_under_require_verity() {
     let out = sqfuse()
         .arg(&reference)
         .arg(&dir)
-        .args(["-o", "insecure"])
+        .args(["-o", "insecure,cache_dir=none"])
         .output()
         .unwrap();
     assert!(out.status.success());
@@ -158,7 +162,7 @@ fn registry_image_without_root_hashes_is_refused_under_require_verity() {
     let out = sqfuse()
         .arg(&missing)
         .arg(&dir)
-        .args(["-o", "insecure"])
+        .args(["-o", "insecure,cache_dir=none"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -197,7 +201,7 @@ fn registry_image_of_tar_layers_says_to_pack_it_first() {
     let out = sqfuse()
         .arg(&reference)
         .arg(&mnt)
-        .args(["-o", "insecure"])
+        .args(["-o", "insecure,cache_dir=none"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -240,7 +244,10 @@ fn registry_mount_logs_in_with_a_creds_file() {
         .arg(&reference));
     let creds = dir.join("creds");
     std::fs::write(&creds, "carol:pa55-word\n").unwrap();
-    let opt = format!("insecure,require_verity,creds={}", creds.display());
+    let opt = format!(
+        "insecure,require_verity,cache_dir=none,creds={}",
+        creds.display()
+    );
     let m = Mounted::new(Path::new(&reference), "registry-creds", &[&opt]);
     assert_same("with creds", &shape(&s.merged), &shape(&m.dir));
     let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
@@ -251,7 +258,7 @@ fn registry_mount_logs_in_with_a_creds_file() {
     let out = sqfuse()
         .arg(&reference)
         .arg(&mnt)
-        .args(["-o", "insecure"])
+        .args(["-o", "insecure,cache_dir=none"])
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
@@ -285,7 +292,11 @@ fn oras_sif_artifacts_and_singularity_layers_mount() {
     let sif = crate::corpora().join("images/sylabs-sif/one-group.sif");
     push_artifact(&reg, "sq/sif:v1", "oras", &[&sif]);
     let oras = format!("oras://127.0.0.1:{}/sq/sif:v1", reg.port);
-    let m = Mounted::new(Path::new(&oras), "registry-oras", &["insecure"]);
+    let m = Mounted::new(
+        Path::new(&oras),
+        "registry-oras",
+        &["insecure", "cache_dir=none"],
+    );
     let local = Mounted::new(&sif, "registry-oras-local", &["offset=auto"]);
     assert_same("oras artifact", &snapshot(&local.dir), &snapshot(&m.dir));
     assert!(!snapshot(&m.dir).is_empty());
@@ -293,6 +304,43 @@ fn oras_sif_artifacts_and_singularity_layers_mount() {
     let s = stack("registry-sylabs");
     push_artifact(&reg, "sq/sylabs:v1", "squashfs", &[&s.top, &s.bottom]);
     let docker = format!("docker://127.0.0.1:{}/sq/sylabs:v1", reg.port);
-    let m = Mounted::new(Path::new(&docker), "registry-sylabs", &["insecure"]);
+    let m = Mounted::new(
+        Path::new(&docker),
+        "registry-sylabs",
+        &["insecure", "cache_dir=none"],
+    );
     assert_same("sylabs layers", &shape(&s.merged), &shape(&m.dir));
+}
+
+/// Chunks are kept by digest in the cache directory: with the registry
+/// stopped, a second mount (the manifest last resolved, the chunks read
+/// before) shows the same tree, with a warning.
+#[test]
+fn registry_mount_reads_from_the_cache_with_the_registry_gone() {
+    need_fuse!();
+    let reg = need_registry!("mount-cache", None);
+    let s = stack("registry-cache");
+    let reference = push(&reg, &s, "sq/cached", true);
+    let cache = scratch("registry-cache").join("cache");
+    let opt = format!("insecure,cache_dir={}", cache.display());
+    let m = Mounted::new(Path::new(&reference), "registry-cache", &[&opt]);
+    assert_same("first mount", &shape(&s.merged), &shape(&m.dir));
+    drop(m);
+    drop(reg); // the registry stops
+    let dir = scratch("mnt").join("registry-cache-offline");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = sqfuse()
+        .arg(&reference)
+        .arg(&dir)
+        .args(["-o", &opt])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("warning") && err.contains("reading the cached copy"),
+        "{err}"
+    );
+    assert_same("offline mount", &shape(&s.merged), &shape(&dir));
+    unmount(&dir);
 }

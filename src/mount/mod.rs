@@ -80,7 +80,19 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
             None => None,
         },
     };
-    let layers = crate::registry::blob::open_layers(&reference, &access)?;
+    // The URL cache's directory and bound (cache_dir=, cache_size=, the
+    // SQFUSE_* environment) keep layer chunks by digest.
+    let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
+    for s in &o.remote {
+        remote.apply(s.clone());
+    }
+    let cache = remote
+        .cache_dir
+        .map(|dir| crate::registry::blob::LayerCache {
+            dir,
+            limit: remote.cache_size,
+        });
+    let layers = crate::registry::blob::open_layers(&reference, &access, cache.as_ref())?;
     let unverified: Vec<&str> = layers
         .iter()
         .filter(|l| l.verity_root.is_none())

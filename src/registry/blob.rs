@@ -36,6 +36,18 @@ pub struct Layer {
     pub wrapped: bool,
 }
 
+/// Where layer chunks are kept between mounts (the URL cache's directory
+/// and bound): keyed by the blob's digest, so shared by every tag,
+/// repository and registry that serve the same blob, and read when the
+/// registry is gone. Used with the `remote` feature.
+#[derive(Debug, Clone)]
+pub struct LayerCache {
+    /// The cache directory (private to its user).
+    pub dir: std::path::PathBuf,
+    /// Bytes it may hold.
+    pub limit: u64,
+}
+
 /// Whether an IMAGE argument names an image in a registry (`docker://`)
 /// or a SIF artifact (`oras://`).
 pub fn is_reference(image: &std::path::Path) -> bool {
@@ -47,7 +59,17 @@ pub fn is_reference(image: &std::path::Path) -> bool {
 /// first, each read lazily. Every layer must be SquashFS: an image of tar
 /// layers is refused with what to do instead. An `oras://` reference names
 /// an artifact of one SIF layer.
-pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer>> {
+pub fn open_layers(
+    reference: &str,
+    access: &RegistryAccess,
+    cache: Option<&LayerCache>,
+) -> Result<Vec<Layer>> {
+    #[cfg(not(feature = "remote"))]
+    let _ = cache; // chunks are kept in memory only
+    #[cfg(feature = "remote")]
+    if let Some(c) = cache {
+        crate::reader::remote::cache::prepare_root(&c.dir)?;
+    }
     let fail = |e: crate::pack::PackError| Error::invalid(e.to_string());
     let oras = reference.starts_with("oras://");
     let image = if oras {
@@ -57,10 +79,44 @@ pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer
     };
     let mut session = Session::new(image.clone(), access, reference).map_err(fail)?;
     let rt = super::runtime(std::path::Path::new(reference)).map_err(fail)?;
-    let (_, _, _, manifest) = rt
-        .block_on(session.resolve_manifest(reference))
-        .map_err(fail)?;
+    let resolved = rt.block_on(session.resolve_manifest(reference));
     drop(rt);
+    let manifest = match resolved {
+        Ok((_, _, _, m)) => {
+            #[cfg(feature = "remote")]
+            if let Some(c) = cache {
+                let bytes = serde_json::to_vec(&m).expect("json");
+                crate::reader::remote::cache::save_document(
+                    &c.dir,
+                    &manifest_key(reference),
+                    &bytes,
+                );
+            }
+            m
+        }
+        Err(e) => {
+            // The registry unreachable (or the tag gone): the manifest last
+            // resolved, if the cache kept it; its chunks are read from there.
+            #[cfg(feature = "remote")]
+            let kept = cache
+                .and_then(|c| {
+                    crate::reader::remote::cache::load_document(&c.dir, &manifest_key(reference))
+                })
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok());
+            #[cfg(not(feature = "remote"))]
+            let kept: Option<serde_json::Value> = None;
+            match kept {
+                Some(m) => {
+                    eprintln!(
+                        "sqfuse: warning: {}; reading the cached copy (what is not cached fails)",
+                        crate::error::outside_text(&e.to_string())
+                    );
+                    m
+                }
+                None => return Err(fail(e)),
+            }
+        }
+    };
     let descs = manifest["layers"].as_array().cloned().unwrap_or_default();
     if descs.is_empty() {
         return Err(Error::invalid(format!(
@@ -102,6 +158,20 @@ pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer
         let verity_root = d["annotations"][VERITY_ROOT_ANNOTATION]
             .as_str()
             .map(str::to_string);
+        #[cfg(feature = "remote")]
+        let disk = match cache {
+            Some(c) => Some(crate::reader::remote::cache::DiskCache::open(
+                &c.dir,
+                &digest,
+                &crate::reader::remote::cache::Version {
+                    size,
+                    etag: Some(digest.clone()),
+                    modified: 0,
+                },
+                c.limit,
+            )?),
+            None => None,
+        };
         layers.push(Layer {
             name: format!("{name}@{digest}"),
             source: Box::new(BlobSource {
@@ -112,6 +182,8 @@ pub fn open_layers(reference: &str, access: &RegistryAccess) -> Result<Vec<Layer
                 size,
                 live: Mutex::new(None),
                 chunks: Mutex::new(Chunks::default()),
+                #[cfg(feature = "remote")]
+                disk,
             }),
             verity_root,
             wrapped: oras,
@@ -163,6 +235,15 @@ struct BlobSource {
     size: u64,
     live: Mutex<Option<Live>>,
     chunks: Mutex<Chunks>,
+    /// Chunks kept between mounts, by digest.
+    #[cfg(feature = "remote")]
+    disk: Option<crate::reader::remote::cache::DiskCache>,
+}
+
+/// Where the manifest last resolved for `reference` is kept.
+#[cfg(feature = "remote")]
+fn manifest_key(reference: &str) -> String {
+    format!("registry-manifest {reference}")
 }
 
 impl BlobSource {
@@ -173,7 +254,19 @@ impl BlobSource {
         }
         let start = n * CHUNK;
         let end = (start + CHUNK).min(self.size);
+        #[cfg(feature = "remote")]
+        if let Some(d) = &self.disk {
+            if let Some(kept) = d.get(n, (end - start) as usize) {
+                let kept = Arc::new(kept);
+                self.chunks.lock().put(n, kept.clone());
+                return Ok(kept);
+            }
+        }
         let fetched = Arc::new(self.fetch(start, end)?);
+        #[cfg(feature = "remote")]
+        if let Some(d) = &self.disk {
+            d.put(n, &fetched);
+        }
         self.chunks.lock().put(n, fetched.clone());
         Ok(fetched)
     }

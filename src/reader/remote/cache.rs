@@ -28,14 +28,14 @@ use std::time::{Duration, SystemTime};
 
 /// What identifies one version of an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Version {
+pub(crate) struct Version {
     pub size: u64,
     pub etag: Option<String>,
     /// Last-Modified, seconds since the epoch.
     pub modified: i64,
 }
 
-pub(super) struct DiskCache {
+pub(crate) struct DiskCache {
     root: PathBuf,
     dir: PathBuf,
     limit: u64,
@@ -78,7 +78,7 @@ fn private_file(path: &Path) -> std::io::Result<fs::File> {
 /// Makes ROOT (0700) if missing, and checks one that exists: a directory
 /// this user owns that no one else may write. One only others may read (an
 /// older sqfuse made it 0755) is made 0700.
-pub(super) fn prepare_root(root: &Path) -> Result<()> {
+pub(crate) fn prepare_root(root: &Path) -> Result<()> {
     let shown = root.display();
     private_dir(root).map_err(io(format!("cannot create cache directory {shown}")))?;
     let meta = fs::metadata(root).map_err(io(format!("cache directory {shown}")))?;
@@ -239,6 +239,34 @@ fn nonce() -> u64 {
 fn index_path(root: &Path, url: &str) -> PathBuf {
     root.join("index")
         .join(format!("{}.json", hex_sha(&[url.as_bytes()])))
+}
+
+fn document_path(root: &Path, key: &str) -> PathBuf {
+    root.join("index")
+        .join(format!("{}.doc", hex_sha(&[key.as_bytes()])))
+}
+
+/// A small document kept under `key` (a registry manifest by reference),
+/// if the cache has one.
+pub(crate) fn load_document(root: &Path, key: &str) -> Option<Vec<u8>> {
+    fs::read(document_path(root, key)).ok()
+}
+
+/// Keeps `bytes` under `key` (written by rename; failures only cost the
+/// cache).
+pub(crate) fn save_document(root: &Path, key: &str, bytes: &[u8]) {
+    let path = document_path(root, key);
+    if let Some(dir) = path.parent() {
+        let _ = private_dir(dir);
+    }
+    let tmp = path.with_extension(format!("tmp.{}.{}", std::process::id(), nonce()));
+    if private_file(&tmp)
+        .and_then(|mut f| f.write_all(bytes))
+        .and_then(|_| fs::rename(&tmp, &path))
+        .is_err()
+    {
+        let _ = fs::remove_file(&tmp);
+    }
 }
 
 /// The version of `url` last seen, if the cache has a record of it.

@@ -5,7 +5,7 @@
 //! URL is a one-line error.
 
 #[cfg(feature = "remote")]
-mod cache;
+pub(crate) mod cache;
 #[cfg(feature = "remote")]
 mod capped;
 #[cfg(feature = "remote")]

@@ -19,9 +19,11 @@ use std::sync::Arc;
 pub const SIF_LAYER_MEDIA_TYPE: &str = "application/vnd.sylabs.sif.layer.v1.sif";
 
 /// Fetch granule: reads are rounded out to it.
-const CHUNK: u64 = 256 << 10;
+const CHUNK: u64 = 1 << 20;
+/// Requests one layer may have in flight at once.
+const SESSIONS: usize = 4;
 /// Chunks kept in memory per layer.
-const CACHED_CHUNKS: usize = 64;
+const CACHED_CHUNKS: usize = 16;
 
 /// One SquashFS layer of a registry image.
 pub struct Layer {
@@ -180,7 +182,7 @@ pub fn open_layers(
                 access: access.clone(),
                 digest,
                 size,
-                live: Mutex::new(None),
+                live: (0..SESSIONS).map(|_| Mutex::new(None)).collect(),
                 chunks: Mutex::new(Chunks::default()),
                 #[cfg(feature = "remote")]
                 disk,
@@ -233,7 +235,9 @@ struct BlobSource {
     access: RegistryAccess,
     digest: String,
     size: u64,
-    live: Mutex<Option<Live>>,
+    /// Sessions, each with its own connection and token: requests for
+    /// different chunks (read-ahead, several readers) run at once.
+    live: Vec<Mutex<Option<Live>>>,
     chunks: Mutex<Chunks>,
     /// Chunks kept between mounts, by digest.
     #[cfg(feature = "remote")]
@@ -279,7 +283,12 @@ impl BlobSource {
                 std::io::Error::other(what),
             )
         };
-        let mut live = self.live.lock();
+        // A free session, else wait for the one this chunk maps to.
+        let mut live = self
+            .live
+            .iter()
+            .find_map(|l| l.try_lock())
+            .unwrap_or_else(|| self.live[(start / CHUNK) as usize % SESSIONS].lock());
         if live.is_none() {
             let rt =
                 super::runtime(std::path::Path::new(&self.shown)).map_err(|e| io(e.to_string()))?;
@@ -348,8 +357,10 @@ impl ByteSource for BlobSource {
     }
 
     fn before_fork(&self) {
-        if let Some(l) = self.live.lock().take() {
-            l.rt.shutdown_background();
+        for slot in &self.live {
+            if let Some(l) = slot.lock().take() {
+                l.rt.shutdown_background();
+            }
         }
     }
 }

@@ -249,12 +249,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     rep.uploaded,
                     rep.present
                 );
-                // The pushed image by digest: the reference without its tag.
-                let name = match reference.rsplit_once(':') {
-                    Some((n, tag)) if !tag.contains('/') => n,
-                    _ => &*reference,
-                };
-                writeln!(out, "{name}@{}", rep.manifest_digest)?;
+                writeln!(out, "{}", rep.by_digest)?;
             }
             #[cfg(not(feature = "registry"))]
             {

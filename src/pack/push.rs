@@ -11,7 +11,7 @@ use super::oci_spec::{host_arch, RegistryAccess};
 use super::PackError;
 use crate::reader::{Image, OpenOptions};
 use crate::registry::{
-    header_text, parse_docker_ref, remote_err, runtime, status_error, Call, Session,
+    header_text, parse_docker_ref, remote_err, repository_of, runtime, status_error, Call, Session,
 };
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -43,8 +43,10 @@ pub struct PushReport {
     pub uploaded: usize,
     /// Blobs the registry had already.
     pub present: usize,
-    /// The manifest's digest: `docker://HOST/REPO@DIGEST` names the push.
+    /// The manifest's digest.
     pub manifest_digest: String,
+    /// The pushed image by digest: `docker://HOST/REPO@DIGEST`.
+    pub by_digest: String,
 }
 
 /// One blob to publish: a file, or bytes made here (the config).
@@ -167,6 +169,7 @@ pub fn push(
     let err = |e: String| remote_err(reference, e);
     rt.block_on(async {
         let mut report = PushReport {
+            by_digest: format!("{}@{manifest_digest}", repository_of(reference)),
             manifest_digest: manifest_digest.clone(),
             ..Default::default()
         };
@@ -183,13 +186,12 @@ pub fn push(
         }
         let resp = session
             .send(Call {
-                method: reqwest::Method::PUT,
-                target: &format!("manifests/{}", target.reference),
-                accept: "*/*",
                 content_type: Some(MANIFEST_TYPE),
                 body: Some(&manifest_bytes),
-                small: true,
-                range: None,
+                ..Call::new(
+                    reqwest::Method::PUT,
+                    &format!("manifests/{}", target.reference),
+                )
             })
             .await
             .map_err(err)?;
@@ -203,15 +205,7 @@ pub fn push(
 /// Whether the repository has blob `digest` (HEAD answers 200).
 async fn has_blob(session: &mut Session, digest: &str) -> Result<bool, String> {
     let resp = session
-        .send(Call {
-            method: reqwest::Method::HEAD,
-            target: &format!("blobs/{digest}"),
-            accept: "*/*",
-            content_type: None,
-            body: None,
-            small: true,
-            range: None,
-        })
+        .send(Call::new(reqwest::Method::HEAD, &format!("blobs/{digest}")))
         .await?;
     match resp.status() {
         s if s.is_success() => Ok(true),
@@ -240,49 +234,33 @@ fn location(session: &Session, resp: &reqwest::Response) -> Result<String, Strin
 /// next piece, PUT with the digest closes it (the registry checks it).
 async fn upload(session: &mut Session, blob: &Blob) -> Result<(), String> {
     let resp = session
-        .send(Call {
-            method: reqwest::Method::POST,
-            target: "blobs/uploads/",
-            accept: "*/*",
-            content_type: None,
-            body: None,
-            small: true,
-            range: None,
-        })
+        .send(Call::new(reqwest::Method::POST, "blobs/uploads/"))
         .await?;
     if resp.status() != reqwest::StatusCode::ACCEPTED {
         return Err(format!("starting the upload: {}", status_error(resp).await));
     }
     let mut at = location(session, &resp)?;
-    let mut file = match &blob.source {
-        BlobSource::File(p) => {
-            Some(std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?)
-        }
-        BlobSource::Bytes(_) => None,
+    let mut reader: Box<dyn Read> = match &blob.source {
+        BlobSource::File(p) => Box::new(
+            std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?,
+        ),
+        BlobSource::Bytes(b) => Box::new(&b[..]),
     };
     let mut sent = 0u64;
     let mut buf = vec![0u8; CHUNK];
     while sent < blob.size {
-        let piece: &[u8] = match (&mut file, &blob.source) {
-            (Some(f), _) => {
-                let want = (blob.size - sent).min(CHUNK as u64) as usize;
-                f.read_exact(&mut buf[..want])
-                    .map_err(|e| format!("reading it: {e}"))?;
-                &buf[..want]
-            }
-            (None, BlobSource::Bytes(b)) => &b[..],
-            (None, BlobSource::File(_)) => unreachable!("a file source is opened above"),
-        };
-        let range = format!("{}-{}", sent, sent + piece.len() as u64 - 1);
+        let want = (blob.size - sent).min(CHUNK as u64) as usize;
+        reader
+            .read_exact(&mut buf[..want])
+            .map_err(|e| format!("reading it: {e}"))?;
+        let piece = &buf[..want];
+        let range = format!("{}-{}", sent, sent + want as u64 - 1);
         let resp = session
             .send(Call {
-                method: reqwest::Method::PATCH,
-                target: &at,
-                accept: "*/*",
                 content_type: Some("application/octet-stream"),
                 body: Some(piece),
                 small: false,
-                range: None,
+                ..Call::new(reqwest::Method::PATCH, &at)
             })
             .await
             .map_err(|e| format!("sending bytes {range}: {e}"))?;
@@ -293,20 +271,12 @@ async fn upload(session: &mut Session, blob: &Blob) -> Result<(), String> {
             ));
         }
         at = location(session, &resp)?;
-        sent += piece.len() as u64;
+        sent += want as u64;
     }
     let mut close = reqwest::Url::parse(&at).map_err(|e| e.to_string())?;
     close.query_pairs_mut().append_pair("digest", &blob.digest);
     let resp = session
-        .send(Call {
-            method: reqwest::Method::PUT,
-            target: close.as_str(),
-            accept: "*/*",
-            content_type: None,
-            body: None,
-            small: true,
-            range: None,
-        })
+        .send(Call::new(reqwest::Method::PUT, close.as_str()))
         .await?;
     if resp.status() != reqwest::StatusCode::CREATED {
         return Err(format!("closing the upload: {}", status_error(resp).await));

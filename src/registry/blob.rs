@@ -125,14 +125,7 @@ pub fn open_layers(
             "{reference}: the image has no layers"
         )));
     }
-    let name = reference
-        .rsplit_once(['@'])
-        .map_or(reference, |(n, _)| n)
-        .to_string();
-    let name = match name.rsplit_once(':') {
-        Some((n, tag)) if !tag.contains('/') => n.to_string(),
-        _ => name,
-    };
+    let name = super::repository_of(reference);
     if oras && descs.len() != 1 {
         return Err(Error::invalid(format!(
             "{reference}: an oras:// artifact holds one SIF layer, this one {}",

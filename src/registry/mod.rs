@@ -240,16 +240,26 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
+    /// `method` on `target`: anything accepted, no body, the answer whole
+    /// within the small-answer time; set the rest with `..Call::new(...)`.
+    pub fn new(method: reqwest::Method, target: &'a str) -> Self {
+        Call {
+            method,
+            target,
+            accept: "*/*",
+            content_type: None,
+            body: None,
+            small: true,
+            range: None,
+        }
+    }
+
     /// A GET of `target`.
     pub fn get(target: &'a str, accept: &'a str, small: bool) -> Self {
         Call {
-            method: reqwest::Method::GET,
-            target,
             accept,
-            content_type: None,
-            body: None,
             small,
-            range: None,
+            ..Call::new(reqwest::Method::GET, target)
         }
     }
 }
@@ -447,6 +457,16 @@ pub(crate) fn parse_docker_ref(reference: &str) -> Result<ImageRef, PackError> {
         .strip_prefix("docker://")
         .ok_or_else(|| remote_err(reference, "is not docker://HOST/REPO[:TAG|@DIGEST]"))?;
     parse_ref(rest).map_err(|e| remote_err(reference, e))
+}
+
+/// `reference` without its tag or digest: `docker://HOST/REPO`, as the
+/// user wrote it (to which `@DIGEST` is added to name one image).
+pub(crate) fn repository_of(reference: &str) -> &str {
+    let name = reference.rsplit_once('@').map_or(reference, |(n, _)| n);
+    match name.rsplit_once(':') {
+        Some((n, tag)) if !tag.contains('/') => n,
+        _ => name,
+    }
 }
 
 /// `oras://HOST/REPO[:TAG|@DIGEST]` (an artifact, as `apptainer push

@@ -356,6 +356,7 @@ impl SqFs {
     /// Maps a library error to the errno for the request, logging damage
     /// to an image once per offset and message.
     fn fail(&self, op: &str, e: Error) -> Errno {
+        let errno = Errno::from_i32(e.errno());
         if matches!(
             e.kind,
             ErrorKind::Corrupt | ErrorKind::Io | ErrorKind::Unsupported
@@ -368,10 +369,9 @@ impl SqFs {
                     None => e,
                 };
                 eprintln!("sqfuse: {op}: {}", crate::error::Report(&e));
-                return Errno::from_i32(e.errno());
             }
         }
-        Errno::from_i32(e.errno())
+        errno
     }
 
     fn node(&self, ino: INodeNo) -> Result<Node, Errno> {

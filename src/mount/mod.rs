@@ -82,10 +82,7 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
     };
     // The URL cache's directory and bound (cache_dir=, cache_size=, the
     // SQFUSE_* environment) keep layer chunks by digest.
-    let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
-    for s in &o.remote {
-        remote.apply(s.clone());
-    }
+    let remote = remote_options(a)?;
     let cache = remote
         .cache_dir
         .map(|dir| crate::registry::blob::LayerCache {
@@ -152,6 +149,18 @@ fn read_creds(path: &std::path::Path) -> Result<String> {
     Ok(line)
 }
 
+/// How URL and registry images are fetched and cached: the `SQFUSE_*`
+/// environment, then the mount's cache_dir=, cache_size=, ca_file= and
+/// retry_timeout=.
+fn remote_options(a: &MountRequest) -> Result<crate::reader::remote::RemoteOptions> {
+    let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
+    for s in &a.opts.remote {
+        remote.apply(s.clone());
+    }
+    remote.log_requests = a.debug || a.opts.debug;
+    Ok(remote)
+}
+
 /// The images named on the command line, top first, opened with their
 /// share of the cache `budget`.
 fn local_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Image>)>> {
@@ -166,11 +175,7 @@ fn local_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Image>
     let n = a.images.len() as u64;
     let per_layer = if layered { budget / 4 * 3 / n } else { budget };
     let roots = per_layer_verity(o, a.images.len())?;
-    let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
-    for s in &o.remote {
-        remote.apply(s.clone());
-    }
-    remote.log_requests = a.debug || o.debug;
+    let remote = remote_options(a)?;
     let mut layers = Vec::with_capacity(a.images.len());
     for (path, verity) in a.images.iter().zip(roots) {
         let ropts = OpenOptions {

@@ -71,6 +71,20 @@ fn shape(root: &Path) -> std::collections::BTreeMap<PathBuf, crate::tree::Entry>
         .collect()
 }
 
+/// `sqfuse REFERENCE DIR -o OPTS`, which must fail (exit 2, nothing
+/// mounted): what it said.
+fn mount_refused(reference: &str, dir: &Path, opts: &str) -> String {
+    let out = sqfuse()
+        .arg(reference)
+        .arg(dir)
+        .args(["-o", opts])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{reference} -o {opts}");
+    assert!(!crate::is_mounted(dir), "{reference} -o {opts}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn registry_image_mounts_lazily_and_equals_its_layers_merged() {
     need_fuse!();
@@ -133,14 +147,7 @@ fn registry_image_without_root_hashes_is_refused_under_require_verity() {
     let reference = push(&reg, &s, "sq/plain", false);
     let dir = scratch("mnt").join("registry-plain");
     std::fs::create_dir_all(&dir).unwrap();
-    let out = sqfuse()
-        .arg(&reference)
-        .arg(&dir)
-        .args(["-o", "insecure,require_verity,cache_dir=none"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = mount_refused(&reference, &dir, "insecure,require_verity,cache_dir=none");
     assert!(
         err.starts_with(&format!(
             "sqfuse: {reference}: no dm-verity root hash recorded for docker://127.0.0.1:{}/sq/plain@sha256:",
@@ -159,14 +166,7 @@ fn registry_image_without_root_hashes_is_refused_under_require_verity() {
     assert_eq!(std::fs::read(dir.join("a")).unwrap(), b"top");
     unmount(&dir);
     let missing = format!("docker://127.0.0.1:{}/sq/none:v1", reg.port);
-    let out = sqfuse()
-        .arg(&missing)
-        .arg(&dir)
-        .args(["-o", "insecure,cache_dir=none"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let err = mount_refused(&missing, &dir, "insecure,cache_dir=none");
     assert!(
         err.starts_with(&format!("sqfuse: {missing}: manifest v1: 404"))
             && err.lines().count() == 1,
@@ -198,20 +198,13 @@ fn registry_image_of_tar_layers_says_to_pack_it_first() {
     let reference = reg.push(&layout, "sq/tar", None);
     let mnt = scratch("mnt").join("registry-tar");
     std::fs::create_dir_all(&mnt).unwrap();
-    let out = sqfuse()
-        .arg(&reference)
-        .arg(&mnt)
-        .args(["-o", "insecure,cache_dir=none"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2));
+    let err = mount_refused(&reference, &mnt, "insecure,cache_dir=none");
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        err,
         format!(
             "sqfuse: {reference}: layer 0 is \"application/vnd.oci.image.layer.v1.tar+gzip\", not SquashFS: make an image of it with `sqfuse pack {reference} IMAGE` and mount that\n"
         )
     );
-    assert!(!crate::is_mounted(&mnt));
 }
 
 /// A registry behind basic auth: the credentials come from -o creds=FILE
@@ -255,14 +248,7 @@ fn registry_mount_logs_in_with_a_creds_file() {
     drop(m);
     let mnt = scratch("mnt").join("registry-nocreds");
     std::fs::create_dir_all(&mnt).unwrap();
-    let out = sqfuse()
-        .arg(&reference)
-        .arg(&mnt)
-        .args(["-o", "insecure,cache_dir=none"])
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2));
+    let err = mount_refused(&reference, &mnt, "insecure,cache_dir=none");
     assert!(
         err.starts_with(&format!("sqfuse: {reference}: manifest v1: 401"))
             && err.lines().count() == 1,

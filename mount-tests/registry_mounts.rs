@@ -207,22 +207,20 @@ fn registry_image_of_tar_layers_says_to_pack_it_first() {
     );
 }
 
-/// A registry behind basic auth: the credentials come from -o creds=FILE
-/// (never the command line, never /proc/mounts); without them, one line.
-#[test]
-fn registry_mount_logs_in_with_a_creds_file() {
-    need_fuse!();
+/// A registry behind basic auth (user carol) holding the stack, pushed
+/// with credentials: the registry, the stack and the reference.
+fn private_registry(name: &str) -> Option<(Registry, Stack, String)> {
     if !crate::have("htpasswd") {
-        crate::skip!("needs htpasswd (apt-get install apache2-utils)");
+        return None;
     }
-    let dir = scratch("registry-creds");
+    let dir = scratch(&format!("registry-{name}"));
     let htpasswd = dir.join("htpasswd");
     run(std::process::Command::new("htpasswd")
         .args(["-Bbc"])
         .arg(&htpasswd)
         .args(["carol", "pa55-word"]));
-    let reg = need_registry!("mount-creds", Some(&htpasswd));
-    let s = stack("registry-creds-stack");
+    let reg = Registry::start(&format!("mount-{name}"), Some(&htpasswd))?;
+    let s = stack(&format!("registry-{name}-stack"));
     let reference = format!("docker://127.0.0.1:{}/sq/private:v1", reg.port);
     run(sqfuse()
         .args([
@@ -235,7 +233,27 @@ fn registry_mount_logs_in_with_a_creds_file() {
         .arg(&s.top)
         .arg(&s.bottom)
         .arg(&reference));
-    let creds = dir.join("creds");
+    Some((reg, s, reference))
+}
+
+macro_rules! need_private_registry {
+    ($name:expr) => {
+        match private_registry($name) {
+            Some(r) => r,
+            None => crate::skip!(
+                "needs docker-registry, skopeo and htpasswd (apt-get install docker-registry skopeo apache2-utils)"
+            ),
+        }
+    };
+}
+
+/// A registry behind basic auth: the credentials come from -o creds=FILE
+/// (never the command line, never /proc/mounts); without them, one line.
+#[test]
+fn registry_mount_logs_in_with_a_creds_file() {
+    need_fuse!();
+    let (_reg, s, reference) = need_private_registry!("creds");
+    let creds = scratch("registry-creds").join("creds");
     std::fs::write(&creds, "carol:pa55-word\n").unwrap();
     let opt = format!(
         "insecure,require_verity,cache_dir=none,creds={}",
@@ -254,6 +272,126 @@ fn registry_mount_logs_in_with_a_creds_file() {
             && err.lines().count() == 1,
         "{err}"
     );
+}
+
+/// `sqfuse REFERENCE DIR` with `env` set: mounted (the tree checked
+/// against the stack's) or, if `mounts` is false, refused with a 401.
+/// (`None` removes a variable).
+fn mount_with_env(
+    reference: &str,
+    s: &Stack,
+    name: &str,
+    env: &[(&str, Option<&Path>)],
+    mounts: bool,
+) {
+    let (dir, mut cmd) = crate::mount_command(
+        &[Path::new(reference)],
+        name,
+        &["insecure", "require_verity", "cache_dir=none"],
+    );
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !mounts {
+        assert!(
+            !out.status.success() && err.contains(": 401"),
+            "{name}: {err}"
+        );
+        return;
+    }
+    assert!(out.status.success(), "{name}: {err}");
+    let m = Mounted { dir };
+    assert_same(name, &shape(&s.merged), &shape(&m.dir));
+}
+
+/// Logins stored by `skopeo login` ($XDG_RUNTIME_DIR/containers/auth.json,
+/// as podman writes it too) and by `docker login` (~/.docker/config.json)
+/// are used when no creds= is given.
+#[test]
+fn registry_mount_uses_the_login_skopeo_or_docker_stored() {
+    need_fuse!();
+    let (reg, s, reference) = need_private_registry!("logins");
+    let dir = scratch("registry-logins");
+    let (run_dir, home) = (dir.join("run"), dir.join("home"));
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::create_dir_all(home.join(".docker")).unwrap();
+    let nowhere = dir.join("absent");
+    // skopeo writes the containers auth file below XDG_RUNTIME_DIR.
+    run(std::process::Command::new("skopeo")
+        .args([
+            "login",
+            "--tls-verify=false",
+            "-u",
+            "carol",
+            "-p",
+            "pa55-word",
+        ])
+        .arg(format!("127.0.0.1:{}", reg.port))
+        .env("XDG_RUNTIME_DIR", &run_dir)
+        .env("HOME", &home)
+        .env_remove("REGISTRY_AUTH_FILE"));
+    let written = run_dir.join("containers/auth.json");
+    assert!(written.is_file(), "skopeo wrote no {}", written.display());
+    // The test's sqfuse() names an absent REGISTRY_AUTH_FILE: without
+    // it, the file skopeo wrote is found through XDG_RUNTIME_DIR; or named.
+    let xdg_env: &[(&str, Option<&Path>)] = &[
+        ("REGISTRY_AUTH_FILE", None),
+        ("XDG_RUNTIME_DIR", Some(&run_dir)),
+        ("XDG_CONFIG_HOME", Some(&nowhere)),
+        ("HOME", Some(&home)),
+    ];
+    mount_with_env(&reference, &s, "login-xdg", xdg_env, true);
+    let named: &[(&str, Option<&Path>)] = &[("REGISTRY_AUTH_FILE", Some(&written))];
+    mount_with_env(&reference, &s, "login-named", named, true);
+    // The inspection commands log in the same way.
+    let mut cmd = sqfuse();
+    for (k, v) in xdg_env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd
+        .args(["ls", "--insecure", &reference, "/d"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "b\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Docker's config.json in HOME, keyed by URL as docker writes it.
+    let auth = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        "carol:pa55-word",
+    );
+    std::fs::write(
+        home.join(".docker/config.json"),
+        format!(
+            r#"{{"auths":{{"http://127.0.0.1:{}":{{"auth":"{auth}"}}}}}}"#,
+            reg.port
+        ),
+    )
+    .unwrap();
+    let docker_env: &[(&str, Option<&Path>)] = &[("HOME", Some(&home)), ("DOCKER_CONFIG", None)];
+    mount_with_env(&reference, &s, "login-docker", docker_env, true);
+    // A wrong password stored is a 401 in one line.
+    let bad = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "carol:wrong");
+    std::fs::write(
+        home.join(".docker/config.json"),
+        format!(
+            r#"{{"auths":{{"127.0.0.1:{}":{{"auth":"{bad}"}}}}}}"#,
+            reg.port
+        ),
+    )
+    .unwrap();
+    mount_with_env(&reference, &s, "login-wrong", docker_env, false);
 }
 
 /// `tests/common/push_artifact.py`: pushes as another tool would.

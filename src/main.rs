@@ -7,6 +7,7 @@ use clap::Parser;
 use sqfuse::check;
 use sqfuse::cli::args::{self, Cli, Cmd, ImageArgs, PackArgs};
 use sqfuse::cli::compat::{self, Personality};
+use sqfuse::cli::opened::Opened;
 use sqfuse::cli::{extract, info, ls};
 use sqfuse::pack::Source;
 use sqfuse::reader::remote::{shown_name, RemoteOptions, RemoteSetting};
@@ -122,6 +123,12 @@ fn command_names() -> String {
 
 /// The image named on the command line, its errors naming it.
 fn open(a: &ImageArgs) -> Result<Image> {
+    if sqfuse::mount::is_registry(&a.image) {
+        return Err(anyhow!(
+            "{}: this command reads image files; ls, cat and info read registry images too (or mount it)",
+            a.image.display()
+        ));
+    }
     let mut remote = RemoteOptions::from_env().map_err(|e| named(&a.image, e))?;
     remote.log_requests = a.debug;
     if let Some(d) = &a.cache_dir {
@@ -137,6 +144,31 @@ fn open(a: &ImageArgs) -> Result<Image> {
         ..Default::default()
     };
     Image::open(&a.image, &opts).map_err(|e| named(&a.image, e))
+}
+
+/// The image or registry image named on the command line, for `ls`, `cat`
+/// and `info`.
+fn open_tree(a: &ImageArgs) -> Result<Opened> {
+    if !sqfuse::mount::is_registry(&a.image) {
+        return Ok(Opened::Image(Arc::new(open(a)?)));
+    }
+    #[cfg(feature = "registry")]
+    {
+        let mut remote = RemoteOptions::from_env()?;
+        if let Some(d) = &a.cache_dir {
+            remote.apply(RemoteSetting::cache_dir(d));
+        }
+        let opened = sqfuse::cli::opened::open_registry(a, &remote)?;
+        if let Some(note) = opened.unverified_note() {
+            eprintln!("sqfuse: note: {note}");
+        }
+        Ok(opened)
+    }
+    #[cfg(not(feature = "registry"))]
+    Err(anyhow!(
+        "{}: this sqfuse was built without registry support (cargo feature \"registry\")",
+        a.image.display()
+    ))
 }
 
 /// An image error with the image's name in front, unless it names it.
@@ -167,7 +199,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 opts,
             })?;
         }
-        Cmd::Info { img, json } => info::info(&open(&img)?, json, &mut out)?,
+        Cmd::Info { img, json } => match open_tree(&img)? {
+            Opened::Image(image) => info::info(&image, json, &mut out)?,
+            #[cfg(feature = "registry")]
+            Opened::Registry { reference, layers } => {
+                info::info_layers(&reference, &layers, json, &mut out)?
+            }
+        },
         Cmd::Ls {
             img,
             path,
@@ -180,12 +218,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 recursive,
                 json,
             };
-            ls::ls(&open(&img)?, &path, o, &mut out).map_err(|e| named(&img.image, e))?
+            let view = open_tree(&img)?.view().map_err(|e| named(&img.image, e))?;
+            ls::ls(&*view, &path, o, &mut out).map_err(|e| named(&img.image, e))?
         }
         Cmd::Cat { img, paths } => {
-            let image = open(&img)?;
+            let view = open_tree(&img)?.view().map_err(|e| named(&img.image, e))?;
             for p in &paths {
-                cat(&image, p, &mut out).map_err(|e| named(&img.image, e))?;
+                cat(&*view, p, &mut out).map_err(|e| named(&img.image, e))?;
             }
         }
         Cmd::Extract {
@@ -313,9 +352,10 @@ fn report_root(
 }
 
 /// `cat`: regular files only; anything else is named as what it is.
-fn cat(image: &Image, p: &str, out: &mut dyn Write) -> sqfuse::Result<()> {
+fn cat(view: &dyn sqfuse::view::View, p: &str, out: &mut dyn Write) -> sqfuse::Result<()> {
     use sqfuse::format::inode::InodeData;
-    let (inode, _) = image.lookup_path(p)?;
+    let node = sqfuse::view::lookup_path(view, p)?;
+    let (image, inode) = (view.image(&node), node.inode);
     let what = match &inode.data {
         InodeData::File(_) => None,
         InodeData::Dir(_) => Some("a directory".to_string()),

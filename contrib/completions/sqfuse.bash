@@ -115,12 +115,16 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__cat)
-            opts="-d -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --help"
+            opts="-d -h --insecure --creds-file --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --creds-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cache-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -153,12 +157,16 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__check)
-            opts="-d -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --help"
+            opts="-d -h --insecure --creds-file --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --creds-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cache-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -205,12 +213,16 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__extract)
-            opts="-d -f -v -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --force --no-xattrs --verbose --help"
+            opts="-d -f -v -h --insecure --creds-file --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --force --no-xattrs --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --creds-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cache-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -439,12 +451,16 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__info)
-            opts="-d -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --json --help"
+            opts="-d -h --insecure --creds-file --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --creds-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cache-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -477,12 +493,16 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__ls)
-            opts="-d -l -R -h --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --json --help"
+            opts="-d -l -R -h --insecure --creds-file --debug --cache-dir --ca-file --offset --verity --verity-roothash-file --verity-hash --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --creds-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --cache-dir)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

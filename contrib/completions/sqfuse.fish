@@ -76,51 +76,61 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s f -d 'Stay in th
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s s -d 'Serve requests with one thread'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s d -d 'Log every request to stderr (implies -f)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand mount" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l creds-file -d 'Registry images: log in with the first line of FILE, USER:PASSWORD (default: the login podman, skopeo or docker stored, else anonymous)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l cache-dir -d 'URL images: the chunk cache directory ("none": no disk cache; default $XDG_CACHE_HOME/sqfuse, or $SQFUSE_CACHE_DIR)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l ca-file -d 'URL images: extra PEM certificates to trust (or $SQFUSE_CA_FILE)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l insecure -d 'Registry images: plain HTTP (a local registry)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -s d -l debug -d 'URL images: log each request (HEAD and byte ranges) on stderr'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -l json -d 'Print one JSON object, for scripts'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand info" -s h -l help -d 'Print help'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l creds-file -d 'Registry images: log in with the first line of FILE, USER:PASSWORD (default: the login podman, skopeo or docker stored, else anonymous)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l cache-dir -d 'URL images: the chunk cache directory ("none": no disk cache; default $XDG_CACHE_HOME/sqfuse, or $SQFUSE_CACHE_DIR)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l ca-file -d 'URL images: extra PEM certificates to trust (or $SQFUSE_CA_FILE)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l insecure -d 'Registry images: plain HTTP (a local registry)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -s d -l debug -d 'URL images: log each request (HEAD and byte ranges) on stderr'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -s l -d 'Long listing: mode, owner, size, mtime, link target'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -s R -d 'Recurse: print every path below PATH'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -l json -d 'Print a JSON array of entries (every field of -l), for scripts'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l creds-file -d 'Registry images: log in with the first line of FILE, USER:PASSWORD (default: the login podman, skopeo or docker stored, else anonymous)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l cache-dir -d 'URL images: the chunk cache directory ("none": no disk cache; default $XDG_CACHE_HOME/sqfuse, or $SQFUSE_CACHE_DIR)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l ca-file -d 'URL images: extra PEM certificates to trust (or $SQFUSE_CA_FILE)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -l insecure -d 'Registry images: plain HTTP (a local registry)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -s d -l debug -d 'URL images: log each request (HEAD and byte ranges) on stderr'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand cat" -s h -l help -d 'Print help'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l creds-file -d 'Registry images: log in with the first line of FILE, USER:PASSWORD (default: the login podman, skopeo or docker stored, else anonymous)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l cache-dir -d 'URL images: the chunk cache directory ("none": no disk cache; default $XDG_CACHE_HOME/sqfuse, or $SQFUSE_CACHE_DIR)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l ca-file -d 'URL images: extra PEM certificates to trust (or $SQFUSE_CA_FILE)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l insecure -d 'Registry images: plain HTTP (a local registry)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -s d -l debug -d 'URL images: log each request (HEAD and byte ranges) on stderr'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -s f -l force -d 'Overwrite entries that already exist in DEST'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -l no-xattrs -d 'Do not restore extended attributes'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -s v -l verbose -d 'Report skipped entries and warnings'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand extract" -s h -l help -d 'Print help'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l creds-file -d 'Registry images: log in with the first line of FILE, USER:PASSWORD (default: the login podman, skopeo or docker stored, else anonymous)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l cache-dir -d 'URL images: the chunk cache directory ("none": no disk cache; default $XDG_CACHE_HOME/sqfuse, or $SQFUSE_CACHE_DIR)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l ca-file -d 'URL images: extra PEM certificates to trust (or $SQFUSE_CA_FILE)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto" to find it (AppImage, SIF)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l verity -d 'Verify every block read against the image\'s dm-verity tree and this root hash (hex); a block that does not match is an error' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l verity-roothash-file -d 'The root hash, read from FILE (as --verity-roothash writes it)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l verity-hash -d 'A detached tree (veritysetup format DATA HASH) instead of one appended to the image' -r -F
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -l insecure -d 'Registry images: plain HTTP (a local registry)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -s d -l debug -d 'URL images: log each request (HEAD and byte ranges) on stderr'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand check" -s h -l help -d 'Print help'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand verity" -l offset -d 'Where the superblock is inside IMAGE: a byte count, or "auto"' -r

@@ -82,8 +82,17 @@ pub struct Cli {
 #[derive(Args)]
 pub struct ImageArgs {
     /// The image: a file or block device (or a file holding one at
-    /// --offset), or a URL: http://, https://, s3://BUCKET/KEY.
+    /// --offset), or a URL: http://, https://, s3://BUCKET/KEY; for ls, cat
+    /// and info also a registry image, docker://HOST/REPO[:TAG|@DIGEST]
+    /// (its layers merged) or oras://HOST/REPO[:TAG|@DIGEST] (a SIF).
     pub image: PathBuf,
+    /// Registry images: plain HTTP (a local registry).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Registry images: log in with the first line of FILE, USER:PASSWORD
+    /// (default: the login podman, skopeo or docker stored, else anonymous).
+    #[arg(long, value_name = "FILE")]
+    pub creds_file: Option<PathBuf>,
     /// URL images: log each request (HEAD and byte ranges) on stderr.
     #[arg(short = 'd', long = "debug")]
     pub debug: bool,

@@ -184,3 +184,50 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
     }
     Ok(())
 }
+
+/// `info` of a registry image: each layer, top first, with how it is
+/// verified and its SquashFS details.
+#[cfg(feature = "registry")]
+pub fn info_layers(
+    reference: &str,
+    layers: &[crate::registry::blob::OpenedLayer],
+    json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    if json {
+        let layers: Vec<_> = layers
+            .iter()
+            .map(|l| {
+                serde_json::json!({
+                    "name": l.name,
+                    "size": l.size,
+                    "verity_root": l.verity_root,
+                    "image": info_json(&l.image),
+                })
+            })
+            .collect();
+        let v = serde_json::json!({"reference": reference, "layers": layers});
+        return writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
+    }
+    let n = layers.len();
+    writeln!(
+        out,
+        "{reference}: {n} {}, top first",
+        if n == 1 { "layer" } else { "layers" }
+    )?;
+    for (i, l) in layers.iter().enumerate() {
+        writeln!(out)?;
+        writeln!(out, "layer {}: {}", i + 1, l.name)?;
+        writeln!(out, "  blob size:     {}", l.size)?;
+        match &l.verity_root {
+            Some(r) => writeln!(out, "  verified:      every block, against root hash {r}")?,
+            None => writeln!(out, "  verified:      no (no dm-verity root hash recorded)")?,
+        }
+        let mut details = Vec::new();
+        info(&l.image, false, &mut details)?;
+        for line in String::from_utf8_lossy(&details).lines() {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(())
+}

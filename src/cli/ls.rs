@@ -1,8 +1,10 @@
 //! `sqfuse ls`: list a directory, a file, or (`-R`) a whole tree.
 
 use crate::error::{Error, Result};
+use crate::format::dir::MAX_DEPTH;
 use crate::format::inode::{Inode, InodeData};
-use crate::reader::{Image, Step};
+use crate::reader::Image;
+use crate::view::View;
 use std::io::Write;
 
 #[derive(Debug, Clone, Copy, Default)]
@@ -114,33 +116,78 @@ impl Sink<'_> {
     }
 }
 
-/// Lists `path`. Recursive listings print paths relative to `path`,
-/// parents before children, in stored (bytewise sorted) order.
-pub fn ls(img: &Image, path: &str, o: LsOptions, out: &mut dyn Write) -> Result<()> {
-    let (inode, r) = img.lookup_path(path)?;
+/// A directory being listed by `ls -R`: its entries, the next one, its
+/// node id and its path below the listing's start.
+struct Frame {
+    listing: std::sync::Arc<crate::view::Listing>,
+    next: usize,
+    dir: u64,
+    path: String,
+}
+
+/// Lists `path` of `view` (one image, or the layers of a registry image
+/// merged). Recursive listings print paths relative to `path`, parents
+/// before children, in the view's (for one image, stored) order, with an
+/// explicit stack: an image may nest deeply.
+pub fn ls(view: &dyn View, path: &str, o: LsOptions, out: &mut dyn Write) -> Result<()> {
+    let node = crate::view::lookup_path(view, path)?;
     let mut sink = if o.json {
         Sink::Json(JsonList { out, first: true })
     } else {
         Sink::Lines(out, o)
     };
-    if !inode.is_dir() {
+    if !node.inode.is_dir() {
         let name = path.rsplit('/').find(|c| !c.is_empty()).unwrap_or(path);
-        sink.put(img, &inode, name)?;
-    } else if !o.recursive {
-        for e in img.read_dir(&inode)? {
-            let e = e?;
-            sink.put(
-                img,
-                &img.entry_inode(&e)?,
-                &String::from_utf8_lossy(&e.name),
-            )?;
+        sink.put(view.image(&node), &node.inode, name)?;
+        return sink.end();
+    }
+    let mut seen = std::collections::HashSet::from([node.id]);
+    let mut stack = vec![Frame {
+        listing: view.list(&node)?,
+        next: 0,
+        dir: node.id,
+        path: String::new(),
+    }];
+    while let Some(top) = stack.last_mut() {
+        let Some(e) = top.listing.entries.get(top.next) else {
+            stack.pop();
+            continue;
+        };
+        top.next += 1;
+        let name = String::from_utf8_lossy(&e.name);
+        let shown = if top.path.is_empty() || !o.recursive {
+            name.into_owned()
+        } else {
+            format!("{}/{name}", top.path)
+        };
+        let child = view.entry_node(top.dir, e)?;
+        sink.put(view.image(&child), &child.inode, &shown)?;
+        if !o.recursive || !child.inode.is_dir() {
+            continue;
         }
-    } else {
-        for step in img.walk(&inode, r)? {
-            if let Step::Entry(e) = step? {
-                sink.put(img, &e.inode, &String::from_utf8_lossy(&e.path))?;
+        if !seen.insert(child.id) {
+            return Err(
+                Error::invalid("directory loop: this directory was met before").at_path(shown),
+            );
+        }
+        // Its entries would be stack.len() + 1 names deep: what the packer
+        // writes is allowed; deeper is a bound on the stack's memory.
+        let listing = view.list(&child)?;
+        if stack.len() >= MAX_DEPTH {
+            if let Some(first) = listing.entries.first() {
+                let path = format!("{shown}/{}", String::from_utf8_lossy(&first.name));
+                return Err(Error::invalid(format!(
+                    "nested deeper than {MAX_DEPTH} names; not walked"
+                ))
+                .at_path(path));
             }
         }
+        stack.push(Frame {
+            listing,
+            next: 0,
+            dir: child.id,
+            path: shown,
+        });
     }
     sink.end()
 }

@@ -6,6 +6,7 @@ pub mod compat;
 pub mod extract;
 pub mod info;
 pub mod ls;
+pub mod opened;
 pub mod record;
 
 use crate::format::inode::{rdev_split, FileType, Inode};

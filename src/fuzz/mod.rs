@@ -100,8 +100,10 @@ pub fn image(data: &[u8]) {
             recursive: true,
             json: false,
         };
-        let _ = crate::cli::ls::ls(&img, "/", o, &mut sink);
         let _ = crate::cli::info::info(&img, true, &mut sink);
+        if let Ok(view) = crate::view::ImageView::whole(std::sync::Arc::new(img)) {
+            let _ = crate::cli::ls::ls(&view, "/", o, &mut sink);
+        }
     }
 }
 

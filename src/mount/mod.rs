@@ -50,8 +50,9 @@ pub struct MountRequest {
     pub opts: MountOpts,
 }
 
-/// Whether an IMAGE argument names an image in a registry.
-fn is_registry(image: &std::path::Path) -> bool {
+/// Whether an IMAGE argument names an image in a registry (`docker://`,
+/// `oras://`; never with the `registry` feature off).
+pub fn is_registry(image: &std::path::Path) -> bool {
     #[cfg(feature = "registry")]
     return crate::registry::blob::is_reference(image);
     #[cfg(not(feature = "registry"))]
@@ -76,7 +77,10 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
     let access = crate::pack::oci::RegistryAccess {
         insecure: o.insecure,
         creds: match &o.creds {
-            Some(f) => Some(read_creds(f)?),
+            Some(f) => Some(
+                crate::registry::blob::read_creds_file(f)
+                    .map_err(|e| e.within("creds=".to_string()))?,
+            ),
             None => None,
         },
     };
@@ -89,7 +93,16 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
             dir,
             limit: remote.cache_size,
         });
-    let layers = crate::registry::blob::open_layers(&reference, &access, cache.as_ref())?;
+    // With several layers, a quarter of the budget is for merged listings.
+    let per_layer = |n: usize| {
+        if n > 1 {
+            budget / 4 * 3 / n as u64
+        } else {
+            budget
+        }
+    };
+    let layers =
+        crate::registry::blob::open_images(&reference, &access, cache.as_ref(), &per_layer)?;
     let unverified: Vec<&str> = layers
         .iter()
         .filter(|l| l.verity_root.is_none())
@@ -107,46 +120,7 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
             unverified.join(", ")
         );
     }
-    let n = layers.len() as u64;
-    let per_layer = if n > 1 { budget / 4 * 3 / n } else { budget };
-    layers
-        .into_iter()
-        .map(|l| {
-            let verity = match &l.verity_root {
-                Some(hex) => Some(VerityOptions::from_hex(hex, None)?),
-                None => None,
-            };
-            let ropts = OpenOptions {
-                // A SIF artifact's image is a partition inside the blob.
-                offset: if l.wrapped {
-                    crate::reader::Offset::Auto
-                } else {
-                    o.offset
-                },
-                cache_budget: Some(per_layer),
-                verity,
-                ..Default::default()
-            };
-            let img = Image::from_source(l.source, &ropts).map_err(|e| e.within(l.name.clone()))?;
-            Ok((l.name, Arc::new(img)))
-        })
-        .collect()
-}
-
-/// `creds=FILE`: the file's first line, `USER:PASSWORD` (kept out of the
-/// command line and /proc/mounts).
-#[cfg(feature = "registry")]
-fn read_creds(path: &std::path::Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::io(format!("creds={}", crate::error::shown_path(path)), e))?;
-    let line = text.lines().next().unwrap_or("").trim().to_string();
-    if !line.contains(':') {
-        return Err(Error::invalid(format!(
-            "creds={}: the first line is not USER:PASSWORD",
-            crate::error::shown_path(path)
-        )));
-    }
-    Ok(line)
+    Ok(layers.into_iter().map(|l| (l.name, l.image)).collect())
 }
 
 /// How URL and registry images are fetched and cached: the `SQFUSE_*`

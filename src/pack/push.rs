@@ -163,6 +163,7 @@ pub fn push(
     let manifest_bytes = serde_json::to_vec(&manifest).expect("json");
     let manifest_digest = format!("sha256:{}", hex::encode(Sha256::digest(&manifest_bytes)));
 
+    let access = &crate::registry::with_stored_login(access, &target);
     let mut session = Session::new(target.clone(), access, reference)?;
     session.pushing = true;
     let rt = runtime(Path::new(reference))?;

@@ -79,6 +79,8 @@ pub fn open_layers(
     } else {
         parse_docker_ref(reference).map_err(fail)?
     };
+    // Auth files are read once, not by every chunk session.
+    let access = &super::with_stored_login(access, &image);
     let mut session = Session::new(image.clone(), access, reference).map_err(fail)?;
     let rt = super::runtime(std::path::Path::new(reference)).map_err(fail)?;
     let resolved = rt.block_on(session.resolve_manifest(reference));
@@ -185,6 +187,83 @@ pub fn open_layers(
         });
     }
     Ok(layers)
+}
+
+/// One layer of a registry image, opened.
+pub struct OpenedLayer {
+    /// How messages and /proc/mounts name it: `docker://HOST/REPO@DIGEST`.
+    pub name: String,
+    /// The image, its blocks fetched as they are read (and verified, if a
+    /// root hash is recorded).
+    pub image: Arc<crate::reader::Image>,
+    /// The dm-verity root hash it is verified against, if one is recorded.
+    pub verity_root: Option<String>,
+    /// The blob's size in bytes.
+    pub size: u64,
+}
+
+/// The layers of `reference`, top first, opened as images with
+/// `cache_budget(number of layers)` bytes of cache each: a layer whose descriptor records a
+/// root hash is verified against it block by block; a SIF artifact's
+/// image is found inside its blob.
+pub fn open_images(
+    reference: &str,
+    access: &RegistryAccess,
+    cache: Option<&LayerCache>,
+    cache_budget: &dyn Fn(usize) -> u64,
+) -> Result<Vec<OpenedLayer>> {
+    let layers = open_layers(reference, access, cache)?;
+    let cache_budget = cache_budget(layers.len());
+    layers
+        .into_iter()
+        .map(|l| {
+            let verity = match &l.verity_root {
+                Some(hex) => Some(crate::reader::verity::VerityOptions::from_hex(hex, None)?),
+                None => None,
+            };
+            let ropts = crate::reader::OpenOptions {
+                offset: if l.wrapped {
+                    crate::reader::Offset::Auto
+                } else {
+                    crate::reader::Offset::At(0)
+                },
+                cache_budget: Some(cache_budget),
+                verity,
+                ..Default::default()
+            };
+            let size = l.source.size();
+            let image = crate::reader::Image::from_source(l.source, &ropts)
+                .map_err(|e| e.within(l.name.clone()))?;
+            Ok(OpenedLayer {
+                name: l.name,
+                image: Arc::new(image),
+                verity_root: l.verity_root,
+                size,
+            })
+        })
+        .collect()
+}
+
+/// The first line of a credentials file, `USER:PASSWORD` (a file keeps
+/// the password off command lines and out of /proc/mounts).
+pub fn read_creds_file(path: &std::path::Path) -> Result<String> {
+    let shown = crate::error::shown_path(path);
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut std::io::Read::take(
+            std::fs::File::open(path).map_err(|e| Error::io(shown.clone(), e))?,
+            64 << 10,
+        ),
+        &mut text,
+    )
+    .map_err(|e| Error::io(shown.clone(), e))?;
+    let line = text.lines().next().unwrap_or("").trim().to_string();
+    if !line.contains(':') {
+        return Err(Error::invalid(format!(
+            "{shown}: the first line is not USER:PASSWORD"
+        )));
+    }
+    Ok(line)
 }
 
 /// The session and the runtime its futures run on, made when first needed

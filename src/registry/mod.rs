@@ -13,6 +13,8 @@
 //! buffers whole answers before any check (as oci-client does) cannot
 //! promise that.
 
+/// Credentials stored by `podman login`, `skopeo login`, `docker login`.
+mod auth;
 /// Layer blobs read by byte range, for mounting an image from a registry.
 pub mod blob;
 
@@ -478,9 +480,22 @@ pub(crate) fn parse_oras_ref(reference: &str) -> Result<ImageRef, PackError> {
     parse_ref(rest).map_err(|e| remote_err(reference, e))
 }
 
+/// `access`, its credentials given or else what a login stored for the
+/// image's registry.
+pub(crate) fn with_stored_login(access: &RegistryAccess, image: &ImageRef) -> RegistryAccess {
+    match &access.creds {
+        Some(_) => access.clone(),
+        None => RegistryAccess {
+            creds: auth::stored_login(&image.registry, &image.repo),
+            ..access.clone()
+        },
+    }
+}
+
 impl Session {
     /// A session with the registry of `image` (named `reference` in
-    /// errors), anonymous or with `access`'s credentials.
+    /// errors), anonymous or with `access`'s credentials (see
+    /// [`with_stored_login`] for those a login stored).
     pub(crate) fn new(
         image: ImageRef,
         access: &RegistryAccess,
@@ -551,6 +566,7 @@ impl Session {
 /// index.json naming the manifest.
 pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), PackError> {
     let image = parse_docker_ref(reference)?;
+    let remote = &with_stored_login(remote, &image);
     let mut session = Session::new(image.clone(), remote, reference)?;
     let rt = runtime(dir)?;
     let blobs = dir.join("blobs/sha256");

@@ -12,7 +12,7 @@ pub mod single;
 pub use layered::LayeredView;
 pub use single::ImageView;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::format::dir::DirEntry;
 use crate::format::inode::{FileType, Inode};
 use crate::format::xattr::Xattr;
@@ -126,4 +126,26 @@ pub trait View: Send + Sync {
             block_size,
         }
     }
+}
+
+/// The node `path` names below the view's root: components split at '/',
+/// "." and empty ones skipped, ".." refused (as [`Image::lookup_path`]).
+pub fn lookup_path(view: &dyn View, path: &str) -> Result<Node> {
+    let mut node = view.node(ROOT_ID)?;
+    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        if comp == ".." {
+            return Err(Error::invalid(format!(
+                "'..' is not supported in image paths: {path}"
+            )));
+        }
+        if !node.inode.is_dir() {
+            return Err(Error::not_found(format!(
+                "{path}: a path component is not a directory"
+            )));
+        }
+        node = view
+            .lookup(&node, comp.as_bytes())?
+            .ok_or_else(|| Error::not_found(format!("{path}: no such file or directory")))?;
+    }
+    Ok(node)
 }

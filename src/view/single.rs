@@ -34,6 +34,12 @@ impl ImageView {
         }
     }
 
+    /// The view of all of `img`, from its root directory.
+    pub fn whole(img: Arc<Image>) -> Result<Self> {
+        let root = (img.root()?, img.root_ref());
+        Ok(Self::new(img, root))
+    }
+
     fn img(&self) -> &Image {
         &self.layers[0]
     }

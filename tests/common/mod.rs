@@ -87,8 +87,14 @@ pub fn corpora() -> PathBuf {
     dir
 }
 
+/// The binary under test. It reads no registry logins of the user running
+/// the tests: the auth files it would read are named, and absent.
 pub fn sqfuse() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sqfuse"))
+    let none = scratch("no-logins");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sqfuse"));
+    cmd.env("REGISTRY_AUTH_FILE", none.join("auth.json"))
+        .env("DOCKER_CONFIG", &none);
+    cmd
 }
 
 pub fn have(cmd: &str) -> bool {

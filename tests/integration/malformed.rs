@@ -18,17 +18,21 @@ pub fn exercise(image: &Path, dest: &Path) -> bool {
     };
     let mut failed = !check(&img).is_sound();
     let mut sink = Vec::new();
-    failed |= ls::ls(
-        &img,
-        "/",
-        ls::LsOptions {
-            long: true,
-            recursive: true,
-            ..Default::default()
-        },
-        &mut sink,
-    )
-    .is_err();
+    let img = std::sync::Arc::new(img);
+    failed |= sqfuse::view::ImageView::whole(img.clone())
+        .and_then(|view| {
+            ls::ls(
+                &view,
+                "/",
+                ls::LsOptions {
+                    long: true,
+                    recursive: true,
+                    ..Default::default()
+                },
+                &mut sink,
+            )
+        })
+        .is_err();
     failed |= extract::extract(&img, dest, "/", extract::ExtractOptions::default()).is_err();
     failed
 }

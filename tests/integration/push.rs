@@ -220,3 +220,92 @@ fn push_with_token_auth() {
     let (_, m) = skopeo_raw_manifest(&reference, Some("bob:t0ken-pw"));
     assert_eq!(m["layers"][0]["digest"], sha256_file(&img));
 }
+
+/// `ls`, `cat` and `info` read a pushed image from the registry: the
+/// layers merged as a mount shows them, each verified against its
+/// recorded root hash; an unverified push gets a note; `check` says what
+/// reads registry images.
+#[test]
+fn ls_cat_and_info_read_an_image_in_the_registry() {
+    let reg = need_registry!("inspect", None);
+    let dir = scratch("push-inspect");
+    let big = crate::noise(12, 3 << 20);
+    let (bottom, bottom_root) = verity_image(
+        &dir,
+        "bottom",
+        &[
+            ("big", big.clone()),
+            ("a", b"below".to_vec()),
+            ("b", b"b".to_vec()),
+        ],
+    );
+    let (top, top_root) = verity_image(&dir, "top", &[("a", b"above".to_vec())]);
+    let reference = format!("docker://127.0.0.1:{}/sq/inspect:v1", reg.port);
+    run(sqfuse()
+        .args(["push", "--insecure", "--verity"])
+        .arg(&top)
+        .arg(&bottom)
+        .arg(&reference));
+    let cmd = |args: &[&str]| {
+        let out = sqfuse()
+            .arg(args[0])
+            .args(["--insecure", "--cache-dir", "none", &reference])
+            .args(&args[1..])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.success(), out.stdout, stderr)
+    };
+    let (ok, listing, err) = cmd(&["ls", "/"]);
+    assert!(ok && err.is_empty(), "{err}");
+    assert_eq!(String::from_utf8_lossy(&listing), "a\nb\nbig\n");
+    let (ok, bytes, err) = cmd(&["cat", "a", "big"]);
+    assert!(ok, "{err}");
+    assert_eq!(bytes, [b"above".as_slice(), &big].concat());
+    let (ok, json, err) = cmd(&["info", "--json"]);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 2);
+    for (l, (file, root)) in layers
+        .iter()
+        .zip([(&top, &top_root), (&bottom, &bottom_root)])
+    {
+        assert_eq!(
+            l["name"],
+            format!(
+                "docker://127.0.0.1:{}/sq/inspect@{}",
+                reg.port,
+                sha256_file(file)
+            )
+        );
+        assert_eq!(l["size"], std::fs::metadata(file).unwrap().len());
+        assert_eq!(l["verity_root"].as_str(), Some(root.as_str()));
+        assert_eq!(
+            l["image"]["verity"]["root_hash"].as_str(),
+            Some(root.as_str())
+        );
+    }
+    let (ok, _, err) = cmd(&["check"]);
+    assert!(!ok);
+    assert_eq!(
+        err,
+        format!("sqfuse: {reference}: this command reads image files; ls, cat and info read registry images too (or mount it)\n")
+    );
+    // Pushed without --verity: read, with a note naming the layers.
+    run(sqfuse()
+        .args(["push", "--insecure"])
+        .arg(&top)
+        .arg(&reference));
+    let (ok, bytes, err) = cmd(&["cat", "a"]);
+    assert!(ok);
+    assert_eq!(bytes, b"above");
+    assert_eq!(
+        err,
+        format!(
+            "sqfuse: note: {reference}: not verified: no dm-verity root hash recorded for docker://127.0.0.1:{}/sq/inspect@{}\n",
+            reg.port,
+            sha256_file(&top)
+        )
+    );
+}

@@ -241,6 +241,7 @@ fn index_path(root: &Path, url: &str) -> PathBuf {
         .join(format!("{}.json", hex_sha(&[url.as_bytes()])))
 }
 
+#[cfg(feature = "registry")]
 fn document_path(root: &Path, key: &str) -> PathBuf {
     root.join("index")
         .join(format!("{}.doc", hex_sha(&[key.as_bytes()])))
@@ -248,12 +249,14 @@ fn document_path(root: &Path, key: &str) -> PathBuf {
 
 /// A small document kept under `key` (a registry manifest by reference),
 /// if the cache has one.
+#[cfg(feature = "registry")]
 pub(crate) fn load_document(root: &Path, key: &str) -> Option<Vec<u8>> {
     fs::read(document_path(root, key)).ok()
 }
 
 /// Keeps `bytes` under `key` (written by rename; failures only cost the
 /// cache).
+#[cfg(feature = "registry")]
 pub(crate) fn save_document(root: &Path, key: &str, bytes: &[u8]) {
     let path = document_path(root, key);
     if let Some(dir) = path.parent() {

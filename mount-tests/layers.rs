@@ -8,13 +8,13 @@ use std::process::Command;
 
 /// The kernel's overlayfs over loop mounts of `images` (top first), or
 /// None (with a SKIPPED line) where it cannot be mounted.
-struct KernelOverlay {
+pub(crate) struct KernelOverlay {
     lowers: Vec<PathBuf>,
-    dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl KernelOverlay {
-    fn new(images: &[PathBuf], name: &str, extra: &str) -> Option<KernelOverlay> {
+    pub(crate) fn new(images: &[PathBuf], name: &str, extra: &str) -> Option<KernelOverlay> {
         if !is_root() {
             crate::skipped("kernel overlayfs comparison: needs root", false);
             return None;
@@ -126,7 +126,7 @@ fn paths(s: &BTreeMap<PathBuf, Entry>) -> Vec<String> {
 /// Checks what overlayfs semantics promise beyond the kernel's view: the
 /// exact names, contents from the right layer, and inode numbers unique
 /// across layers but shared by hard links.
-fn check_semantics(dir: &Path, s: &BTreeMap<PathBuf, Entry>) {
+pub(crate) fn check_semantics(dir: &Path, s: &BTreeMap<PathBuf, Entry>) {
     assert_eq!(paths(s), expected_paths(), "merged names");
     let read = |p: &str| std::fs::read_to_string(dir.join(p)).unwrap();
     assert_eq!(read("a"), "mid\n");

@@ -9,6 +9,7 @@ mod options; // offset, subdir, uid/gid, timeout, notify_pipe, signals, fstab-st
 mod prefetch; // sequential readers with blocks decoded ahead, damaged blocks among them
 mod privileges; // a root mount for every user: setuid ignored, devices refused, modes enforced (unless -o suid,dev)
 mod profiles; // start-up profiles recorded and replayed, hostile ones; requests the kernel stops sending
+mod registry_faults; // registry mounts vs the kernel, through redirects, expiring tokens, a registry restart; bytes one file costs
 mod registry_mounts; // images mounted straight from a registry: lazy range reads, merged layers, blocks verified against recorded root hashes
 mod remote; // images mounted from nginx: equal to the kernel mount, EIO while the server is down, recovery
 mod stress; // 16 threads reading random ranges, every byte checked

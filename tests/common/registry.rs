@@ -8,11 +8,13 @@ use std::path::{Path, PathBuf};
 /// Debian's docker-registry on 127.0.0.1, storage in a scratch directory,
 /// optionally behind htpasswd basic auth; stopped when dropped.
 pub struct Registry {
-    child: std::process::Child,
+    child: Option<std::process::Child>,
     /// Where it listens, on 127.0.0.1.
     pub port: u16,
     /// Its storage directory.
     pub storage: PathBuf,
+    /// Its scratch directory: config.yml, log (errors), access.log.
+    pub dir: PathBuf,
 }
 
 impl Registry {
@@ -38,6 +40,16 @@ impl Registry {
         Self::start_with(name, &auth)
     }
 
+    /// Anonymous, answering blob GETs with a redirect to `base_url` +
+    /// the blob's path below the storage directory (as a registry on S3
+    /// hands out the bucket's URLs).
+    pub fn start_redirecting(name: &str, base_url: &str) -> Option<Registry> {
+        let extra = format!(
+            "middleware:\n  storage:\n    - name: redirect\n      options:\n        baseurl: {base_url}\n"
+        );
+        Self::start_with(name, &extra)
+    }
+
     fn start_with(name: &str, auth: &str) -> Option<Registry> {
         if !crate::have("docker-registry") || !crate::have("skopeo") {
             return None;
@@ -53,33 +65,78 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 storage.display()
             ),
         )
         .unwrap();
-        let child = std::process::Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(dir.join("log")).unwrap())
-            .spawn()
-            .unwrap();
-        let r = Registry {
-            child,
+        let mut r = Registry {
+            child: None,
             port,
             storage,
+            dir,
         };
+        r.restart();
+        Some(r)
+    }
+
+    /// Starts it (again, after `stop`) on the same port and storage.
+    pub fn restart(&mut self) {
+        let log = |n: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(n))
+                .unwrap()
+        };
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(self.dir.join("config.yml"))
+            .stdout(log("access.log"))
+            .stderr(log("log"))
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(r);
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         panic!(
-            "docker-registry did not listen on {port}: see {}",
-            dir.display()
+            "docker-registry did not listen on {}: see {}",
+            self.port,
+            self.dir.display()
         );
+    }
+
+    /// Stops it (the port is then closed).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Bytes of blob `digest` served so far with status `status` (200,
+    /// 206 or 307), summed from the access log.
+    pub fn blob_bytes_served(&self, digest: &str) -> (u64, usize) {
+        let log = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        let want = format!("/blobs/{digest} ");
+        let mut bytes = 0;
+        let mut requests = 0;
+        for line in log
+            .lines()
+            .filter(|l| l.contains("\"GET ") && l.contains(&want))
+        {
+            // ... "GET /v2/REPO/blobs/DIGEST HTTP/1.1" STATUS BYTES "..." "..."
+            let after = line.split('"').nth(2).unwrap_or("");
+            let mut f = after.split_whitespace();
+            let (_, n) = (f.next(), f.next().and_then(|n| n.parse::<u64>().ok()));
+            bytes += n.unwrap_or(0);
+            requests += 1;
+        }
+        (bytes, requests)
     }
 
     /// `skopeo copy` of `layout:t` to REPO:t here; returns docker://...
@@ -97,8 +154,7 @@ impl Registry {
 
 impl Drop for Registry {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -130,6 +186,11 @@ impl TokenServer {
     /// Starts one with its own scratch directory `token-server-NAME`
     /// (tests running at once each have their own).
     pub fn start(name: &str, creds: &str) -> Option<TokenServer> {
+        Self::start_with_ttl(name, creds, 300)
+    }
+
+    /// One whose tokens live `ttl` seconds (see token_server.py).
+    pub fn start_with_ttl(name: &str, creds: &str, ttl: i64) -> Option<TokenServer> {
         let ok = std::process::Command::new("python3")
             .args(["-c", "import cryptography"])
             .status()
@@ -143,6 +204,7 @@ impl TokenServer {
             .arg(script)
             .arg(&dir)
             .arg(creds)
+            .arg(ttl.to_string())
             .spawn()
             .unwrap();
         let mut ts = TokenServer {

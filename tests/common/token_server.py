@@ -4,7 +4,11 @@ the registry answers 401 with a Bearer challenge naming this realm; clients
 ask here for a token for a scope, anonymously (pull only) or with basic
 credentials (pull and push), and present the signed JWT to the registry.
 
-    token_server.py DIR USER:PASSWORD
+    token_server.py DIR USER:PASSWORD [TTL]
+
+TTL: seconds a token lives (default 300). The registry allows 60 seconds
+of clock skew past a token's expiry, so a TTL of -55 makes tokens that
+it takes for about five seconds.
 
 Writes DIR/cert.pem (the registry's rootcertbundle), then serves on
 127.0.0.1 and writes the port to DIR/port; logs each grant to DIR/log.
@@ -24,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509.oid import NameOID
 
 DIR, CREDS = sys.argv[1], sys.argv[2]
+TTL = int(sys.argv[3]) if len(sys.argv) > 3 else 300
 ISSUER, SERVICE = "sqfuse-test-issuer", "sqfuse-test-registry"
 
 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -52,7 +57,7 @@ def b64url(b):
 def token(sub, access):
     header = {"typ": "JWT", "alg": "RS256", "x5c": [X5C]}
     t = int(time.time())
-    claims = {"iss": ISSUER, "sub": sub, "aud": SERVICE, "exp": t + 300,
+    claims = {"iss": ISSUER, "sub": sub, "aud": SERVICE, "exp": t + TTL,
               "nbf": t - 10, "iat": t, "jti": os.urandom(8).hex(), "access": access}
     signing_input = f"{b64url(json.dumps(header).encode())}.{b64url(json.dumps(claims).encode())}"
     sig = key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
@@ -76,7 +81,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             kind, repo, actions = scope.split(":")
             allowed = [a for a in actions.split(",") if user or a == "pull"]
             access.append({"type": kind, "name": repo, "actions": allowed})
-        body = json.dumps({"token": token(user or "", access), "expires_in": 300}).encode()
+        body = json.dumps({"token": token(user or "", access), "expires_in": max(TTL + 60, 1)}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -53,7 +53,7 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l offset -d 'Write 
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l order -d 'Lay file data out in the order a start-up profile (-o record=) read the files, ahead of all others (repeatable: earlier profiles first)' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l whiteouts -d 'With --tar: store the archive\'s whiteouts as overlayfs reads them (devices 0/0, trusted.overlay.opaque), as OCI writes them (.wh.NAME, .wh..wh..opq), or as the archive has them' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l layers -d 'With an OCI SOURCE (oci:DIR[:TAG] or docker://HOST/REPO[:TAG]) and no IMAGE: one image per layer in OUTDIR, named by the layer\'s digest, whiteouts in overlayfs form; layers.txt lists them top first' -r -F
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l creds -d 'docker://: log in as USER:PASSWORD (default: anonymous, with the registry\'s anonymous token if it hands one out)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l creds -d 'docker://: log in as USER:PASSWORD (default: the login podman, skopeo or docker stored for the registry, else anonymous, with the registry\'s anonymous token if it hands one out)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity-salt -d 'The tree\'s salt, in hex (default: 32 random bytes); the same salt gives the same bytes, for reproducible builds' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity-roothash -d 'Also write the root hash to FILE' -r -F
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l no-fragments -d 'Store file tails as partial blocks, not in fragments'
@@ -141,7 +141,7 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand verity" -s h -l help -d 'P
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand profile" -s o -d 'More mount options (as for mount)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand profile" -s f -l force -d 'Overwrite PROFILE if it exists'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand profile" -s h -l help -d 'Print help'
-complete -c sqfuse -n "__fish_sqfuse_using_subcommand push" -l creds -d 'Log in as USER:PASSWORD (default: anonymous)' -r
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand push" -l creds -d 'Log in as USER:PASSWORD (default: the login podman, skopeo or docker stored for the registry, else anonymous)' -r
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand push" -l verity -d 'Write each layer\'s dm-verity root hash as an annotation (every image must carry an appended tree: pack --verity, sqfuse verity)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand push" -l insecure -d 'Talk plain HTTP to the registry (a local one)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand push" -s h -l help -d 'Print help'

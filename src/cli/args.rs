@@ -293,7 +293,8 @@ pub struct PackArgs {
     /// docker://: talk plain HTTP to the registry (a local one).
     #[arg(long)]
     pub insecure: bool,
-    /// docker://: log in as USER:PASSWORD (default: anonymous, with the
+    /// docker://: log in as USER:PASSWORD (default: the login podman,
+    /// skopeo or docker stored for the registry, else anonymous, with the
     /// registry's anonymous token if it hands one out).
     #[arg(long, value_name = "USER:PASSWORD")]
     pub creds: Option<String>,
@@ -487,7 +488,8 @@ pub enum Cmd {
         /// Talk plain HTTP to the registry (a local one).
         #[arg(long)]
         insecure: bool,
-        /// Log in as USER:PASSWORD (default: anonymous).
+        /// Log in as USER:PASSWORD (default: the login podman, skopeo or
+        /// docker stored for the registry, else anonymous).
         #[arg(long, value_name = "USER:PASSWORD")]
         creds: Option<String>,
     },

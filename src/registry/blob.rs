@@ -23,7 +23,7 @@ const CHUNK: u64 = 1 << 20;
 /// Requests one layer may have in flight at once.
 const SESSIONS: usize = 4;
 /// Chunks kept in memory per layer.
-const CACHED_CHUNKS: usize = 16;
+const CACHED_CHUNKS: usize = 32;
 
 /// One SquashFS layer of a registry image.
 pub struct Layer {
@@ -179,6 +179,8 @@ pub fn open_layers(
                 size,
                 live: (0..SESSIONS).map(|_| Mutex::new(None)).collect(),
                 chunks: Mutex::new(Chunks::default()),
+                fetching: Mutex::new(Default::default()),
+                fetched: parking_lot::Condvar::new(),
                 #[cfg(feature = "remote")]
                 disk,
             }),
@@ -311,6 +313,10 @@ struct BlobSource {
     /// different chunks (read-ahead, several readers) run at once.
     live: Vec<Mutex<Option<Live>>>,
     chunks: Mutex<Chunks>,
+    /// Chunks being fetched: a reader wanting one of them waits for it
+    /// (`fetched` is signalled) instead of asking the registry again.
+    fetching: Mutex<std::collections::HashSet<u64>>,
+    fetched: parking_lot::Condvar,
     /// Chunks kept between mounts, by digest.
     #[cfg(feature = "remote")]
     disk: Option<crate::reader::remote::cache::DiskCache>,
@@ -323,11 +329,29 @@ fn manifest_key(reference: &str) -> String {
 }
 
 impl BlobSource {
-    /// Chunk `n`, from memory or the registry.
+    /// Chunk `n`, from memory, the disk cache or the registry; fetched
+    /// once however many readers want it at once.
     fn chunk(&self, n: u64) -> Result<Arc<Vec<u8>>> {
-        if let Some(c) = self.chunks.lock().get(n) {
-            return Ok(c);
+        loop {
+            if let Some(c) = self.chunks.lock().get(n) {
+                return Ok(c);
+            }
+            let mut fetching = self.fetching.lock();
+            if fetching.contains(&n) {
+                self.fetched.wait(&mut fetching);
+                continue; // in memory now, or failed: then try again
+            }
+            fetching.insert(n);
+            drop(fetching);
+            let got = self.load(n);
+            self.fetching.lock().remove(&n);
+            self.fetched.notify_all();
+            return got;
         }
+    }
+
+    /// Chunk `n` from the disk cache or the registry, kept in memory.
+    fn load(&self, n: u64) -> Result<Arc<Vec<u8>>> {
         let start = n * CHUNK;
         let end = (start + CHUNK).min(self.size);
         #[cfg(feature = "remote")]

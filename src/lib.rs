@@ -67,6 +67,7 @@ pub mod format;
 pub mod fuzz;
 #[cfg(feature = "mount")]
 pub mod mount;
+pub(crate) mod oci_spec;
 pub mod pack;
 pub mod pattern;
 pub mod profile;

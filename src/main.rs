@@ -280,10 +280,18 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let access = sqfuse::pack::oci::RegistryAccess { insecure, creds };
             #[cfg(feature = "registry")]
             {
-                let opts = sqfuse::pack::push::PushOptions { verity };
-                let rep = sqfuse::pack::push::push(images, &reference, &access, &opts)?;
+                // Unfinished uploads are remembered beside the URL cache.
+                let opts = sqfuse::registry::push::PushOptions {
+                    verity,
+                    state_dir: RemoteOptions::from_env()?.cache_dir,
+                };
+                let rep = sqfuse::registry::push::push(images, &reference, &access, &opts)?;
+                let resumed = match rep.resumed_bytes {
+                    0 => String::new(),
+                    n => format!(", {} resumed", indicatif::BinaryBytes(n)),
+                };
                 eprintln!(
-                    "sqfuse: pushed {} ({} blobs sent, {} already there)",
+                    "sqfuse: pushed {} ({} blobs sent, {} already there{resumed})",
                     plural(images.len() as u64, "layer", "layers"),
                     rep.uploaded,
                     rep.present

@@ -92,7 +92,7 @@ pub fn open_registry(
             "{reference}: --offset is for image files (a SIF artifact's image is found in it)"
         )));
     }
-    let access = crate::pack::oci_spec::RegistryAccess {
+    let access = crate::registry::RegistryAccess {
         insecure: args.insecure,
         creds: match &args.creds_file {
             Some(f) => Some(

@@ -11,11 +11,8 @@ pub mod data;
 mod error;
 pub mod exclude;
 pub mod oci;
-pub(crate) mod oci_spec;
 pub mod order;
 mod prefetch;
-#[cfg(feature = "registry")]
-pub mod push;
 pub mod scan;
 pub(crate) mod tables;
 pub(crate) mod tarsrc;

@@ -6,10 +6,10 @@
 //! is sniffed: also xz or bzip2).
 
 use super::compression::StreamCompression;
-use super::oci_spec::{index_choice, is_index, MAX_INDEX_DEPTH};
-pub use super::oci_spec::{Descriptor, RegistryAccess};
 use super::tarsrc::{TarTree, Whiteouts};
 use super::{PackError, PackOptions};
+use crate::oci_spec::{index_choice, is_index, MAX_INDEX_DEPTH};
+pub use crate::oci_spec::{Descriptor, RegistryAccess};
 use crate::pack::scan::Tree;
 use sha2::{Digest, Sha256};
 use std::fs::File;
@@ -486,7 +486,7 @@ fn read_json_blob(blobs: &Path, d: &Descriptor) -> Result<Vec<u8>, PackError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pack::oci_spec::check_digest;
+    use crate::oci_spec::check_digest;
 
     #[test]
     fn layout_refs() {

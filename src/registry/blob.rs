@@ -5,11 +5,12 @@
 //! session answers a 401 with a fresh one); redirects to blob storage are
 //! followed by the HTTP client, without the registry's credentials.
 
+use super::push::{LAYER_MEDIA_TYPE, VERITY_ROOT_ANNOTATION};
+use super::RegistryAccess;
 use super::{parse_docker_ref, parse_oras_ref, read_capped, status_error, Call, ImageRef, Session};
 use crate::error::{Error, Result};
 use crate::format::ByteSource;
-use crate::pack::oci_spec::{check_digest, RegistryAccess};
-use crate::pack::push::{LAYER_MEDIA_TYPE, VERITY_ROOT_ANNOTATION};
+use crate::oci_spec::check_digest;
 use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -72,7 +73,7 @@ pub fn open_layers(
     if let Some(c) = cache {
         crate::reader::remote::cache::prepare_root(&c.dir)?;
     }
-    let fail = |e: crate::pack::PackError| Error::invalid(e.to_string());
+    let fail = |e: super::RegistryError| Error::invalid(e.to_string());
     let oras = reference.starts_with("oras://");
     let image = if oras {
         parse_oras_ref(reference).map_err(fail)?

@@ -2,7 +2,7 @@
 //! anonymous, basic or token auth; `docker://` images pulled into an OCI
 //! layout for `pack` (then read like `oci:`, so every blob is verified
 //! twice: here as it downloads, and as the layers stream into the tree),
-//! pushed by `pack::push`, and read lazily by byte range for a mount
+//! pushed ([`push`]), and read lazily by byte range for a mount
 //! ([`blob`]).
 //!
 //! The distribution protocol is spoken here over reqwest (which does TLS,
@@ -17,14 +17,16 @@
 mod auth;
 /// Layer blobs read by byte range, for mounting an image from a registry.
 pub mod blob;
+mod error;
+/// Publishing SquashFS images as the layers of an OCI image.
+pub mod push;
 
-use crate::pack::oci_spec::{
-    check_digest, index_choice, is_index, RegistryAccess, MAX_INDEX_DEPTH,
-};
-use crate::pack::PackError;
+pub use crate::oci_spec::RegistryAccess;
+use crate::oci_spec::{check_digest, index_choice, is_index, MAX_INDEX_DEPTH};
+pub use error::RegistryError;
 use sha2::{Digest, Sha256};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const MANIFEST_TYPES: [&str; 4] = [
@@ -46,9 +48,9 @@ const SMALL_ANSWER_TIME: Duration = Duration::from_secs(60);
 const STALL_TIME: Duration = Duration::from_secs(60);
 const CONNECT_TIME: Duration = Duration::from_secs(30);
 
-pub(crate) fn remote_err(reference: &str, what: impl std::fmt::Display) -> PackError {
-    PackError::Entry {
-        path: PathBuf::from(reference),
+pub(crate) fn remote_err(reference: &str, what: impl std::fmt::Display) -> RegistryError {
+    RegistryError::At {
+        name: reference.to_string(),
         what: what.to_string(),
     }
 }
@@ -446,15 +448,15 @@ impl Session {
 }
 
 /// The runtime a session's futures run on, on this thread.
-pub(crate) fn runtime(about: &Path) -> Result<tokio::runtime::Runtime, PackError> {
+pub(crate) fn runtime(about: &Path) -> Result<tokio::runtime::Runtime, RegistryError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| PackError::io(about, "start the registry client", e))
+        .map_err(|e| RegistryError::io(about, "start the registry client", e))
 }
 
 /// `docker://HOST/REPO[:TAG|@DIGEST]`, split and checked.
-pub(crate) fn parse_docker_ref(reference: &str) -> Result<ImageRef, PackError> {
+pub(crate) fn parse_docker_ref(reference: &str) -> Result<ImageRef, RegistryError> {
     let rest = reference
         .strip_prefix("docker://")
         .ok_or_else(|| remote_err(reference, "is not docker://HOST/REPO[:TAG|@DIGEST]"))?;
@@ -473,7 +475,7 @@ pub(crate) fn repository_of(reference: &str) -> &str {
 
 /// `oras://HOST/REPO[:TAG|@DIGEST]` (an artifact, as `apptainer push
 /// oras://` writes one), split and checked as `docker://` is.
-pub(crate) fn parse_oras_ref(reference: &str) -> Result<ImageRef, PackError> {
+pub(crate) fn parse_oras_ref(reference: &str) -> Result<ImageRef, RegistryError> {
     let rest = reference
         .strip_prefix("oras://")
         .ok_or_else(|| remote_err(reference, "is not oras://HOST/REPO[:TAG|@DIGEST]"))?;
@@ -500,7 +502,7 @@ impl Session {
         image: ImageRef,
         access: &RegistryAccess,
         reference: &str,
-    ) -> Result<Self, PackError> {
+    ) -> Result<Self, RegistryError> {
         let creds = access.creds.as_ref().map(|c| {
             let (u, p) = c.split_once(':').unwrap_or((c, ""));
             (u.to_string(), p.to_string())
@@ -534,7 +536,7 @@ impl Session {
     pub(crate) async fn resolve_manifest(
         &mut self,
         shown: &str,
-    ) -> Result<(Vec<u8>, String, String, serde_json::Value), PackError> {
+    ) -> Result<(Vec<u8>, String, String, serde_json::Value), RegistryError> {
         let mut at = self.image.reference.clone();
         // The manifest after at most MAX_INDEX_DEPTH indexes.
         for _ in 0..=MAX_INDEX_DEPTH {
@@ -564,13 +566,13 @@ impl Session {
 /// Pulls `docker://...` into an OCI layout at `dir` (created): its manifest
 /// (this machine's platform from an index), config and layers, with an
 /// index.json naming the manifest.
-pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), PackError> {
+pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), RegistryError> {
     let image = parse_docker_ref(reference)?;
     let remote = &with_stored_login(remote, &image);
     let mut session = Session::new(image.clone(), remote, reference)?;
     let rt = runtime(dir)?;
     let blobs = dir.join("blobs/sha256");
-    std::fs::create_dir_all(&blobs).map_err(|e| PackError::io(&blobs, "create", e))?;
+    std::fs::create_dir_all(&blobs).map_err(|e| RegistryError::io(&blobs, "create", e))?;
     rt.block_on(async {
         let (bytes, digest, media, manifest) = session.resolve_manifest(reference).await?;
         let media = if MANIFEST_TYPES[..2].contains(&media.as_str()) {
@@ -579,7 +581,7 @@ pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), 
             MANIFEST_TYPES[0].to_string()
         };
         std::fs::write(blobs.join(&digest["sha256:".len()..]), &bytes)
-            .map_err(|e| PackError::io(&blobs, "write", e))?;
+            .map_err(|e| RegistryError::io(&blobs, "write", e))?;
         // Config and layers, each to its file, never past its declared size.
         let mut descs = vec![&manifest["config"]];
         descs.extend(manifest["layers"].as_array().into_iter().flatten());
@@ -607,7 +609,7 @@ pub fn pull(reference: &str, remote: &RegistryAccess, dir: &Path) -> Result<(), 
             }],
         });
         std::fs::write(dir.join("index.json"), index.to_string())
-            .map_err(|e| PackError::io(dir, "write index.json", e))?;
+            .map_err(|e| RegistryError::io(dir, "write index.json", e))?;
         Ok(())
     })
 }

@@ -65,7 +65,7 @@ impl Registry {
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
+                "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: sqfuse-test-secret\n{auth}",
                 storage.display()
             ),
         )
@@ -80,7 +80,8 @@ impl Registry {
         Some(r)
     }
 
-    /// Starts it (again, after `stop`) on the same port and storage.
+    /// Starts it (again, after `stop`) on the same port and storage (and
+    /// secret: upload URLs it handed out before stay good).
     pub fn restart(&mut self) {
         let log = |n: &str| {
             std::fs::OpenOptions::new()
@@ -116,6 +117,22 @@ impl Registry {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// Bytes the registry holds of unfinished uploads to `repo`.
+    pub fn upload_bytes(&self, repo: &str) -> u64 {
+        let dir = self
+            .storage
+            .join("docker/registry/v2/repositories")
+            .join(repo)
+            .join("_uploads");
+        std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| std::fs::metadata(e.path().join("data")).ok())
+            .map(|m| m.len())
+            .sum()
     }
 
     /// Bytes of blob `digest` served so far with status `status` (200,
@@ -229,6 +246,66 @@ impl TokenServer {
 }
 
 impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// tests/common/fault_proxy.py in front of a registry: passes requests
+/// through but drops the Nth PATCH (once, or with everything after it
+/// until `bring_up`); stopped when dropped.
+pub struct FaultProxy {
+    child: std::process::Child,
+    /// Where it listens, on 127.0.0.1.
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl FaultProxy {
+    /// `mode`: "once" or "down" (see the script).
+    pub fn start(name: &str, upstream: u16, nth: usize, mode: &str) -> FaultProxy {
+        let dir = scratch(&format!("fault-proxy-{name}"));
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/common/fault_proxy.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&dir)
+            .arg(upstream.to_string())
+            .arg(nth.to_string())
+            .arg(mode)
+            .spawn()
+            .unwrap();
+        let mut p = FaultProxy {
+            child,
+            port: 0,
+            dir,
+        };
+        for _ in 0..200 {
+            if let Ok(port) = std::fs::read_to_string(p.dir.join("port")) {
+                p.port = port.trim().parse().unwrap();
+                return p;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        panic!("fault proxy did not start: see {}", p.dir.display());
+    }
+
+    /// Ends a "down" spell: requests pass again.
+    pub fn bring_up(&self) {
+        std::fs::write(self.dir.join("up"), b"").unwrap();
+    }
+
+    /// "METHOD PATH STATUS" (or "... dropped") per request so far.
+    pub fn log(&self) -> Vec<String> {
+        std::fs::read_to_string(self.dir.join("log"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+impl Drop for FaultProxy {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -2,7 +2,7 @@
 //! was pushed, byte for byte, with the layer order, media type and verity
 //! annotations; blobs the registry has are not sent again; token auth.
 
-use crate::common::registry::{Registry, TokenServer};
+use crate::common::registry::{FaultProxy, Registry, TokenServer};
 use crate::{need_registry, run, scratch, skip, sqfuse};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
@@ -307,5 +307,169 @@ fn ls_cat_and_info_read_an_image_in_the_registry() {
             reg.port,
             sha256_file(&top)
         )
+    );
+}
+
+/// A SquashFS image of `mib` MiB of noise (a push of many PATCHes).
+fn noise_image(dir: &Path, mib: usize) -> PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("noise"), crate::noise(17, mib << 20)).unwrap();
+    let img = dir.join("noise.sqfs");
+    run(sqfuse().args(["pack", "-q"]).arg(&src).arg(&img));
+    img
+}
+
+/// The blob in the registry's storage is the image, byte for byte.
+fn assert_blob_is(reg: &Registry, img: &Path) {
+    let digest = sha256_file(img);
+    let hex = &digest["sha256:".len()..];
+    let blob = reg
+        .storage
+        .join("docker/registry/v2/blobs/sha256")
+        .join(&hex[..2])
+        .join(hex)
+        .join("data");
+    assert!(std::fs::read(&blob).unwrap() == std::fs::read(img).unwrap());
+}
+
+/// `sqfuse push --insecure IMG REFERENCE`, its upload state in `state`:
+/// whether it succeeded, and what it said.
+fn push_with_state(img: &Path, reference: &str, state: &Path) -> (bool, String) {
+    let out = sqfuse()
+        .args(["push", "--insecure"])
+        .arg(img)
+        .arg(reference)
+        .env("SQFUSE_CACHE_DIR", state)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// PATCHes the proxy passed to the registry, and those it dropped.
+fn patches(proxy: &FaultProxy) -> (usize, usize) {
+    let log = proxy.log();
+    let p = |dropped: bool| {
+        log.iter()
+            .filter(|l| l.starts_with("PATCH ") && l.ends_with(" dropped") == dropped)
+            .count()
+    };
+    (p(false), p(true))
+}
+
+/// The connection dropped in the middle of an upload (the third of five
+/// pieces never reaches the registry): the push asks where the upload
+/// stands and sends the rest, no piece twice.
+#[test]
+fn push_resumes_an_upload_after_a_dropped_piece() {
+    let reg = need_registry!("push-dropped", None);
+    let dir = scratch("push-dropped");
+    let img = noise_image(&dir, 36);
+    let proxy = FaultProxy::start("dropped", reg.port, 3, "once");
+    let reference = format!("docker://127.0.0.1:{}/sq/dropped:v1", proxy.port);
+    let (ok, err) = push_with_state(&img, &reference, &dir.join("state"));
+    assert!(ok, "{err}");
+    // The layer's pieces, and the config's one.
+    let pieces = std::fs::metadata(&img).unwrap().len().div_ceil(8 << 20) as usize + 1;
+    assert_eq!(patches(&proxy), (pieces, 1), "{:#?}", proxy.log());
+    let log = proxy.log();
+    let dropped = log.iter().position(|l| l.ends_with(" dropped")).unwrap();
+    assert!(
+        log[dropped..]
+            .iter()
+            .any(|l| l.starts_with("GET /v2/sq/dropped/blobs/uploads/") && l.ends_with(" 204")),
+        "the push never asked where the upload stood: {log:#?}"
+    );
+    assert_blob_is(&reg, &img);
+}
+
+/// The registry unreachable from the third piece on: the push gives up
+/// (one line), keeping the upload's URL; the next push resumes it, sends
+/// only the pieces the registry lacks, and forgets it.
+#[test]
+fn push_cut_off_midway_resumes_in_the_next_push() {
+    let reg = need_registry!("push-resume", None);
+    let dir = scratch("push-resume");
+    let img = noise_image(&dir, 36);
+    let state = dir.join("state");
+    let proxy = FaultProxy::start("resume", reg.port, 3, "down");
+    let reference = format!("docker://127.0.0.1:{}/sq/resume:v1", proxy.port);
+    let (ok, err) = push_with_state(&img, &reference, &state);
+    assert!(!ok);
+    assert!(
+        err.starts_with(&format!("sqfuse: {reference}: blob sha256:"))
+            && err.contains(": sending bytes 16777216-25165823: ")
+            && err.lines().count() == 1,
+        "{err}"
+    );
+    let kept = || {
+        std::fs::read_dir(state.join("index"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "doc"))
+            .count()
+    };
+    assert_eq!(kept(), 1, "no upload kept in {}", state.display());
+    proxy.bring_up();
+    let before = patches(&proxy).0;
+    let (ok, err) = push_with_state(&img, &reference, &state);
+    assert!(ok, "{err}");
+    assert_eq!(
+        err,
+        "sqfuse: pushed 1 layer (2 blobs sent, 0 already there, 16.00 MiB resumed)\n"
+    );
+    // The layer's pieces but the two stored, and the config's one.
+    let pieces = std::fs::metadata(&img).unwrap().len().div_ceil(8 << 20) as usize;
+    assert_eq!(patches(&proxy).0 - before, pieces - 2 + 1, "{:#?}", proxy.log());
+    assert_blob_is(&reg, &img);
+    assert_eq!(kept(), 0, "the finished upload is still kept");
+}
+
+/// The registry stopped and started again while a piece is on its way
+/// (which leaves the distribution registry's upload unusable): the push
+/// waits, asks where the upload stands, and completes, starting the blob
+/// over where it must.
+#[test]
+fn push_completes_when_the_registry_restarts_mid_upload() {
+    let mut reg = need_registry!("push-restart", None);
+    let dir = scratch("push-restart");
+    let img = noise_image(&dir, 64);
+    let reference = format!("docker://127.0.0.1:{}/sq/restart:v1", reg.port);
+    let mut child = sqfuse()
+        .args(["push", "--insecure"])
+        .arg(&img)
+        .arg(&reference)
+        .env("SQFUSE_CACHE_DIR", dir.join("state"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    while reg.upload_bytes("sq/restart") < 16 << 20 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the push ended too soon"
+        );
+        assert!(
+            t.elapsed().as_secs() < 60,
+            "the upload never reached 16 MiB"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    reg.stop();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    reg.restart();
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_blob_is(&reg, &img);
+    let log = std::fs::read_to_string(reg.dir.join("access.log")).unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("\"GET /v2/sq/restart/blobs/uploads/")),
+        "the push never asked where the upload stood"
     );
 }

@@ -61,6 +61,8 @@ if ! [ -f "$R/sq-$stamp.sqfs" ]; then
 fi
 IMG=$R/sq-$stamp.sqfs
 LAYOUT=$R/layout-$stamp
+# skopeo's dir: transport names the layer file by its digest.
+LAYER_NAME=$(sha256sum "$IMG" | cut -c1-64)
 
 rm -rf "$R/data"
 cat >"$R/config.yml" <<CONF
@@ -125,8 +127,7 @@ for _ in $(seq "$ROUNDS"); do
         for what in first tar; do
             rm -rf "$R/pull"; drop; reset_log; t0=$(now)
             skopeo copy -q --src-tls-verify=false "$REF" "dir:$R/pull"
-            layer=$R/pull/$(sha256sum "$IMG" | cut -c1-64)
-            mount_file "$tool" "$layer"
+            mount_file "$tool" "$R/pull/$LAYER_NAME"
             if [ $what = first ]; then head -c1 "$MNT/$SMALL" >/dev/null; else tar_all "$MNT"; fi
             add "pull_${tool}_$what" "$(since "$t0")" "$(served)"; unmount
         done

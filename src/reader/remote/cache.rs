@@ -272,6 +272,12 @@ pub(crate) fn save_document(root: &Path, key: &str, bytes: &[u8]) {
     }
 }
 
+/// Forgets the document kept under `key`, if any.
+#[cfg(feature = "registry")]
+pub(crate) fn remove_document(root: &Path, key: &str) {
+    let _ = fs::remove_file(document_path(root, key));
+}
+
 /// The version of `url` last seen, if the cache has a record of it.
 pub(super) fn load_version(root: &Path, url: &str) -> Option<Version> {
     let text = fs::read_to_string(index_path(root, url)).ok()?;

@@ -1,6 +1,6 @@
 //! What the OCI image and distribution specs say about content, shared by
 //! the layout reader (`pack::oci`) and the registry client
-//! (`pack::registry`): descriptors and their digests, index media types,
+//! (`registry`), neither importing the other for it: descriptors and their digests, index media types,
 //! and the walk through nested indexes to this machine's manifest.
 
 /// How to reach a registry: plain HTTP or not, and credentials.

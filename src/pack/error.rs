@@ -94,3 +94,28 @@ impl std::error::Error for PackError {
         }
     }
 }
+
+/// A pull's failure, as the packer reports it.
+#[cfg(feature = "registry")]
+impl From<crate::registry::RegistryError> for PackError {
+    fn from(e: crate::registry::RegistryError) -> Self {
+        use crate::registry::RegistryError;
+        match e {
+            RegistryError::At { name, what } => PackError::Entry {
+                path: PathBuf::from(name),
+                what,
+            },
+            RegistryError::Io {
+                path,
+                action,
+                source,
+            } => PackError::Io {
+                path,
+                action,
+                source,
+            },
+            RegistryError::Image(e) => PackError::Format(e),
+            RegistryError::Usage(m) => PackError::Usage(m),
+        }
+    }
+}

@@ -62,26 +62,3 @@ impl std::error::Error for RegistryError {
         }
     }
 }
-
-impl From<RegistryError> for crate::pack::PackError {
-    fn from(e: RegistryError) -> Self {
-        use crate::pack::PackError;
-        match e {
-            RegistryError::At { name, what } => PackError::Entry {
-                path: PathBuf::from(name),
-                what,
-            },
-            RegistryError::Io {
-                path,
-                action,
-                source,
-            } => PackError::Io {
-                path,
-                action,
-                source,
-            },
-            RegistryError::Image(e) => PackError::Format(e),
-            RegistryError::Usage(m) => PackError::Usage(m),
-        }
-    }
-}

@@ -424,7 +424,12 @@ fn push_cut_off_midway_resumes_in_the_next_push() {
     );
     // The layer's pieces but the two stored, and the config's one.
     let pieces = std::fs::metadata(&img).unwrap().len().div_ceil(8 << 20) as usize;
-    assert_eq!(patches(&proxy).0 - before, pieces - 2 + 1, "{:#?}", proxy.log());
+    assert_eq!(
+        patches(&proxy).0 - before,
+        pieces - 2 + 1,
+        "{:#?}",
+        proxy.log()
+    );
     assert_blob_is(&reg, &img);
     assert_eq!(kept(), 0, "the finished upload is still kept");
 }

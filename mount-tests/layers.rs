@@ -342,8 +342,9 @@ fn corrupt_layer_is_eio_for_its_files_only() {
 }
 
 /// `pack --layers` from an OCI image umoci made: the layer images mounted
-/// by sqfuse, and by the kernel's overlayfs over loop mounts, both show
-/// exactly `umoci unpack`'s rootfs; so does the flattened import.
+/// by sqfuse, by the kernel's overlayfs over loop mounts, and pushed as
+/// they are and mounted from a registry, all show exactly `umoci
+/// unpack`'s rootfs; so does the flattened import.
 #[test]
 fn oci_layers_mounted_equal_umoci_unpack() {
     use crate::common::oci::{have_umoci, layer_tars, umoci_layout, umoci_rootfs};
@@ -380,4 +381,28 @@ fn oci_layers_mounted_equal_umoci_unpack() {
             &snapshot(&k.dir),
         );
     }
+    // `pack --layers` output pushes as it is, in layers.txt's order, and
+    // mounts from the registry as the same tree.
+    let Some(reg) = crate::common::registry::Registry::start("oci-layers", None) else {
+        crate::skipped(
+            "oci layers pushed to a registry: needs docker-registry and skopeo",
+            false,
+        );
+        return;
+    };
+    let reference = format!("docker://127.0.0.1:{}/sq/layers:v1", reg.port);
+    run(sqfuse()
+        .args(["push", "--insecure"])
+        .args(&images)
+        .arg(&reference));
+    let r = Mounted::new(
+        Path::new(&reference),
+        "oci-layers-registry",
+        &["insecure", "cache_dir=none"],
+    );
+    assert_same(
+        "registry mount of the pushed --layers vs umoci unpack",
+        &want,
+        &snapshot(&r.dir),
+    );
 }

@@ -92,23 +92,9 @@ pub fn open_registry(
             "{reference}: --offset is for image files (a SIF artifact's image is found in it)"
         )));
     }
-    let access = crate::registry::RegistryAccess {
-        insecure: args.insecure,
-        creds: match &args.creds_file {
-            Some(f) => Some(
-                crate::registry::blob::read_creds_file(f)
-                    .map_err(|e| e.within("--creds-file".to_string()))?,
-            ),
-            None => None,
-        },
-    };
-    let cache = remote
-        .cache_dir
-        .clone()
-        .map(|dir| crate::registry::blob::LayerCache {
-            dir,
-            limit: remote.cache_size,
-        });
+    let access =
+        crate::registry::blob::access(args.insecure, args.creds_file.as_deref(), "--creds-file ")?;
+    let cache = crate::registry::blob::LayerCache::of(remote);
     let layers =
         crate::registry::blob::open_images(&reference, &access, cache.as_ref(), &|_| LAYER_CACHE)?;
     Ok(Opened::Registry { reference, layers })

@@ -74,25 +74,10 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
             "verity=, verity_roothash_file= and verity_hash= are for image files: a registry image is verified against the root hashes its layers record",
         ));
     }
-    let access = crate::pack::oci::RegistryAccess {
-        insecure: o.insecure,
-        creds: match &o.creds {
-            Some(f) => Some(
-                crate::registry::blob::read_creds_file(f)
-                    .map_err(|e| e.within("creds=".to_string()))?,
-            ),
-            None => None,
-        },
-    };
+    let access = crate::registry::blob::access(o.insecure, o.creds.as_deref(), "creds=")?;
     // The URL cache's directory and bound (cache_dir=, cache_size=, the
     // SQFUSE_* environment) keep layer chunks by digest.
-    let remote = remote_options(a)?;
-    let cache = remote
-        .cache_dir
-        .map(|dir| crate::registry::blob::LayerCache {
-            dir,
-            limit: remote.cache_size,
-        });
+    let cache = crate::registry::blob::LayerCache::of(&remote_options(a)?);
     // With several layers, a quarter of the budget is for merged listings.
     let per_layer = |n: usize| {
         if n > 1 {

@@ -247,26 +247,45 @@ pub fn open_images(
         .collect()
 }
 
-/// The first line of a credentials file, `USER:PASSWORD` (a file keeps
-/// the password off command lines and out of /proc/mounts).
-pub fn read_creds_file(path: &std::path::Path) -> Result<String> {
-    let shown = crate::error::shown_path(path);
-    let mut text = String::new();
-    std::io::Read::read_to_string(
-        &mut std::io::Read::take(
-            std::fs::File::open(path).map_err(|e| Error::io(shown.clone(), e))?,
-            64 << 10,
-        ),
-        &mut text,
-    )
-    .map_err(|e| Error::io(shown.clone(), e))?;
-    let line = text.lines().next().unwrap_or("").trim().to_string();
-    if !line.contains(':') {
-        return Err(Error::invalid(format!(
-            "{shown}: the first line is not USER:PASSWORD"
-        )));
+impl LayerCache {
+    /// The URL cache's directory and bound, if `remote` keeps one.
+    pub fn of(remote: &crate::reader::remote::RemoteOptions) -> Option<Self> {
+        remote.cache_dir.clone().map(|dir| LayerCache {
+            dir,
+            limit: remote.cache_size,
+        })
     }
-    Ok(line)
+}
+
+/// How to reach a registry image: plain HTTP if `insecure`, logged in
+/// with the first line of `creds_file` (`USER:PASSWORD`: a file keeps the
+/// password off command lines and out of /proc/mounts). Errors name the
+/// file after `option` (`creds=`, `--creds-file `).
+pub fn access(
+    insecure: bool,
+    creds_file: Option<&std::path::Path>,
+    option: &str,
+) -> Result<RegistryAccess> {
+    let creds = match creds_file {
+        None => None,
+        Some(path) => {
+            let shown = format!("{option}{}", crate::error::shown_path(path));
+            let mut text = String::new();
+            std::fs::File::open(path)
+                .and_then(|f| {
+                    std::io::Read::read_to_string(&mut std::io::Read::take(f, 64 << 10), &mut text)
+                })
+                .map_err(|e| Error::io(shown.clone(), e))?;
+            let line = text.lines().next().unwrap_or("").trim().to_string();
+            if !line.contains(':') {
+                return Err(Error::invalid(format!(
+                    "{shown}: the first line is not USER:PASSWORD"
+                )));
+            }
+            Some(line)
+        }
+    };
+    Ok(RegistryAccess { insecure, creds })
 }
 
 /// The session and the runtime its futures run on, made when first needed

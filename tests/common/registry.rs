@@ -189,6 +189,18 @@ macro_rules! need_registry {
     };
 }
 
+/// The port a test server script wrote to DIR/port once listening (it is
+/// dropped, and so stopped, by the caller if this panics).
+fn python_port(dir: &Path, what: &str) -> u16 {
+    for _ in 0..200 {
+        if let Ok(p) = std::fs::read_to_string(dir.join("port")) {
+            return p.trim().parse().unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what} did not start: see {}", dir.display());
+}
+
 /// tests/common/token_server.py: a Bearer token service (anonymous pull,
 /// pull and push for one user), stopped when dropped.
 pub struct TokenServer {
@@ -229,14 +241,8 @@ impl TokenServer {
             port: 0,
             dir,
         };
-        for _ in 0..200 {
-            if let Ok(p) = std::fs::read_to_string(ts.dir.join("port")) {
-                ts.port = p.trim().parse().unwrap();
-                return Some(ts);
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("token server did not start: see {}", ts.dir.display());
+        ts.port = python_port(&ts.dir, "token server");
+        Some(ts)
     }
 
     /// What it granted so far, a line each.
@@ -280,14 +286,8 @@ impl FaultProxy {
             port: 0,
             dir,
         };
-        for _ in 0..200 {
-            if let Ok(port) = std::fs::read_to_string(p.dir.join("port")) {
-                p.port = port.trim().parse().unwrap();
-                return p;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        panic!("fault proxy did not start: see {}", p.dir.display());
+        p.port = python_port(&p.dir, "fault proxy");
+        p
     }
 
     /// Ends a "down" spell: requests pass again.

@@ -14,6 +14,7 @@ use crate::oci_spec::check_digest;
 use parking_lot::Mutex;
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 /// The layer of an artifact `apptainer push oras://` writes: a SIF file.
@@ -25,6 +26,8 @@ const CHUNK: u64 = 1 << 20;
 const SESSIONS: usize = 4;
 /// Chunks kept in memory per layer.
 const CACHED_CHUNKS: usize = 32;
+/// Chunks fetched ahead of a sequential reader.
+const READ_AHEAD: u64 = 3;
 
 /// One SquashFS layer of a registry image.
 pub struct Layer {
@@ -172,7 +175,7 @@ pub fn open_layers(
         };
         layers.push(Layer {
             name: format!("{name}@{digest}"),
-            source: Box::new(BlobSource {
+            source: Box::new(BlobSource(Arc::new(LayerBlob {
                 shown: format!("{name}@{digest}"),
                 image: image.clone(),
                 access: access.clone(),
@@ -182,9 +185,11 @@ pub fn open_layers(
                 chunks: Mutex::new(Chunks::default()),
                 fetching: Mutex::new(Default::default()),
                 fetched: parking_lot::Condvar::new(),
+                last_miss: u64::MAX.into(),
+                ahead: 0.into(),
                 #[cfg(feature = "remote")]
                 disk,
-            }),
+            }))),
             verity_root,
             wrapped: oras,
         });
@@ -303,6 +308,10 @@ struct Chunks {
 }
 
 impl Chunks {
+    fn contains(&self, n: u64) -> bool {
+        self.map.contains_key(&n)
+    }
+
     fn get(&mut self, n: u64) -> Option<Arc<Vec<u8>>> {
         let c = self.map.get(&n)?.clone();
         self.order.retain(|&k| k != n);
@@ -322,8 +331,12 @@ impl Chunks {
     }
 }
 
-/// A layer blob read by byte range.
-struct BlobSource {
+/// A layer blob read by byte range: a handle on the shared state, which
+/// read-ahead threads hold too.
+struct BlobSource(Arc<LayerBlob>);
+
+/// A layer blob's fetching state.
+struct LayerBlob {
     shown: String,
     image: ImageRef,
     access: RegistryAccess,
@@ -337,6 +350,10 @@ struct BlobSource {
     /// (`fetched` is signalled) instead of asking the registry again.
     fetching: Mutex<std::collections::HashSet<u64>>,
     fetched: parking_lot::Condvar,
+    /// The last chunk a reader missed, to see a sequential reader.
+    last_miss: std::sync::atomic::AtomicU64,
+    /// Read-ahead fetches under way (each on a thread of its own).
+    ahead: std::sync::atomic::AtomicUsize,
     /// Chunks kept between mounts, by digest.
     #[cfg(feature = "remote")]
     disk: Option<crate::reader::remote::cache::DiskCache>,
@@ -348,10 +365,12 @@ fn manifest_key(reference: &str) -> String {
     format!("registry-manifest {reference}")
 }
 
-impl BlobSource {
+impl LayerBlob {
     /// Chunk `n`, from memory, the disk cache or the registry; fetched
-    /// once however many readers want it at once.
-    fn chunk(&self, n: u64) -> Result<Arc<Vec<u8>>> {
+    /// once however many readers want it at once. A miss right after the
+    /// one before it (a sequential reader: a whole-tree copy walks the
+    /// blob in order) starts fetching the chunks after it.
+    fn chunk(self: &Arc<Self>, n: u64) -> Result<Arc<Vec<u8>>> {
         loop {
             if let Some(c) = self.chunks.lock().get(n) {
                 return Ok(c);
@@ -363,11 +382,51 @@ impl BlobSource {
             }
             fetching.insert(n);
             drop(fetching);
+            let last = self.last_miss.swap(n, Ordering::Relaxed);
+            if last < n && n - last <= 2 {
+                self.read_ahead(n);
+            }
             let got = self.load(n);
             self.fetching.lock().remove(&n);
             self.fetched.notify_all();
             return got;
         }
+    }
+
+    /// Fetches up to READ_AHEAD chunks after `n` on threads of their own,
+    /// leaving a session free for the reader.
+    fn read_ahead(self: &Arc<Self>, n: u64) {
+        let chunks = self.size.div_ceil(CHUNK);
+        for k in n + 1..(n + 1 + READ_AHEAD).min(chunks) {
+            if self.ahead.load(Ordering::Relaxed) >= SESSIONS - 1 {
+                return;
+            }
+            let cached = self.chunks.lock().contains(k);
+            if cached || !self.fetching.lock().insert(k) {
+                continue;
+            }
+            self.ahead.fetch_add(1, Ordering::Relaxed);
+            let blob = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("sqfuse-ahead".into())
+                .spawn(move || {
+                    // A failure is the reader's to meet, when it asks.
+                    let _ = blob.load(k);
+                    blob.finish_ahead(k);
+                });
+            if spawned.is_err() {
+                self.finish_ahead(k);
+            }
+        }
+    }
+
+    /// A read-ahead fetch of chunk `k` is over.
+    fn finish_ahead(&self, k: u64) {
+        let mut fetching = self.fetching.lock();
+        fetching.remove(&k);
+        self.ahead.fetch_sub(1, Ordering::Relaxed);
+        drop(fetching);
+        self.fetched.notify_all();
     }
 
     /// Chunk `n` from the disk cache or the registry, kept in memory.
@@ -443,19 +502,20 @@ impl BlobSource {
 
 impl ByteSource for BlobSource {
     fn size(&self) -> u64 {
-        self.size
+        self.0.size
     }
 
     fn read_bytes(&self, pos: u64, len: usize) -> Result<Cow<'_, [u8]>> {
+        let blob = &self.0;
         let end = pos
             .checked_add(len as u64)
-            .filter(|&e| e <= self.size)
+            .filter(|&e| e <= blob.size)
             .ok_or_else(|| {
                 Error::corrupt(
                     pos,
                     format!(
                         "{len} bytes at {pos} run past the layer's end ({})",
-                        self.size
+                        blob.size
                     ),
                 )
             })?;
@@ -463,7 +523,7 @@ impl ByteSource for BlobSource {
         let mut at = pos;
         while at < end {
             let n = at / CHUNK;
-            let c = self.chunk(n)?;
+            let c = blob.chunk(n)?;
             let from = (at - n * CHUNK) as usize;
             let take = ((end - at) as usize).min(c.len() - from);
             out.extend_from_slice(&c[from..from + take]);
@@ -473,7 +533,14 @@ impl ByteSource for BlobSource {
     }
 
     fn before_fork(&self) {
-        for slot in &self.live {
+        // No read-ahead thread may be left out of the child (its chunk
+        // would stay "being fetched" there for ever).
+        let mut fetching = self.0.fetching.lock();
+        while self.0.ahead.load(Ordering::Relaxed) > 0 {
+            self.0.fetched.wait(&mut fetching);
+        }
+        drop(fetching);
+        for slot in &self.0.live {
             if let Some(l) = slot.lock().take() {
                 l.rt.shutdown_background();
             }

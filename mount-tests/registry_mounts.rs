@@ -274,6 +274,16 @@ fn registry_mount_logs_in_with_a_creds_file() {
     );
 }
 
+/// Sets (or, for `None`, removes) each variable of `env` for `cmd`.
+fn set_env(cmd: &mut std::process::Command, env: &[(&str, Option<&Path>)]) {
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+}
+
 /// `sqfuse REFERENCE DIR` with `env` set: mounted (the tree checked
 /// against the stack's) or, if `mounts` is false, refused with a 401.
 /// (`None` removes a variable).
@@ -289,12 +299,7 @@ fn mount_with_env(
         name,
         &["insecure", "require_verity", "cache_dir=none"],
     );
-    for (k, v) in env {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    set_env(&mut cmd, env);
     let out = cmd.output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     if !mounts {
@@ -350,12 +355,7 @@ fn registry_mount_uses_the_login_skopeo_or_docker_stored() {
     mount_with_env(&reference, &s, "login-named", named, true);
     // The inspection commands log in the same way.
     let mut cmd = sqfuse();
-    for (k, v) in xdg_env {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    set_env(&mut cmd, xdg_env);
     let out = cmd
         .args(["ls", "--insecure", &reference, "/d"])
         .output()

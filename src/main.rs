@@ -129,6 +129,18 @@ fn open(a: &ImageArgs) -> Result<Image> {
             a.image.display()
         ));
     }
+    let opts = OpenOptions {
+        offset: a.offset,
+        verity: a.verity.options()?,
+        remote: Some(remote_options(a)?),
+        ..Default::default()
+    };
+    Image::open(&a.image, &opts).map_err(|e| named(&a.image, e))
+}
+
+/// How a URL or registry image is fetched and cached: the `SQFUSE_*`
+/// environment, then the command's flags.
+fn remote_options(a: &ImageArgs) -> Result<RemoteOptions> {
     let mut remote = RemoteOptions::from_env().map_err(|e| named(&a.image, e))?;
     remote.log_requests = a.debug;
     if let Some(d) = &a.cache_dir {
@@ -137,13 +149,7 @@ fn open(a: &ImageArgs) -> Result<Image> {
     if let Some(f) = &a.ca_file {
         remote.apply(RemoteSetting::CaFile(f.into()));
     }
-    let opts = OpenOptions {
-        offset: a.offset,
-        verity: a.verity.options()?,
-        remote: Some(remote),
-        ..Default::default()
-    };
-    Image::open(&a.image, &opts).map_err(|e| named(&a.image, e))
+    Ok(remote)
 }
 
 /// The image or registry image named on the command line, for `ls`, `cat`
@@ -154,11 +160,7 @@ fn open_tree(a: &ImageArgs) -> Result<Opened> {
     }
     #[cfg(feature = "registry")]
     {
-        let mut remote = RemoteOptions::from_env()?;
-        if let Some(d) = &a.cache_dir {
-            remote.apply(RemoteSetting::cache_dir(d));
-        }
-        let opened = sqfuse::cli::opened::open_registry(a, &remote)?;
+        let opened = sqfuse::cli::opened::open_registry(a, &remote_options(a)?)?;
         if let Some(note) = opened.unverified_note() {
             eprintln!("sqfuse: note: {note}");
         }

@@ -53,19 +53,8 @@ impl Opened {
         match self {
             Opened::Image(_) => None,
             #[cfg(feature = "registry")]
-            Opened::Registry { reference, layers } => {
-                let names: Vec<&str> = layers
-                    .iter()
-                    .filter(|l| l.verity_root.is_none())
-                    .map(|l| l.name.as_str())
-                    .collect();
-                (!names.is_empty()).then(|| {
-                    format!(
-                        "{reference}: not verified: no dm-verity root hash recorded for {}",
-                        names.join(", ")
-                    )
-                })
-            }
+            Opened::Registry { reference, layers } => crate::registry::blob::unverified(layers)
+                .map(|names| crate::registry::blob::unverified_note(reference, &names)),
         }
     }
 }

@@ -88,21 +88,15 @@ fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Ima
     };
     let layers =
         crate::registry::blob::open_images(&reference, &access, cache.as_ref(), &per_layer)?;
-    let unverified: Vec<&str> = layers
-        .iter()
-        .filter(|l| l.verity_root.is_none())
-        .map(|l| l.name.as_str())
-        .collect();
-    if !unverified.is_empty() {
+    if let Some(unverified) = crate::registry::blob::unverified(&layers) {
         if o.require_verity {
             return Err(Error::invalid(format!(
-                "{reference}: no dm-verity root hash recorded for {} (require_verity; push with --verity)",
-                unverified.join(", ")
+                "{reference}: no dm-verity root hash recorded for {unverified} (require_verity; push with --verity)"
             )));
         }
         eprintln!(
-            "sqfuse: note: {reference}: not verified: no dm-verity root hash recorded for {}",
-            unverified.join(", ")
+            "sqfuse: note: {}",
+            crate::registry::blob::unverified_note(&reference, &unverified)
         );
     }
     Ok(layers.into_iter().map(|l| (l.name, l.image)).collect())

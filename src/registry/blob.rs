@@ -29,17 +29,17 @@ const CACHED_CHUNKS: usize = 32;
 /// Chunks fetched ahead of a sequential reader.
 const READ_AHEAD: u64 = 3;
 
-/// One SquashFS layer of a registry image.
-pub struct Layer {
+/// One SquashFS layer of a registry image, not yet opened.
+struct Layer {
     /// How messages and /proc/mounts name it: `docker://HOST/REPO@DIGEST`.
-    pub name: String,
+    name: String,
     /// Its bytes, fetched as they are read.
-    pub source: Box<dyn ByteSource>,
+    source: Box<dyn ByteSource>,
     /// The dm-verity root hash its descriptor's annotation records, if any.
-    pub verity_root: Option<String>,
+    verity_root: Option<String>,
     /// A SIF file: the SquashFS image is a partition inside it, found as
     /// `offset=auto` finds it.
-    pub wrapped: bool,
+    wrapped: bool,
 }
 
 /// Where layer chunks are kept between mounts (the URL cache's directory
@@ -65,7 +65,7 @@ pub fn is_reference(image: &std::path::Path) -> bool {
 /// first, each read lazily. Every layer must be SquashFS: an image of tar
 /// layers is refused with what to do instead. An `oras://` reference names
 /// an artifact of one SIF layer.
-pub fn open_layers(
+fn open_layers(
     reference: &str,
     access: &RegistryAccess,
     cache: Option<&LayerCache>,
@@ -90,16 +90,17 @@ pub fn open_layers(
     let resolved = rt.block_on(session.resolve_manifest(reference));
     drop(rt);
     let manifest = match resolved {
-        Ok((_, _, _, m)) => {
+        Ok((bytes, _, _, m)) => {
             #[cfg(feature = "remote")]
             if let Some(c) = cache {
-                let bytes = serde_json::to_vec(&m).expect("json");
                 crate::reader::remote::cache::save_document(
                     &c.dir,
                     &manifest_key(reference),
                     &bytes,
                 );
             }
+            #[cfg(not(feature = "remote"))]
+            let _ = bytes;
             m
         }
         Err(e) => {
@@ -173,10 +174,11 @@ pub fn open_layers(
             )?),
             None => None,
         };
+        let shown = format!("{name}@{digest}");
         layers.push(Layer {
-            name: format!("{name}@{digest}"),
+            name: shown.clone(),
             source: Box::new(BlobSource(Arc::new(LayerBlob {
-                shown: format!("{name}@{digest}"),
+                shown,
                 image: image.clone(),
                 access: access.clone(),
                 digest,
@@ -250,6 +252,22 @@ pub fn open_images(
             })
         })
         .collect()
+}
+
+/// The layers no recorded root hash verifies, their names joined by
+/// ", " (None: every layer is verified).
+pub fn unverified(layers: &[OpenedLayer]) -> Option<String> {
+    let names: Vec<&str> = layers
+        .iter()
+        .filter(|l| l.verity_root.is_none())
+        .map(|l| l.name.as_str())
+        .collect();
+    (!names.is_empty()).then(|| names.join(", "))
+}
+
+/// What to say of `reference` when `unverified` names `layers`.
+pub fn unverified_note(reference: &str, layers: &str) -> String {
+    format!("{reference}: not verified: no dm-verity root hash recorded for {layers}")
 }
 
 impl LayerCache {

@@ -328,6 +328,31 @@ async fn start_upload(session: &mut Session) -> Result<String, String> {
     location(session, &resp)
 }
 
+/// Where an upload stands after a piece failed.
+enum Stands {
+    /// Going on at this URL, the registry holding this many bytes.
+    At(String, u64),
+    /// The registry no longer knows it (the distribution registry cancels
+    /// an upload that a broken piece left longer than its URL says).
+    Lost,
+    /// The registry did not answer, however long it was waited for.
+    Unreachable,
+}
+
+/// Asks where the upload at `at` (of a `size`-byte blob) stands, after
+/// each of the RETRY_WAITS until the registry answers.
+async fn after_failure(session: &mut Session, at: &str, size: u64) -> Stands {
+    for wait in RETRY_WAITS {
+        tokio::time::sleep(wait).await;
+        match upload_status(session, at).await {
+            Ok(Some((next, have))) if have <= size => return Stands::At(next, have),
+            Ok(_) => return Stands::Lost,
+            Err(_) => {} // still unreachable
+        }
+    }
+    Stands::Unreachable
+}
+
 /// A file or bytes, read from any point.
 trait ReadAt: Read + std::io::Seek {}
 impl<T: Read + std::io::Seek> ReadAt for T {}
@@ -388,37 +413,19 @@ async fn upload(
             Ok(resp) => format!("sending bytes {range}: {}", status_error(resp).await),
             Err(e) => format!("sending bytes {range}: {e}"),
         };
-        // Ask where the upload stands, waiting longer each time, and go on
-        // from there. One the registry no longer knows starts over: the
-        // distribution registry cancels an upload that a broken piece left
-        // longer than its URL says.
-        let mut stands = None;
-        for wait in RETRY_WAITS {
-            tokio::time::sleep(wait).await;
-            match upload_status(session, &at).await {
-                Ok(Some((next, have))) if have <= blob.size => {
-                    stands = Some(Some((next, have)));
-                    break;
-                }
-                Ok(_) => {
-                    stands = Some(None);
-                    break;
-                }
-                Err(_) => {} // still unreachable
-            }
-        }
-        // Failures in a row without progress end the push.
+        // Go on from where the upload stands; one the registry no longer
+        // knows starts over. Failures in a row without progress end it.
         tries += 1;
-        match stands {
-            Some(_) if tries > RETRY_WAITS.len() => return Err(failure),
-            None => return Err(failure),
-            Some(Some((next, have))) => {
+        match after_failure(session, &at, blob.size).await {
+            Stands::Unreachable => return Err(failure),
+            _ if tries > RETRY_WAITS.len() => return Err(failure),
+            Stands::At(next, have) => {
                 if have > sent {
                     tries = 0;
                 }
                 (at, sent) = (next, have);
             }
-            Some(None) => (at, sent) = (start_upload(session).await?, 0),
+            Stands::Lost => (at, sent) = (start_upload(session).await?, 0),
         }
     }
     let mut close = reqwest::Url::parse(&at).map_err(|e| e.to_string())?;

@@ -201,17 +201,10 @@ fn push_with_token_auth() {
         .unwrap();
     assert!(!anon.status.success(), "anonymous push accepted");
     let before = ts.log();
-    let out = sqfuse()
+    run(sqfuse()
         .args(["push", "--insecure", "--creds", "bob:t0ken-pw"])
         .arg(&img)
-        .arg(&reference)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .arg(&reference));
     let granted = &ts.log()[before.len()..];
     assert!(
         granted.contains("granted bob") && granted.contains("push"),

@@ -1,7 +1,7 @@
 //! Directory listings (runs of entries sharing an inode block) and the
 //! directory index of extended directories.
 
-use super::inode::FileType;
+use super::file_type::FileType;
 use super::metadata::{MetaCursor, MetaRef, MetaSource, MetaWriter};
 use super::METADATA_SIZE;
 use crate::error::{Error, Result};

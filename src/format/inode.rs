@@ -2,6 +2,7 @@
 
 use super::block::BlockWord;
 use super::dir::IndexEntry;
+pub use super::file_type::FileType;
 use super::le::{u16_at, u32_at};
 use super::metadata::{MetaCursor, MetaSource};
 use super::NONE_U32;
@@ -9,26 +10,6 @@ use crate::error::{Error, Result};
 
 /// Bytes of the header every inode starts with.
 pub const HEADER_SIZE: usize = 16;
-
-/// What kind of file an inode (or directory entry) describes. Directory
-/// entries store it as the basic inode type number.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FileType {
-    /// A directory.
-    Dir,
-    /// A regular file.
-    File,
-    /// A symbolic link.
-    Symlink,
-    /// A block device.
-    BlockDev,
-    /// A character device.
-    CharDev,
-    /// A named pipe.
-    Fifo,
-    /// A Unix socket.
-    Socket,
-}
 
 /// The 14 inode type numbers: each file type has a basic form (1..=7) and
 /// an extended one 7 higher (8..=14) with room for xattrs, link counts and
@@ -70,16 +51,6 @@ pub enum InodeType {
 const EXTENDED_OFFSET: u16 = 7;
 
 impl InodeType {
-    /// Every file type, in basic type-number order (1..=7).
-    pub(crate) const BASIC: [FileType; 7] = [
-        FileType::Dir,
-        FileType::File,
-        FileType::Symlink,
-        FileType::BlockDev,
-        FileType::CharDev,
-        FileType::Fifo,
-        FileType::Socket,
-    ];
     const ALL: [InodeType; 14] = [
         Self::Dir,
         Self::File,
@@ -103,10 +74,7 @@ impl InodeType {
     }
     /// The basic or extended type of `ft`.
     pub fn new(ft: FileType, extended: bool) -> Self {
-        let basic = Self::BASIC
-            .iter()
-            .position(|&b| b == ft)
-            .expect("every file type has a basic form");
+        let basic = usize::from(ft.dir_entry_type() - 1);
         Self::ALL[basic
             + if extended {
                 EXTENDED_OFFSET as usize
@@ -116,7 +84,7 @@ impl InodeType {
     }
     /// What kind of file it is.
     pub fn file_type(self) -> FileType {
-        Self::BASIC[usize::from(self.basic_number() - 1)]
+        FileType::BASIC[usize::from(self.basic_number() - 1)]
     }
     /// Whether this is the extended form.
     pub fn is_extended(self) -> bool {
@@ -149,43 +117,6 @@ impl InodeType {
                 _ => false,
             };
         Self::new(data.file_type(), extended)
-    }
-}
-
-impl FileType {
-    /// From a directory entry's type (basic numbers only).
-    pub fn from_dir_entry(t: u16) -> Option<Self> {
-        InodeType::from_u16(t)
-            .filter(|t| !t.is_extended())
-            .map(InodeType::file_type)
-    }
-    /// The number a directory entry stores.
-    pub fn dir_entry_type(self) -> u16 {
-        InodeType::new(self, false) as u16
-    }
-    /// The `S_IF*` format bits.
-    pub fn mode_bits(self) -> u32 {
-        match self {
-            Self::Dir => libc::S_IFDIR,
-            Self::File => libc::S_IFREG,
-            Self::Symlink => libc::S_IFLNK,
-            Self::BlockDev => libc::S_IFBLK,
-            Self::CharDev => libc::S_IFCHR,
-            Self::Fifo => libc::S_IFIFO,
-            Self::Socket => libc::S_IFSOCK,
-        }
-    }
-    /// `ls -l`'s type letter.
-    pub fn letter(self) -> char {
-        match self {
-            Self::Dir => 'd',
-            Self::File => '-',
-            Self::Symlink => 'l',
-            Self::BlockDev => 'b',
-            Self::CharDev => 'c',
-            Self::Fifo => 'p',
-            Self::Socket => 's',
-        }
     }
 }
 

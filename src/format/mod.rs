@@ -5,6 +5,7 @@
 pub mod block;
 pub mod compressor;
 pub mod dir;
+pub mod file_type;
 pub mod id;
 pub mod inode;
 pub(crate) mod le;

@@ -48,7 +48,7 @@ fn compressor() -> impl Strategy<Value = Compressor> {
 }
 
 fn file_type() -> impl Strategy<Value = FileType> {
-    select(InodeType::BASIC.to_vec())
+    select(FileType::BASIC.to_vec())
 }
 
 /// A name a directory may hold: 1..=256 bytes, no '/' or NUL, not . or ..

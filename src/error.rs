@@ -235,10 +235,10 @@ pub struct Report<'a>(pub &'a (dyn std::error::Error + 'static));
 
 impl fmt::Display for Report<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut text = self.0.to_string();
+        let mut text = words(self.0);
         let mut next = self.0.source();
         while let Some(e) = next {
-            let more = e.to_string();
+            let more = words(e);
             if !text.contains(&more) {
                 text.push_str(": ");
                 text.push_str(&more);
@@ -247,6 +247,28 @@ impl fmt::Display for Report<'_> {
         }
         f.write_str(&text)
     }
+}
+
+/// What an error says, without the number Rust appends to an operating
+/// system error's words ("No such file or directory (os error 2)"): the
+/// words are the message, the number says them twice.
+fn words(e: &(dyn std::error::Error + 'static)) -> String {
+    let text = e.to_string();
+    match e
+        .downcast_ref::<std::io::Error>()
+        .and_then(|io| io.raw_os_error())
+    {
+        Some(code) => text
+            .strip_suffix(&format!(" (os error {code})"))
+            .map_or_else(|| text.clone(), str::to_string),
+        None => text,
+    }
+}
+
+/// An operating system error's words, without Rust's "(os error N)", for
+/// messages that quote one.
+pub fn io_words(e: &std::io::Error) -> String {
+    words(e)
 }
 
 impl std::error::Error for Error {
@@ -268,6 +290,20 @@ mod tests {
         assert!(s.len() < SHOWN_PATH_MAX + 40, "{}", s.len());
         assert!(s.contains("bytes ...]"));
         assert!(s.starts_with("\u{e9}/") && s.ends_with("\u{e9}/"));
+    }
+
+    #[test]
+    fn os_errors_are_their_words_once() {
+        let e = Error::io(
+            "cannot open x.sqfs",
+            std::io::Error::from_raw_os_error(libc::ENOENT),
+        );
+        assert_eq!(
+            Report(&e).to_string(),
+            "cannot open x.sqfs: No such file or directory"
+        );
+        let custom = std::io::Error::other("a short read");
+        assert_eq!(io_words(&custom), "a short read");
     }
 
     #[test]

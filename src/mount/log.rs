@@ -194,7 +194,7 @@ pub fn parse(v: &str) -> std::result::Result<LogSink, String> {
     let p = Path::new(v);
     std::path::absolute(p)
         .map(LogSink::File)
-        .map_err(|e| format!("log={v}: {e}"))
+        .map_err(|e| format!("log={v}: {}", crate::error::io_words(&e)))
 }
 
 #[cfg(test)]

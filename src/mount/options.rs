@@ -208,7 +208,8 @@ fn absolute(key: &str, v: &str) -> Result<PathBuf, String> {
     if v.is_empty() {
         return Err(format!("mount option {key}= needs a file name"));
     }
-    std::path::absolute(v).map_err(|e| format!("mount option {key}={v}: {e}"))
+    std::path::absolute(v)
+        .map_err(|e| format!("mount option {key}={v}: {}", crate::error::io_words(&e)))
 }
 
 fn number<T: std::str::FromStr>(key: &str, v: &str) -> Result<T, String> {

@@ -108,7 +108,10 @@ fn read_auth_file(path: &Path) -> Option<serde_json::Value> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => {
-            eprintln!("sqfuse: warning: cannot read {shown}: {e}");
+            eprintln!(
+                "sqfuse: warning: cannot read {shown}: {}",
+                crate::error::io_words(&e)
+            );
             return None;
         }
     };

@@ -21,6 +21,7 @@ mod error;
 /// Publishing SquashFS images as the layers of an OCI image.
 pub mod push;
 
+use crate::error::io_words;
 pub use crate::oci_spec::RegistryAccess;
 use crate::oci_spec::{check_digest, index_choice, is_index, MAX_INDEX_DEPTH};
 pub use error::RegistryError;
@@ -420,7 +421,7 @@ impl Session {
             return Err(status_error(resp).await);
         }
         let mut file = std::fs::File::create(path)
-            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            .map_err(|e| format!("cannot create {}: {}", path.display(), io_words(&e)))?;
         let mut hash = Sha256::new();
         let mut got = 0u64;
         while let Some(piece) = resp
@@ -434,7 +435,7 @@ impl Session {
             }
             hash.update(&piece);
             file.write_all(&piece)
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                .map_err(|e| format!("cannot write {}: {}", path.display(), io_words(&e)))?;
         }
         if got != size {
             return Err(format!("ends after {got} of its {size} bytes"));

@@ -378,9 +378,13 @@ async fn upload(
     };
     let skipped = sent;
     let mut reader: Box<dyn ReadAt> = match &blob.source {
-        BlobSource::File(p) => Box::new(
-            std::fs::File::open(p).map_err(|e| format!("cannot open {}: {e}", p.display()))?,
-        ),
+        BlobSource::File(p) => Box::new(std::fs::File::open(p).map_err(|e| {
+            format!(
+                "cannot open {}: {}",
+                p.display(),
+                crate::error::io_words(&e)
+            )
+        })?),
         BlobSource::Bytes(b) => Box::new(std::io::Cursor::new(&b[..])),
     };
     let mut buf = vec![0u8; CHUNK];
@@ -393,7 +397,7 @@ async fn upload(
         reader
             .seek(std::io::SeekFrom::Start(sent))
             .and_then(|_| reader.read_exact(&mut buf[..want]))
-            .map_err(|e| format!("reading it: {e}"))?;
+            .map_err(|e| format!("reading it: {}", crate::error::io_words(&e)))?;
         let range = format!("{}-{}", sent, sent + want as u64 - 1);
         let failure = match session
             .send(Call {

@@ -68,6 +68,7 @@ pub mod fuzz;
 #[cfg(feature = "mount")]
 pub mod mount;
 pub(crate) mod oci_spec;
+pub mod open;
 pub mod pack;
 pub mod pattern;
 pub mod profile;

@@ -187,13 +187,17 @@ pub fn info(img: &Image, json: bool, out: &mut dyn Write) -> std::io::Result<()>
 
 /// `info` of a registry image: each layer, top first, with how it is
 /// verified and its SquashFS details.
-#[cfg(feature = "registry")]
 pub fn info_layers(
     reference: &str,
-    layers: &[crate::registry::blob::OpenedLayer],
+    layers: &[crate::open::OpenedLayer],
     json: bool,
     out: &mut dyn Write,
 ) -> std::io::Result<()> {
+    use crate::open::VerifiedBy;
+    let root = |l: &crate::open::OpenedLayer| match &l.verified_by {
+        VerifiedBy::RecordedRoot(r) => Some(r.clone()),
+        VerifiedBy::GivenRoot | VerifiedBy::Nothing => None,
+    };
     if json {
         let layers: Vec<_> = layers
             .iter()
@@ -201,7 +205,7 @@ pub fn info_layers(
                 serde_json::json!({
                     "name": l.name,
                     "size": l.size,
-                    "verity_root": l.verity_root,
+                    "verity_root": root(l),
                     "image": info_json(&l.image),
                 })
             })
@@ -219,7 +223,7 @@ pub fn info_layers(
         writeln!(out)?;
         writeln!(out, "layer {}: {}", i + 1, l.name)?;
         writeln!(out, "  blob size:     {}", l.size)?;
-        match &l.verity_root {
+        match root(l) {
             Some(r) => writeln!(out, "  verified:      every block, against root hash {r}")?,
             None => writeln!(out, "  verified:      no (no dm-verity root hash recorded)")?,
         }
@@ -230,4 +234,23 @@ pub fn info_layers(
         }
     }
     Ok(())
+}
+
+/// `info` of what was opened: one image's details, or a registry image's
+/// layers.
+pub fn info_opened(
+    opened: &crate::open::Opened,
+    json: bool,
+    out: &mut dyn Write,
+) -> std::io::Result<()> {
+    match (&opened.reference, opened.layers.as_slice()) {
+        (Some(r), layers) => info_layers(r, layers, json, out),
+        (None, [one]) => info(&one.image, json, out),
+        (None, layers) => {
+            for l in layers {
+                info(&l.image, json, out)?;
+            }
+            Ok(())
+        }
+    }
 }

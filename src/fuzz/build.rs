@@ -580,7 +580,7 @@ pub fn cli_text(data: &[u8]) {
             }
         }
         _ => {
-            let _ = crate::pack::oci::parse_layout_ref(&text);
+            let _ = crate::open::Named::of(std::path::Path::new(&text));
             #[cfg(feature = "registry")]
             let _ = crate::registry::check_reference(&text);
             let _ = text.parse::<crate::reader::Offset>();

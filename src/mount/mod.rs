@@ -18,11 +18,12 @@ pub(crate) mod record;
 pub use attach::unmount;
 
 use crate::error::{Error, ErrorKind, Result};
+use crate::open::{Caches, Credentials, Named, OpenError, OpenRequest};
 use crate::profile::Profile;
-use crate::reader::remote::{is_remote, shown_name};
+use crate::reader::remote::shown_name;
 use crate::reader::verity::VerityOptions;
-use crate::reader::{Image, OpenOptions};
-use crate::view::{ImageView, LayeredView, View};
+use crate::reader::Image;
+use crate::view::{ImageView, View};
 use attach::Target;
 use options::MountOpts;
 use std::ffi::CString;
@@ -50,149 +51,121 @@ pub struct MountRequest {
     pub opts: MountOpts,
 }
 
-/// Whether an IMAGE argument names an image in a registry (`docker://`,
-/// `oras://`; never with the `registry` feature off).
-pub fn is_registry(image: &std::path::Path) -> bool {
-    #[cfg(feature = "registry")]
-    return crate::registry::blob::is_reference(image);
-    #[cfg(not(feature = "registry"))]
-    {
-        let _ = image;
-        false
-    }
-}
-
-/// The layers of a registry image (`docker://...`, alone on the command
-/// line), top first, each verified against the root hash its descriptor
-/// records.
-#[cfg(feature = "registry")]
-fn registry_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Image>)>> {
+/// What the mount opens: its images, with the `-o` settings that say how.
+fn open_request(a: &MountRequest) -> Result<OpenRequest> {
     let o = &a.opts;
-    let reference = a.images[0].to_string_lossy();
-    if o.verity_root.is_some() || o.verity_root_file.is_some() || o.verity_hash.is_some() {
-        return Err(Error::invalid(
-            "verity=, verity_roothash_file= and verity_hash= are for image files: a registry image is verified against the root hashes its layers record",
-        ));
-    }
-    let access = crate::registry::blob::access(o.insecure, o.creds.as_deref(), "creds=")?;
-    // The URL cache's directory and bound (cache_dir=, cache_size=, the
-    // SQFUSE_* environment) keep layer chunks by digest.
-    let cache = crate::registry::blob::LayerCache::of(&remote_options(a)?);
-    // With several layers, a quarter of the budget is for merged listings.
-    let per_layer = |n: usize| {
-        if n > 1 {
-            budget / 4 * 3 / n as u64
-        } else {
-            budget
-        }
-    };
-    let layers =
-        crate::registry::blob::open_images(&reference, &access, cache.as_ref(), &per_layer)?;
-    if let Some(unverified) = crate::registry::blob::unverified(&layers) {
-        if o.require_verity {
-            return Err(Error::invalid(format!(
-                "{reference}: no dm-verity root hash recorded for {unverified} (require_verity; push with --verity)"
-            )));
-        }
-        eprintln!(
-            "sqfuse: note: {}",
-            crate::registry::blob::unverified_note(&reference, &unverified)
-        );
-    }
-    Ok(layers.into_iter().map(|l| (l.name, l.image)).collect())
-}
-
-/// How URL and registry images are fetched and cached: the `SQFUSE_*`
-/// environment, then the mount's cache_dir=, cache_size=, ca_file= and
-/// retry_timeout=.
-fn remote_options(a: &MountRequest) -> Result<crate::reader::remote::RemoteOptions> {
     let mut remote = crate::reader::remote::RemoteOptions::from_env()?;
-    for s in &a.opts.remote {
+    for s in &o.remote {
         remote.apply(s.clone());
     }
-    remote.log_requests = a.debug || a.opts.debug;
-    Ok(remote)
+    remote.log_requests = a.debug || o.debug;
+    let creds = match &o.creds {
+        Some(f) => Credentials::File(f.clone()),
+        None => Credentials::Stored,
+    };
+    let images: Vec<Named> = a.images.iter().map(|p| Named::of(p)).collect();
+    Ok(OpenRequest {
+        verity: verity_roots(o, images.len())?,
+        offset: o.offset,
+        require_verity: o.require_verity,
+        remote,
+        registry: crate::open::registry_access(o.insecure, &creds)?,
+        // The budget is the mount's, not each layer's.
+        caches: Caches::Total {
+            bytes: o.cache_mb.unwrap_or(options::DEFAULT_CACHE_MB) << 20,
+            min_blocks: match o.cache_mb {
+                None => options::DEFAULT_CACHE_BLOCKS,
+                Some(_) => 0,
+            },
+        },
+        pread: true,
+        images,
+    })
 }
 
-/// The images named on the command line, top first, opened with their
-/// share of the cache `budget`.
-fn local_layers(a: &MountRequest, budget: u64) -> Result<Vec<(String, Arc<Image>)>> {
-    let o = &a.opts;
-    if let Some(r) = a.images.iter().find(|p| is_registry(p)) {
-        return Err(Error::invalid(format!(
-            "{}: a registry image is mounted alone, not as one of several layers",
-            r.display()
-        )));
+/// A refusal in the mount options' own words.
+fn refused(e: OpenError, o: &MountOpts) -> Error {
+    let words = match &e {
+        OpenError::VerityForRegistry(_) => {
+            "verity=, verity_roothash_file= and verity_hash= are for image files: a registry image is verified against the root hashes its layers record".to_string()
+        }
+        OpenError::OffsetForRegistry(r) => {
+            format!("{r}: offset= is for image files (a SIF artifact's image is found in it)")
+        }
+        OpenError::RootHashCount { given, images } => format!(
+            "{} names {given} root hashes for {images} layers (separate them with ':', top layer first)",
+            if o.verity_root.is_some() {
+                "verity="
+            } else {
+                "verity_roothash_file="
+            }
+        ),
+        OpenError::DetachedTreeLayered => {
+            "verity_hash= names one detached tree; a layered mount needs each layer's tree appended"
+                .to_string()
+        }
+        OpenError::Unverified { .. } => format!("{e} (require_verity; push with --verity)"),
+        _ => return e.into(),
+    };
+    Error::invalid(words)
+}
+
+/// The root hashes `verity=` or `verity_roothash_file=` name: one per
+/// image, separated by ':' in layer order; `verity_hash=` a detached tree
+/// (for one image).
+fn verity_roots(o: &MountOpts, n: usize) -> Result<Vec<VerityOptions>> {
+    let tree = o.verity_hash.clone();
+    let one = |v: VerityOptions| Ok(vec![v]);
+    match (&o.verity_root, &o.verity_root_file) {
+        (Some(hex), _) if n == 1 => one(VerityOptions::from_hex(hex, tree)?),
+        (None, Some(f)) if n == 1 => one(VerityOptions::from_root_hash_file(f, tree)?),
+        (Some(hex), _) => hex
+            .split(':')
+            .map(|h| VerityOptions::from_hex(h, tree.clone()))
+            .collect(),
+        (None, Some(f)) => f
+            .to_string_lossy()
+            .split(':')
+            .map(|f| VerityOptions::from_root_hash_file(f.as_ref(), tree.clone()))
+            .collect(),
+        (None, None) if tree.is_some() => Err(Error::invalid(
+            "a detached hash tree needs the root hash (verity= or verity_roothash_file=)",
+        )),
+        (None, None) => Ok(Vec::new()),
     }
-    let layered = a.images.len() > 1;
-    let n = a.images.len() as u64;
-    let per_layer = if layered { budget / 4 * 3 / n } else { budget };
-    let roots = per_layer_verity(o, a.images.len())?;
-    let remote = remote_options(a)?;
-    let mut layers = Vec::with_capacity(a.images.len());
-    for (path, verity) in a.images.iter().zip(roots) {
-        let ropts = OpenOptions {
-            offset: o.offset,
-            pread: true,
-            cache_budget: Some(per_layer),
-            cache_budget_min_blocks: match (o.cache_mb, layered) {
-                (None, false) => options::DEFAULT_CACHE_BLOCKS,
-                _ => 0,
-            },
-            verity,
-            remote: Some(remote.clone()),
-            ..Default::default()
-        };
-        let name = shown_name(path);
-        let img = Image::open(path, &ropts).map_err(|e| e.within(name.clone()))?;
-        layers.push((name, Arc::new(img)));
-    }
-    Ok(layers)
 }
 
 /// The view the mount serves: the image, or the union of the layers.
 fn prepare(a: &MountRequest) -> Result<fs::SqFs> {
     let o = &a.opts;
-    // The cache budget is the mount's, not each layer's: three quarters
-    // split among the layers, a quarter for merged listings.
-    let budget = o.cache_mb.unwrap_or(options::DEFAULT_CACHE_MB) << 20;
-    #[cfg(feature = "registry")]
-    let mut layers = if a.images.len() == 1 && is_registry(&a.images[0]) {
-        registry_layers(a, budget)?
-    } else {
-        local_layers(a, budget)?
-    };
-    #[cfg(not(feature = "registry"))]
-    let mut layers = local_layers(a, budget)?;
-    let layered = layers.len() > 1;
+    let opened = crate::open::open_layers(&open_request(a)?).map_err(|e| refused(e, o))?;
+    if let Some(note) = opened.unverified_note() {
+        eprintln!("sqfuse: note: {note}");
+    }
+    let layered = opened.layers.len() > 1;
     if layered && o.subdir.is_some() {
         return Err(Error::invalid(
             "subdir= is for one image, not a layered mount",
         ));
     }
-    let view: Arc<dyn View> = if layered {
-        Arc::new(LayeredView::new(layers, (budget / 4) as usize)?)
-    } else {
-        let (name, img) = layers.pop().expect("one image");
-        let root = match &o.subdir {
-            Some(p) => {
-                let shown = crate::error::shorten(p);
-                let (i, r) = img.lookup_path(p).map_err(|e| match e.kind {
-                    ErrorKind::NotFound => {
-                        Error::invalid(format!("subdir={shown}: {name} has no such directory"))
-                    }
-                    _ => e.within(name.clone()),
-                })?;
-                if !i.is_dir() {
-                    return Err(Error::invalid(format!(
-                        "subdir={shown}: not a directory in {name}"
-                    )));
+    let view: Arc<dyn View> = match (&opened.layers[..], &o.subdir) {
+        ([one], Some(p)) => {
+            let (name, img) = (&one.name, &one.image);
+            let shown = crate::error::shorten(p);
+            let (i, r) = img.lookup_path(p).map_err(|e| match e.kind {
+                ErrorKind::NotFound => {
+                    Error::invalid(format!("subdir={shown}: {name} has no such directory"))
                 }
-                (i, r)
+                _ => e.within(name.clone()),
+            })?;
+            if !i.is_dir() {
+                return Err(Error::invalid(format!(
+                    "subdir={shown}: not a directory in {name}"
+                )));
             }
-            None => (img.root()?, img.root_ref()),
-        };
-        Arc::new(ImageView::new(img, root))
+            Arc::new(ImageView::new(img.clone(), (i, r)))
+        }
+        _ => opened.view()?,
     };
     let debug = a.debug || o.debug;
     let mut fs = fs::SqFs::new(view.clone(), o.uid, o.gid, debug);
@@ -223,7 +196,12 @@ fn startup_profile(a: &MountRequest, layers: &[Arc<Image>]) -> Result<Option<Pro
     let o = &a.opts;
     let (path, explicit) = match &o.preload {
         Some(p) => (p.clone(), true),
-        None if o.preload_off || a.images.len() != 1 || is_remote(&a.images[0]) => return Ok(None),
+        None if o.preload_off
+            || a.images.len() != 1
+            || !matches!(Named::of(&a.images[0]), Named::File(_)) =>
+        {
+            return Ok(None)
+        }
         None => {
             let mut p = a.images[0].clone().into_os_string();
             p.push(".profile");
@@ -253,50 +231,6 @@ fn startup_profile(a: &MountRequest, layers: &[Arc<Image>]) -> Result<Option<Pro
         return Ok(None);
     }
     Ok(Some(profile))
-}
-
-/// Each layer's verity options: `verity=` and `verity_roothash_file=` name
-/// one root hash (or file) per image, separated by ':' in layer order.
-fn per_layer_verity(o: &MountOpts, n: usize) -> Result<Vec<Option<VerityOptions>>> {
-    if n == 1 {
-        let tree = o.verity_hash.clone();
-        let v =
-            match (&o.verity_root, &o.verity_root_file) {
-                (Some(hex), _) => Some(VerityOptions::from_hex(hex, tree)?),
-                (None, Some(f)) => Some(VerityOptions::from_root_hash_file(f, tree)?),
-                (None, None) if tree.is_some() => return Err(Error::invalid(
-                    "a detached hash tree needs the root hash (verity= or verity_roothash_file=)",
-                )),
-                (None, None) => None,
-            };
-        return Ok(vec![v]);
-    }
-    if o.verity_hash.is_some() {
-        return Err(Error::invalid(
-            "verity_hash= names one detached tree; a layered mount needs each layer's tree appended",
-        ));
-    }
-    let split = |s: &str, what: &str| -> Result<Vec<String>> {
-        let parts: Vec<String> = s.split(':').map(str::to_string).collect();
-        if parts.len() != n {
-            return Err(Error::invalid(format!(
-                "{what} names {} root hashes for {n} layers (separate them with ':', top layer first)",
-                parts.len()
-            )));
-        }
-        Ok(parts)
-    };
-    match (&o.verity_root, &o.verity_root_file) {
-        (Some(r), _) => split(r, "verity=")?
-            .iter()
-            .map(|h| VerityOptions::from_hex(h, None).map(Some))
-            .collect(),
-        (None, Some(f)) => split(&f.to_string_lossy(), "verity_roothash_file=")?
-            .iter()
-            .map(|f| VerityOptions::from_root_hash_file(f.as_ref(), None).map(Some))
-            .collect(),
-        (None, None) => Ok(vec![None; n]),
-    }
 }
 
 fn spec(a: &MountRequest) -> attach::Spec {
@@ -408,7 +342,7 @@ fn mount_and_serve(a: MountRequest) -> Result<()> {
         .images
         .iter()
         .map(|i| {
-            if is_remote(i) || is_registry(i) {
+            if !matches!(Named::of(i), Named::File(_)) {
                 return Ok(i.clone());
             }
             std::fs::canonicalize(i)

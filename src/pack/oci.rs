@@ -123,24 +123,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-/// Whether a pack source names an OCI image (`oci:DIR[:TAG]` or
-/// `docker://HOST/REPO[:TAG|@DIGEST]`) rather than a path.
-pub fn is_reference(source: &str) -> bool {
-    source.starts_with("oci:") || source.starts_with("docker://")
-}
-
-/// Parses `oci:DIR[:TAG]`.
-pub fn parse_layout_ref(s: &str) -> Option<(PathBuf, Option<String>)> {
-    let rest = s.strip_prefix("oci:")?;
-    // A TAG never holds '/', so the last ':' starts one only if no '/' follows.
-    match rest.rsplit_once(':') {
-        Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
-            Some((PathBuf::from(dir), Some(tag.to_string())))
-        }
-        _ => Some((PathBuf::from(rest), None)),
-    }
-}
-
 fn json_err(path: &Path, what: impl std::fmt::Display) -> PackError {
     PackError::Entry {
         path: path.to_path_buf(),
@@ -310,19 +292,19 @@ impl OciImage {
     /// `pack::registry`) into a temporary layout named after `target`,
     /// beside it.
     pub fn open(
-        reference: &str,
+        named: &crate::open::Named,
         remote: &RegistryAccess,
         target: &Path,
     ) -> Result<Self, PackError> {
-        if let Some((dir, tag)) = parse_layout_ref(reference) {
-            return Self::open_layout(&dir, tag.as_deref());
+        use crate::open::Named;
+        match named {
+            Named::OciLayout { dir, tag } => Self::open_layout(dir, tag.as_deref()),
+            Named::Docker(reference) => Self::pull(reference, remote, target),
+            other => Err(PackError::Usage(format!(
+                "{} is not oci:DIR[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]",
+                other.shown()
+            ))),
         }
-        if !reference.starts_with("docker://") {
-            return Err(PackError::Usage(format!(
-                "{reference} is not oci:DIR[:TAG] or docker://HOST/REPO[:TAG|@DIGEST]"
-            )));
-        }
-        Self::pull(reference, remote, target)
     }
 
     #[cfg(feature = "registry")]
@@ -487,23 +469,6 @@ fn read_json_blob(blobs: &Path, d: &Descriptor) -> Result<Vec<u8>, PackError> {
 mod tests {
     use super::*;
     use crate::oci_spec::check_digest;
-
-    #[test]
-    fn layout_refs() {
-        assert_eq!(
-            parse_layout_ref("oci:/tmp/x:latest"),
-            Some((PathBuf::from("/tmp/x"), Some("latest".into())))
-        );
-        assert_eq!(
-            parse_layout_ref("oci:dir"),
-            Some((PathBuf::from("dir"), None))
-        );
-        assert_eq!(
-            parse_layout_ref("oci:a:b/c"),
-            Some((PathBuf::from("a:b/c"), None))
-        );
-        assert_eq!(parse_layout_ref("/x"), None);
-    }
 
     #[test]
     fn digests_are_checked_before_they_name_files() {

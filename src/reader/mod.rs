@@ -143,7 +143,7 @@ impl MetaSource for Image {
         let b = self.meta_cache.get_or_load(pos, || {
             let b = metadata::read_block(&self.src, self.compressor, pos, u64::MAX)?;
             self.block_read(pos, b.next.saturating_sub(pos), b.data.len());
-            Ok(b)
+            Ok::<_, Error>(b)
         })?;
         if b.next > limit {
             return Err(Error::corrupt(
@@ -324,6 +324,12 @@ impl Image {
     /// Where the superblock is in the file (found by `Offset::Auto`).
     pub fn offset(&self) -> u64 {
         self.src.offset()
+    }
+
+    /// The size of what the image is read from (the file, device or blob,
+    /// with whatever surrounds the image).
+    pub fn source_size(&self) -> u64 {
+        self.src.raw().size()
     }
 
     /// The dm-verity tree: the one reads are checked against when the image

@@ -29,17 +29,18 @@ const CACHED_CHUNKS: usize = 32;
 /// Chunks fetched ahead of a sequential reader.
 const READ_AHEAD: u64 = 3;
 
-/// One SquashFS layer of a registry image, not yet opened.
-struct Layer {
+/// One SquashFS layer of a registry image, not yet opened (the opener,
+/// [`crate::open`], makes an image of it).
+pub(crate) struct RegistryLayer {
     /// How messages and /proc/mounts name it: `docker://HOST/REPO@DIGEST`.
-    name: String,
+    pub(crate) name: String,
     /// Its bytes, fetched as they are read.
-    source: Box<dyn ByteSource>,
+    pub(crate) source: Box<dyn ByteSource>,
     /// The dm-verity root hash its descriptor's annotation records, if any.
-    verity_root: Option<String>,
+    pub(crate) verity_root: Option<String>,
     /// A SIF file: the SquashFS image is a partition inside it, found as
     /// `offset=auto` finds it.
-    wrapped: bool,
+    pub(crate) wrapped: bool,
 }
 
 /// Where layer chunks are kept between mounts (the URL cache's directory
@@ -54,22 +55,15 @@ pub struct LayerCache {
     pub limit: u64,
 }
 
-/// Whether an IMAGE argument names an image in a registry (`docker://`)
-/// or a SIF artifact (`oras://`).
-pub fn is_reference(image: &std::path::Path) -> bool {
-    let b = image.as_os_str().as_encoded_bytes();
-    b.starts_with(b"docker://") || b.starts_with(b"oras://")
-}
-
 /// The layers of `reference` (`docker://HOST/REPO[:TAG|@DIGEST]`), top
 /// first, each read lazily. Every layer must be SquashFS: an image of tar
 /// layers is refused with what to do instead. An `oras://` reference names
 /// an artifact of one SIF layer.
-fn open_layers(
+pub(crate) fn layers_of(
     reference: &str,
     access: &RegistryAccess,
     cache: Option<&LayerCache>,
-) -> Result<Vec<Layer>> {
+) -> Result<Vec<RegistryLayer>> {
     #[cfg(not(feature = "remote"))]
     let _ = cache; // chunks are kept in memory only
     #[cfg(feature = "remote")]
@@ -175,7 +169,7 @@ fn open_layers(
             None => None,
         };
         let shown = format!("{name}@{digest}");
-        layers.push(Layer {
+        layers.push(RegistryLayer {
             name: shown.clone(),
             source: Box::new(BlobSource(Arc::new(LayerBlob {
                 shown,
@@ -199,77 +193,6 @@ fn open_layers(
     Ok(layers)
 }
 
-/// One layer of a registry image, opened.
-pub struct OpenedLayer {
-    /// How messages and /proc/mounts name it: `docker://HOST/REPO@DIGEST`.
-    pub name: String,
-    /// The image, its blocks fetched as they are read (and verified, if a
-    /// root hash is recorded).
-    pub image: Arc<crate::reader::Image>,
-    /// The dm-verity root hash it is verified against, if one is recorded.
-    pub verity_root: Option<String>,
-    /// The blob's size in bytes.
-    pub size: u64,
-}
-
-/// The layers of `reference`, top first, opened as images with
-/// `cache_budget(number of layers)` bytes of cache each: a layer whose descriptor records a
-/// root hash is verified against it block by block; a SIF artifact's
-/// image is found inside its blob.
-pub fn open_images(
-    reference: &str,
-    access: &RegistryAccess,
-    cache: Option<&LayerCache>,
-    cache_budget: &dyn Fn(usize) -> u64,
-) -> Result<Vec<OpenedLayer>> {
-    let layers = open_layers(reference, access, cache)?;
-    let cache_budget = cache_budget(layers.len());
-    layers
-        .into_iter()
-        .map(|l| {
-            let verity = match &l.verity_root {
-                Some(hex) => Some(crate::reader::verity::VerityOptions::from_hex(hex, None)?),
-                None => None,
-            };
-            let ropts = crate::reader::OpenOptions {
-                offset: if l.wrapped {
-                    crate::reader::Offset::Auto
-                } else {
-                    crate::reader::Offset::At(0)
-                },
-                cache_budget: Some(cache_budget),
-                verity,
-                ..Default::default()
-            };
-            let size = l.source.size();
-            let image = crate::reader::Image::from_source(l.source, &ropts)
-                .map_err(|e| e.within(l.name.clone()))?;
-            Ok(OpenedLayer {
-                name: l.name,
-                image: Arc::new(image),
-                verity_root: l.verity_root,
-                size,
-            })
-        })
-        .collect()
-}
-
-/// The layers no recorded root hash verifies, their names joined by
-/// ", " (None: every layer is verified).
-pub fn unverified(layers: &[OpenedLayer]) -> Option<String> {
-    let names: Vec<&str> = layers
-        .iter()
-        .filter(|l| l.verity_root.is_none())
-        .map(|l| l.name.as_str())
-        .collect();
-    (!names.is_empty()).then(|| names.join(", "))
-}
-
-/// What to say of `reference` when `unverified` names `layers`.
-pub fn unverified_note(reference: &str, layers: &str) -> String {
-    format!("{reference}: not verified: no dm-verity root hash recorded for {layers}")
-}
-
 impl LayerCache {
     /// The URL cache's directory and bound, if `remote` keeps one.
     pub fn of(remote: &crate::reader::remote::RemoteOptions) -> Option<Self> {
@@ -278,37 +201,6 @@ impl LayerCache {
             limit: remote.cache_size,
         })
     }
-}
-
-/// How to reach a registry image: plain HTTP if `insecure`, logged in
-/// with the first line of `creds_file` (`USER:PASSWORD`: a file keeps the
-/// password off command lines and out of /proc/mounts). Errors name the
-/// file after `option` (`creds=`, `--creds-file `).
-pub fn access(
-    insecure: bool,
-    creds_file: Option<&std::path::Path>,
-    option: &str,
-) -> Result<RegistryAccess> {
-    let creds = match creds_file {
-        None => None,
-        Some(path) => {
-            let shown = format!("{option}{}", crate::error::shown_path(path));
-            let mut text = String::new();
-            std::fs::File::open(path)
-                .and_then(|f| {
-                    std::io::Read::read_to_string(&mut std::io::Read::take(f, 64 << 10), &mut text)
-                })
-                .map_err(|e| Error::io(shown.clone(), e))?;
-            let line = text.lines().next().unwrap_or("").trim().to_string();
-            if !line.contains(':') {
-                return Err(Error::invalid(format!(
-                    "{shown}: the first line is not USER:PASSWORD"
-                )));
-            }
-            Some(line)
-        }
-    };
-    Ok(RegistryAccess { insecure, creds })
 }
 
 /// The session and the runtime its futures run on, made when first needed

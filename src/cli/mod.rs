@@ -2,12 +2,18 @@
 //! writes to a given writer so tests can run them in-process.
 
 pub mod args;
+pub mod cat;
+pub mod check;
 pub mod compat;
 pub mod extract;
 pub mod info;
 pub mod ls;
 pub mod opened;
+pub mod pack;
+pub mod progress;
 pub mod record;
+pub mod report;
+pub mod umount;
 
 use crate::format::inode::{rdev_split, FileType, Inode};
 

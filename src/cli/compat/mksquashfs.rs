@@ -5,6 +5,7 @@
 
 use super::{gid_of, text, uid_of, value, value_str};
 use crate::cli::args::parse_xz_filter;
+use crate::error::io_words;
 use crate::format::block::valid_block_size;
 use crate::format::compressor::{CompressSettings, Compressor};
 use crate::pack::exclude::Rule;
@@ -49,7 +50,7 @@ fn time_of(opt: &str, s: &str) -> Result<u32, String> {
     let out = std::process::Command::new("date")
         .args(["-d", s, "+%s"])
         .output()
-        .map_err(|e| format!("{opt} {s}: cannot run date: {e}"))?;
+        .map_err(|e| format!("{opt} {s}: cannot run date: {}", io_words(&e)))?;
     String::from_utf8_lossy(&out.stdout)
         .trim()
         .parse()
@@ -257,7 +258,8 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
     }
     opts.excludes = exclude_rules(&exclude_args, exclude_kind, &sources)?;
     for f in &sort_files {
-        let file = std::fs::File::open(f).map_err(|e| format!("sort file {}: {e}", f.display()))?;
+        let file = std::fs::File::open(f)
+            .map_err(|e| format!("sort file {}: {}", f.display(), io_words(&e)))?;
         opts.order
             .add_sort_file(std::io::BufReader::new(file), f, &sources)
             .map_err(|e| e.to_string())?;
@@ -279,7 +281,8 @@ fn now() -> u32 {
 /// An -ef file: one exclude per line; blank lines and `#` comments
 /// skipped, leading white space dropped, a leading `\` escaped.
 fn read_exclude_file(path: &Path) -> Result<Vec<String>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("-ef {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("-ef {}: {}", path.display(), io_words(&e)))?;
     Ok(text
         .lines()
         .map(str::trim_start)
@@ -347,6 +350,39 @@ pub fn help() -> String {
          Anything else is refused with an error naming it.\n",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// mksquashfs's main.
+pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let sde = match crate::cli::pack::source_date_epoch() {
+        Ok(s) => s,
+        Err(e) => return crate::cli::report::fail(prog, &*e, 1),
+    };
+    match parse(args, sde) {
+        Ok(Action::Help) => {
+            print!("{}", help());
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Version) => {
+            println!(
+                "mksquashfs version {COMPATIBLE} (sqfuse {}: SquashFS 4.0, six compressors)",
+                env!("CARGO_PKG_VERSION")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Pack(job)) => {
+            let source = crate::pack::Source::Paths(&job.sources);
+            match crate::cli::progress::run_pack(source, &job.image, &job.opts, job.quiet, prog) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => crate::cli::report::fail(prog, &*e, 1),
+            }
+        }
+        Err(msg) => {
+            eprintln!("{prog}: {msg}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,27 +11,39 @@ pub mod unsquashfs;
 use std::ffi::{CString, OsStr, OsString};
 use std::path::Path;
 
-/// The tool the binary was called as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Personality {
-    Sqfuse,
-    SquashfuseLl,
-    Squashfuse,
-    Mksquashfs,
-    Unsquashfs,
+/// A tool sqfuse stands in for: the name it answers to, and its main.
+pub struct Personality {
+    /// The name (argv[0]'s last component) it answers to.
+    pub name: &'static str,
+    /// Runs the tool's command line (the arguments after argv[0]); `prog`
+    /// is the name called by, for messages.
+    pub main: fn(prog: &str, args: &[OsString]) -> std::process::ExitCode,
 }
 
-impl Personality {
-    /// From argv[0]'s last component.
-    pub fn of(argv0: &OsStr) -> Self {
-        match Path::new(argv0).file_name().and_then(|n| n.to_str()) {
-            Some("squashfuse_ll") => Self::SquashfuseLl,
-            Some("squashfuse") => Self::Squashfuse,
-            Some("mksquashfs") => Self::Mksquashfs,
-            Some("unsquashfs") => Self::Unsquashfs,
-            _ => Self::Sqfuse,
-        }
-    }
+/// Every personality, by the name it answers to.
+pub const PERSONALITIES: &[Personality] = &[
+    Personality {
+        name: "squashfuse_ll",
+        main: squashfuse::main,
+    },
+    Personality {
+        name: "squashfuse",
+        main: squashfuse::main,
+    },
+    Personality {
+        name: "mksquashfs",
+        main: mksquashfs::main,
+    },
+    Personality {
+        name: "unsquashfs",
+        main: unsquashfs::main,
+    },
+];
+
+/// The personality `argv0` calls for (None: sqfuse itself).
+pub fn called_as(argv0: &OsStr) -> Option<&'static Personality> {
+    let name = Path::new(argv0).file_name()?.to_str()?;
+    PERSONALITIES.iter().find(|p| p.name == name)
 }
 
 /// Arguments as strings (every option these tools take is ASCII); paths

@@ -125,6 +125,33 @@ fn parse_into(args: &[OsString], opts: &mut MountOpts) -> Result<Action, String>
     }
 }
 
+/// squashfuse_ll's and squashfuse's main: `prog` is the name called by.
+pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let ll = prog != "squashfuse";
+    match parse(args) {
+        Ok(Action::Usage) => {
+            eprint!("{}", usage(prog, ll));
+            ExitCode::from(254)
+        }
+        Ok(Action::Version) => {
+            eprintln!(
+                "squashfuse {COMPATIBLE} (sqfuse {})",
+                env!("CARGO_PKG_VERSION")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Mount(m)) => match crate::mount::mount(*m) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => crate::cli::report::fail(prog, &e, 1),
+        },
+        Err(msg) => {
+            eprintln!("{prog}: {msg}");
+            ExitCode::from(254)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::format::inode::{Inode, InodeData};
 use crate::format::superblock::flags;
 use crate::pattern::{PathPattern, PatternKind};
-use crate::reader::{Image, OpenOptions, Step};
+use crate::reader::{Image, Step};
 use crate::size::parse_size;
 use std::ffi::{CStr, OsString};
 use std::io::Write;
@@ -153,12 +153,13 @@ fn picker(
     })
 }
 
-fn open(job: &Job) -> Result<Image> {
-    let opts = OpenOptions {
+fn open(job: &Job) -> Result<std::sync::Arc<Image>> {
+    use crate::open::{open_layers, Named, OpenRequest};
+    let req = OpenRequest {
         offset: crate::reader::Offset::At(job.offset),
-        ..Default::default()
+        ..OpenRequest::new(vec![Named::of(&job.image)])
     };
-    Image::open(&job.image, &opts)
+    Ok(open_layers(&req)?.layers.remove(0).image)
 }
 
 /// Runs the job; returns the exit status unsquashfs would.
@@ -394,6 +395,42 @@ fn stat(img: &Image, job: &Job, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "Number of xattr ids {}", img.xattr_count())?;
     }
     Ok(())
+}
+
+/// unsquashfs's main.
+pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    match parse(args) {
+        Ok(Action::Help) => {
+            print!("{}", help());
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Version) => {
+            println!(
+                "unsquashfs version {} (sqfuse {})",
+                super::mksquashfs::COMPATIBLE,
+                env!("CARGO_PKG_VERSION")
+            );
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Run(job)) => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let result = run(&job, &mut out);
+            let _ = out.flush();
+            match result {
+                Ok(code) => ExitCode::from(code),
+                Err(e) => {
+                    let e = e.within(crate::reader::remote::shown_name(&job.image));
+                    crate::cli::report::fail(prog, &e, 1)
+                }
+            }
+        }
+        Err(msg) => {
+            eprintln!("{prog}: {msg}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 #[cfg(test)]

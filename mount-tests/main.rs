@@ -14,6 +14,7 @@ mod registry_mounts; // images mounted straight from a registry: lazy range read
 mod remote; // images mounted from nginx: equal to the kernel mount, EIO while the server is down, recovery
 mod stress; // 16 threads reading random ranges, every byte checked
 mod trees; // mounted trees equal the source and the kernel's view, for every image
+mod umount; // sqfuse umount: busy mounts named with their holders, -l, dead servers, a user's own mount
 mod verity; // mounts verified against a dm-verity root: served as the source, tampering EIO, veritysetup trees
 
 #[path = "../tests/common/mod.rs"]

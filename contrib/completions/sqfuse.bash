@@ -52,6 +52,12 @@ _sqfuse() {
             sqfuse,push)
                 cmd="sqfuse__subcmd__push"
                 ;;
+            sqfuse,umount)
+                cmd="sqfuse__subcmd__umount"
+                ;;
+            sqfuse,unmount)
+                cmd="sqfuse__subcmd__umount"
+                ;;
             sqfuse,verity)
                 cmd="sqfuse__subcmd__verity"
                 ;;
@@ -91,6 +97,9 @@ _sqfuse() {
             sqfuse__subcmd__help,push)
                 cmd="sqfuse__subcmd__help__subcmd__push"
                 ;;
+            sqfuse__subcmd__help,umount)
+                cmd="sqfuse__subcmd__help__subcmd__umount"
+                ;;
             sqfuse__subcmd__help,verity)
                 cmd="sqfuse__subcmd__help__subcmd__verity"
                 ;;
@@ -101,7 +110,7 @@ _sqfuse() {
 
     case "${cmd}" in
         sqfuse)
-            opts="-h -V --help --version pack mount info ls cat extract check verity profile push completions man help"
+            opts="-h -V --help --version pack mount umount unmount info ls cat extract check verity profile push completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -255,7 +264,7 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__help)
-            opts="pack mount info ls cat extract check verity profile push completions man help"
+            opts="pack mount umount info ls cat extract check verity profile push completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -423,6 +432,20 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__help__subcmd__push)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sqfuse__subcmd__help__subcmd__umount)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -697,6 +720,20 @@ _sqfuse() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        sqfuse__subcmd__umount)
+            opts="-l -h --lazy --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 *)
                     COMPREPLY=()
                     ;;

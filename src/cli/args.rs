@@ -378,6 +378,18 @@ pub enum Cmd {
         override_usage = "sqfuse mount [OPTIONS] IMAGE... MOUNTPOINT"
     )]
     Mount(MountArgs),
+    /// Unmount MOUNTPOINT (also `unmount`): through fusermount3 for your
+    /// own mounts, directly as root; a busy mountpoint is refused, naming
+    /// what holds it.
+    #[command(visible_alias = "unmount")]
+    Umount {
+        /// The directory an image is mounted on.
+        mountpoint: PathBuf,
+        /// Detach it now, though in use; it is unmounted once the last
+        /// file in it is closed.
+        #[arg(short = 'l', long)]
+        lazy: bool,
+    },
     /// Show the superblock, compressor and table layout.
     Info {
         #[command(flatten)]
@@ -510,6 +522,8 @@ pub enum Cmd {
 pub const COMMANDS: &[&str] = &[
     "pack",
     "mount",
+    "umount",
+    "unmount",
     "info",
     "ls",
     "cat",
@@ -601,7 +615,13 @@ mod tests {
     fn commands_list_every_subcommand() {
         let mut known: Vec<String> = command()
             .get_subcommands()
-            .map(|c| c.get_name().to_string())
+            .flat_map(|c| {
+                let names: Vec<String> = std::iter::once(c.get_name())
+                    .chain(c.get_all_aliases())
+                    .map(str::to_string)
+                    .collect();
+                names
+            })
             .chain(["help".to_string()])
             .collect();
         known.sort();

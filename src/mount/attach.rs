@@ -459,17 +459,26 @@ pub fn unmount(mnt: &Path, lazy: bool) -> std::io::Result<()> {
         // Root without CAP_SYS_ADMIN: the helper mounted it, the helper unmounts.
     }
     let bin = fusermount_bin().unwrap_or("fusermount3");
-    let st = Command::new(bin)
-        .arg(if lazy { "-uzq" } else { "-uq" })
+    let out = Command::new(bin)
+        .arg(if lazy { "-uz" } else { "-u" })
         .arg("--")
         .arg(OsStr::new(mnt))
-        .stderr(Stdio::null())
-        .status()?;
-    if st.success() {
-        Ok(())
-    } else {
-        Err(std::io::Error::from_raw_os_error(libc::EBUSY))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    if out.status.success() {
+        return Ok(());
     }
+    // fusermount3 says why on stderr ("fusermount3: failed to unmount
+    // MNT: Device or resource busy"): busy is told apart, anything else
+    // passed on in its words.
+    let said = String::from_utf8_lossy(&out.stderr);
+    let said = crate::error::outside_text(said.trim());
+    if said.contains("busy") || said.is_empty() {
+        return Err(std::io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    Err(std::io::Error::other(said))
 }
 
 #[cfg(test)]

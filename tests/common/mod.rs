@@ -65,8 +65,16 @@ pub fn skipped(reason: &str, machine_limit: bool) {
         .join(" ");
     let kind = if machine_limit { " [machine]" } else { "" };
     eprintln!("SKIPPED {test}: {reason}{kind}");
+    let line = format!("{test}: {reason}{kind}");
+    // tools/test gathers every harness's skips for its final summary.
+    if let Some(log) = std::env::var_os("SQFUSE_SKIP_LOG") {
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
+            use std::io::Write;
+            let _ = writeln!(f, "{line}");
+        }
+    }
     if let Ok(mut s) = SKIPS.lock() {
-        s.push(format!("{test}: {reason}{kind}"));
+        s.push(line);
     }
     if !machine_limit && std::env::var_os("SQFUSE_NO_SKIPS").is_some() {
         panic!("{test} would be skipped ({reason}), but this machine is meant to run it (SQFUSE_NO_SKIPS is set)");

@@ -365,3 +365,92 @@ fn open_registry(req: &OpenRequest, named: &Named) -> Result<Opened, OpenError> 
 fn open_registry(_: &OpenRequest, named: &Named) -> Result<Opened, OpenError> {
     Err(OpenError::NoRegistrySupport(named.shown()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(names: &[&str]) -> OpenRequest {
+        OpenRequest::new(
+            names
+                .iter()
+                .map(|n| Named::of(std::path::Path::new(n)))
+                .collect(),
+        )
+    }
+
+    fn root() -> VerityOptions {
+        VerityOptions::from_hex(&"ab".repeat(32), None).unwrap()
+    }
+
+    /// Refused before anything is opened or fetched (the files do not
+    /// exist, the registry is not there).
+    #[test]
+    fn settings_that_do_not_fit_the_names_are_refused_first() {
+        let e = open_layers(&request(&["a.sqfs", "docker://127.0.0.1:1/r:t"])).err();
+        assert!(
+            matches!(e, Some(OpenError::RegistryNotAlone(r)) if r == "docker://127.0.0.1:1/r:t")
+        );
+        #[cfg(feature = "registry")]
+        {
+            let mut r = request(&["docker://127.0.0.1:1/r:t"]);
+            r.verity = vec![root()];
+            assert!(matches!(
+                open_layers(&r).err(),
+                Some(OpenError::VerityForRegistry(_))
+            ));
+            let mut r = request(&["oras://127.0.0.1:1/r:t"]);
+            r.offset = Offset::Auto;
+            assert!(matches!(
+                open_layers(&r).err(),
+                Some(OpenError::OffsetForRegistry(_))
+            ));
+        }
+        let mut r = request(&["a.sqfs", "b.sqfs"]);
+        r.verity = vec![root()];
+        assert!(matches!(
+            open_layers(&r).err(),
+            Some(OpenError::RootHashCount {
+                given: 1,
+                images: 2
+            })
+        ));
+        let mut tree = root();
+        tree.hash_file = Some("tree.bin".into());
+        r.verity = vec![tree, root()];
+        assert!(matches!(
+            open_layers(&r).err(),
+            Some(OpenError::DetachedTreeLayered)
+        ));
+        let e = open_layers(&request(&["oci:layout:v1"])).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "oci:layout:v1 is an OCI layout: make an image of it with `sqfuse pack oci:layout:v1 IMAGE` and use that"
+        );
+    }
+
+    #[test]
+    fn an_image_that_will_not_open_is_named() {
+        let e = open_layers(&request(&["/no/such.sqfs"])).err().unwrap();
+        let e = crate::Error::from(e);
+        assert_eq!(
+            crate::error::Report(&e).to_string(),
+            "cannot open /no/such.sqfs: No such file or directory"
+        );
+    }
+
+    /// One budget for the whole mount: one image takes it all, layers
+    /// share three quarters and merged listings get the last quarter.
+    #[test]
+    fn a_cache_total_is_shared_among_layers() {
+        let total = Caches::Total {
+            bytes: 64 << 20,
+            min_blocks: 128,
+        };
+        assert_eq!(total.per_layer(1), Some(64 << 20));
+        assert_eq!(total.per_layer(3), Some(16 << 20));
+        assert_eq!(total.listings(), 16 << 20);
+        assert_eq!(Caches::Default.per_layer(5), None);
+        assert_eq!(Caches::Default.listings(), DEFAULT_LAYER_CACHE as usize);
+    }
+}

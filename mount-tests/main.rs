@@ -130,6 +130,23 @@ impl Drop for Mounted {
     }
 }
 
+/// A copy of `img` and an empty mountpoint, both `nobody`'s, in a scratch
+/// directory `name` that `nobody` can reach: (mountpoint, image).
+pub fn owned_by_nobody(name: &str, img: &Path) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let (mnt, image) = (dir.join("mnt"), dir.join("img.sqfs"));
+    std::fs::create_dir_all(&mnt).unwrap();
+    std::fs::copy(img, &image).unwrap();
+    reachable_by_nobody(&dir);
+    assert!(Command::new("chown")
+        .args(["-R", "65534:65534"])
+        .arg(&dir)
+        .status()
+        .unwrap()
+        .success());
+    (mnt, image)
+}
+
 /// Packs the fixture tree with mksquashfs (None, with a SKIPPED line, if
 /// squashfs-tools is missing).
 pub fn fixture_image(name: &str, opts: &[&str]) -> Option<PathBuf> {

@@ -105,17 +105,7 @@ fn rootless_mount_errors_say_what_to_change() {
     let Some(img) = fixture_image("messages-rootless", &["-comp", "gzip"]) else {
         return;
     };
-    let dir = scratch("messages-rootless");
-    let (mnt, image) = (dir.join("mnt"), dir.join("img.sqfs"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::copy(&img, &image).unwrap();
-    crate::reachable_by_nobody(&dir);
-    assert!(std::process::Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&dir)
-        .status()
-        .unwrap()
-        .success());
+    let (mnt, image) = crate::owned_by_nobody("messages-rootless", &img);
     let run = |extra: &[&str]| {
         crate::as_nobody(env!("CARGO_BIN_EXE_sqfuse"))
             .arg(&image)

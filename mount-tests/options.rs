@@ -504,18 +504,7 @@ fn rootless_mount_through_fusermount3() {
     let Some(img) = fixture_image("rootless", &["-comp", "lz4"]) else {
         return;
     };
-    let dir = scratch("rootless");
-    let (mnt, image) = (dir.join("mnt"), dir.join("img.sqfs"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::copy(&img, &image).unwrap();
-    // nobody needs to reach the binary, the image and the mountpoint.
-    crate::reachable_by_nobody(&dir);
-    assert!(Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&dir)
-        .status()
-        .unwrap()
-        .success());
+    let (mnt, image) = crate::owned_by_nobody("rootless", &img);
     let as_nobody =
         |args: &[&std::ffi::OsStr]| crate::as_nobody(args[0]).args(&args[1..]).output().unwrap();
     let bin = std::ffi::OsStr::new(env!("CARGO_BIN_EXE_sqfuse"));

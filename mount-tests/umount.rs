@@ -3,8 +3,8 @@
 //! up, and a user's own mount unmounted through fusermount3.
 
 use crate::{
-    fixture_image, have, is_mounted, is_root, mount_command, need_fuse, scratch, server_pid, skip,
-    sqfuse, wait_for, Mounted,
+    fixture_image, have, is_mounted, is_root, mount_command, need_fuse, server_pid, skip, sqfuse,
+    wait_for, Mounted,
 };
 use std::process::{Child, Command};
 use std::time::Duration;
@@ -120,17 +120,7 @@ fn umount_as_a_user_goes_through_fusermount3() {
     let Some(img) = fixture_image("umount", &["-comp", "lz4"]) else {
         return;
     };
-    let dir = scratch("umount-user");
-    let (mnt, image) = (dir.join("mnt"), dir.join("img.sqfs"));
-    std::fs::create_dir_all(&mnt).unwrap();
-    std::fs::copy(&img, &image).unwrap();
-    crate::reachable_by_nobody(&dir);
-    assert!(Command::new("chown")
-        .args(["-R", "65534:65534"])
-        .arg(&dir)
-        .status()
-        .unwrap()
-        .success());
+    let (mnt, image) = crate::owned_by_nobody("umount-user", &img);
     let bin = env!("CARGO_BIN_EXE_sqfuse");
     let out = crate::as_nobody(bin)
         .arg(&image)

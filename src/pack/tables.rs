@@ -15,7 +15,6 @@ use crate::format::inode::{DirInfo, FileInfo, Inode, InodeData, InodeType};
 use crate::format::metadata::{MetaRef, MetaWriter};
 use crate::format::table::{write_lookup_table, FragmentEntry};
 use crate::format::xattr::XattrWriter;
-use std::collections::HashMap;
 
 /// Image bytes for the tables, and where each starts.
 pub struct Tables {
@@ -41,39 +40,26 @@ struct Builder<'a> {
     xattrs: Option<XattrWriter>,
     /// Per hard-link group: (number, reference) once written.
     links: Vec<Option<(u32, MetaRef)>>,
+    /// The last inode number handed out.
     next_number: u32,
-    /// Each directory's inode number, from [`number_dirs`].
-    dir_numbers: HashMap<*const TreeNode, u32>,
     /// Per inode number - 1: its reference, for the export table.
     refs: Vec<u64>,
     block_size: u32,
 }
 
-/// Post-order numbering: children before parents, the root last; a
-/// hard-link group is numbered where it is first met. One pass over the
-/// tree records each directory's number (by node address: the tree is not
-/// changed while tables are written), so a directory can tell its children
-/// their parent's number before its own inode is written.
-fn number_dirs(
-    n: &TreeNode,
-    seen: &mut [bool],
-    next: &mut u32,
-    dirs: &mut HashMap<*const TreeNode, u32>,
-) {
+/// Inodes in the tree: each hard-link group counts once.
+fn count_inodes(n: &TreeNode, seen: &mut [bool], total: &mut u32) {
     if let Some(l) = n.link {
         if seen[l] {
             return;
         }
         seen[l] = true;
     }
+    *total += 1;
     if let Kind::Dir(children) = &n.kind {
         for c in children {
-            super::with_stack(|| number_dirs(c, seen, next, dirs));
+            super::with_stack(|| count_inodes(c, seen, total));
         }
-    }
-    *next += 1;
-    if matches!(n.kind, Kind::Dir(_)) {
-        dirs.insert(n as *const TreeNode, *next);
     }
 }
 
@@ -114,22 +100,33 @@ impl Builder<'_> {
     }
 
     /// Writes `n` (and, for a directory, everything below it); returns its
-    /// number and reference.
-    fn write(&mut self, n: &TreeNode, parent: u32) -> Result<(u32, MetaRef), PackError> {
+    /// number and reference. Numbers are handed out as mksquashfs hands
+    /// them out: in pre-order (an entry before what is below it, names in
+    /// order), a hard-link group where it is first met, the root last
+    /// (`number` given); inodes are written in post-order (a directory's
+    /// after its listing, which names its children's).
+    fn write(
+        &mut self,
+        n: &TreeNode,
+        parent: u32,
+        number: Option<u32>,
+    ) -> Result<(u32, MetaRef), PackError> {
         if let Some(l) = n.link {
             if let Some(done) = self.links[l] {
                 return Ok(done);
             }
         }
-        let (number, r) = match &n.kind {
-            Kind::Dir(children) => self.dir(n, children, parent)?,
+        let number = number.unwrap_or_else(|| {
+            self.next_number += 1;
+            self.next_number
+        });
+        let r = match &n.kind {
+            Kind::Dir(children) => self.dir(n, children, number, parent)?,
             kind => {
-                self.next_number += 1;
-                let number = self.next_number;
                 let nlink = n.link.map_or(1, |l| self.tree.links[l]);
                 let xattr = self.xattr_index(n)?;
                 let data = self.leaf_data(kind)?;
-                (number, self.put_inode(n, number, nlink, xattr, data, &[])?)
+                self.put_inode(n, number, nlink, xattr, data, &[])?
             }
         };
         if let Some(l) = n.link {
@@ -182,27 +179,18 @@ impl Builder<'_> {
         &mut self,
         n: &TreeNode,
         children: &[TreeNode],
+        number: u32,
         parent: u32,
-    ) -> Result<(u32, MetaRef), PackError> {
-        // Numbered before writing (number_dirs): after all its descendants.
-        let number = self.dir_numbers[&(n as *const TreeNode)];
+    ) -> Result<MetaRef, PackError> {
         let mut entries = Vec::with_capacity(children.len());
         for c in children {
-            let (inode_number, inode_ref) = super::with_stack(|| self.write(c, number))?;
+            let (inode_number, inode_ref) = super::with_stack(|| self.write(c, number, None))?;
             entries.push(ListingEntry {
                 name: &c.name,
                 inode_number,
                 inode_ref,
                 file_type: c.kind.file_type(),
             });
-        }
-        self.next_number += 1;
-        if self.next_number != number {
-            // Children were told `number` as their parent: never write a lie.
-            return Err(PackError::internal(format!(
-                "directory numbered {}, expected {number}",
-                self.next_number
-            )));
         }
         let subdirs = children
             .iter()
@@ -220,8 +208,7 @@ impl Builder<'_> {
             index_count,
             index_at: None,
         });
-        let r = self.put_inode(n, number, 2 + subdirs, xattr, data, &listing.index)?;
-        Ok((number, r))
+        self.put_inode(n, number, 2 + subdirs, xattr, data, &listing.index)
     }
 }
 
@@ -233,13 +220,7 @@ pub fn build(
     at: u64,
 ) -> Result<Tables, PackError> {
     let mut total = 0;
-    let mut dir_numbers = HashMap::new();
-    number_dirs(
-        &tree.root,
-        &mut vec![false; tree.links.len()],
-        &mut total,
-        &mut dir_numbers,
-    );
+    count_inodes(&tree.root, &mut vec![false; tree.links.len()], &mut total);
     let mut b = Builder {
         data,
         tree,
@@ -249,14 +230,16 @@ pub fn build(
         xattrs: (!opts.no_xattrs).then(|| XattrWriter::new(settings)),
         links: vec![None; tree.links.len()],
         next_number: 0,
-        dir_numbers,
         refs: vec![0; total as usize],
         block_size: opts.block_size,
     };
-    let (root_number, root_ref) = b.write(&tree.root, total + 1)?;
-    if root_number != total {
+    // The root's parent is one past the last inode, as mksquashfs has it.
+    let (_, root_ref) = b.write(&tree.root, total + 1, Some(total))?;
+    if b.next_number + 1 != total {
+        // Listings were told numbers on the way: never write a lie.
         return Err(PackError::internal(format!(
-            "root numbered {root_number} of {total}"
+            "{} inodes numbered of {total}",
+            b.next_number + 1
         )));
     }
     let Builder {

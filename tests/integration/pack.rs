@@ -216,7 +216,7 @@ fn golden_image_hash() {
     );
 }
 
-const GOLDEN: &str = "8e378e5fa61f83178cc8d462e1c37c35c056011004841de876a9472f6eb8da9c";
+const GOLDEN: &str = "7e14d4bfdd05517ad7e3287419e1ff13177fc15197160b56df20b145c2ad34b3";
 
 #[test]
 fn existing_image_needs_force_and_bad_options_fail() {

@@ -93,6 +93,7 @@ pub fn pack(a: PackArgs) -> Result<ExitCode, Failure> {
             }
             crate::pack::order::FileOrder::from_paths(&files)
         },
+        ..defaults
     };
     if let Some(named) = &oci_source {
         return pack_oci(named, &a, image, &opts);

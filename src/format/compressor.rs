@@ -81,21 +81,101 @@ impl Compressor {
     }
 }
 
+/// Which implementations compress: the fastest this build has, or the
+/// libraries squashfs-tools links (zlib for gzip, liblz4's fast mode),
+/// whose output is mksquashfs's own bytes. xz, zstd and lz4's high
+/// compression are the same libraries either way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Engine {
+    /// libdeflate for gzip (smaller and faster than zlib), lz4_flex.
+    #[default]
+    Fast,
+    /// zlib's deflate with mksquashfs's parameters, liblz4.
+    SquashfsTools,
+}
+
+/// gzip's strategies, in the order mksquashfs tries them (and numbers
+/// them in its options record: bit `1 << i`).
+pub const GZIP_STRATEGIES: [&str; 5] = [
+    "default",
+    "filtered",
+    "huffman_only",
+    "run_length_encoded",
+    "fixed",
+];
+
+/// The xz branch filters, in the order mksquashfs tries them (and numbers
+/// them in its options record: bit `1 << i`).
+pub const XZ_FILTERS: [&str; 8] = [
+    "x86", "powerpc", "ia64", "arm", "armthumb", "sparc", "arm64", "riscv",
+];
+
 /// Settings for compressing (the writer side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompressSettings {
     /// Which compressor.
     pub compressor: Compressor,
-    /// The compressor's own level (ignored by lz4).
+    /// The compressor's own level (lz4: 0 fast, 1..=12 high compression).
     pub level: u32,
-    /// xz BCJ filter bits as in the options record (1 x86, 2 powerpc,
-    /// 4 ia64, 8 arm, 16 armthumb, 32 sparc).
+    /// xz BCJ filters tried besides none, bits as in [`XZ_FILTERS`]: the
+    /// smallest result is kept.
     pub xz_filters: u32,
-    /// xz dictionary size (the block size).
+    /// xz's dictionary size for data blocks (metadata blocks use 8 KiB).
     pub dict_size: u32,
+    /// The image's block size (a dictionary of another size is recorded).
+    pub block_size: u32,
+    /// gzip's window, 8..=15 bits.
+    pub gzip_window: u16,
+    /// gzip's strategies tried, bits as in [`GZIP_STRATEGIES`] (0: the
+    /// default alone, recorded as no choice): the smallest result is kept.
+    pub gzip_strategies: u16,
+    /// lz4's acceleration (1: `LZ4_compress_default`).
+    pub lz4_acceleration: u32,
+    /// The implementations compressing.
+    pub engine: Engine,
+    /// Nothing compressed: every block stored as it is (mksquashfs's
+    /// `-noI`, `-noD`, ... for the part these settings are for).
+    pub store: bool,
 }
 
 impl CompressSettings {
+    /// `compressor` at `level` for an image of `block_size` blocks, with
+    /// the compressor's defaults for the rest.
+    pub fn new(compressor: Compressor, level: u32, block_size: u32) -> Self {
+        CompressSettings {
+            compressor,
+            level,
+            xz_filters: 0,
+            dict_size: block_size,
+            block_size,
+            gzip_window: 15,
+            gzip_strategies: 0,
+            lz4_acceleration: 1,
+            engine: Engine::Fast,
+            store: false,
+        }
+    }
+
+    /// The same settings, storing blocks uncompressed if `store`.
+    pub fn stored_if(self, store: bool) -> Self {
+        CompressSettings {
+            store: self.store || store,
+            ..self
+        }
+    }
+
+    /// The settings for metadata blocks: as mksquashfs compresses them,
+    /// xz with an 8 KiB dictionary (the block's size) and no branch filter,
+    /// gzip with the default strategy alone.
+    pub fn for_metadata(self) -> Self {
+        CompressSettings {
+            xz_filters: 0,
+            dict_size: super::METADATA_SIZE as u32,
+            gzip_strategies: 0,
+            ..self
+        }
+    }
+
     /// The default level for each compressor: zstd 3 and lz4 favour speed at a
     /// ratio close to gzip 9; gzip 9 and xz 6 are what their users expect.
     pub fn default_level(c: Compressor) -> u32 {
@@ -109,9 +189,20 @@ impl CompressSettings {
     }
 
     /// Compresses one block; `None` when the result would not be smaller
-    /// (the caller then stores the block uncompressed).
+    /// (the caller then stores the block uncompressed), or when these
+    /// settings store everything.
     pub fn compress(&self, data: &[u8]) -> Option<Vec<u8>> {
+        if self.store {
+            return None;
+        }
         let out = match self.compressor {
+            Compressor::Gzip
+                if self.engine == Engine::SquashfsTools
+                    || self.gzip_window != 15
+                    || self.gzip_strategies != 0 =>
+            {
+                zlib::deflate_best(data, self.level, self.gzip_window, self.gzip_strategies)?
+            }
             Compressor::Gzip => deflate_zlib(data, self.level.min(9))?,
             Compressor::Zstd => zstd_compress(data, self.level as i32)?,
             // Level 1..=12: LZ4 HC (mksquashfs -Xhc is 12); lz4_flex has
@@ -124,28 +215,74 @@ impl CompressSettings {
                 false,
             )
             .ok()?,
+            Compressor::Lz4
+                if self.engine == Engine::SquashfsTools || self.lz4_acceleration != 1 =>
+            {
+                lz4::block::compress(
+                    data,
+                    Some(lz4::block::CompressionMode::FAST(
+                        self.lz4_acceleration.min(65537) as i32,
+                    )),
+                    false,
+                )
+                .ok()?
+            }
             Compressor::Lz4 => lz4_flex::block::compress(data),
             Compressor::Lzo => lzokay_native::compress(data).ok()?,
-            Compressor::Xz => self.xz(data).ok()?,
+            Compressor::Xz => self.xz_best(data)?,
             Compressor::Lzma => return None,
         };
         (out.len() < data.len()).then_some(out)
     }
 
-    fn xz(&self, data: &[u8]) -> Result<Vec<u8>, liblzma::stream::Error> {
+    /// xz with no filter, then each chosen branch filter in mksquashfs's
+    /// order (with the literal settings it gives each): the smallest
+    /// result, the first of equals.
+    fn xz_best(&self, data: &[u8]) -> Option<Vec<u8>> {
+        let mut best = self.xz(data, None).ok();
+        for (i, _) in XZ_FILTERS.iter().enumerate() {
+            if self.xz_filters & (1 << i) == 0 {
+                continue;
+            }
+            if let Ok(out) = self.xz(data, Some(i)) {
+                if best.as_ref().is_none_or(|b| out.len() < b.len()) {
+                    best = Some(out);
+                }
+            }
+        }
+        best
+    }
+
+    /// One xz stream: LZMA2 at the level's preset, after branch filter
+    /// `filter` (an index into [`XZ_FILTERS`]) if one is given.
+    fn xz(&self, data: &[u8], filter: Option<usize>) -> Result<Vec<u8>, liblzma::stream::Error> {
         use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
         let mut opts = LzmaOptions::new_preset(self.level.min(9))?;
         opts.dict_size(self.dict_size.max(4096));
         let mut f = Filters::new();
-        // One BCJ filter at most: the first bit set wins (mksquashfs tries
-        // each and keeps the best; a fixed choice keeps output reproducible).
-        match self.xz_filters {
-            x if x & 1 != 0 => drop(f.x86()),
-            x if x & 2 != 0 => drop(f.powerpc()),
-            x if x & 4 != 0 => drop(f.ia64()),
-            x if x & 8 != 0 => drop(f.arm()),
-            x if x & 16 != 0 => drop(f.arm_thumb()),
-            x if x & 32 != 0 => drop(f.sparc()),
+        match filter {
+            Some(0) => drop(f.x86()),
+            Some(1) => drop(f.powerpc()),
+            Some(2) => drop(f.ia64()),
+            Some(3) => drop(f.arm()),
+            Some(4) => drop(f.arm_thumb()),
+            Some(5) => drop(f.sparc()),
+            Some(6) => drop(f.arm64()),
+            Some(7) => drop(f.riscv()),
+            _ => {}
+        }
+        // The literal coder's settings mksquashfs gives each filter's
+        // instruction alignment.
+        match filter {
+            Some(4 | 7) => drop(opts.literal_position_bits(1)), // 2-byte
+            Some(1 | 3 | 5 | 6) => {
+                opts.literal_position_bits(2).literal_context_bits(2); // 4-byte
+            }
+            Some(2) => {
+                opts.position_bits(4)
+                    .literal_position_bits(4)
+                    .literal_context_bits(0); // 16-byte
+            }
             _ => {}
         }
         f.lzma2(&opts);
@@ -160,31 +297,148 @@ impl CompressSettings {
         }
     }
 
-    /// The compressor-options record to store, if the settings differ from
-    /// what a reader assumes without one.
+    /// The compressor-options record to store: none where the settings
+    /// are what a reader assumes without one, as mksquashfs decides it.
     pub fn options(&self) -> Option<CompressorOptions> {
         Some(match self.compressor {
-            Compressor::Gzip if self.level != 9 => CompressorOptions::Gzip {
-                level: self.level,
-                window_bits: 15,
-                strategies: 1, // default
-            },
-            Compressor::Xz if self.xz_filters != 0 => CompressorOptions::Xz {
-                dict_size: self.dict_size,
-                filters: self.xz_filters,
-            },
+            Compressor::Gzip
+                if self.level != 9 || self.gzip_window != 15 || self.gzip_strategies != 0 =>
+            {
+                CompressorOptions::Gzip {
+                    level: self.level,
+                    window_bits: self.gzip_window,
+                    strategies: self.gzip_strategies,
+                }
+            }
+            Compressor::Xz if self.xz_filters != 0 || self.dict_size != self.block_size => {
+                CompressorOptions::Xz {
+                    dict_size: self.dict_size,
+                    filters: self.xz_filters,
+                }
+            }
             Compressor::Zstd if self.level != 15 => CompressorOptions::Zstd { level: self.level },
-            // The kernel and unsquashfs refuse lz4 images without this record.
-            Compressor::Lz4 => CompressorOptions::Lz4 {
-                version: 1,                       // LZ4_LEGACY
-                flags: u32::from(self.level > 0), // LZ4_HC
-            },
+            // The kernel and unsquashfs refuse lz4 images without this
+            // record; a level or acceleration not the default is in its
+            // longer form.
+            Compressor::Lz4 => {
+                let hc = self.level > 0;
+                let data = match hc {
+                    true if self.level != 12 => Some(self.level),
+                    false if self.lz4_acceleration != 1 => Some(self.lz4_acceleration),
+                    _ => None,
+                };
+                CompressorOptions::Lz4 {
+                    version: 1, // LZ4_LEGACY
+                    flags: u32::from(hc) | if data.is_some() { 2 } else { 0 },
+                    data,
+                }
+            }
             Compressor::Lzo if self.level != 8 => CompressorOptions::Lzo {
                 algorithm: 4, // lzo1x_999
                 level: self.level,
             },
             _ => return None,
         })
+    }
+}
+
+/// gzip through zlib, as squashfs-tools' gzip wrapper calls it.
+mod zlib {
+    use libz_sys as z;
+
+    /// The smallest deflate (zlib format) of `data` among the strategies
+    /// `strategies` names (none: the default), at `level` with a window of
+    /// `window` bits and zlib's memory level 8, the first of equals; None
+    /// if none fits in `data.len()` bytes.
+    pub(super) fn deflate_best(
+        data: &[u8],
+        level: u32,
+        window: u16,
+        strategies: u16,
+    ) -> Option<Vec<u8>> {
+        // zlib's numbers for default, filtered, huffman_only,
+        // run_length_encoded (Z_RLE) and fixed.
+        const ZLIB: [i32; 5] = [
+            z::Z_DEFAULT_STRATEGY,
+            z::Z_FILTERED,
+            z::Z_HUFFMAN_ONLY,
+            z::Z_RLE,
+            z::Z_FIXED,
+        ];
+        let chosen: Vec<i32> = match strategies {
+            0 => vec![z::Z_DEFAULT_STRATEGY],
+            bits => (0..ZLIB.len())
+                .filter(|i| bits & (1 << i) != 0)
+                .map(|i| ZLIB[i])
+                .collect(),
+        };
+        let mut best: Option<Vec<u8>> = None;
+        for strategy in chosen {
+            if let Some(out) = deflate(data, level, window, strategy) {
+                if best.as_ref().is_none_or(|b| out.len() < b.len()) {
+                    best = Some(out);
+                }
+            }
+        }
+        best
+    }
+
+    unsafe extern "C" fn zalloc(_: z::voidpf, items: z::uInt, size: z::uInt) -> z::voidpf {
+        // SAFETY: calloc checks the product for overflow.
+        unsafe { libc::calloc(items as usize, size as usize) }
+    }
+
+    unsafe extern "C" fn zfree(_: z::voidpf, p: z::voidpf) {
+        // SAFETY: `p` came from zalloc (calloc).
+        unsafe { libc::free(p) }
+    }
+
+    fn deflate(data: &[u8], level: u32, window: u16, strategy: i32) -> Option<Vec<u8>> {
+        let mut out = vec![0u8; data.len()];
+        let avail_in = u32::try_from(data.len()).ok()?;
+        let mut s = z::z_stream {
+            next_in: data.as_ptr() as *mut u8,
+            avail_in,
+            total_in: 0,
+            next_out: out.as_mut_ptr(),
+            avail_out: avail_in,
+            total_out: 0,
+            msg: std::ptr::null_mut(),
+            state: std::ptr::null_mut(),
+            zalloc,
+            zfree,
+            opaque: std::ptr::null_mut(),
+            data_type: 0,
+            adler: 0,
+            reserved: 0,
+        };
+        // SAFETY: the stream is initialised by deflateInit2_ before use and
+        // ended before its buffers (which outlive it) are touched again;
+        // zlib reads `avail_in` bytes of the input and writes at most
+        // `avail_out` bytes of the output.
+        unsafe {
+            let init = z::deflateInit2_(
+                &mut s,
+                level.clamp(1, 9) as i32,
+                z::Z_DEFLATED,
+                i32::from(window.clamp(8, 15)),
+                8,
+                strategy,
+                z::zlibVersion(),
+                std::mem::size_of::<z::z_stream>() as i32,
+            );
+            if init != z::Z_OK {
+                return None;
+            }
+            let r = z::deflate(&mut s, z::Z_FINISH);
+            let n = s.total_out as usize;
+            z::deflateEnd(&mut s);
+            if r != z::Z_STREAM_END {
+                return None; // did not fit: stored instead
+            }
+            out.truncate(n);
+        }
+        Some(out)
     }
 }
 
@@ -311,15 +565,18 @@ pub enum CompressorOptions {
     Xz {
         /// The dictionary size.
         dict_size: u32,
-        /// BCJ filters tried (bit flags: x86, powerpc, ia64, arm, armthumb, sparc, arm64).
+        /// BCJ filters tried (bit flags, as [`XZ_FILTERS`] numbers them).
         filters: u32,
     },
     /// lz4's record.
     Lz4 {
         /// Format version (1: legacy frame).
         version: u32,
-        /// Flags (high compression).
+        /// Flags (1: high compression; 2: `data` is not the default).
         flags: u32,
+        /// The high-compression level, or the acceleration (the record's
+        /// longer form, squashfs-tools 4.7's).
+        data: Option<u32>,
     },
     /// zstd's record.
     Zstd {
@@ -363,6 +620,7 @@ impl CompressorOptions {
             Compressor::Lz4 => CompressorOptions::Lz4 {
                 version: u32_at(b, 0),
                 flags: u32_at(b, 4),
+                data: (b.len() >= 12).then(|| u32_at(b, 8)),
             },
             Compressor::Zstd => CompressorOptions::Zstd {
                 level: u32_at(b, 0),
@@ -393,9 +651,16 @@ impl CompressorOptions {
                 put32(dict_size);
                 put32(filters);
             }
-            Self::Lz4 { version, flags } => {
+            Self::Lz4 {
+                version,
+                flags,
+                data,
+            } => {
                 put32(version);
                 put32(flags);
+                if let Some(d) = data {
+                    put32(d);
+                }
             }
             Self::Zstd { level } => put32(level),
             Self::Lzo { algorithm, level } => {
@@ -419,27 +684,36 @@ impl CompressorOptions {
                 ("strategies", format!("0x{strategies:x}")),
             ],
             Self::Xz { dict_size, filters } => {
-                let names: Vec<&str> = [
-                    (1, "x86"),
-                    (2, "powerpc"),
-                    (4, "ia64"),
-                    (8, "arm"),
-                    (16, "armthumb"),
-                    (32, "sparc"),
-                ]
-                .iter()
-                .filter(|(bit, _)| filters & bit != 0)
-                .map(|(_, n)| *n)
-                .collect();
+                let names: Vec<&str> = XZ_FILTERS
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| filters & (1 << i) != 0)
+                    .map(|(_, n)| *n)
+                    .collect();
                 vec![
                     ("dict_size", dict_size.to_string()),
                     ("filters", names.join(",")),
                 ]
             }
-            Self::Lz4 { version, flags } => vec![
-                ("version", version.to_string()),
-                ("high_compression", (flags & 1 != 0).to_string()),
-            ],
+            Self::Lz4 {
+                version,
+                flags,
+                data,
+            } => {
+                let mut v = vec![
+                    ("version", version.to_string()),
+                    ("high_compression", (flags & 1 != 0).to_string()),
+                ];
+                if let Some(d) = data {
+                    let what = if flags & 1 != 0 {
+                        "level"
+                    } else {
+                        "acceleration"
+                    };
+                    v.push((what, d.to_string()));
+                }
+                v
+            }
             Self::Zstd { level } => vec![("level", level.to_string())],
             Self::Lzo { algorithm, level } => vec![
                 ("algorithm", algorithm.to_string()),

@@ -384,12 +384,7 @@ mod tests {
 
     #[test]
     fn writer_output_reads_back_across_blocks() {
-        let settings = super::super::compressor::CompressSettings {
-            compressor: Compressor::Zstd,
-            level: 3,
-            xz_filters: 0,
-            dict_size: 0,
-        };
+        let settings = super::super::compressor::CompressSettings::new(Compressor::Zstd, 3, 131072);
         let mut w = MetaWriter::new(settings);
         let data: Vec<u8> = (0..20000u32).map(|i| (i * 7 % 251) as u8).collect();
         w.write(&data[..5]);

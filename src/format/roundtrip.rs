@@ -35,12 +35,7 @@ const ALL: [Compressor; 6] = [
 ];
 
 fn settings(c: Compressor) -> CompressSettings {
-    CompressSettings {
-        compressor: c,
-        level: CompressSettings::default_level(c),
-        xz_filters: 0,
-        dict_size: 8192,
-    }
+    CompressSettings::new(c, CompressSettings::default_level(c), 8192)
 }
 
 fn compressor() -> impl Strategy<Value = Compressor> {
@@ -341,11 +336,12 @@ proptest! {
     fn compressor_options_round_trip(
         c in compressor(),
         a in any::<u32>(), b in any::<u32>(), w in any::<u16>(), s in any::<u16>(),
+        d in prop::option::of(any::<u32>()),
     ) {
         let o = match c {
             Compressor::Gzip => CompressorOptions::Gzip { level: a, window_bits: w, strategies: s },
             Compressor::Xz => CompressorOptions::Xz { dict_size: a, filters: b },
-            Compressor::Lz4 => CompressorOptions::Lz4 { version: a, flags: b },
+            Compressor::Lz4 => CompressorOptions::Lz4 { version: a, flags: b, data: d },
             Compressor::Zstd => CompressorOptions::Zstd { level: a },
             _ => CompressorOptions::Lzo { algorithm: a, level: b },
         };
@@ -354,7 +350,7 @@ proptest! {
 
     #[test]
     fn compressor_settings_record_what_they_need(c in compressor(), level in 0u32..23, filters in 0u32..64) {
-        let s = CompressSettings { compressor: c, level, xz_filters: filters, dict_size: 131072 };
+        let s = CompressSettings { xz_filters: filters, ..CompressSettings::new(c, level, 131072) };
         if let Some(o) = s.options() {
             let back = CompressorOptions::parse(c, &o.encode()).unwrap();
             let level_back = match back {

@@ -281,9 +281,13 @@ enum Done {
     Stored(u64, Vec<u8>),
 }
 
-fn worker(settings: CompressSettings, jobs: Receiver<(u64, Vec<u8>)>, done: Sender<Done>) {
-    for (seq, data) in jobs {
-        let d = match settings.compress(&data) {
+/// A block to compress: its sequence number, its bytes, and whether it is
+/// a fragment block (compressed with the fragments' settings).
+type Job = (u64, Vec<u8>, bool);
+
+fn worker(settings: [CompressSettings; 2], jobs: Receiver<Job>, done: Sender<Done>) {
+    for (seq, data, fragment) in jobs {
+        let d = match settings[usize::from(fragment)].compress(&data) {
             Some(c) => Done::Compressed(seq, c),
             None => Done::Stored(seq, data),
         };
@@ -403,20 +407,20 @@ fn writer(
 }
 
 struct Pipeline {
-    jobs: Option<Sender<(u64, Vec<u8>)>>,
+    jobs: Option<Sender<Job>>,
     tokens: Sender<()>,
     next_seq: u64,
 }
 
 impl Pipeline {
-    fn submit(&mut self, data: Vec<u8>) -> u64 {
+    fn submit(&mut self, data: Vec<u8>, fragment: bool) -> u64 {
         // Bound the blocks in flight (queued, compressing, or waiting to be
         // written in order): memory stays flat whatever the tree.
         let _ = self.tokens.send(());
         let seq = self.next_seq;
         self.next_seq += 1;
         if let Some(j) = &self.jobs {
-            let _ = j.send((seq, data));
+            let _ = j.send((seq, data, fragment));
         }
         seq
     }
@@ -459,7 +463,12 @@ pub(crate) fn write_data(
     super::memory_checkpoint("dedup");
     let threads = opts.threads.max(1);
     let inflight = threads * 4;
-    let (job_tx, job_rx) = bounded::<(u64, Vec<u8>)>(threads * 2);
+    let (job_tx, job_rx) = bounded::<Job>(threads * 2);
+    // Data blocks, then fragment blocks.
+    let settings = [
+        settings.stored_if(opts.uncompressed.data),
+        settings.stored_if(opts.uncompressed.fragments),
+    ];
     let (done_tx, done_rx) = bounded::<Done>(threads * 2);
     let (tok_tx, tok_rx) = bounded::<()>(inflight);
     let workers: Vec<_> = (0..threads)
@@ -566,7 +575,7 @@ fn cut(
             if !opts.no_sparse && buf.iter().all(|&x| x == 0) {
                 holes.push(b as u32);
             } else {
-                let seq = pipe.submit(buf);
+                let seq = pipe.submit(buf, false);
                 if b == holes.len() {
                     fd.first = seq; // the first written block
                 }
@@ -601,9 +610,10 @@ fn cut(
                 }
                 None => {
                     if frag_buf.len() + tail > bs {
-                        fragments.push(
-                            pipe.submit(std::mem::replace(&mut frag_buf, Vec::with_capacity(bs))),
-                        );
+                        fragments.push(pipe.submit(
+                            std::mem::replace(&mut frag_buf, Vec::with_capacity(bs)),
+                            true,
+                        ));
                     }
                     let at = (fragments.len() as u32, frag_buf.len() as u32);
                     frag_buf.extend_from_slice(&t);
@@ -625,7 +635,7 @@ fn cut(
         out.push(fd);
     }
     if !frag_buf.is_empty() {
-        fragments.push(pipe.submit(frag_buf));
+        fragments.push(pipe.submit(frag_buf, true));
     }
     Ok((out, fragments, duplicates))
 }

@@ -10,6 +10,7 @@ pub(crate) mod compression;
 pub mod data;
 mod error;
 pub mod exclude;
+pub mod mode;
 pub mod oci;
 pub mod order;
 mod prefetch;
@@ -22,7 +23,7 @@ pub mod verity;
 pub use error::PackError;
 
 use crate::format::block::valid_block_size;
-use crate::format::compressor::{CompressSettings, Compressor};
+use crate::format::compressor::{CompressSettings, Compressor, Engine};
 use crate::format::metadata::encode_block;
 use crate::format::superblock::{self, flags, Superblock};
 use std::fs::File;
@@ -96,6 +97,137 @@ pub struct PackOptions {
     /// Where file data goes: files of higher priority first (a start-up
     /// profile's files, a mksquashfs sort file); empty: tree order.
     pub order: order::FileOrder,
+    /// Parts stored uncompressed.
+    pub uncompressed: Uncompressed,
+    /// The compressor's settings beyond its level.
+    pub tuning: CompressTuning,
+    /// Pad the image file to a multiple of 4 KiB, as loop devices read it.
+    pub pad: bool,
+    /// How the sources become the image's root.
+    pub layout: Layout,
+    /// Directories the packer makes (the root holding several sources):
+    /// their permissions and owner (None: the caller's).
+    pub made_dir: MadeDir,
+    /// The root's own attributes, whatever made it: each given one
+    /// replaces what the source or [`PackOptions::made_dir`] says.
+    pub root: RootAttrs,
+    /// A file with several names is stored once per name (its data still
+    /// shared when duplicates are looked for), not hard-linked.
+    pub no_hardlinks: bool,
+    /// Permissions of every non-directory become these.
+    pub file_mode: Option<mode::ModeChange>,
+    /// Permissions of every directory become these.
+    pub dir_mode: Option<mode::ModeChange>,
+    /// Added to every uid and gid of the source.
+    pub id_offset: u32,
+}
+
+/// How the sources become the root (mksquashfs's default, its
+/// `-keep-as-directory` and `-no-strip`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Layout {
+    /// One directory's contents are the root; several sources (or a file)
+    /// are entries of a root made for them, named by their last component.
+    #[default]
+    Contents,
+    /// One directory is an entry of a made root too.
+    KeepAsDirectory,
+    /// Each source keeps its path, as tar does: its leading directories
+    /// are in the image with their attributes, and the root is `/`'s (an
+    /// absolute path) or the working directory's.
+    FullPaths,
+}
+
+/// What a directory the packer makes is like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MadeDir {
+    /// Its permissions (default 0777, as mksquashfs).
+    pub perm: u16,
+    /// Its owner (None: the caller).
+    pub uid: Option<u32>,
+    /// Its group (None: the caller's).
+    pub gid: Option<u32>,
+}
+
+impl Default for MadeDir {
+    fn default() -> Self {
+        MadeDir {
+            perm: 0o777,
+            uid: None,
+            gid: None,
+        }
+    }
+}
+
+/// The root directory's attributes, where given.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RootAttrs {
+    /// Its permissions (applied to what it had).
+    pub mode: Option<mode::ModeChange>,
+    /// Its owner.
+    pub uid: Option<u32>,
+    /// Its group.
+    pub gid: Option<u32>,
+    /// Its mtime.
+    pub mtime: Option<u32>,
+}
+
+/// Parts of the image stored uncompressed (mksquashfs's `-noI`, `-noId`,
+/// `-noD`, `-noF`, `-noX`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Uncompressed {
+    /// The inode, directory and export tables (and the id table).
+    pub inodes: bool,
+    /// The id table alone.
+    pub ids: bool,
+    /// Data blocks.
+    pub data: bool,
+    /// Fragment blocks and the fragment table.
+    pub fragments: bool,
+    /// The xattr tables.
+    pub xattrs: bool,
+}
+
+impl Uncompressed {
+    /// Nothing compressed (mksquashfs's `-no-compression`).
+    pub const ALL: Uncompressed = Uncompressed {
+        inodes: true,
+        ids: false,
+        data: true,
+        fragments: true,
+        xattrs: true,
+    };
+}
+
+/// A compressor's settings beyond its name and level (mksquashfs's `-X`
+/// options).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompressTuning {
+    /// xz's dictionary for data blocks (default: the block size): 8 KiB to
+    /// the block size, `2^n` or `2^n + 2^(n-1)`.
+    pub xz_dict_size: Option<u32>,
+    /// gzip's window, 8 to 15 bits.
+    pub gzip_window: u16,
+    /// gzip strategies to try, bits as in
+    /// [`GZIP_STRATEGIES`](crate::format::compressor::GZIP_STRATEGIES) (0:
+    /// the default alone).
+    pub gzip_strategies: u16,
+    /// lz4's acceleration (fast mode; 1 is liblz4's default).
+    pub lz4_acceleration: u32,
+    /// Which libraries compress.
+    pub engine: Engine,
+}
+
+impl Default for CompressTuning {
+    fn default() -> Self {
+        CompressTuning {
+            xz_dict_size: None,
+            gzip_window: 15,
+            gzip_strategies: 0,
+            lz4_acceleration: 1,
+            engine: Engine::Fast,
+        }
+    }
 }
 
 impl Default for PackOptions {
@@ -129,6 +261,16 @@ impl Default for PackOptions {
             whiteouts: crate::whiteout::Convention::Keep,
             tar_root_from_archive: true,
             order: Default::default(),
+            uncompressed: Uncompressed::default(),
+            tuning: CompressTuning::default(),
+            pad: true,
+            layout: Layout::Contents,
+            made_dir: MadeDir::default(),
+            root: RootAttrs::default(),
+            no_hardlinks: false,
+            file_mode: None,
+            dir_mode: None,
+            id_offset: 0,
         }
     }
 }
@@ -189,6 +331,46 @@ fn level_range(c: Compressor) -> std::ops::RangeInclusive<u32> {
         // 0: fast; 1..=12: high compression (mksquashfs -Xhc is 12).
         Compressor::Lz4 => 0..=12,
     }
+}
+
+/// The settings data blocks are compressed with, checked.
+fn compress_settings(opts: &PackOptions, level: u32) -> Result<CompressSettings, PackError> {
+    let bs = opts.block_size;
+    let t = &opts.tuning;
+    let dict_size = match t.xz_dict_size {
+        None => bs,
+        Some(d) => {
+            let n = d.trailing_zeros();
+            let storable = d == 1 << n || d.checked_sub(1 << n) == Some(1 << (n + 1));
+            if !(8192..=bs).contains(&d) || !storable {
+                return Err(PackError::Usage(format!(
+                    "xz dictionary size {d} is not 8K to the block size ({bs}) and 2^n or 2^n+2^(n+1) bytes (such as 75%, 50%, 32K)"
+                )));
+            }
+            d
+        }
+    };
+    if !(8..=15).contains(&t.gzip_window) {
+        return Err(PackError::Usage(format!(
+            "gzip window size {} is not 8 to 15",
+            t.gzip_window
+        )));
+    }
+    if !(1..=65537).contains(&t.lz4_acceleration) {
+        return Err(PackError::Usage(format!(
+            "lz4 acceleration {} is not 1 to 65537",
+            t.lz4_acceleration
+        )));
+    }
+    Ok(CompressSettings {
+        xz_filters: opts.xz_filters,
+        dict_size,
+        gzip_window: t.gzip_window,
+        gzip_strategies: t.gzip_strategies,
+        lz4_acceleration: t.lz4_acceleration,
+        engine: t.engine,
+        ..CompressSettings::new(opts.compressor, level, bs)
+    })
 }
 
 /// Temporary files beside IMAGE: named after it and this process, so their
@@ -342,12 +524,7 @@ pub fn pack_source(
         _ => None,
     };
     let image_abs = std::path::absolute(image).map_err(|e| PackError::io(image, "resolve", e))?;
-    let settings = CompressSettings {
-        compressor: opts.compressor,
-        level,
-        xz_filters: opts.xz_filters,
-        dict_size: bs,
-    };
+    let settings = compress_settings(opts, level)?;
     let dir = image_abs.parent().unwrap_or(Path::new("."));
     let name = image_abs
         .file_name()
@@ -418,6 +595,13 @@ pub fn pack_source(
     if tree.synthetic_root {
         tree.root.mtime = opts.all_time.or(opts.root_time).unwrap_or(mkfs_time);
     }
+    let r = &opts.root;
+    if let Some(m) = &r.mode {
+        tree.root.perm = m.apply(tree.root.perm, true);
+    }
+    tree.root.uid = r.uid.unwrap_or(tree.root.uid);
+    tree.root.gid = r.gid.unwrap_or(tree.root.gid);
+    tree.root.mtime = r.mtime.unwrap_or(tree.root.mtime);
     let tmp = temp_name(dir, &name, "pack");
     let mut out = File::options()
         .read(true)
@@ -456,11 +640,28 @@ pub fn pack_source(
     out.write_all(&tables.bytes).map_err(werr)?;
     let bytes_used = data.end + tables.bytes.len() as u64;
     // The kernel reads in 4 KiB units: pad the file (not bytes_used).
-    let padded = bytes_used.next_multiple_of(4096);
+    let padded = if opts.pad {
+        bytes_used.next_multiple_of(4096)
+    } else {
+        bytes_used
+    };
     out.write_all(&vec![0u8; (padded - bytes_used) as usize])
         .map_err(werr)?;
 
+    let u = opts.uncompressed;
     let mut fl = 0;
+    for (set, bit) in [
+        (u.inodes, flags::UNCOMPRESSED_INODES),
+        (u.data, flags::UNCOMPRESSED_DATA),
+        (u.fragments, flags::UNCOMPRESSED_FRAGMENTS),
+        (u.xattrs, flags::UNCOMPRESSED_XATTRS),
+        // -noI implies it, and then the flag is not set (as mksquashfs).
+        (u.ids && !u.inodes, flags::UNCOMPRESSED_IDS),
+    ] {
+        if set {
+            fl |= bit;
+        }
+    }
     if opts.no_fragments {
         fl |= flags::NO_FRAGMENTS;
     }

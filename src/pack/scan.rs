@@ -217,6 +217,8 @@ struct Scanner {
     /// with several sources one file can be met twice (mksquashfs then
     /// stores it once, hard-linked).
     link_all: bool,
+    /// Every name a file of its own.
+    no_hardlinks: bool,
 }
 
 /// What a pack keeps of an entry's `stat`: the fields the image stores,
@@ -287,7 +289,8 @@ pub(crate) fn scan(
         return Err(PackError::Usage("no source to pack".into()));
     };
     let root_stat = stat(first)?;
-    let single_dir = sources.len() == 1 && root_stat.is_dir();
+    let single_dir =
+        sources.len() == 1 && root_stat.is_dir() && opts.layout == super::Layout::Contents;
     let walk = Walk {
         opts,
         excludes: Excludes::build(&opts.excludes)?,
@@ -301,6 +304,8 @@ pub(crate) fn scan(
     let pool = scan_pool(opts)?;
     let raw = if single_dir {
         pool.install(|| walk.gather(first, Path::new(""), root_stat, Vec::new(), true))?
+    } else if opts.layout == super::Layout::FullPaths {
+        pool.install(|| walk.full_paths(sources))?
     } else {
         pool.install(|| walk.sources(sources))?
     };
@@ -312,6 +317,7 @@ pub(crate) fn scan(
         newest: 0,
         warnings: Vec::new(),
         link_all: !single_dir,
+        no_hardlinks: opts.no_hardlinks,
     };
     let root_path: Arc<Path> = if single_dir {
         first.as_path().into()
@@ -325,7 +331,8 @@ pub(crate) fn scan(
         links: s.links,
         newest_mtime: s.newest,
         warnings: s.warnings,
-        synthetic_root: !single_dir,
+        // Under full paths the root is a real directory's.
+        synthetic_root: !single_dir && opts.layout != super::Layout::FullPaths,
     })
 }
 
@@ -348,6 +355,25 @@ struct Raw {
     /// A source given by path (several sources): where it is, as its name
     /// in the image may differ.
     origin: Option<Box<Path>>,
+}
+
+impl Raw {
+    /// The index of the child named `name`, if there is one.
+    fn child(&self, name: &[u8]) -> Option<usize> {
+        self.children
+            .iter()
+            .position(|c| c.as_ref().is_ok_and(|r| r.node.name.as_slice() == name))
+    }
+
+    /// Adds `child` in name order; its index.
+    fn insert_child(&mut self, child: Raw) -> usize {
+        let at = self.children.partition_point(|c| {
+            c.as_ref()
+                .is_ok_and(|r| r.node.name.as_slice() < child.node.name.as_slice())
+        });
+        self.children.insert(at, Ok(child));
+        at
+    }
 }
 
 /// The read-only part of the walk, shared by the gathering threads.
@@ -393,14 +419,15 @@ impl Walk<'_> {
             (Ok(a), Ok(b)) => a.node.name.cmp(&b.node.name),
             _ => std::cmp::Ordering::Equal,
         });
+        let made = self.opts.made_dir;
         // SAFETY: getuid/getgid have no preconditions.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         Ok(Raw {
             node: TreeNode {
                 name: Name::new(),
-                perm: 0o777,
-                uid,
-                gid,
+                perm: made.perm,
+                uid: made.uid.unwrap_or(uid),
+                gid: made.gid.unwrap_or(gid),
                 mtime: 0, // the image's time, set once known
                 xattrs: Vec::new(),
                 link: None,
@@ -414,6 +441,79 @@ impl Walk<'_> {
             size: 0,
             origin: None,
         })
+    }
+
+    /// Each source under its own path, as tar keeps it: the leading
+    /// directories with their own attributes (not their other entries),
+    /// the root `/`'s for an absolute path, else the working directory's.
+    fn full_paths(&self, sources: &[PathBuf]) -> Result<Raw, PackError> {
+        use std::path::Component;
+        let anchor = if sources.iter().any(|s| s.is_absolute()) {
+            Path::new("/")
+        } else {
+            Path::new(".")
+        };
+        let st = |p: &Path| {
+            std::fs::symlink_metadata(p)
+                .map(|m| Stat::of(&m))
+                .map_err(|e| PackError::io(p, "stat", e))
+        };
+        let mut root = self.gather(anchor, Path::new(""), st(anchor)?, Vec::new(), false)?;
+        for src in sources {
+            if src.is_absolute() != anchor.is_absolute() {
+                return Err(PackError::Usage(format!(
+                    "{}: with full paths kept, the sources are all absolute or all relative",
+                    src.display()
+                )));
+            }
+            let mut names = Vec::new();
+            for c in src.components() {
+                match c {
+                    Component::Normal(n) => names.push(n.as_bytes().to_vec()),
+                    Component::RootDir | Component::CurDir => {}
+                    _ => {
+                        return Err(PackError::Usage(format!(
+                            "{}: a path with .. cannot be kept as it is",
+                            src.display()
+                        )))
+                    }
+                }
+            }
+            let Some((last, leading)) = names.split_last() else {
+                continue; // `/` or `.` itself: the root is it already
+            };
+            // Down the leading directories, made where not met yet.
+            let mut here = &mut root;
+            let mut path = anchor.to_path_buf();
+            for n in leading {
+                path.push(OsStr::from_bytes(n));
+                let at = match here.child(n) {
+                    Some(i) => i,
+                    None => {
+                        let dir =
+                            self.gather(&path, Path::new(""), st(&path)?, n.clone(), false)?;
+                        here.insert_child(dir)
+                    }
+                };
+                here = match &mut here.children[at] {
+                    Ok(r) if matches!(r.node.kind, Kind::Dir(_)) => r,
+                    _ => {
+                        return Err(PackError::entry(
+                            &path,
+                            "a leading path of a source is not a directory",
+                        ))
+                    }
+                };
+            }
+            if here.child(last).is_some() {
+                continue; // given twice, or below a source given too
+            }
+            let m = std::fs::symlink_metadata(src).map_err(|e| PackError::io(src, "stat", e))?;
+            let mut raw = self.gather(src, Path::new(""), Stat::of(&m), last.clone(), true)?;
+            raw.origin = Some(src.as_path().into());
+            here.insert_child(raw);
+        }
+        Ok(root)
     }
 
     /// Everything about `path` (and, for a directory, below it). `Err(msg)`
@@ -449,7 +549,10 @@ impl Walk<'_> {
         let (uid, gid) = if o.all_root {
             (0, 0)
         } else {
-            (stat.uid, stat.gid)
+            (
+                stat.uid.saturating_add(o.id_offset),
+                stat.gid.saturating_add(o.id_offset),
+            )
         };
         let mut children = Vec::new();
         let ft = stat.file_type();
@@ -479,10 +582,19 @@ impl Walk<'_> {
             libc::S_IFIFO => Kind::Fifo,
             _ => Kind::Socket,
         };
+        let mut perm = (stat.mode & 0o7777) as u16;
+        let change = if ft == libc::S_IFDIR {
+            &o.dir_mode
+        } else {
+            &o.file_mode
+        };
+        if let Some(c) = change {
+            perm = c.apply(perm, ft == libc::S_IFDIR);
+        }
         Ok(Raw {
             node: TreeNode {
                 name: Name::from_slice(&name),
-                perm: (stat.mode & 0o7777) as u16,
+                perm,
                 uid: o.force_uid.unwrap_or(uid),
                 gid: o.force_gid.unwrap_or(gid),
                 mtime,
@@ -593,7 +705,7 @@ impl Scanner {
             .extend(warnings.into_iter().flat_map(|w| w.into_vec()));
         self.newest = self.newest.max(node.mtime);
         let is_dir = matches!(node.kind, Kind::Dir(_));
-        if !is_dir && (nlink > 1 || self.link_all) {
+        if !is_dir && !self.no_hardlinks && (nlink > 1 || self.link_all) {
             let next = self.links.len();
             let id = *self.by_ino.entry((dev, ino)).or_insert(next);
             if id == next {

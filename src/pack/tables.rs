@@ -219,15 +219,19 @@ pub fn build(
     opts: &super::PackOptions,
     at: u64,
 ) -> Result<Tables, PackError> {
+    // Metadata blocks are compressed as mksquashfs compresses them, or
+    // stored where asked.
+    let meta = settings.for_metadata();
+    let u = opts.uncompressed;
     let mut total = 0;
     count_inodes(&tree.root, &mut vec![false; tree.links.len()], &mut total);
     let mut b = Builder {
         data,
         tree,
-        inodes: MetaWriter::new(settings),
-        dirs: MetaWriter::new(settings),
+        inodes: MetaWriter::new(meta.stored_if(u.inodes)),
+        dirs: MetaWriter::new(meta.stored_if(u.inodes)),
         ids: IdTableWriter::default(),
-        xattrs: (!opts.no_xattrs).then(|| XattrWriter::new(settings)),
+        xattrs: (!opts.no_xattrs).then(|| XattrWriter::new(meta.stored_if(u.xattrs))),
         links: vec![None; tree.links.len()],
         next_number: 0,
         refs: vec![0; total as usize],
@@ -264,14 +268,15 @@ pub fn build(
                 FragmentEntry { start, size }.encode()
             })
             .collect();
-        write_lookup_table(&mut out, at, &entries, &[], settings)
+        write_lookup_table(&mut out, at, &entries, &[], meta.stored_if(u.fragments))
     });
     let export_table_start = (!opts.no_exports).then(|| {
         let entries: Vec<u8> = refs.iter().flat_map(|r| r.to_le_bytes()).collect();
-        write_lookup_table(&mut out, at, &entries, &[], settings)
+        write_lookup_table(&mut out, at, &entries, &[], meta.stored_if(u.inodes))
     });
-    let id_table_start = ids.finish(&mut out, at, settings);
-    let xattr_id_table_start = xattrs.and_then(|x| x.finish(&mut out, at, settings));
+    let id_table_start = ids.finish(&mut out, at, meta.stored_if(u.inodes || u.ids));
+    let xattr_id_table_start =
+        xattrs.and_then(|x| x.finish(&mut out, at, meta.stored_if(u.xattrs)));
     Ok(Tables {
         bytes: out,
         inode_table_start,

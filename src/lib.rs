@@ -76,6 +76,7 @@ pub mod reader;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod size;
+pub mod users;
 pub mod view;
 pub mod whiteout;
 

@@ -77,6 +77,17 @@ impl FileData {
         (self.fragment_index, self.fragment_offset) = (index, offset);
     }
 
+    /// Whether any block is a hole.
+    pub fn has_holes(&self) -> bool {
+        self.holes.is_some()
+    }
+
+    /// The job of the first written block (for a file of holes only, the
+    /// job written next after it).
+    pub fn first_seq(&self) -> u64 {
+        self.first
+    }
+
     fn is_hole(&self, block: u32) -> bool {
         self.holes
             .as_ref()
@@ -556,7 +567,12 @@ fn cut(
             Some(r) => r,
             None => f.open()?,
         };
-        let mut fd = FileData::default();
+        // A file whose blocks are all holes starts where the data stands
+        // (mksquashfs records its position): the next job's place.
+        let mut fd = FileData {
+            first: pipe.next_seq,
+            ..Default::default()
+        };
         let mut holes = Vec::new();
         let use_frag = !opts.no_fragments && (f.size < bs as u64 || opts.always_fragments);
         let full = (f.size / bs as u64) as usize;
@@ -582,11 +598,24 @@ fn cut(
             }
         }
         fd.blocks = nblocks as u32;
+        // A tail of zeros is a hole, not a fragment (as mksquashfs stores
+        // it): a last block that is never written.
+        let tail_bytes = if use_frag && tail > 0 {
+            let t = read_piece(&mut r, f, tail, progress)?;
+            if !opts.no_sparse && t.iter().all(|&x| x == 0) {
+                holes.push(nblocks as u32);
+                fd.blocks += 1;
+                None
+            } else {
+                Some(t)
+            }
+        } else {
+            None
+        };
         if !holes.is_empty() {
             fd.holes = Some(holes.into_boxed_slice());
         }
-        if use_frag && tail > 0 {
-            let t = read_piece(&mut r, f, tail, progress)?;
+        if let Some(t) = tail_bytes {
             let mut reuse = None;
             if !opts.no_dedup {
                 for (idx, off, src) in tails.candidates(&t) {

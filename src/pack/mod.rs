@@ -6,6 +6,7 @@
 //! count. The image is written to a temporary file beside IMAGE and renamed
 //! into place only after everything succeeded and was synced.
 
+pub mod append;
 pub(crate) mod compression;
 pub mod data;
 mod error;
@@ -14,12 +15,14 @@ pub mod mode;
 pub mod oci;
 pub mod order;
 mod prefetch;
+pub mod pseudo;
 pub mod scan;
 pub(crate) mod tables;
 pub(crate) mod tarsrc;
 pub(crate) mod tarstream;
 pub mod verity;
 
+pub use append::Append;
 pub use error::PackError;
 
 use crate::format::block::valid_block_size;
@@ -120,6 +123,19 @@ pub struct PackOptions {
     pub dir_mode: Option<mode::ModeChange>,
     /// Added to every uid and gid of the source.
     pub id_offset: u32,
+    /// Append to the image at IMAGE (mksquashfs's default): its tree is
+    /// kept and the sources join it; its compressor settings are kept.
+    pub append: Option<append::Append>,
+    /// Pseudo definitions grafted onto the source (with a source of `-`,
+    /// they are the whole tree).
+    pub pseudo: pseudo::PseudoDefs,
+}
+
+/// The clock, in SquashFS's seconds.
+pub(crate) fn now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs().min(u64::from(u32::MAX)) as u32)
 }
 
 /// How the sources become the root (mksquashfs's default, its
@@ -170,6 +186,8 @@ pub struct RootAttrs {
     pub gid: Option<u32>,
     /// Its mtime.
     pub mtime: Option<u32>,
+    /// Its mtime is the newest inode's (mksquashfs's `-root-time inode`).
+    pub newest_mtime: bool,
 }
 
 /// Parts of the image stored uncompressed (mksquashfs's `-noI`, `-noId`,
@@ -271,6 +289,8 @@ impl Default for PackOptions {
             file_mode: None,
             dir_mode: None,
             id_offset: 0,
+            pseudo: Default::default(),
+            append: None,
         }
     }
 }
@@ -473,6 +493,22 @@ pub fn pack_source(
     stop: &AtomicBool,
     progress: Arc<data::Progress>,
 ) -> Result<PackReport, PackError> {
+    // Appending: the image is read (and refused if it cannot be) before
+    // anything is written; its compressor settings replace the options'.
+    let appending = match &opts.append {
+        Some(_) if std::fs::metadata(image).is_ok_and(|m| m.len() > 0) => {
+            Some(append::open(image, opts)?)
+        }
+        _ => None,
+    };
+    let inherited;
+    let opts = match &appending {
+        Some(img) => {
+            inherited = append::inherit(img, opts);
+            &inherited
+        }
+        None => opts,
+    };
     let bs = opts.block_size;
     if !valid_block_size(bs) {
         return Err(PackError::Usage(format!(
@@ -512,7 +548,7 @@ pub fn pack_source(
             image.join("image.sqfs").display()
         )));
     }
-    if image.exists() && !opts.force {
+    if image.exists() && !opts.force && appending.is_none() {
         return Err(PackError::Exists(image.to_path_buf()));
     }
     let config = match &source {
@@ -560,6 +596,9 @@ pub fn pack_source(
                 tarsrc::read_tar(r, source, &spool, image, opts, mode, &progress.entries)?
             }
         }
+        Source::Paths(sources) if sources == [PathBuf::from("-")] => {
+            pseudo::root_only(&opts.pseudo, opts)?
+        }
         Source::Paths(sources) => {
             for source in sources {
                 let source_abs =
@@ -575,6 +614,19 @@ pub fn pack_source(
             scan::scan(sources, opts, &progress.entries)?
         }
     };
+    let mut append_guard = TempGuard(None);
+    if let (Some(img), Some(a)) = (&appending, &opts.append) {
+        let spool = temp_name(dir, &name, "append");
+        append_guard.0 = Some(spool.clone());
+        let old = append::read_tree(img, image, &spool)?;
+        tree = append::merge(old, tree, a.root_becomes.as_deref())?;
+    }
+    let mut pseudo_guard = TempGuard(None);
+    if !opts.pseudo.is_empty() {
+        let spool = temp_name(dir, &name, "pseudo");
+        pseudo_guard.0 = Some(spool.clone());
+        pseudo::apply(&mut tree, &opts.pseudo, opts, &spool)?;
+    }
     one_heap(false);
     release_freed_memory();
     memory_checkpoint("scan");
@@ -602,6 +654,9 @@ pub fn pack_source(
     tree.root.uid = r.uid.unwrap_or(tree.root.uid);
     tree.root.gid = r.gid.unwrap_or(tree.root.gid);
     tree.root.mtime = r.mtime.unwrap_or(tree.root.mtime);
+    if r.newest_mtime {
+        tree.root.mtime = tree.newest_mtime;
+    }
     let tmp = temp_name(dir, &name, "pack");
     let mut out = File::options()
         .read(true)

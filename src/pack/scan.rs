@@ -85,6 +85,10 @@ pub(crate) struct SourceFile {
     pub(crate) size: u64,
     /// Part of a spool: more data follows, so "grew while read" is not checked.
     pub(crate) spooled: bool,
+    /// Its holes are reported in the inode (what `stat` counts in blocks):
+    /// only if the source was sparse itself, as mksquashfs decides; a file
+    /// of written zeros is still stored with holes.
+    pub(crate) report_sparse: bool,
 }
 
 impl SourceFile {
@@ -96,6 +100,7 @@ impl SourceFile {
             offset: 0,
             size,
             spooled: false,
+            report_sparse: true,
         }
     }
 
@@ -107,6 +112,7 @@ impl SourceFile {
             offset: 0,
             size,
             spooled: false,
+            report_sparse: true,
         }
     }
 
@@ -118,6 +124,7 @@ impl SourceFile {
             offset,
             size,
             spooled: true,
+            report_sparse: true,
         }
     }
 
@@ -156,9 +163,48 @@ pub struct Tree {
     pub(crate) synthetic_root: bool,
 }
 
+impl Tree {
+    /// A tree of one empty root with attributes `a` (owners and modes as
+    /// the options make them, unless `-pseudo-override`).
+    pub(crate) fn root_only(a: super::pseudo::Attrs, o: &PackOptions) -> Tree {
+        let (mut perm, mut uid, mut gid) = (a.perm, a.uid, a.gid);
+        if !o.pseudo.override_globals {
+            (uid, gid) = if o.all_root { (0, 0) } else { (uid, gid) };
+            (uid, gid) = (o.force_uid.unwrap_or(uid), o.force_gid.unwrap_or(gid));
+            if let Some(c) = &o.dir_mode {
+                perm = c.apply(perm, true);
+            }
+        }
+        let mut mtime = a.mtime.unwrap_or_else(super::now);
+        if let Some(t) = o.all_time {
+            mtime = t;
+        } else if let Some(sde) = o.source_date_epoch {
+            mtime = mtime.min(sde);
+        }
+        Tree {
+            root: TreeNode {
+                name: Name::new(),
+                perm,
+                uid,
+                gid,
+                mtime,
+                xattrs: Vec::new(),
+                link: None,
+                kind: Kind::Dir(Vec::new()),
+            },
+            files: Vec::new(),
+            links: Vec::new(),
+            newest_mtime: a.mtime.unwrap_or(0),
+            warnings: Vec::new(),
+            synthetic_root: false,
+        }
+    }
+}
+
 /// The attributes of `p` that SquashFS can store (user, trusted, security),
-/// sorted.
-pub(crate) fn read_xattrs(p: &Path) -> std::io::Result<Vec<Xattr>> {
+/// sorted, or in the order the filesystem lists them (mksquashfs's,
+/// under [`Engine::SquashfsTools`](crate::format::compressor::Engine)).
+pub(crate) fn read_xattrs(p: &Path, listed_order: bool) -> std::io::Result<Vec<Xattr>> {
     let c = CString::new(p.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
     let mut names = vec![0u8; 4096];
     let n = loop {
@@ -201,7 +247,9 @@ pub(crate) fn read_xattrs(p: &Path) -> std::io::Result<Vec<Xattr>> {
             value: val,
         });
     }
-    out.sort();
+    if !listed_order {
+        out.sort();
+    }
     Ok(out)
 }
 
@@ -235,6 +283,8 @@ struct Stat {
     ino: u64,
     rdev: u64,
     size: u64,
+    /// 512-byte units allocated.
+    blocks: u64,
 }
 
 impl Stat {
@@ -249,6 +299,7 @@ impl Stat {
             ino: m.ino(),
             rdev: m.rdev(),
             size: m.len(),
+            blocks: m.blocks(),
         }
     }
     fn file_type(&self) -> u32 {
@@ -352,6 +403,8 @@ struct Raw {
     ino: u64,
     nlink: u64,
     size: u64,
+    /// Fewer bytes allocated than its size: a sparse file.
+    sparse_on_disk: bool,
     /// A source given by path (several sources): where it is, as its name
     /// in the image may differ.
     origin: Option<Box<Path>>,
@@ -439,6 +492,7 @@ impl Walk<'_> {
             ino: 0,
             nlink: 1,
             size: 0,
+            sparse_on_disk: false,
             origin: None,
         })
     }
@@ -529,7 +583,9 @@ impl Walk<'_> {
         let xattrs = if self.opts.no_xattrs {
             Vec::new()
         } else {
-            read_xattrs(path).map_err(|e| PackError::io(path, "read xattrs of", e))?
+            let listed =
+                self.opts.tuning.engine == crate::format::compressor::Engine::SquashfsTools;
+            read_xattrs(path, listed).map_err(|e| PackError::io(path, "read xattrs of", e))?
         };
         let o = self.opts;
         let mut warnings = Vec::new();
@@ -608,6 +664,7 @@ impl Walk<'_> {
             ino: stat.ino,
             nlink: stat.nlink,
             size: stat.size,
+            sparse_on_disk: stat.blocks.saturating_mul(512) < stat.size,
             origin: None,
         })
     }
@@ -699,6 +756,7 @@ impl Scanner {
             ino,
             nlink,
             size,
+            sparse_on_disk,
             origin,
         } = raw;
         self.warnings
@@ -735,10 +793,12 @@ impl Scanner {
                 }
             }
             Kind::File { file } => {
-                self.files.push(match &origin {
+                let mut f = match &origin {
                     Some(o) => SourceFile::at(o, size),
                     None => SourceFile::in_dir(parent.clone(), &node.name, size),
-                });
+                };
+                f.report_sparse = sparse_on_disk;
+                self.files.push(f);
                 *file = self.files.len() - 1;
             }
             _ => {}

@@ -166,10 +166,28 @@ impl Builder<'_> {
                 }
             })
             .collect();
+        // Only holes: where the data stood when the file was cut (a file
+        // with no blocks at all, only a fragment, starts at 0).
+        let start = start.or_else(|| {
+            (fd.has_holes()).then(|| {
+                let first = fd.first_seq() as usize;
+                self.data.placed.get(first).map_or(self.data.end, |p| p.0)
+            })
+        });
         FileInfo {
             blocks_start: start.unwrap_or(0),
             size: self.tree.files[file].size,
-            sparse: fd.sparse_bytes(self.tree.files[file].size, self.block_size),
+            sparse: {
+                let f = &self.tree.files[file];
+                let holes = fd.sparse_bytes(f.size, self.block_size);
+                // mksquashfs: at most size - 1, and only for a source that
+                // was sparse itself.
+                if f.report_sparse && holes > 0 {
+                    holes.min(f.size - 1)
+                } else {
+                    0
+                }
+            },
             fragment: fd.fragment(),
             blocks,
         }

@@ -8,7 +8,7 @@ pub mod mksquashfs;
 pub mod squashfuse;
 pub mod unsquashfs;
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
 
 /// A tool sqfuse stands in for: the name it answers to, and its main.
@@ -54,30 +54,18 @@ fn text(a: &OsStr) -> Option<&str> {
 
 /// A number or a user name, as mksquashfs's -force-uid takes.
 pub fn uid_of(s: &str) -> Result<u32, String> {
-    if let Ok(n) = s.parse() {
-        return Ok(n);
-    }
-    let c = CString::new(s).map_err(|_| format!("bad user {s:?}"))?;
-    // SAFETY: a valid C string; the result is read at once.
-    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
-    if pw.is_null() {
-        return Err(format!("user {s:?} does not exist"));
-    }
-    Ok(unsafe { (*pw).pw_uid })
+    s.parse()
+        .ok()
+        .or_else(|| crate::users::uid_by_name(s))
+        .ok_or_else(|| format!("user {s:?} does not exist"))
 }
 
 /// A number or a group name.
 pub fn gid_of(s: &str) -> Result<u32, String> {
-    if let Ok(n) = s.parse() {
-        return Ok(n);
-    }
-    let c = CString::new(s).map_err(|_| format!("bad group {s:?}"))?;
-    // SAFETY: a valid C string; the result is read at once.
-    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
-    if gr.is_null() {
-        return Err(format!("group {s:?} does not exist"));
-    }
-    Ok(unsafe { (*gr).gr_gid })
+    s.parse()
+        .ok()
+        .or_else(|| crate::users::gid_by_name(s))
+        .ok_or_else(|| format!("group {s:?} does not exist"))
 }
 
 /// The next argument, the value of option `opt`.

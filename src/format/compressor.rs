@@ -110,6 +110,74 @@ pub const XZ_FILTERS: [&str; 8] = [
     "x86", "powerpc", "ia64", "arm", "armthumb", "sparc", "arm64", "riscv",
 ];
 
+/// One xz stream as squashfs-tools writes it: the single-call encoder
+/// (its block header records both sizes), LZMA2 at `preset` with
+/// `dict_size`, after branch filter `filter` (an index into
+/// [`XZ_FILTERS`]) with the literal settings mksquashfs gives it. None if
+/// the output would not be smaller than the input.
+fn xz_buffer(data: &[u8], filter: Option<usize>, dict_size: u32, preset: u32) -> Option<Vec<u8>> {
+    use liblzma_sys as x;
+    const IDS: [u64; 8] = [
+        x::LZMA_FILTER_X86,
+        x::LZMA_FILTER_POWERPC,
+        x::LZMA_FILTER_IA64,
+        x::LZMA_FILTER_ARM,
+        x::LZMA_FILTER_ARMTHUMB,
+        x::LZMA_FILTER_SPARC,
+        x::LZMA_FILTER_ARM64,
+        x::LZMA_FILTER_RISCV,
+    ];
+    // SAFETY: lzma_options_lzma is plain data that lzma_lzma_preset fills;
+    // the filter array ends with LZMA_VLI_UNKNOWN and its options pointer
+    // outlives the call; `out` has the capacity passed.
+    unsafe {
+        let mut opt: x::lzma_options_lzma = std::mem::zeroed();
+        if x::lzma_lzma_preset(&mut opt, preset) != 0 {
+            return None;
+        }
+        opt.dict_size = dict_size;
+        match filter {
+            Some(4 | 7) => opt.lp = 1,
+            Some(1 | 3 | 5 | 6) => (opt.lp, opt.lc) = (2, 2),
+            Some(2) => (opt.pb, opt.lp, opt.lc) = (4, 4, 0),
+            _ => {}
+        }
+        let mut filters = Vec::with_capacity(3);
+        if let Some(i) = filter {
+            filters.push(x::lzma_filter {
+                id: *IDS.get(i)?,
+                options: std::ptr::null_mut(),
+            });
+        }
+        filters.push(x::lzma_filter {
+            id: x::LZMA_FILTER_LZMA2,
+            options: (&mut opt as *mut x::lzma_options_lzma).cast(),
+        });
+        filters.push(x::lzma_filter {
+            id: x::LZMA_VLI_UNKNOWN,
+            options: std::ptr::null_mut(),
+        });
+        let cap = data.len();
+        let mut out = Vec::<u8>::with_capacity(cap);
+        let mut pos: usize = 0;
+        let r = x::lzma_stream_buffer_encode(
+            filters.as_mut_ptr(),
+            x::LZMA_CHECK_CRC32,
+            std::ptr::null(),
+            data.as_ptr(),
+            data.len(),
+            out.as_mut_ptr(),
+            &mut pos,
+            cap,
+        );
+        if r != x::LZMA_OK || pos > cap {
+            return None;
+        }
+        out.set_len(pos);
+        Some(out)
+    }
+}
+
 /// Settings for compressing (the writer side).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CompressSettings {
@@ -257,6 +325,11 @@ impl CompressSettings {
     /// `filter` (an index into [`XZ_FILTERS`]) if one is given.
     fn xz(&self, data: &[u8], filter: Option<usize>) -> Result<Vec<u8>, liblzma::stream::Error> {
         use liblzma::stream::{Check, Filters, LzmaOptions, Stream};
+        if self.engine == Engine::SquashfsTools {
+            // Too big (not smaller than the input) reads as no result.
+            return xz_buffer(data, filter, self.dict_size.max(4096), self.level.min(9))
+                .ok_or(liblzma::stream::Error::Mem);
+        }
         let mut opts = LzmaOptions::new_preset(self.level.min(9))?;
         opts.dict_size(self.dict_size.max(4096));
         let mut f = Filters::new();

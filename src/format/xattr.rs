@@ -180,16 +180,22 @@ impl XattrId {
     }
 }
 
-/// Values shorter than this are always stored inline: a reference costs 8.
-const SHARE_VALUES_OVER: usize = 8;
+/// A value referenced elsewhere takes this many bytes (a `MetaRef`).
+const OOL_SIZE: usize = 8;
+/// Values longer than this start out of line (mksquashfs's XATTR_INLINE_MAX).
+const INLINE_MAX: usize = 128;
+/// A list is made to fit this many bytes by moving values out of line.
+const LIST_TARGET: usize = 65536;
 
 /// Builds the key/value area and the xattr id table (the writer side of
-/// [`XattrTable`]). Identical sets share one id; a value seen before is
-/// stored once and referenced, when that saves space.
+/// [`XattrTable`]), laid out as mksquashfs lays it: identical sets share
+/// one id; long values are stored out of line before their list; a value
+/// of 8 bytes or more seen before is referenced, not stored again.
 pub struct XattrWriter {
     kv: MetaWriter,
     ids: Vec<XattrId>,
     sets: HashMap<Vec<Xattr>, u32>,
+    /// Where each value of 8 bytes or more was stored (its length word).
     values: HashMap<Vec<u8>, MetaRef>,
 }
 
@@ -204,14 +210,12 @@ impl XattrWriter {
         }
     }
 
-    /// The xattr id of this set (full names, sorted as the caller wants them
-    /// stored).
+    /// The xattr id of this set (full names, in the order to store them).
     pub fn add(&mut self, set: &[Xattr]) -> Result<u32> {
         if let Some(&i) = self.sets.get(set) {
             return Ok(i);
         }
-        let kv_ref = self.kv.pos();
-        let mut size = 0u32;
+        let mut keys = Vec::with_capacity(set.len());
         for x in set {
             let (ns, short) = Namespace::split(&x.name).ok_or_else(|| {
                 Error::invalid(format!(
@@ -224,24 +228,75 @@ impl XattrWriter {
             else {
                 return Err(Error::invalid("xattr name or value too long"));
             };
-            let shared = (x.value.len() > SHARE_VALUES_OVER)
-                .then(|| self.values.get(&x.value).copied())
-                .flatten();
-            self.kv.write(&ns.key_type(shared.is_some()).to_le_bytes());
+            keys.push((ns, short, short_len, value_len));
+        }
+        // Out of line: values over a limit that halves (down to 8) until
+        // the list fits its target.
+        let mut max = INLINE_MAX;
+        let ool: Vec<bool> = loop {
+            let ool: Vec<bool> = set.iter().map(|x| x.value.len() > max).collect();
+            let total: usize = set
+                .iter()
+                .zip(&keys)
+                .zip(&ool)
+                .map(|((x, k), &o)| 8 + k.1.len() + if o { OOL_SIZE } else { x.value.len() })
+                .sum();
+            if total <= LIST_TARGET || max == OOL_SIZE {
+                break ool;
+            }
+            max = (max / 2).max(OOL_SIZE);
+        };
+        // A value stored before (8 bytes or more) is referenced; a new one
+        // is remembered, its place known once written. `None`: to write.
+        let mut refs: Vec<Option<MetaRef>> = Vec::with_capacity(set.len());
+        let mut ool = ool;
+        for (i, x) in set.iter().enumerate() {
+            if x.value.len() < OOL_SIZE {
+                refs.push(None);
+                continue;
+            }
+            match self.values.get(&x.value) {
+                Some(&r) => {
+                    ool[i] = true;
+                    refs.push(Some(r));
+                }
+                // A repeat within this set, of a value not yet placed, is
+                // written again (out of line if it must be), as mksquashfs.
+                None => refs.push(None),
+            }
+        }
+        // The new out-of-line values, before the list.
+        for (i, x) in set.iter().enumerate() {
+            if ool[i] && refs[i].is_none() {
+                let at = self.kv.pos();
+                self.kv.write(&keys[i].3.to_le_bytes());
+                self.kv.write(&x.value);
+                refs[i] = Some(at);
+                self.values.entry(x.value.clone()).or_insert(at);
+            }
+        }
+        let kv_ref = self.kv.pos();
+        let mut size = 0u32;
+        for (i, x) in set.iter().enumerate() {
+            let (ns, short, short_len, value_len) = keys[i];
+            self.kv.write(&ns.key_type(ool[i]).to_le_bytes());
             self.kv.write(&short_len.to_le_bytes());
             self.kv.write(short);
-            match shared {
-                Some(r) => {
-                    self.kv.write(&8u32.to_le_bytes());
-                    self.kv.write(&r.0.to_le_bytes());
-                }
-                None => {
-                    self.values.entry(x.value.clone()).or_insert(self.kv.pos());
-                    self.kv.write(&value_len.to_le_bytes());
-                    self.kv.write(&x.value);
+            if ool[i] {
+                let r = refs[i].expect("placed above");
+                self.kv.write(&(OOL_SIZE as u32).to_le_bytes());
+                self.kv.write(&r.0.to_le_bytes());
+            } else {
+                let at = self.kv.pos();
+                self.kv.write(&value_len.to_le_bytes());
+                self.kv.write(&x.value);
+                if x.value.len() >= OOL_SIZE {
+                    self.values.entry(x.value.clone()).or_insert(at);
                 }
             }
-            size = size.saturating_add((x.name.len() + x.value.len()) as u32);
+            // As mksquashfs counts it: each full name with its NUL, and
+            // the value.
+            size = size.saturating_add((x.name.len() + 1 + x.value.len()) as u32);
         }
         let id = self.ids.len() as u32;
         self.ids.push(XattrId {

@@ -7,6 +7,18 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+/// How a pack shows that it is going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shown {
+    /// Nothing, not even the summary.
+    Quiet,
+    /// A bar on a terminal (stderr), then the summary.
+    Bar,
+    /// The percentage done, one number per line on stdout as it changes
+    /// (mksquashfs's `-percentage`), then the summary.
+    Percentage,
+}
+
 /// Packs with Ctrl-C handling, a progress bar on a terminal and a summary.
 pub fn run_pack(
     source: Source<'_>,
@@ -15,17 +27,34 @@ pub fn run_pack(
     quiet: bool,
     prog: &str,
 ) -> Result<crate::pack::PackReport, Failure> {
+    let shown = if quiet { Shown::Quiet } else { Shown::Bar };
+    run_pack_shown(source, image, opts, shown, prog)
+}
+
+/// [`run_pack`], showing progress as `shown` says.
+pub fn run_pack_shown(
+    source: Source<'_>,
+    image: &Path,
+    opts: &crate::pack::PackOptions,
+    shown: Shown,
+    prog: &str,
+) -> Result<crate::pack::PackReport, Failure> {
+    let quiet = shown == Shown::Quiet;
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone())?;
     }
     let start = std::time::Instant::now();
     let progress = Arc::new(crate::pack::data::Progress::default());
-    let display = (!quiet && std::io::IsTerminal::is_terminal(&std::io::stderr()))
+    let display = (shown == Shown::Bar && std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .then(|| ProgressDisplay::start(progress.clone()));
+    let percent = (shown == Shown::Percentage).then(|| Percentage::start(progress.clone()));
     let result = crate::pack::pack_source(source, image, opts, &stop, progress);
     if let Some(d) = display {
         d.finish(result.is_ok());
+    }
+    if let Some(p) = percent {
+        p.finish(result.is_ok());
     }
     let rep = result.map_err(|e| unreadable_hint(e, opts, prog))?;
     for w in &rep.warnings {
@@ -106,6 +135,47 @@ impl ProgressDisplay {
         self.end
             .store(if succeeded { 1 } else { 2 }, Ordering::Relaxed);
         let _ = self.thread.join();
+    }
+}
+
+/// `-percentage`: the share of the bytes to read that have been, printed
+/// whenever the whole percentage changes, 100 last on success.
+struct Percentage {
+    end: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Percentage {
+    fn start(p: Arc<crate::pack::data::Progress>) -> Self {
+        use std::io::Write;
+        use std::sync::atomic::Ordering::Relaxed;
+        let end = Arc::new(AtomicBool::new(false));
+        let ended = end.clone();
+        let thread = std::thread::spawn(move || {
+            let mut last = None;
+            while !ended.load(Relaxed) {
+                let total = p.total.load(Relaxed);
+                if let Some(pct) = (p.bytes_in.load(Relaxed).min(total) * 100).checked_div(total) {
+                    let pct = pct.min(99);
+                    if last != Some(pct) {
+                        last = Some(pct);
+                        let mut out = std::io::stdout().lock();
+                        let _ = writeln!(out, "{pct}");
+                        let _ = out.flush();
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+        });
+        Percentage { end, thread }
+    }
+
+    fn finish(self, succeeded: bool) {
+        self.end.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        if succeeded {
+            println!("100");
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Integration tests: the library and the `sqfuse` binary against real
 //! images (the shared corpora and images mksquashfs builds here).
 
+mod build_lines; // build systems' mksquashfs lines (OpenWrt, NixOS, Guix appends, snapd deltas...) against squashfs-tools 4.7.5
 mod cli; // command-line errors and output of each inspection command
 mod corpus; // every image in tests/corpora/images reads and matches its expectations
 mod fuzz_corpus; // the fuzz targets' seeds and past crash inputs, replayed without a fuzzer

@@ -28,6 +28,9 @@ pub struct ExtractOptions {
     /// removed first (a symlink is removed, never followed), existing
     /// directories are filled in; a directory never becomes a file.
     pub force: bool,
+    /// Of the xattrs, only `user.` ones (unsquashfs's -user-xattrs: what
+    /// an unprivileged user may set).
+    pub user_xattrs_only: bool,
 }
 
 impl Default for ExtractOptions {
@@ -36,6 +39,7 @@ impl Default for ExtractOptions {
             privileged: unsafe { libc::geteuid() } == 0,
             xattrs: true,
             force: false,
+            user_xattrs_only: false,
         }
     }
 }
@@ -325,6 +329,9 @@ impl Extractor<'_> {
         }
         if self.opts.xattrs {
             for x in self.img.xattrs(inode)? {
+                if self.opts.user_xattrs_only && !x.name.starts_with(b"user.") {
+                    continue;
+                }
                 let name = CString::new(x.name.clone())
                     .map_err(|_| Error::invalid("xattr name with NUL"))?;
                 // SAFETY: valid C strings and a value buffer of the given length.

@@ -277,6 +277,11 @@ pub fn build(
     out.extend_from_slice(&inodes.finish().0);
     let directory_table_start = at + out.len() as u64;
     out.extend_from_slice(&dirs.finish().0);
+    // No fragments: mksquashfs still records where the table would be
+    // (an empty table); sqfuse's own packs record none.
+    let empty_fragment_table = (data.fragments.is_empty()
+        && opts.tuning.engine == crate::format::compressor::Engine::SquashfsTools)
+        .then_some(at + out.len() as u64);
     let fragment_table_start = (!data.fragments.is_empty()).then(|| {
         let entries: Vec<u8> = data
             .fragments
@@ -288,6 +293,7 @@ pub fn build(
             .collect();
         write_lookup_table(&mut out, at, &entries, &[], meta.stored_if(u.fragments))
     });
+    let fragment_table_start = fragment_table_start.or(empty_fragment_table);
     let export_table_start = (!opts.no_exports).then(|| {
         let entries: Vec<u8> = refs.iter().flat_map(|r| r.to_le_bytes()).collect();
         write_lookup_table(&mut out, at, &entries, &[], meta.stored_if(u.inodes))

@@ -599,6 +599,30 @@ fn unsquashfs_command_lines_behave_the_same() {
             &snapshot(&b),
         );
     }
+    // -pf: the pseudo file snapd diffs and rebuilds from, byte for byte,
+    // to a file and to standard output; snapd's queue options taken.
+    let (pa, pb) = (dir.join("real.pf"), dir.join("ours.pf"));
+    run(Command::new("unsquashfs").arg("-pf").arg(&pa).arg(&i));
+    run(Command::new(&ours)
+        .args(["-da", "16", "-fr", "16", "-pf"])
+        .arg(&pb)
+        .arg(&i));
+    assert!(
+        std::fs::read(&pa).unwrap() == std::fs::read(&pb).unwrap(),
+        "unsquashfs -pf: not the same bytes"
+    );
+    let to_stdout = run(Command::new(&ours).args(["-pf", "-", &i]));
+    assert!(to_stdout.stdout == std::fs::read(&pa).unwrap(), "-pf -");
+    // -user-xattrs: only user. xattrs come out.
+    let (a, b) = (dir.join("real-user"), dir.join("ours-user"));
+    for (bin, d) in [(Path::new("unsquashfs"), &a), (ours.as_path(), &b)] {
+        run(Command::new(bin)
+            .args(["-q", "-n", "-user-xattrs", "-d"])
+            .arg(d)
+            .arg(&i)
+            .arg("xattrs"));
+    }
+    assert_same("unsquashfs -user-xattrs", &snapshot(&a), &snapshot(&b));
     // At an offset.
     let (a, b) = (dir.join("real-off"), dir.join("ours-off"));
     run(Command::new("unsquashfs")

@@ -107,10 +107,13 @@ impl<'a> Fields<'a> {
 
     fn id(&mut self, field: &str, group: bool) -> Result<u32, String> {
         let t = self.text(field)?;
-        if t.bytes().all(|b| b.is_ascii_digit()) {
-            return t
-                .parse::<u32>()
-                .map_err(|_| self.fail(format_args!("{field} {t} is out of range")));
+        if let Ok(n) = t.parse::<i64>() {
+            return u32::try_from(n).map_err(|_| {
+                self.fail(format_args!(
+                    "{field} {t} is out of range (0 to {})",
+                    u32::MAX
+                ))
+            });
         }
         let found = if group {
             crate::users::gid_by_name(t)

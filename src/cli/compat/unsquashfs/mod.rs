@@ -2,6 +2,8 @@
 //! squashfs-root, or -d DIR), list (-l, -ll, -lln), show the superblock
 //! (-s) or print files (-cat), with unsquashfs's output formats.
 
+mod pseudo;
+
 use super::{text, value_str};
 use crate::cli::extract::{self, ExtractOptions, Pick};
 use crate::error::{Error, Result};
@@ -27,6 +29,8 @@ pub enum Mode {
     Stat,
     /// -cat: the files' contents to standard output.
     Cat,
+    /// -pf FILE (`-`: standard output): the image as a pseudo file.
+    Pseudo,
 }
 
 #[derive(Debug)]
@@ -41,6 +45,10 @@ pub struct Job {
     pub utc: bool,
     pub paths: Vec<String>,
     pub kind: PatternKind,
+    /// -user-xattrs: only `user.` xattrs are extracted.
+    pub user_xattrs_only: bool,
+    /// -pf's FILE.
+    pub pseudo_file: Option<PathBuf>,
 }
 
 #[derive(Debug)]
@@ -62,6 +70,8 @@ pub fn parse(args: &[OsString]) -> std::result::Result<Action, String> {
         utc: false,
         paths: Vec::new(),
         kind: PatternKind::Glob,
+        user_xattrs_only: false,
+        pseudo_file: None,
     };
     let mut it = args.iter();
     let image = loop {
@@ -92,6 +102,22 @@ pub fn parse(args: &[OsString]) -> std::result::Result<Action, String> {
             "-UTC" => job.utc = true,
             "-no-wild" | "-no-wildcards" => job.kind = PatternKind::Literal,
             "-r" | "-regex" => job.kind = PatternKind::Regex,
+            "-pf" | "-pseudo-file" => {
+                job.pseudo_file = Some(PathBuf::from(super::value(o, &mut it)?));
+                job.mode = Mode::Pseudo;
+            }
+            "-u" | "-user-xattrs" => {
+                job.user_xattrs_only = true;
+                job.xattrs = true;
+            }
+            // Sizes of unsquashfs's own queues and caches: nothing to size
+            // here.
+            "-da" | "-data-queue" | "-fr" | "-frag-queue" => {
+                let v = value_str(o, &mut it)?;
+                v.parse::<u32>()
+                    .map_err(|_| format!("{o} {v}: not a number"))?;
+            }
+            "-ig" | "-ignore-errors" | "-st" | "-strict-errors" | "-no-exit" | "-no-exit-code" => {}
             "-p" | "-processors" => {
                 let v = value_str(o, &mut it)?;
                 v.parse::<usize>()
@@ -169,6 +195,19 @@ pub fn run(job: &Job, out: &mut dyn Write) -> Result<u8> {
     match job.mode {
         Mode::Stat => stat(&img, job, out).map_err(wr)?,
         Mode::List | Mode::LongList { .. } => list(&img, job, out)?,
+        Mode::Pseudo => {
+            if !job.paths.is_empty() {
+                return Err(Error::invalid(
+                    "-pf writes the whole image: give no paths to extract with it",
+                ));
+            }
+            let target = job.pseudo_file.clone().unwrap_or_default();
+            if target == std::path::Path::new("-") {
+                pseudo::write(&img, out)?;
+            } else {
+                write_pseudo_file(&img, &target)?;
+            }
+        }
         Mode::Cat => {
             for p in &job.paths {
                 let (inode, _) = img.lookup_path(p)?;
@@ -180,6 +219,7 @@ pub fn run(job: &Job, out: &mut dyn Write) -> Result<u8> {
             let pick = picker(&job.paths, job.kind).map_err(Error::invalid)?;
             let opts = ExtractOptions {
                 xattrs: job.xattrs,
+                user_xattrs_only: job.user_xattrs_only,
                 force: job.force,
                 ..Default::default()
             };
@@ -206,6 +246,45 @@ pub fn run(job: &Job, out: &mut dyn Write) -> Result<u8> {
         }
     }
     Ok(0)
+}
+
+/// The pseudo file written to `target`: straight into a FIFO or device
+/// (snapd reads it from a FIFO), else through a temporary file renamed
+/// into place, as every file sqfuse writes.
+fn write_pseudo_file(img: &Image, target: &std::path::Path) -> Result<()> {
+    let fail = |e: std::io::Error| Error::io(&format!("writing {}", target.display()), e);
+    let special = std::fs::metadata(target).is_ok_and(|m| !m.is_file());
+    if special {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(target)
+            .map_err(fail)?;
+        return pseudo::write(img, &mut std::io::BufWriter::new(f));
+    }
+    let dir = target
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let file_name = target.file_name().unwrap_or_default().to_string_lossy();
+    let tmp = dir.join(format!(".{file_name}.sqfuse-pf-{}", std::process::id()));
+    let written = (|| {
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(fail)?;
+        let mut w = std::io::BufWriter::new(f);
+        pseudo::write(img, &mut w)?;
+        w.into_inner()
+            .map_err(|e| fail(e.into_error()))?
+            .sync_all()
+            .map_err(fail)?;
+        std::fs::rename(&tmp, target).map_err(fail)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 fn list(img: &Image, job: &Job, out: &mut dyn Write) -> Result<()> {

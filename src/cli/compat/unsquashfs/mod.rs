@@ -252,7 +252,7 @@ pub fn run(job: &Job, out: &mut dyn Write) -> Result<u8> {
 /// (snapd reads it from a FIFO), else through a temporary file renamed
 /// into place, as every file sqfuse writes.
 fn write_pseudo_file(img: &Image, target: &std::path::Path) -> Result<()> {
-    let fail = |e: std::io::Error| Error::io(&format!("writing {}", target.display()), e);
+    let fail = |e: std::io::Error| Error::io(format!("writing {}", target.display()), e);
     let special = std::fs::metadata(target).is_ok_and(|m| !m.is_file());
     if special {
         let f = std::fs::OpenOptions::new()

@@ -154,25 +154,20 @@ pub enum Layout {
     FullPaths,
 }
 
-/// What a directory the packer makes is like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What a directory the packer makes is like: the root holding several
+/// sources, and a tar's directories that only its members' paths name.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MadeDir {
-    /// Its permissions (default 0777, as mksquashfs).
-    pub perm: u16,
+    /// Its permissions (None: 0777 for the root of several sources and
+    /// 0755 for a tar's, as mksquashfs).
+    pub perm: Option<u16>,
     /// Its owner (None: the caller).
     pub uid: Option<u32>,
     /// Its group (None: the caller's).
     pub gid: Option<u32>,
-}
-
-impl Default for MadeDir {
-    fn default() -> Self {
-        MadeDir {
-            perm: 0o777,
-            uid: None,
-            gid: None,
-        }
-    }
+    /// Its time (None: the clock's, as mksquashfs; sqfuse's own packs give
+    /// a tar's made directories their first member's).
+    pub mtime: Option<u32>,
 }
 
 /// The root directory's attributes, where given.

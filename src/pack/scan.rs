@@ -478,7 +478,7 @@ impl Walk<'_> {
         Ok(Raw {
             node: TreeNode {
                 name: Name::new(),
-                perm: made.perm,
+                perm: made.perm.unwrap_or(0o777),
                 uid: made.uid.unwrap_or(uid),
                 gid: made.gid.unwrap_or(gid),
                 mtime: 0, // the image's time, set once known

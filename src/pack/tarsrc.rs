@@ -24,6 +24,8 @@ struct Slot {
     children: BTreeMap<Vec<u8>, usize>,
     /// The layer that last placed this entry or something below it.
     layer: u32,
+    /// A directory no member named, made for members below it.
+    made: bool,
 }
 
 fn implicit_dir(name: &[u8]) -> TreeNode {
@@ -207,6 +209,8 @@ pub struct TarTree<'a> {
     xattr_bytes: u64,
     /// Counts the members read, for a progress display.
     pub entries_seen: Option<&'a AtomicU64>,
+    /// Members left out by path (mksquashfs's and sqfstar's excludes).
+    excludes: super::exclude::Excludes,
 }
 
 /// Linux's limits on one xattr value and on a file's xattr names.
@@ -266,6 +270,7 @@ impl<'a> TarTree<'a> {
                 node: implicit_dir(b""),
                 children: BTreeMap::new(),
                 layer: 0,
+                made: true,
             }],
             files: Vec::new(),
             links: Vec::new(),
@@ -278,6 +283,7 @@ impl<'a> TarTree<'a> {
             layer: 0,
             xattr_bytes: 0,
             entries_seen: None,
+            excludes: super::exclude::Excludes::build(&opts.excludes)?,
         })
     }
 
@@ -365,6 +371,14 @@ impl<'a> TarTree<'a> {
                 .filter(|c| !c.is_empty() && *c != b".")
                 .collect();
             let member = PathBuf::from(OsStr::from_bytes(&path));
+            // An excluded path takes everything below it along (its data
+            // is skipped with the member).
+            if (1..=comps.len()).any(|n| {
+                let prefix: PathBuf = comps[..n].iter().map(|c| OsStr::from_bytes(c)).collect();
+                self.excludes.by_path(&prefix)
+            }) {
+                continue;
+            }
             if comps.iter().any(|c| *c == b"..") {
                 return Err(PackError::entry(&member, "tar member climbs out with '..'"));
             }
@@ -702,7 +716,9 @@ impl<'a> TarTree<'a> {
             kind: Kind::Dir(Vec::new()),
             ..like.clone()
         };
-        place(&mut self.slots, comps, dir, self.layer)
+        let at = place(&mut self.slots, comps, dir, self.layer);
+        self.slots[at].made = true;
+        at
     }
 
     /// Deletes `comps` if a lower layer put it there (a whiteout applies
@@ -746,7 +762,44 @@ impl<'a> TarTree<'a> {
     pub fn finish(mut self) -> Result<Tree, PackError> {
         self.spool.sync_data().map_err(|e| self.spool_err(e))?;
         let opts = self.opts;
-        let newest = self.slots.iter().map(|s| s.node.mtime).max().unwrap_or(0);
+        let as_mksquashfs = opts.tuning.engine == crate::format::compressor::Engine::SquashfsTools;
+        // Made directories do not count (mksquashfs gives them no time of
+        // their own).
+        let newest = self
+            .slots
+            .iter()
+            .filter(|s| !(as_mksquashfs && s.made))
+            .map(|s| s.node.mtime)
+            .max()
+            .unwrap_or(0);
+        if as_mksquashfs || opts.made_dir != crate::pack::MadeDir::default() {
+            // Made as mksquashfs makes them: -default-mode/-uid/-gid or 0755
+            // and the caller's, the clock's time (clamped as every time).
+            // SAFETY: getuid/getgid have no preconditions.
+            let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+            let made_time = opts.made_dir.mtime.unwrap_or_else(super::now);
+            let mtime = match (opts.all_time, opts.source_date_epoch) {
+                (Some(t), _) => t,
+                (None, Some(sde)) => made_time.min(sde),
+                (None, None) => made_time,
+            };
+            // The root too, when the archive has no entry for it and the
+            // tool keeps the archive's root.
+            let skip = usize::from(!opts.tar_root_from_archive);
+            for s in self.slots.iter_mut().skip(skip).filter(|s| s.made) {
+                let n = &mut s.node;
+                n.perm = opts.made_dir.perm.unwrap_or(0o755);
+                n.uid = opts.made_dir.uid.unwrap_or(uid);
+                n.gid = opts.made_dir.gid.unwrap_or(gid);
+                if !opts.all_root {
+                    n.uid = opts.force_uid.unwrap_or(n.uid);
+                    n.gid = opts.force_gid.unwrap_or(n.gid);
+                } else {
+                    (n.uid, n.gid) = (0, 0);
+                }
+                n.mtime = mtime;
+            }
+        }
         if !opts.tar_root_from_archive {
             // SAFETY: getuid/getgid have no preconditions.
             let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
@@ -819,6 +872,7 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: TreeNode, layer: u32) -> 
         if matches!(node.kind, Kind::Dir(_)) {
             let name = std::mem::take(&mut slots[0].node.name);
             slots[0].node = TreeNode { name, ..node };
+            slots[0].made = false;
         }
         return 0;
     }
@@ -826,7 +880,11 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: TreeNode, layer: u32) -> 
     for c in &comps[..comps.len() - 1] {
         at = match slots[at].children.get(*c).copied() {
             Some(i) if matches!(slots[i].node.kind, Kind::Dir(_)) => i,
-            old => occupy(slots, at, c, old, implicit_dir(c), layer),
+            old => {
+                let i = occupy(slots, at, c, old, implicit_dir(c), layer);
+                slots[i].made = true;
+                i
+            }
         };
         slots[at].layer = layer;
     }
@@ -837,6 +895,7 @@ fn place(slots: &mut Vec<Slot>, comps: &[&[u8]], node: TreeNode, layer: u32) -> 
         {
             slots[i].node = node;
             slots[i].layer = layer;
+            slots[i].made = false;
             i
         }
         old => occupy(slots, at, name, old, node, layer),
@@ -859,6 +918,7 @@ fn occupy(
         node,
         children: BTreeMap::new(),
         layer,
+        made: false,
     };
     match old {
         Some(i) => {

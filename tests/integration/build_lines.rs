@@ -3,7 +3,7 @@
 //! through sqfuse under the tool's name: the images compared by listing,
 //! superblock, extraction and (as root) the kernel's mount, entry by entry.
 
-use crate::personality::{both, both_with_input, superblock};
+use crate::personality::{both, both_tool, both_with_input, superblock};
 use crate::{fixture, have, personality, run, scratch};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -534,5 +534,103 @@ fn append_refuses_what_it_cannot_read_or_recompress() {
         std::fs::read(&gz).unwrap(),
         before,
         "the image is untouched"
+    );
+}
+
+/// An OCI-style layer: whiteout devices, an opaque directory (its
+/// `SCHILY.xattr.trusted.overlay.opaque` record), a member whose parent
+/// is not in the archive.
+fn layer_tar(dir: &Path) -> PathBuf {
+    let src = dir.join("layer");
+    let _ = std::fs::remove_dir_all(&src);
+    std::fs::create_dir_all(src.join("etc")).unwrap();
+    std::fs::create_dir_all(src.join("opq")).unwrap();
+    std::fs::create_dir_all(src.join("deep/er")).unwrap();
+    std::fs::write(src.join("etc/a"), "a\n").unwrap();
+    std::fs::write(src.join("deep/er/f.c"), "int x;\n").unwrap();
+    std::fs::write(src.join("deep/er/g"), "g\n").unwrap();
+    run(Command::new("mknod")
+        .arg(src.join("etc/gone"))
+        .args(["c", "0", "0"]));
+    run(Command::new("setfattr")
+        .args(["-n", "trusted.overlay.opaque", "-v", "y"])
+        .arg(src.join("opq")));
+    let tar = dir.join("layer.tar");
+    // ./deep is left out: deep/er comes without its parent.
+    run(Command::new("tar")
+        .args([
+            "--xattrs",
+            "--xattrs-include=*",
+            "--format=pax",
+            "--no-recursion",
+            "-C",
+        ])
+        .arg(&src)
+        .arg("-cf")
+        .arg(&tar)
+        .args([
+            ".",
+            "etc",
+            "etc/a",
+            "etc/gone",
+            "opq",
+            "deep/er",
+            "deep/er/f.c",
+            "deep/er/g",
+        ]));
+    tar
+}
+
+#[test]
+fn singularity_oci_layers_through_sqfstar_and_tar2sqfs() {
+    if !need_tools() {
+        return;
+    }
+    if !crate::is_root() || !have("setfattr") || !have("tar2sqfs") {
+        crate::skipped(
+            "sqfstar/tar2sqfs layers: need root (whiteout devices, trusted xattrs), setfattr and squashfs-tools-ng",
+            !crate::is_root(),
+        );
+        return;
+    }
+    let dir = scratch("build-lines").join("oci-layers");
+    std::fs::create_dir_all(&dir).unwrap();
+    let tar = layer_tar(&dir);
+    let (real, ours) = both_tool(
+        "sqfstar",
+        "sqfstar-layer",
+        &[
+            "-mkfs-time",
+            "0",
+            "-root-time",
+            "0",
+            "-root-uid",
+            "0",
+            "-root-gid",
+            "0",
+            "-root-mode",
+            "0755",
+            "{IMG}",
+        ],
+        &tar,
+    );
+    let _ = (real, ours);
+    both_tool(
+        "sqfstar",
+        "sqfstar-excludes",
+        &["-mkfs-time", "0", "{IMG}", "... *.c"],
+        &tar,
+    );
+    both_tool(
+        "tar2sqfs",
+        "tar2sqfs-layer",
+        &["--compressor", "gzip", "{IMG}"],
+        &tar,
+    );
+    both_tool(
+        "tar2sqfs",
+        "tar2sqfs-defaults",
+        &["-q", "-d", "uid=7,mode=0700,mtime=5", "-c", "xz", "{IMG}"],
+        &tar,
     );
 }

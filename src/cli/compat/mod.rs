@@ -5,7 +5,9 @@
 //! a silent difference.
 
 pub mod mksquashfs;
+pub mod sqfstar;
 pub mod squashfuse;
+pub mod tar2sqfs;
 pub mod unsquashfs;
 
 use std::ffi::{OsStr, OsString};
@@ -37,6 +39,14 @@ pub const PERSONALITIES: &[Personality] = &[
     Personality {
         name: "unsquashfs",
         main: unsquashfs::main,
+    },
+    Personality {
+        name: "sqfstar",
+        main: sqfstar::main,
+    },
+    Personality {
+        name: "tar2sqfs",
+        main: tar2sqfs::main,
     },
 ];
 

@@ -93,7 +93,8 @@ pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
     }
 }
 
-fn run(job: &Job, prog: &str) -> Result<(), crate::cli::report::Failure> {
+/// Packs `job` as mksquashfs does (appending to an image already there).
+pub fn run(job: &Job, prog: &str) -> Result<(), crate::cli::report::Failure> {
     use crate::cli::progress::{run_pack_shown, Shown};
     let shown = match job.progress {
         Progress::Quiet => Shown::Quiet,

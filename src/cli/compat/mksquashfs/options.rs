@@ -39,7 +39,6 @@ const TUNING: &[(&str, usize)] = &[
     ("-progress", 0),
     ("-ignore-zeros", 0),
     ("-numeric-owner", 0),
-    ("-no-tailends", 0),
 ];
 
 /// Options mksquashfs has that sqfuse does not do, with why.
@@ -234,6 +233,7 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
             "-exports" => opts.no_exports = false,
             "-no-sparse" => opts.no_sparse = true,
             "-tailends" | "-always-use-fragments" => opts.always_fragments = true,
+            "-no-tailends" => opts.always_fragments = false,
             "-no-fragments" => opts.no_fragments = true,
             "-no-duplicates" => opts.no_dedup = true,
             "-no-hardlinks" => opts.no_hardlinks = true,
@@ -263,7 +263,7 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
             "-uid-gid-offset" => opts.id_offset = count(o, value_str(o, &mut it)?)?,
             "-default-mode" => {
                 let m = mode(o, value_str(o, &mut it)?)?;
-                opts.made_dir.perm = m.apply(opts.made_dir.perm, true);
+                opts.made_dir.perm = Some(m.apply(opts.made_dir.perm.unwrap_or(0o777), true));
             }
             "-default-uid" => opts.made_dir.uid = Some(uid_of(value_str(o, &mut it)?)?),
             "-default-gid" => opts.made_dir.gid = Some(gid_of(value_str(o, &mut it)?)?),

@@ -117,7 +117,7 @@ fn mksquashfs_options_the_build_systems_use() {
         (o.root.uid, o.root.gid, o.root.mtime),
         (Some(0), Some(0), Some(7))
     );
-    assert_eq!(o.made_dir.perm, 0o700);
+    assert_eq!(o.made_dir.perm, Some(0o700));
     assert!(o.no_hardlinks && o.pseudo.override_globals && o.pseudo.default_dir.is_some());
     assert_eq!(o.pseudo.defs.len(), 1);
     let j = job(&[

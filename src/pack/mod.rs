@@ -14,6 +14,7 @@ pub mod exclude;
 pub mod mode;
 pub mod oci;
 pub mod order;
+mod output;
 mod prefetch;
 pub mod pseudo;
 pub mod scan;
@@ -653,13 +654,8 @@ pub fn pack_source(
         tree.root.mtime = tree.newest_mtime;
     }
     let tmp = temp_name(dir, &name, "pack");
-    let mut out = File::options()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&tmp)
-        .map_err(|e| output_error(image, e))?;
-    let mut guard = TempGuard(Some(tmp.clone()));
+    let (mut out, mut temp_out) =
+        output::TempOutput::create(dir, tmp).map_err(|e| output_error(image, e))?;
     let werr = |e: std::io::Error| output_error(image, e);
     let base = opts.offset;
     if base > 0 {
@@ -758,9 +754,8 @@ pub fn pack_source(
     };
     out.sync_all().map_err(werr)?;
     let (bytes_in, duplicates) = (data.bytes_in, data.duplicates);
-    drop(data); // closes the image file before it is renamed into place
-    std::fs::rename(&tmp, &image_abs).map_err(werr)?;
-    guard.0 = None;
+    temp_out.persist(&data.out, &image_abs).map_err(werr)?;
+    drop(data);
     if let Ok(d) = File::open(dir) {
         let _ = d.sync_all();
     }

@@ -634,3 +634,64 @@ fn singularity_oci_layers_through_sqfstar_and_tar2sqfs() {
         &tar,
     );
 }
+
+/// Buildroot and Yocto pack inside an LD_PRELOAD fakeroot, as an
+/// unprivileged user: owners and device nodes exist only in fakeroot's
+/// database. Both tools run in one fakeroot session and must record them
+/// (and, gzip being the same bytes, make the same image).
+#[test]
+fn buildroot_under_fakeroot_records_fake_owners_and_devices() {
+    if !need_tools() {
+        return;
+    }
+    if !have("fakeroot") {
+        crate::skipped("fakeroot test: fakeroot missing", false);
+        return;
+    }
+    let dir = scratch("build-lines").join("fakeroot");
+    std::fs::create_dir_all(&dir).unwrap();
+    let script = format!(
+        "set -e; cd '{d}'; rm -rf src; mkdir -p src/dev src/usr; echo hi > src/usr/f; \
+         chown 1234:5678 src/usr/f; chmod 4755 src/usr/f; mknod src/dev/console c 5 1; \
+         mknod src/dev/sda b 8 0; chown 0:6 src/dev/sda; \
+         mksquashfs src real.sqfs -noappend -processors 1 -b 128K -comp gzip -mkfs-time 0 -quiet -no-progress; \
+         '{ours}' src ours.sqfs -noappend -processors 1 -b 128K -comp gzip -mkfs-time 0 -quiet",
+        d = dir.display(),
+        ours = personality("mksquashfs").display()
+    );
+    let mut cmd = Command::new("fakeroot");
+    cmd.args(["sh", "-c", &script]);
+    if crate::is_root() {
+        // As Buildroot runs it: an ordinary user, not root.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let mut wrapped = Command::new("setpriv");
+        wrapped
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "fakeroot",
+                "sh",
+                "-c",
+            ])
+            .arg(&script);
+        cmd = wrapped;
+    }
+    run(&mut cmd);
+    let l = |i: &str| {
+        String::from_utf8_lossy(
+            &run(Command::new("unsquashfs")
+                .args(["-lln", "-UTC", "-d", "r"])
+                .arg(dir.join(i)))
+            .stdout,
+        )
+        .into_owned()
+    };
+    let (real, ours) = (l("real.sqfs"), l("ours.sqfs"));
+    assert_eq!(real, ours, "under fakeroot: the listings differ");
+    for want in ["-rwsr-xr-x 1234/5678", "crw-r--r-- 0/0", "brw-r--r-- 0/6"] {
+        assert!(ours.contains(want), "fakeroot's {want:?} missing:\n{ours}");
+    }
+    same_bytes("fakeroot", &dir.join("real.sqfs"), &dir.join("ours.sqfs"));
+}

@@ -358,6 +358,54 @@ fn interrupted_pack_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// A pack killed with SIGKILL (no handler runs) leaves no temporary
+/// file: the image is written unnamed (O_TMPFILE) until it is complete.
+#[test]
+fn killed_pack_leaves_no_temporary_file() {
+    let dir = scratch("killed");
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    let data = crate::noise(0x0bad_cafe_1234_5678, 48 << 20);
+    std::fs::write(src.join("random"), &data).unwrap();
+    let img = dir.join("img.sqfs");
+    let mut child = sqfuse()
+        .arg("pack")
+        .arg(&src)
+        .arg(&img)
+        .args(["-c", "xz", "-l", "9", "-j", "1"])
+        .spawn()
+        .unwrap();
+    // Wait until the image file is open (as /proc shows it), then kill.
+    let fds = format!("/proc/{}/fd", child.id());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let writing = || {
+        std::fs::read_dir(&fds)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                std::fs::read_link(e.path())
+                    .is_ok_and(|t| t.starts_with(&dir) && !t.starts_with(&src))
+            })
+    };
+    while !writing() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    let st = child.wait().unwrap();
+    assert!(
+        !st.success(),
+        "pack finished before the kill: make the input bigger"
+    );
+    let left: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "src")
+        .collect();
+    assert!(left.is_empty(), "left behind by a killed pack: {left:?}");
+}
+
 /// `--tar`: every tar in the corpus packs to the same contents tar2sqfs
 /// produced for it (extracted and compared entry by entry).
 #[test]

@@ -45,6 +45,10 @@ struct Builder<'a> {
     /// Per inode number - 1: its reference, for the export table.
     refs: Vec<u64>,
     block_size: u32,
+    /// Directories take the extended form where mksquashfs gives it: 257
+    /// entries or more, or 8 KiB of names and entry headers (its estimate
+    /// of a listing needing an index).
+    mksquashfs_dirs: bool,
 }
 
 /// Inodes in the tree: each hard-link group counts once.
@@ -80,9 +84,15 @@ impl Builder<'_> {
         xattr: Option<u32>,
         data: InodeData,
         index: &[IndexEntry],
+        extended: bool,
     ) -> Result<MetaRef, PackError> {
+        let smallest = InodeType::smallest(&data, nlink, xattr);
         let inode = Inode {
-            inode_type: InodeType::smallest(&data, nlink, xattr),
+            inode_type: if extended {
+                InodeType::new(data.file_type(), true)
+            } else {
+                smallest
+            },
             perm: n.perm,
             uid_index: self.ids.index(n.uid)?,
             gid_index: self.ids.index(n.gid)?,
@@ -126,7 +136,7 @@ impl Builder<'_> {
                 let nlink = n.link.map_or(1, |l| self.tree.links[l]);
                 let xattr = self.xattr_index(n)?;
                 let data = self.leaf_data(kind)?;
-                self.put_inode(n, number, nlink, xattr, data, &[])?
+                self.put_inode(n, number, nlink, xattr, data, &[], false)?
             }
         };
         if let Some(l) = n.link {
@@ -226,7 +236,10 @@ impl Builder<'_> {
             index_count,
             index_at: None,
         });
-        self.put_inode(n, number, 2 + subdirs, xattr, data, &listing.index)
+        let large = self.mksquashfs_dirs
+            && (children.len() >= 257
+                || children.iter().map(|c| c.name.len() + 8).sum::<usize>() >= 8192);
+        self.put_inode(n, number, 2 + subdirs, xattr, data, &listing.index, large)
     }
 }
 
@@ -254,6 +267,7 @@ pub fn build(
         next_number: 0,
         refs: vec![0; total as usize],
         block_size: opts.block_size,
+        mksquashfs_dirs: opts.tuning.engine == crate::format::compressor::Engine::SquashfsTools,
     };
     // The root's parent is one past the last inode, as mksquashfs has it.
     let (_, root_ref) = b.write(&tree.root, total + 1, Some(total))?;

@@ -81,11 +81,13 @@ impl Builder<'_> {
         n: &TreeNode,
         number: u32,
         nlink: u32,
-        xattr: Option<u32>,
         data: InodeData,
         index: &[IndexEntry],
         extended: bool,
     ) -> Result<MetaRef, PackError> {
+        // Ids in the order inodes are written (a directory's after its
+        // children's), as mksquashfs numbers them.
+        let xattr = self.xattr_index(n)?;
         let smallest = InodeType::smallest(&data, nlink, xattr);
         let inode = Inode {
             inode_type: if extended {
@@ -134,9 +136,8 @@ impl Builder<'_> {
             Kind::Dir(children) => self.dir(n, children, number, parent)?,
             kind => {
                 let nlink = n.link.map_or(1, |l| self.tree.links[l]);
-                let xattr = self.xattr_index(n)?;
                 let data = self.leaf_data(kind)?;
-                self.put_inode(n, number, nlink, xattr, data, &[], false)?
+                self.put_inode(n, number, nlink, data, &[], false)?
             }
         };
         if let Some(l) = n.link {
@@ -227,7 +228,6 @@ impl Builder<'_> {
         let listing = write_listing(&mut self.dirs, &entries)?;
         let index_count = u16::try_from(listing.index.len())
             .map_err(|_| PackError::internal("directory index of over 65535 entries"))?;
-        let xattr = self.xattr_index(n)?;
         let data = InodeData::Dir(DirInfo {
             block: listing.block,
             offset: listing.offset,
@@ -239,7 +239,7 @@ impl Builder<'_> {
         let large = self.mksquashfs_dirs
             && (children.len() >= 257
                 || children.iter().map(|c| c.name.len() + 8).sum::<usize>() >= 8192);
-        self.put_inode(n, number, 2 + subdirs, xattr, data, &listing.index, large)
+        self.put_inode(n, number, 2 + subdirs, data, &listing.index, large)
     }
 }
 

@@ -163,44 +163,6 @@ pub struct Tree {
     pub(crate) synthetic_root: bool,
 }
 
-impl Tree {
-    /// A tree of one empty root with attributes `a` (owners and modes as
-    /// the options make them, unless `-pseudo-override`).
-    pub(crate) fn root_only(a: super::pseudo::Attrs, o: &PackOptions) -> Tree {
-        let (mut perm, mut uid, mut gid) = (a.perm, a.uid, a.gid);
-        if !o.pseudo.override_globals {
-            (uid, gid) = if o.all_root { (0, 0) } else { (uid, gid) };
-            (uid, gid) = (o.force_uid.unwrap_or(uid), o.force_gid.unwrap_or(gid));
-            if let Some(c) = &o.dir_mode {
-                perm = c.apply(perm, true);
-            }
-        }
-        let mut mtime = a.mtime.unwrap_or_else(super::now);
-        if let Some(t) = o.all_time {
-            mtime = t;
-        } else if let Some(sde) = o.source_date_epoch {
-            mtime = mtime.min(sde);
-        }
-        Tree {
-            root: TreeNode {
-                name: Name::new(),
-                perm,
-                uid,
-                gid,
-                mtime,
-                xattrs: Vec::new(),
-                link: None,
-                kind: Kind::Dir(Vec::new()),
-            },
-            files: Vec::new(),
-            links: Vec::new(),
-            newest_mtime: a.mtime.unwrap_or(0),
-            warnings: Vec::new(),
-            synthetic_root: false,
-        }
-    }
-}
-
 /// The attributes of `p` that SquashFS can store (user, trusted, security),
 /// sorted, or in the order the filesystem lists them (mksquashfs's,
 /// under [`Engine::SquashfsTools`](crate::format::compressor::Engine)).

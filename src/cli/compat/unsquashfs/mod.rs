@@ -381,6 +381,89 @@ fn line(img: &Image, job: &Job, i: &Inode, name: &str, out: &mut dyn Write) -> s
 }
 
 /// The superblock as unsquashfs -s shows it.
+/// The compressor options as unsquashfs 4.7.5's compressors print them.
+fn option_lines(o: &crate::format::compressor::CompressorOptions) -> Vec<String> {
+    use crate::format::compressor::{CompressorOptions as O, GZIP_STRATEGIES, XZ_FILTERS};
+    let named = |bits: u32, names: &[&str]| -> Vec<String> {
+        names
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| (bits >> i) & 1 != 0)
+            .map(|(_, n)| n.to_string())
+            .collect()
+    };
+    match *o {
+        O::Gzip {
+            level,
+            window_bits,
+            strategies,
+        } => {
+            let s = named(u32::from(strategies), &GZIP_STRATEGIES);
+            vec![
+                format!("compression-level {level}"),
+                format!("window-size {window_bits}"),
+                format!(
+                    "Strategies selected: {}",
+                    if s.is_empty() {
+                        "default".to_string()
+                    } else {
+                        s.join(", ")
+                    }
+                ),
+            ]
+        }
+        O::Xz { dict_size, filters } => {
+            let f = named(filters, &XZ_FILTERS);
+            vec![
+                format!("Dictionary size {dict_size}"),
+                if f.is_empty() {
+                    "No filters specified".to_string()
+                } else {
+                    format!("Filters selected: {}", f.join(", "))
+                },
+            ]
+        }
+        O::Lz4 { flags, data, .. } => {
+            let hc = flags & 1 != 0;
+            match (hc, data) {
+                (true, d) => {
+                    let level = d.unwrap_or(12);
+                    vec![
+                        "High Compression option specified (-Xhc)".to_string(),
+                        format!(
+                            "Compression-level {level}{}",
+                            if level == 12 { " (default)" } else { "" }
+                        ),
+                    ]
+                }
+                (false, d) => {
+                    let acc = d.unwrap_or(1);
+                    vec![format!(
+                        "Acceleration {acc}{}",
+                        if acc == 1 { " (default)" } else { "" }
+                    )]
+                }
+            }
+        }
+        O::Zstd { level } => vec![format!("compression-level {level}")],
+        O::Lzo { algorithm, level } => {
+            const LZO: [&str; 5] = [
+                "lzo1x_1",
+                "lzo1x_1_11",
+                "lzo1x_1_12",
+                "lzo1x_1_15",
+                "lzo1x_999",
+            ];
+            let name = LZO.get(algorithm as usize).copied().unwrap_or("unknown");
+            let mut v = vec![format!("algorithm {name}")];
+            if algorithm == 4 {
+                v.push(format!("compression level {level}"));
+            }
+            v
+        }
+    }
+}
+
 fn stat(img: &Image, job: &Job, out: &mut dyn Write) -> std::io::Result<()> {
     let sb = &img.sb;
     let has = |f| sb.has(f);
@@ -413,8 +496,8 @@ fn stat(img: &Image, job: &Job, out: &mut dyn Write) -> std::io::Result<()> {
     )?;
     writeln!(out, "Compression {}", img.compressor.name())?;
     if let Some(o) = &img.compressor_options {
-        for (k, v) in o.describe() {
-            writeln!(out, "\t{k} {v}")?;
+        for l in option_lines(o) {
+            writeln!(out, "\t{l}")?;
         }
     }
     writeln!(out, "Block size {}", sb.block_size)?;

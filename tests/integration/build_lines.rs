@@ -695,3 +695,51 @@ fn buildroot_under_fakeroot_records_fake_owners_and_devices() {
     }
     same_bytes("fakeroot", &dir.join("real.sqfs"), &dir.join("ours.sqfs"));
 }
+
+/// archiso: a single sparse image file as the only source, with
+/// SOURCE_DATE_EPOCH set: the same bytes as mksquashfs (holes kept).
+#[test]
+fn archiso_single_sparse_image_file() {
+    if !need_tools() {
+        return;
+    }
+    let dir = scratch("build-lines").join("archiso");
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("airootfs.img");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::File::create(&img).unwrap();
+        f.set_len(64 << 20).unwrap();
+        for (at, byte) in [
+            (0u64, 1u8),
+            (5 << 20, 2),
+            (33 << 20, 3),
+            ((64 << 20) - 4096, 4),
+        ] {
+            f.seek(SeekFrom::Start(at)).unwrap();
+            f.write_all(&vec![byte; 70_000]).unwrap();
+        }
+    }
+    let (real, ours) = both_with_input(
+        "archiso",
+        &[
+            "{SRC}",
+            "{IMG}",
+            "-noappend",
+            "-comp",
+            "xz",
+            "-Xbcj",
+            "x86",
+            "-b",
+            "1M",
+            "-Xdict-size",
+            "1M",
+            "-no-progress",
+            "-quiet",
+        ],
+        &[&img],
+        None,
+        SDE,
+    );
+    same_bytes("archiso", &real, &ours);
+}

@@ -612,26 +612,30 @@ fn singularity_oci_layers_through_sqfstar_and_tar2sqfs() {
             "0755",
             "{IMG}",
         ],
-        &tar,
+        &[],
+        Some(&tar),
     );
     let _ = (real, ours);
     both_tool(
         "sqfstar",
         "sqfstar-excludes",
         &["-mkfs-time", "0", "{IMG}", "... *.c"],
-        &tar,
+        &[],
+        Some(&tar),
     );
     both_tool(
         "tar2sqfs",
         "tar2sqfs-layer",
         &["--compressor", "gzip", "{IMG}"],
-        &tar,
+        &[],
+        Some(&tar),
     );
     both_tool(
         "tar2sqfs",
         "tar2sqfs-defaults",
         &["-q", "-d", "uid=7,mode=0700,mtime=5", "-c", "xz", "{IMG}"],
-        &tar,
+        &[],
+        Some(&tar),
     );
 }
 
@@ -742,4 +746,44 @@ fn archiso_single_sparse_image_file() {
         SDE,
     );
     same_bytes("archiso", &real, &ours);
+}
+
+/// Gentoo catalyst's `gensquashfs -D DIR -q OUT`, and a pack file with
+/// every kind of entry gensquashfs's help shows.
+#[test]
+fn catalyst_gensquashfs_directory_and_pack_file() {
+    if !need_tools() {
+        return;
+    }
+    if !have("gensquashfs") {
+        crate::skipped("gensquashfs lines: squashfs-tools-ng missing", false);
+        return;
+    }
+    both_tool(
+        "gensquashfs",
+        "gensquashfs-dir",
+        &["-D", "{SRC}", "-q", "{IMG}"],
+        &[&fixture().join("data")],
+        None,
+    );
+    let dir = scratch("build-lines").join("packfile");
+    std::fs::create_dir_all(dir.join("init/sbin")).unwrap();
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::write(dir.join("init/sbin/init"), "init\n").unwrap();
+    std::fs::write(dir.join("bin/bash"), "bash\n").unwrap();
+    let list = write(
+        &dir,
+        "list",
+        "# A simple squashfs image\ndir /dev 0755 0 0\nnod /dev/console 0600 0 0 c 5 1\n\
+         dir /root 0700 0 0\nslink /lib 0777 0 0 /usr/lib\nfile /sbin/init 0755 0 0 init/sbin/init\n\
+         link /init 0777 0 0 /sbin/init\nfile /bin/bash 0755 0 0\npipe /p 0644 1 2\n\
+         file \"/opt/my app/data\" 0600 0 0 bin/bash\n",
+    );
+    both_tool(
+        "gensquashfs",
+        "gensquashfs-packfile",
+        &["-q", "-F", &list, "-c", "gzip", "{IMG}"],
+        &[],
+        None,
+    );
 }

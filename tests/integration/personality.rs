@@ -82,8 +82,14 @@ pub(crate) fn both(name: &str, line: &[&str], src: &[&Path]) -> (PathBuf, PathBu
 
 /// The same for a line of another squashfs tool (sqfstar, tar2sqfs),
 /// with `stdin` as its standard input.
-pub(crate) fn both_tool(tool: &str, name: &str, line: &[&str], stdin: &Path) -> (PathBuf, PathBuf) {
-    run_both(tool, name, line, &[], Some(stdin), &[])
+pub(crate) fn both_tool(
+    tool: &str,
+    name: &str,
+    line: &[&str],
+    src: &[&Path],
+    stdin: Option<&Path>,
+) -> (PathBuf, PathBuf) {
+    run_both(tool, name, line, src, stdin, &[])
 }
 
 /// A root mksquashfs makes (several sources, -tar) takes the clock's time:
@@ -161,7 +167,7 @@ fn run_both(
         || envs.iter().any(|(k, _)| *k == "SOURCE_DATE_EPOCH");
     // squashfs-tools-ng's own choices (which blocks it stores
     // uncompressed, its flags) are not compared; mksquashfs's are.
-    if tool != "tar2sqfs" {
+    if !matches!(tool, "tar2sqfs" | "gensquashfs") {
         same_lines(
             &format!("{name}: unsquashfs -s"),
             &superblock(&real, timed),

@@ -4,7 +4,9 @@
 //! options; an option sqfuse does not support is an error naming it, never
 //! a silent difference.
 
+pub mod gensquashfs;
 pub mod mksquashfs;
+mod sqfs_ng;
 pub mod sqfstar;
 pub mod squashfuse;
 pub mod tar2sqfs;
@@ -47,6 +49,10 @@ pub const PERSONALITIES: &[Personality] = &[
     Personality {
         name: "tar2sqfs",
         main: tar2sqfs::main,
+    },
+    Personality {
+        name: "gensquashfs",
+        main: gensquashfs::main,
     },
 ];
 

@@ -428,6 +428,18 @@ fn make(cx: &mut Ctx, tree: &mut Tree, name: &[u8], d: &Definition) -> Result<Tr
                     f.report_sparse = *sparse;
                     f
                 }
+                Content::Path(p) => {
+                    let m = std::fs::metadata(p).map_err(|e| PackError::io(p, "stat", e))?;
+                    if !m.is_file() {
+                        return Err(PackError::entry(
+                            &entry_path,
+                            format!("{} ({}) is not a regular file", p.display(), d.origin),
+                        ));
+                    }
+                    let mut f = SourceFile::at(p, m.len());
+                    f.report_sparse = m.blocks().saturating_mul(512) < m.len();
+                    f
+                }
             };
             tree.files.push(source);
             cx.node(

@@ -6,6 +6,7 @@
 //! definitions onto a gathered tree.
 
 mod apply;
+pub mod packfile;
 mod parse;
 
 pub use apply::apply;
@@ -34,6 +35,8 @@ pub struct Attrs {
 pub enum Content {
     /// What `/bin/sh -c COMMAND` writes to standard output.
     Command(Vec<u8>),
+    /// The contents of this file of the system (gensquashfs's `file`).
+    Path(PathBuf),
     /// `length` bytes at `offset` in `file` (an `R` definition: data that
     /// `unsquashfs -pf` put after the pseudo file's definitions).
     Data {

@@ -3,55 +3,47 @@
 
 use std::ffi::CString;
 
-/// The uid of user `name`, if there is one.
-pub fn uid_by_name(name: &str) -> Option<u32> {
+/// Runs a `get*nam_r` lookup with a buffer that grows on ERANGE (to 1 MiB).
+fn lookup<T>(
+    name: &str,
+    call: impl Fn(*const libc::c_char, &mut [u8]) -> (i32, Option<T>),
+) -> Option<T> {
     let c = CString::new(name).ok()?;
     let mut buf = vec![0u8; 4096];
-    // SAFETY: zeroed passwd is a valid out-parameter; buffers are valid
-    // for the lengths passed and outlive the call.
-    unsafe {
-        let mut pw: libc::passwd = std::mem::zeroed();
-        let mut out = std::ptr::null_mut();
-        loop {
-            let r = libc::getpwnam_r(
-                c.as_ptr(),
-                &mut pw,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut out,
-            );
-            if r == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 4, 0);
-                continue;
-            }
-            return (r == 0 && !out.is_null()).then_some(pw.pw_uid);
+    loop {
+        match call(c.as_ptr(), &mut buf) {
+            (libc::ERANGE, _) if buf.len() < 1 << 20 => buf.resize(buf.len() * 4, 0),
+            (0, found) => return found,
+            _ => return None,
         }
     }
 }
 
+/// The uid of user `name`, if there is one.
+pub fn uid_by_name(name: &str) -> Option<u32> {
+    lookup(name, |c, buf| {
+        // SAFETY: zeroed passwd is a valid out-parameter; the buffer is
+        // valid for its length and outlives the call.
+        unsafe {
+            let mut pw: libc::passwd = std::mem::zeroed();
+            let mut out = std::ptr::null_mut();
+            let r = libc::getpwnam_r(c, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+            (r, (!out.is_null()).then_some(pw.pw_uid))
+        }
+    })
+}
+
 /// The gid of group `name`, if there is one.
 pub fn gid_by_name(name: &str) -> Option<u32> {
-    let c = CString::new(name).ok()?;
-    let mut buf = vec![0u8; 4096];
-    // SAFETY: as in uid_by_name.
-    unsafe {
-        let mut gr: libc::group = std::mem::zeroed();
-        let mut out = std::ptr::null_mut();
-        loop {
-            let r = libc::getgrnam_r(
-                c.as_ptr(),
-                &mut gr,
-                buf.as_mut_ptr().cast(),
-                buf.len(),
-                &mut out,
-            );
-            if r == libc::ERANGE && buf.len() < 1 << 20 {
-                buf.resize(buf.len() * 4, 0);
-                continue;
-            }
-            return (r == 0 && !out.is_null()).then_some(gr.gr_gid);
+    lookup(name, |c, buf| {
+        // SAFETY: as in uid_by_name.
+        unsafe {
+            let mut gr: libc::group = std::mem::zeroed();
+            let mut out = std::ptr::null_mut();
+            let r = libc::getgrnam_r(c, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut out);
+            (r, (!out.is_null()).then_some(gr.gr_gid))
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -320,23 +320,29 @@ fn unreadable_source_file_is_named() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("secret"));
 }
 
-/// Ctrl-C during a pack leaves neither the image nor a temporary file.
-#[test]
-fn interrupted_pack_leaves_nothing() {
-    let dir = scratch("interrupt");
+/// A pack started on enough incompressible data that xz at -j 1 takes
+/// seconds: its scratch directory, source, image path and process.
+fn slow_pack(name: &str) -> (PathBuf, PathBuf, PathBuf, std::process::Child) {
+    let dir = scratch(name);
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
-    // Enough incompressible data that xz at -j 1 takes seconds.
     let data = crate::noise(0x1234_5678_9abc_def0, 48 << 20);
     std::fs::write(src.join("random"), &data).unwrap();
     let img = dir.join("img.sqfs");
-    let mut child = sqfuse()
+    let child = sqfuse()
         .arg("pack")
         .arg(&src)
         .arg(&img)
         .args(["-c", "xz", "-l", "9", "-j", "1"])
         .spawn()
         .unwrap();
+    (dir, src, img, child)
+}
+
+/// Ctrl-C during a pack leaves neither the image nor a temporary file.
+#[test]
+fn interrupted_pack_leaves_nothing() {
+    let (dir, src, img, mut child) = slow_pack("interrupt");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let st = child.wait().unwrap();
@@ -362,19 +368,7 @@ fn interrupted_pack_leaves_nothing() {
 /// file: the image is written unnamed (O_TMPFILE) until it is complete.
 #[test]
 fn killed_pack_leaves_no_temporary_file() {
-    let dir = scratch("killed");
-    let src = dir.join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    let data = crate::noise(0x0bad_cafe_1234_5678, 48 << 20);
-    std::fs::write(src.join("random"), &data).unwrap();
-    let img = dir.join("img.sqfs");
-    let mut child = sqfuse()
-        .arg("pack")
-        .arg(&src)
-        .arg(&img)
-        .args(["-c", "xz", "-l", "9", "-j", "1"])
-        .spawn()
-        .unwrap();
+    let (dir, src, _img, mut child) = slow_pack("killed");
     // Wait until the image file is open (as /proc shows it), then kill.
     let fds = format!("/proc/{}/fd", child.id());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);

@@ -4,26 +4,11 @@
 //! `--defaults mtime` (0) unless `--keep-time`, xattrs only with
 //! `--keep-xattr`, made directories 0755 0:0.
 
-use super::sqfs_ng;
+use super::sqfs_ng::{self, Action, Job};
 use crate::pack::pseudo::{packfile, Attrs};
 use crate::pack::PackOptions;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-
-#[derive(Debug)]
-pub struct Job {
-    pub image: PathBuf,
-    pub sources: Vec<PathBuf>,
-    pub opts: PackOptions,
-    pub quiet: bool,
-}
-
-#[derive(Debug)]
-pub enum Action {
-    Help,
-    Version,
-    Pack(Box<Job>),
-}
 
 pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action, String> {
     let mut opts = PackOptions {
@@ -109,41 +94,21 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
     })))
 }
 
-/// gensquashfs's main.
-pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let sde = match crate::cli::pack::source_date_epoch() {
-        Ok(s) => s,
-        Err(e) => return crate::cli::report::fail(prog, &*e, 1),
-    };
-    match parse(args, sde) {
-        Ok(Action::Help) => {
-            print!(
-                "Usage: gensquashfs [OPTIONS...] <squashfs-file>\n\n\
+/// gensquashfs's help.
+fn help() -> String {
+    format!(
+        "Usage: gensquashfs [OPTIONS...] <squashfs-file>\n\n\
                  sqfuse {} answering as gensquashfs (squashfs-tools-ng): -D DIR packs a\n\
                  directory, -F PACKFILE a gen_init_cpio style listing (dir, file, nod, slink,\n\
                  link, pipe, sock; not glob). Options: --compressor, --comp-extra, --num-jobs,\n\
                  --queue-backlog, --block-size, --dev-block-size 4096, --defaults, --set-uid,\n\
                  --set-gid, --all-root, --keep-time, --keep-xattr, --one-file-system,\n\
                  --exportable, --no-tail-packing, --force, --quiet, --help, --version.\n",
-                env!("CARGO_PKG_VERSION")
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(Action::Version) => {
-            println!("gensquashfs (sqfuse) {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Ok(Action::Pack(job)) => {
-            let source = crate::pack::Source::Paths(&job.sources);
-            match crate::cli::progress::run_pack(source, &job.image, &job.opts, job.quiet, prog) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => crate::cli::report::fail(prog, &*e, 1),
-            }
-        }
-        Err(msg) => {
-            eprintln!("{prog}: {msg}");
-            ExitCode::from(1)
-        }
-    }
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// gensquashfs's main.
+pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
+    sqfs_ng::main_of(prog, args, "gensquashfs", &help(), parse)
 }

@@ -68,6 +68,16 @@ fn text(a: &OsStr) -> Option<&str> {
     a.to_str()
 }
 
+/// A block size as mksquashfs and squashfs-tools-ng take it (`128K`,
+/// `1M`, bytes): a power of two from 4K to 1M.
+fn block_size(opt: &str, v: &str) -> Result<u32, String> {
+    crate::size::parse_size(v)
+        .ok()
+        .and_then(|n| u32::try_from(n).ok())
+        .filter(|&n| crate::format::block::valid_block_size(n))
+        .ok_or_else(|| format!("{opt} {v}: not a power of two from 4K to 1M"))
+}
+
 /// A number or a user name, as mksquashfs's -force-uid takes.
 pub fn uid_of(s: &str) -> Result<u32, String> {
     s.parse()

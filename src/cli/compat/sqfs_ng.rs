@@ -2,12 +2,65 @@
 //! defaults and the options both take, each tool adding its own.
 
 use super::{text, value_str};
-use crate::format::block::valid_block_size;
 use crate::format::compressor::{Compressor, XZ_FILTERS};
 use crate::pack::{MadeDir, PackOptions};
 use crate::size::parse_size;
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+/// A pack as the tool asked for it.
+#[derive(Debug)]
+pub struct Job {
+    pub image: PathBuf,
+    pub sources: Vec<PathBuf>,
+    pub opts: PackOptions,
+    pub quiet: bool,
+}
+
+/// What a tool's line asks for.
+#[derive(Debug)]
+pub enum Action {
+    Help,
+    Version,
+    Pack(Box<Job>),
+}
+
+/// The main of a squashfs-tools-ng tool: `parse` its line, then print
+/// `help`, the version, or pack.
+pub(super) fn main_of(
+    prog: &str,
+    args: &[OsString],
+    tool: &str,
+    help: &str,
+    parse: fn(&[OsString], Option<u32>) -> Result<Action, String>,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let sde = match crate::cli::pack::source_date_epoch() {
+        Ok(s) => s,
+        Err(e) => return crate::cli::report::fail(prog, &*e, 1),
+    };
+    match parse(args, sde) {
+        Ok(Action::Help) => {
+            print!("{help}");
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Version) => {
+            println!("{tool} (sqfuse) {}", env!("CARGO_PKG_VERSION"));
+            ExitCode::SUCCESS
+        }
+        Ok(Action::Pack(job)) => {
+            let source = crate::pack::Source::Paths(&job.sources);
+            match crate::cli::progress::run_pack(source, &job.image, &job.opts, job.quiet, prog) {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(e) => crate::cli::report::fail(prog, &*e, 1),
+            }
+        }
+        Err(msg) => {
+            eprintln!("{prog}: {msg}");
+            ExitCode::from(1)
+        }
+    }
+}
 
 /// A line read: help, version, or a pack.
 pub(super) enum Parsed {
@@ -169,14 +222,7 @@ pub(super) fn parse_line(
                 v.parse::<u32>()
                     .map_err(|_| format!("{o} {v}: not a number"))?;
             }
-            "-b" | "--block-size" => {
-                let v = val()?;
-                opts.block_size = parse_size(&v)
-                    .ok()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .filter(|&n| valid_block_size(n))
-                    .ok_or_else(|| format!("{o} {v}: not a power of two from 4K to 1M"))?;
-            }
+            "-b" | "--block-size" => opts.block_size = super::block_size(o, &val()?)?,
             "-B" | "--dev-block-size" => {
                 let v = val()?;
                 if parse_size(&v) != Ok(4096) {

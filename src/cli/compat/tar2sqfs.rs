@@ -6,24 +6,10 @@
 //! (SOURCE_DATE_EPOCH if set). Whiteouts and `SCHILY.xattr.*` records are
 //! kept as the archive has them.
 
-use super::sqfs_ng;
+use super::sqfs_ng::{self, Action, Job};
 use crate::pack::PackOptions;
 use std::ffi::OsString;
 use std::path::PathBuf;
-
-#[derive(Debug)]
-pub struct Job {
-    pub image: PathBuf,
-    pub opts: PackOptions,
-    pub quiet: bool,
-}
-
-#[derive(Debug)]
-pub enum Action {
-    Help,
-    Version,
-    Pack(Box<Job>),
-}
 
 pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action, String> {
     let mut opts = PackOptions {
@@ -54,48 +40,28 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
     }
     Ok(Action::Pack(Box::new(Job {
         image: common.image,
+        sources: vec![PathBuf::from("-")],
         opts,
         quiet: common.quiet,
     })))
 }
 
-/// tar2sqfs's main.
-pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
-    use std::process::ExitCode;
-    let sde = match crate::cli::pack::source_date_epoch() {
-        Ok(s) => s,
-        Err(e) => return crate::cli::report::fail(prog, &*e, 1),
-    };
-    match parse(args, sde) {
-        Ok(Action::Help) => {
-            print!(
-                "Usage: tar2sqfs [OPTIONS...] <sqfsfile>\n\n\
+/// tar2sqfs's help.
+fn help() -> String {
+    format!(
+        "Usage: tar2sqfs [OPTIONS...] <sqfsfile>\n\n\
                  sqfuse {} answering as tar2sqfs (squashfs-tools-ng): a tar archive on\n\
                  standard input into a new image. Options: --compressor, --comp-extra,\n\
                  --num-jobs, --queue-backlog, --block-size, --dev-block-size 4096, --defaults,\n\
                  --no-skip, --no-xattr, --no-keep-time, --exportable, --no-tail-packing,\n\
                  --force, --quiet, --help, --version.\n",
-                env!("CARGO_PKG_VERSION")
-            );
-            ExitCode::SUCCESS
-        }
-        Ok(Action::Version) => {
-            println!("tar2sqfs (sqfuse) {}", env!("CARGO_PKG_VERSION"));
-            ExitCode::SUCCESS
-        }
-        Ok(Action::Pack(job)) => {
-            let sources = [PathBuf::from("-")];
-            let source = crate::pack::Source::Paths(&sources);
-            match crate::cli::progress::run_pack(source, &job.image, &job.opts, job.quiet, prog) {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(e) => crate::cli::report::fail(prog, &*e, 1),
-            }
-        }
-        Err(msg) => {
-            eprintln!("{prog}: {msg}");
-            ExitCode::from(1)
-        }
-    }
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// tar2sqfs's main.
+pub fn main(prog: &str, args: &[OsString]) -> std::process::ExitCode {
+    sqfs_ng::main_of(prog, args, "tar2sqfs", &help(), parse)
 }
 
 #[cfg(test)]

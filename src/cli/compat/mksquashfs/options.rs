@@ -6,7 +6,6 @@
 use super::exclude::{exclude_rules, read_exclude_file, ExcludeKind};
 use super::{Action, Job, Progress};
 use crate::cli::compat::{gid_of, text, uid_of, value, value_str};
-use crate::format::block::valid_block_size;
 use crate::format::compressor::{Compressor, Engine, GZIP_STRATEGIES, XZ_FILTERS};
 use crate::pack::mode::ModeChange;
 use crate::pack::pseudo::parse_time;
@@ -208,14 +207,7 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
                     }
                 }
             }
-            "-b" => {
-                let v = value_str(o, &mut it)?;
-                opts.block_size = parse_size(v)
-                    .ok()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .filter(|&n| valid_block_size(n))
-                    .ok_or_else(|| format!("-b {v}: not a power of two from 4K to 1M"))?;
-            }
+            "-b" => opts.block_size = crate::cli::compat::block_size(o, value_str(o, &mut it)?)?,
             "-noI" | "-noInodeCompression" => opts.uncompressed.inodes = true,
             "-noId" | "-noIdTableCompression" => opts.uncompressed.ids = true,
             "-noD" | "-noDataCompression" => opts.uncompressed.data = true,

@@ -342,7 +342,7 @@ fn slow_pack(name: &str) -> (PathBuf, PathBuf, PathBuf, std::process::Child) {
 /// Ctrl-C during a pack leaves neither the image nor a temporary file.
 #[test]
 fn interrupted_pack_leaves_nothing() {
-    let (dir, src, img, mut child) = slow_pack("interrupt");
+    let (dir, _src, img, mut child) = slow_pack("interrupt");
     std::thread::sleep(std::time::Duration::from_millis(1500));
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let st = child.wait().unwrap();

@@ -787,3 +787,49 @@ fn catalyst_gensquashfs_directory_and_pack_file() {
         None,
     );
 }
+
+/// sqfs2tar's archive of an image lists as squashfs-tools-ng's does
+/// (`tar -tv`: types, modes, owners, sizes, times, link targets, hard
+/// links), whole, compressed, and for one subdirectory.
+#[test]
+fn sqfs2tar_archives_list_the_same() {
+    if !have("sqfs2tar") || !have("mksquashfs") {
+        crate::skipped(
+            "sqfs2tar: squashfs-tools-ng or squashfs-tools missing",
+            false,
+        );
+        return;
+    }
+    let dir = scratch("build-lines").join("sqfs2tar");
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("img.sqfs");
+    run(Command::new("mksquashfs").arg(fixture()).arg(&img).args([
+        "-noappend",
+        "-quiet",
+        "-no-progress",
+    ]));
+    for (k, args) in [
+        &[][..],
+        &["-c", "gzip"],
+        &["-k", "-d", "/data", "--no-xattr"],
+        &["-d", "/links", "-L", "-k"],
+        &["-r", "top"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let list = |bin: PathBuf| {
+            let tar = dir.join(format!("{k}.tar"));
+            let out = run(Command::new(bin).args(*args).arg(&img));
+            std::fs::write(&tar, &out.stdout).unwrap();
+            String::from_utf8_lossy(&run(Command::new("tar").arg("-tvf").arg(&tar)).stdout)
+                .into_owned()
+        };
+        let (real, ours) = (
+            list(PathBuf::from("sqfs2tar")),
+            list(personality("sqfs2tar")),
+        );
+        assert!(real.lines().count() > 5, "{args:?}: {real}");
+        assert_eq!(real, ours, "sqfs2tar {args:?}: tar -tv differs");
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod gensquashfs;
 pub mod mksquashfs;
+mod sqfs2tar;
 mod sqfs_ng;
 pub mod sqfstar;
 pub mod squashfuse;
@@ -53,6 +54,10 @@ pub const PERSONALITIES: &[Personality] = &[
     Personality {
         name: "gensquashfs",
         main: gensquashfs::main,
+    },
+    Personality {
+        name: "sqfs2tar",
+        main: sqfs2tar::main,
     },
 ];
 

@@ -107,6 +107,9 @@ def pack_rows(best):
         # Issue 11: warm /usr/share zstd at most 0.55x, cold at most 0.8x;
         # memory at most 0.1x (/usr/share), 0.25x (the scale tree).
         t_max = 0.55 if w.startswith("/usr/share, zstd") and "dropped" not in w else 0.8
+        if "called as mksquashfs" in w:
+            # Issue 33: mksquashfs's own line, the same bytes: no slower.
+            t_max = 1.05
         r_max = 0.25 if w.startswith("scale") else 0.1
         ok = t_ratio <= t_max and z_ratio <= 1.0 and r_ratio <= r_max
         target = f"time <= {t_max}, size <= 1, RSS <= {r_max}: {verdict(ok)}"

@@ -299,6 +299,17 @@ if [ -z "${SKIP_PACK:-}" ]; then
             pack_run "$s" mksquashfs mksquashfs /usr/share "$WORK/out.sqfs" -noappend -no-progress -quiet \
                 -b 131072 -processors "$J" "${mopt[@]}"
         done
+        # mksquashfs's own line, run by both: sqfuse called as mksquashfs
+        # (its squashfs-tools engine: the same bytes, so the same work).
+        mkdir -p "$WORK/as-tool"
+        ln -sf "$SQFUSE" "$WORK/as-tool/mksquashfs"
+        for c in ${AS_MKSQUASHFS_COMPS:-gzip xz}; do
+            s="/usr/share, mksquashfs's line -comp $c (sqfuse called as mksquashfs), $J threads"
+            pack_run "$s" sqfuse "$WORK/as-tool/mksquashfs" /usr/share "$WORK/out.sqfs" -noappend -quiet \
+                -processors "$J" -comp "$c" -mkfs-time 0
+            pack_run "$s" mksquashfs mksquashfs /usr/share "$WORK/out.sqfs" -noappend -no-progress -quiet \
+                -processors "$J" -comp "$c" -mkfs-time 0
+        done
         # From a cold disk: the page cache dropped before each run.
         s="/usr/share, zstd 3, 128 KiB blocks, $J threads, page cache dropped"
         drop

@@ -22,6 +22,7 @@ pub(crate) mod tables;
 pub(crate) mod tarsrc;
 pub(crate) mod tarstream;
 pub mod verity;
+pub mod xattr_filter;
 
 pub use append::Append;
 pub use error::PackError;
@@ -127,6 +128,8 @@ pub struct PackOptions {
     /// Append to the image at IMAGE (mksquashfs's default): its tree is
     /// kept and the sources join it; its compressor settings are kept.
     pub append: Option<append::Append>,
+    /// Xattrs filtered by name and added (mksquashfs's `-xattrs-*`).
+    pub xattr_filter: xattr_filter::XattrFilter,
     /// Pseudo definitions grafted onto the source (with a source of `-`,
     /// they are the whole tree).
     pub pseudo: pseudo::PseudoDefs,
@@ -287,6 +290,7 @@ impl Default for PackOptions {
             id_offset: 0,
             pseudo: Default::default(),
             append: None,
+            xattr_filter: Default::default(),
         }
     }
 }
@@ -616,6 +620,9 @@ pub fn pack_source(
         append_guard.0 = Some(spool.clone());
         let old = append::read_tree(img, image, &spool)?;
         tree = append::merge(old, tree, a.root_becomes.as_deref())?;
+    }
+    if !opts.xattr_filter.is_empty() && !opts.no_xattrs {
+        opts.xattr_filter.apply(&mut tree.root);
     }
     let mut pseudo_guard = TempGuard(None);
     if !opts.pseudo.is_empty() {

@@ -833,3 +833,33 @@ fn sqfs2tar_archives_list_the_same() {
         assert_eq!(real, ours, "sqfs2tar {args:?}: tar -tv differs");
     }
 }
+
+/// mksquashfs's xattr options: filtered by name, added to every entry
+/// (`user.` ones to files and directories only): the same bytes.
+#[test]
+fn xattr_filters_and_additions_as_mksquashfs() {
+    if !need_tools() {
+        return;
+    }
+    for (k, opts) in [
+        &[
+            "-xattrs-exclude",
+            "^trusted\\.",
+            "-xattrs-add",
+            "user.added=0x4142",
+            "-xattrs-add",
+            "security.s=v",
+        ][..],
+        &["-xattrs-include", "^user\\."],
+        &["-xattrs-add", "user.t=0thi\\001"],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut line = vec!["{SRC}", "{IMG}", "-noappend", "-mkfs-time", "0"];
+        line.extend_from_slice(opts);
+        let name = format!("xattr-options-{k}");
+        let (real, ours) = both(&name, &line, &[fixture()]);
+        same_bytes(&name, &real, &ours);
+    }
+}

@@ -10,7 +10,7 @@ pub mod packfile;
 mod parse;
 
 pub use apply::apply;
-pub use parse::{parse_time, DataFile};
+pub use parse::{parse_time, parse_xattr, DataFile};
 
 use crate::format::xattr::Xattr;
 use std::path::{Path, PathBuf};

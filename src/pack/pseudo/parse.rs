@@ -187,6 +187,16 @@ pub fn parse_time(s: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{s:?} is not a time (seconds, or a date string)"))
 }
 
+/// An xattr as mksquashfs's `-xattrs-add` takes it, `name=value` (the
+/// value forms of [`xattr`]); the error names `option`.
+pub fn parse_xattr(option: &str, s: &[u8]) -> Result<Xattr, String> {
+    let f = Fields {
+        rest: b"",
+        origin: option,
+    };
+    xattr(s, &f).map_err(|e| e.replacen("pseudo definition ", "", 1))
+}
+
 /// An xattr `name=value`: value plain, or `0s` base64, `0x` hex, `0t`
 /// text with `\ooo` octal escapes, `0b` plain.
 fn xattr(s: &[u8], f: &Fields) -> Result<Xattr, String> {

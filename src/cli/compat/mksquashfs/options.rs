@@ -60,18 +60,6 @@ const REFUSED: &[(&str, &str)] = &[
     ("-fix", "images are not repaired"),
     ("-max-depth", "the whole tree is packed"),
     ("-one-file-system-x", "use -one-file-system"),
-    (
-        "-xattrs-exclude",
-        "xattrs are kept or dropped whole (-no-xattrs)",
-    ),
-    (
-        "-xattrs-include",
-        "xattrs are kept or dropped whole (-no-xattrs)",
-    ),
-    (
-        "-xattrs-add",
-        "use a pseudo definition: -p \"FILE x NAME=VALUE\"",
-    ),
     ("-info-file", "-info lists nothing"),
     (
         "-recover",
@@ -274,6 +262,29 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
             "-regex" => exclude_kind = ExcludeKind::Regex,
             "-one-file-system" => opts.one_file_system = true,
             "-sort" => sort_files.push(PathBuf::from(value(o, &mut it)?)),
+            "-xattrs-exclude" | "-xattrs-include" => {
+                let v = value_str(o, &mut it)?;
+                let r = regex::bytes::Regex::new(v).map_err(|e| {
+                    let text = e.to_string();
+                    // regex's message is a drawing over several lines: its last says what.
+                    let why = text
+                        .lines()
+                        .rev()
+                        .find(|l| !l.trim().is_empty())
+                        .unwrap_or("");
+                    format!("{o} {v:?}: not a regular expression ({})", why.trim())
+                })?;
+                if o == "-xattrs-exclude" {
+                    opts.xattr_filter.exclude = Some(r);
+                } else {
+                    opts.xattr_filter.include = Some(r);
+                }
+            }
+            "-xattrs-add" => {
+                let v = value(o, &mut it)?;
+                let x = crate::pack::pseudo::parse_xattr(o, v.as_bytes())?;
+                opts.xattr_filter.add.push(x);
+            }
             "-no-xattrs" => opts.no_xattrs = true,
             "-xattrs" => opts.no_xattrs = false,
             "-quiet" => quiet = true,

@@ -56,7 +56,7 @@ pub fn help() -> String {
          sqfuse {} answering as mksquashfs: the options of mksquashfs {COMPATIBLE} (see its\n\
          -help-all), with the same meanings. Options that only tune mksquashfs's readers,\n\
          queues and memory are taken and change nothing; those sqfuse does not do (-zip,\n\
-         -cpiostyle, -action..., -dereference, -stream, -xattrs-exclude/-include/-add,\n\
+         -cpiostyle, -action..., -dereference, -stream, -fix, -one-file-system-x,\n\
          -max-depth) are refused with an error naming them. Source - packs only what\n\
          pseudo definitions (-p, -pf, -pd) make.\n",
         env!("CARGO_PKG_VERSION")

@@ -94,6 +94,11 @@ impl Excludes {
         Ok(ex)
     }
 
+    /// Whether no path rule is given (only inode rules, or none).
+    pub fn no_path_rules(&self) -> bool {
+        self.globs.is_none() && self.patterns.is_empty()
+    }
+
     /// Whether the patterns leave out `rel` (relative to its source): known
     /// before the entry is even looked at.
     pub fn by_path(&self, rel: &Path) -> bool {

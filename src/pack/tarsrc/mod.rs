@@ -249,11 +249,15 @@ impl<'a> TarTree<'a> {
             let member = PathBuf::from(OsStr::from_bytes(&path));
             // An excluded path takes everything below it along (its data
             // is skipped with the member).
-            if (1..=comps.len()).any(|n| {
-                let prefix: PathBuf = comps[..n].iter().map(|c| OsStr::from_bytes(c)).collect();
-                self.excludes.by_path(&prefix)
-            }) {
-                continue;
+            if !self.excludes.no_path_rules() && comps.len() <= MAX_DEPTH {
+                let mut prefix = PathBuf::new();
+                let excluded = comps.iter().any(|c| {
+                    prefix.push(OsStr::from_bytes(c));
+                    self.excludes.by_path(&prefix)
+                });
+                if excluded {
+                    continue;
+                }
             }
             if comps.iter().any(|c| *c == b"..") {
                 return Err(PackError::entry(&member, "tar member climbs out with '..'"));

@@ -177,11 +177,19 @@ pub(crate) fn read_tree(img: &Image, image: &Path, spool: &Path) -> Result<Tree,
                             let c = img.read_chunk(&f, n).map_err(|err| {
                                 bad(err.at_path(String::from_utf8_lossy(&e.path)))
                             })?;
-                            out.write_all(&c.bytes())
-                                .map_err(|err| PackError::io(spool, "write", err))?;
+                            // A hole stays a hole in the spool (no zeros made).
+                            let w = match &c {
+                                crate::reader::Chunk::Zeros(n) => {
+                                    out.seek(SeekFrom::Current(*n as i64)).map(|_| ())
+                                }
+                                _ => out.write_all(&c.bytes()),
+                            };
+                            w.map_err(|err| PackError::io(spool, "write", err))?;
                         }
                         files.push(SourceFile::in_spool(shared.clone(), end, size));
                         end += size;
+                        out.set_len(out.metadata().map_or(0, |m| m.len()).max(end))
+                            .map_err(|err| PackError::io(spool, "write", err))?;
                         Kind::File {
                             file: files.len() - 1,
                         }

@@ -59,13 +59,25 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
             vec![dir]
         }
         (Some(file), dir) => {
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            // A pack file is a listing: 256 MiB is far beyond any, and a
+            // bound on what it may make us hold.
+            let fail = |e: std::io::Error| {
                 format!(
                     "pack file {}: {}",
                     file.display(),
                     crate::error::io_words(&e)
                 )
-            })?;
+            };
+            let mut text = String::new();
+            use std::io::Read;
+            std::fs::File::open(&file)
+                .map_err(fail)?
+                .take(256 << 20)
+                .read_to_string(&mut text)
+                .map_err(fail)?;
+            if text.len() == 256 << 20 {
+                return Err(format!("pack file {}: larger than 256 MiB", file.display()));
+            }
             let base = dir.unwrap_or_else(|| {
                 file.parent()
                     .filter(|p| !p.as_os_str().is_empty())

@@ -13,6 +13,10 @@ use std::sync::Arc;
 /// any real one, a bound on what one line may allocate.
 const MAX_DEFINITION: usize = 1 << 20;
 
+/// The most definitions one pseudo file may hold: far beyond any real
+/// one (a 400k-file snap has 400k), a bound on the memory they take.
+const MAX_DEFINITIONS: usize = 8 << 20;
+
 /// The line `unsquashfs -pf` puts between the definitions and the data of
 /// its `R` files (followed by one more `#` line).
 const DATA_MARKER: &[u8] = b"# START OF DATA - DO NOT MODIFY";
@@ -496,6 +500,11 @@ pub(super) fn file(path: &Path, spool_dir: &Path) -> Result<FileDefs, String> {
             continue;
         }
         let origin = format!("{shown}:{first}");
+        if defs.len() == MAX_DEFINITIONS {
+            return Err(format!(
+                "pseudo file {origin}: more than {MAX_DEFINITIONS} definitions"
+            ));
+        }
         defs.push(definition(def, &origin, Some(&data_path))?);
     }
     let has_data = defs

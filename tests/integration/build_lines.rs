@@ -471,6 +471,14 @@ fn pseudo_definition_errors_name_the_place_and_change_nothing() {
             "exit status: 3".into(),
         ),
         (vec!["-p".into(), "x q".into()], "type \"q\"".into()),
+        (
+            vec!["-p".into(), "x/../../etc d 755 0 0".into()],
+            "cannot be a name".into(),
+        ),
+        (
+            vec!["-p".into(), format!("{} d 755 0 0", "d/".repeat(3000))],
+            "deeper than".into(),
+        ),
     ] {
         let out = Command::new(personality("mksquashfs"))
             .arg(fixture())

@@ -2,7 +2,7 @@
 //! entries that are not in the source (directories, files made from a
 //! command's output or from data in the pseudo file itself, devices,
 //! symlinks, fifos, sockets, hard links, xattrs) and changes to entries
-//! that are (`m`). [`parse`] reads the text; [`apply`] grafts the
+//! that are (`m`). `parse` reads the text; [`apply`] grafts the
 //! definitions onto a gathered tree.
 
 mod apply;

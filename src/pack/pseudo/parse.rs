@@ -192,7 +192,7 @@ pub fn parse_time(s: &str) -> Result<u32, String> {
 }
 
 /// An xattr as mksquashfs's `-xattrs-add` takes it, `name=value` (the
-/// value forms of [`xattr`]); the error names `option`.
+/// value forms of pseudo `x` definitions); the error names `option`.
 pub fn parse_xattr(option: &str, s: &[u8]) -> Result<Xattr, String> {
     let f = Fields {
         rest: b"",

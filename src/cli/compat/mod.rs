@@ -83,6 +83,32 @@ fn block_size(opt: &str, v: &str) -> Result<u32, String> {
         .ok_or_else(|| format!("{opt} {v}: not a power of two from 4K to 1M"))
 }
 
+/// A compressor by the name mksquashfs and squashfs-tools-ng give it
+/// (lzma, legacy, is read but not written).
+fn compressor_named(
+    opt: &str,
+    name: &str,
+) -> Result<crate::format::compressor::Compressor, String> {
+    use crate::format::compressor::Compressor;
+    Ok(match name {
+        "gzip" => Compressor::Gzip,
+        "xz" => Compressor::Xz,
+        "lz4" => Compressor::Lz4,
+        "zstd" => Compressor::Zstd,
+        "lzo" => Compressor::Lzo,
+        "lzma" => {
+            return Err(format!(
+                "{opt} lzma: legacy lzma images can be read, not written; use xz"
+            ))
+        }
+        c => {
+            return Err(format!(
+                "{opt} {c}: unknown compressor (gzip, xz, lz4, zstd, lzo)"
+            ))
+        }
+    })
+}
+
 /// A number or a user name, as mksquashfs's -force-uid takes.
 pub fn uid_of(s: &str) -> Result<u32, String> {
     s.parse()

@@ -194,19 +194,7 @@ pub(super) fn parse_line(
             "-h" | "--help" => return Ok(Parsed::Help),
             "-V" | "--version" => return Ok(Parsed::Version),
             "-c" | "--compressor" => {
-                opts.compressor = match val()?.as_str() {
-                    "gzip" => Compressor::Gzip,
-                    "xz" => Compressor::Xz,
-                    "lz4" => Compressor::Lz4,
-                    "zstd" => Compressor::Zstd,
-                    "lzo" => Compressor::Lzo,
-                    "lzma" => {
-                        return Err(
-                            "--compressor lzma: legacy lzma images are not written; use xz".into(),
-                        )
-                    }
-                    c => return Err(format!("--compressor {c}: unknown compressor")),
-                }
+                opts.compressor = super::compressor_named(o, &val()?)?;
             }
             "-X" | "--comp-extra" => extra = Some(val()?),
             "-j" | "--num-jobs" => {

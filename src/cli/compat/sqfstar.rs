@@ -54,13 +54,6 @@ const WITH_VALUE: &[&str] = &[
     "-hs",
     "-cols",
     "-fstime",
-    "-Xcompression-level",
-    "-Xwindow-size",
-    "-Xstrategy",
-    "-Xalgorithm",
-    "-Xacceleration",
-    "-Xbcj",
-    "-Xdict-size",
 ];
 
 /// mksquashfs options sqfstar does not have.
@@ -102,7 +95,7 @@ pub fn translate(args: &[OsString]) -> Result<(Vec<OsString>, bool), String> {
                     "-exports" => exports = true,
                     _ => {
                         opts.push(a.clone());
-                        if WITH_VALUE.contains(&o) {
+                        if WITH_VALUE.contains(&o) || mksquashfs::X_WITH_VALUE.contains(&o) {
                             let v = it
                                 .next()
                                 .ok_or_else(|| format!("option {o} needs a value"))?;

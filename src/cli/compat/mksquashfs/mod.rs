@@ -8,6 +8,7 @@ mod exclude;
 mod options;
 
 pub use options::parse;
+pub(crate) use options::X_WITH_VALUE;
 
 use crate::pack::PackOptions;
 use std::ffi::OsString;

@@ -92,7 +92,7 @@ struct XOption {
 }
 
 /// Which `-X` options take a value.
-const X_WITH_VALUE: &[&str] = &[
+pub(crate) const X_WITH_VALUE: &[&str] = &[
     "-Xcompression-level",
     "-Xwindow-size",
     "-Xstrategy",
@@ -176,24 +176,7 @@ pub fn parse(args: &[OsString], source_date_epoch: Option<u32>) -> Result<Action
             "-noappend" => noappend = true,
             "-comp" => {
                 comp_given = true;
-                opts.compressor = match value_str(o, &mut it)? {
-                    "gzip" => Compressor::Gzip,
-                    "xz" => Compressor::Xz,
-                    "lz4" => Compressor::Lz4,
-                    "zstd" => Compressor::Zstd,
-                    "lzo" => Compressor::Lzo,
-                    "lzma" => {
-                        return Err(
-                            "-comp lzma: legacy lzma images can be read, not written; use xz"
-                                .into(),
-                        )
-                    }
-                    c => {
-                        return Err(format!(
-                            "-comp {c}: unknown compressor (gzip, xz, lz4, zstd, lzo)"
-                        ))
-                    }
-                }
+                opts.compressor = crate::cli::compat::compressor_named(o, value_str(o, &mut it)?)?;
             }
             "-b" => opts.block_size = crate::cli::compat::block_size(o, value_str(o, &mut it)?)?,
             "-noI" | "-noInodeCompression" => opts.uncompressed.inodes = true,

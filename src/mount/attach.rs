@@ -31,6 +31,8 @@ pub struct Spec {
     pub nosuid: bool,
     pub nodev: bool,
     pub noexec: bool,
+    /// A writable mount (an upper directory): mounted without `ro`.
+    pub writable: bool,
 }
 
 /// Where the connection is mounted, which decides how to unmount it.
@@ -258,7 +260,7 @@ fn mount_direct(mountpoint: &Path, spec: &Spec) -> Result<OwnedFd> {
         // The kernel knows only allow_other; allow_root is enforced per request.
         data.push_str(",allow_other");
     }
-    let mut flags = libc::MS_RDONLY;
+    let mut flags = if spec.writable { 0 } else { libc::MS_RDONLY };
     for (on, f) in [
         (spec.nosuid, libc::MS_NOSUID),
         (spec.nodev, libc::MS_NODEV),
@@ -310,7 +312,7 @@ fn mount_fusermount(mountpoint: &Path, spec: &Spec) -> Result<Attached> {
         Error::invalid("fusermount3 is not installed (Debian: apt-get install fuse3)")
     })?;
     let mut opts = vec![
-        "ro".to_string(),
+        if spec.writable { "rw" } else { "ro" }.to_string(),
         format!("fsname={}", escape(&spec.fsname)),
         format!("subtype={}", escape(&spec.subtype)),
         "default_permissions".to_string(),

@@ -378,7 +378,12 @@ impl SqFs {
         self.view.node(ino.0).map_err(|e| self.fail("inode", e))
     }
 
-    fn attr(&self, n: &Node) -> Result<FileAttr, Errno> {
+    /// The owner shown for one an upper entry has (`uid=`/`gid=` win).
+    pub(crate) fn shown_owner(&self, uid: u32, gid: u32) -> (u32, u32) {
+        (self.uid.unwrap_or(uid), self.gid.unwrap_or(gid))
+    }
+
+    pub(crate) fn attr(&self, n: &Node) -> Result<FileAttr, Errno> {
         let img = self.view.image(n);
         let i = &n.inode;
         let uid = match self.uid {

@@ -14,6 +14,8 @@ pub(crate) mod pagefill;
 pub(crate) mod prefetch;
 pub(crate) mod preload;
 pub(crate) mod record;
+pub(crate) mod upper;
+pub(crate) mod write;
 
 pub use attach::unmount;
 
@@ -251,6 +253,7 @@ fn spec(a: &MountRequest) -> attach::Spec {
         nosuid: o.nosuid,
         nodev: o.nodev,
         noexec: o.noexec,
+        writable: o.upper.is_some(),
     }
 }
 
@@ -332,7 +335,7 @@ fn mount_and_serve(a: MountRequest) -> Result<()> {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    if a.opts.rw {
+    if a.opts.rw && a.opts.upper.is_none() {
         eprintln!("sqfuse: note: rw ignored: SquashFS images are mounted read-only");
     }
     if a.images.is_empty() {
@@ -372,12 +375,19 @@ fn mount_and_serve(a: MountRequest) -> Result<()> {
             return Err(e);
         }
     };
+    let fs = match upper::writable(&a.opts, fs) {
+        Ok(s) => s,
+        Err(e) => {
+            notify(&a.opts, b'f');
+            return Err(e);
+        }
+    };
     if a.foreground || a.debug || a.opts.debug {
         return serve(&a, &spec, fs, None);
     }
     // Nothing but this thread may run across the fork: a URL image's
     // network runtime is shut down here and started again by the child.
-    for layer in fs.view().layers() {
+    for layer in fs.ro().view().layers() {
         layer.before_fork();
     }
     let mut fds = [0; 2];
@@ -453,9 +463,10 @@ fn failed(a: &MountRequest, status: &mut Option<std::fs::File>, e: Error) -> Err
 fn serve(
     a: &MountRequest,
     spec: &attach::Spec,
-    fs: fs::SqFs,
+    served: upper::Served,
     mut status: Option<std::fs::File>,
 ) -> Result<()> {
+    let fs = served.ro();
     let activity = fs.activity.clone();
     let recorder = fs.recorder.clone();
     let preload_profile = fs.preload.clone();
@@ -496,7 +507,7 @@ fn serve(
     let target = attached.target.clone();
     // Kept to the end: fusermount3 in auto_unmount mode unmounts when it closes.
     let _watch = attached.watch;
-    let session = match fuser::Session::from_fd(fs, attached.fd, config.acl, config) {
+    let session = match served.session(attached.fd, config) {
         Ok(s) => s,
         Err(e) => {
             let e = Error::io("the FUSE handshake failed", e);
@@ -507,7 +518,7 @@ fn serve(
         }
     };
     if a.opts.page_fill {
-        page_fill.start(session.notifier());
+        page_fill.start(session.0.clone());
     }
     prefetch.start(cache_blocks, cores, a.opts.prefetch);
     notify(&a.opts, b's');
@@ -532,7 +543,7 @@ fn serve(
         }
     }
     std::thread::spawn(move || {
-        let _ = tx.send(Event::Ended(session.run()));
+        let _ = tx.send(Event::Ended((session.1)()));
     });
     if let Some(p) = preload_profile {
         let root = match &target {

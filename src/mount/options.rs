@@ -12,6 +12,15 @@ pub const DEFAULT_CACHE_MB: u64 = 32;
 /// block several times with 16 of them cached.
 pub const DEFAULT_CACHE_BLOCKS: u64 = 128;
 
+/// The writable layer of a mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UpperChoice {
+    /// This directory (kept after unmount).
+    Dir(PathBuf),
+    /// A private directory made for the mount and removed at unmount.
+    Temporary,
+}
+
 /// Every `-o` option, parsed and checked; [`MountOpts::apply`] reads an option list.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MountOpts {
@@ -75,6 +84,11 @@ pub struct MountOpts {
     /// `rw` was asked for (fstab's `defaults` passes it): mounted read-only
     /// anyway, with a note.
     pub rw: bool,
+    /// `upper=DIR` (or `upper=tmp`): a writable mount with this upper
+    /// directory on top of the layers.
+    pub upper: Option<UpperChoice>,
+    /// `work=DIR`: where copy-ups are prepared (same filesystem as the upper).
+    pub work: Option<PathBuf>,
     /// `-o debug`: log every request, stay in the foreground.
     pub debug: bool,
     /// dm-verity: the root hash (hex) or a file holding it, and a detached tree.
@@ -124,6 +138,8 @@ impl Default for MountOpts {
             fsname: None,
             subtype: None,
             rw: false,
+            upper: None,
+            work: None,
             debug: false,
             verity_root: None,
             verity_root_file: None,
@@ -295,6 +311,9 @@ impl MountOpts {
                 ("allow_dev", None) => (self.allow_dev, self.nodev) = (true, false),
                 ("noexec", None) => self.noexec = true,
                 ("rw", None) => self.rw = true,
+                ("upper", Some("tmp")) => self.upper = Some(UpperChoice::Temporary),
+                ("upper", Some(v)) => self.upper = Some(UpperChoice::Dir(absolute(key, v)?)),
+                ("work", Some(v)) => self.work = Some(absolute(key, v)?),
                 (k, None) if IGNORED.contains(&k) => {}
                 (k, Some(_)) if IGNORED_VALUED.contains(&k) => {}
                 // fstab/mount helpers: x-systemd.*, comment=...

@@ -8,9 +8,12 @@
 
 pub mod layered;
 pub mod single;
+pub mod upper;
+pub mod writable;
 
 pub use layered::LayeredView;
 pub use single::ImageView;
+pub use writable::WritableView;
 
 use crate::error::{Error, Result};
 use crate::format::dir::DirEntry;

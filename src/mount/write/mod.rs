@@ -38,7 +38,7 @@ const TTL: Duration = Duration::from_secs(1);
 /// the upper's descriptor.
 enum Handle {
     Lower,
-    Upper(OwnedFd),
+    Upper(OwnedFd, u64),
 }
 
 /// A writable mount's requests.
@@ -108,13 +108,22 @@ impl WritableFs {
         file_attr(f, &self.ro)
     }
 
+    /// An open upper descriptor of node `ino`, if any.
+    fn open_upper(&self, ino: u64) -> Option<Arc<Handle>> {
+        self.files
+            .lock()
+            .values()
+            .find(|h| matches!(***h, Handle::Upper(_, i) if i == ino))
+            .cloned()
+    }
+
     fn handle(&self, fh: FileHandle) -> Option<Arc<Handle>> {
         self.files.lock().get(&fh.0).cloned()
     }
 
     fn upper_fd(&self, fh: FileHandle) -> Result<Arc<Handle>, Errno> {
         match self.handle(fh) {
-            Some(h) if matches!(*h, Handle::Upper(_)) => Ok(h),
+            Some(h) if matches!(*h, Handle::Upper(..)) => Ok(h),
             Some(_) => Err(Errno::EBADF),
             None => Err(Errno::EBADF),
         }
@@ -207,8 +216,17 @@ impl Filesystem for WritableFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        if let Some(h) = fh.and_then(|fh| self.handle(fh)) {
-            if let Handle::Upper(fd) = &*h {
+        // A node without a name left (unlinked while open) has only its
+        // descriptors: the request's, or any other open one.
+        let h = fh.and_then(|fh| self.handle(fh)).or_else(|| {
+            self.view
+                .attrs(ino.0)
+                .is_err()
+                .then(|| self.open_upper(ino.0))
+                .flatten()
+        });
+        if let Some(h) = h {
+            if let Handle::Upper(fd, _) = &*h {
                 return match rustix::fs::fstat(fd) {
                     Ok(st) => {
                         let f = crate::view::writable::Found {
@@ -272,9 +290,11 @@ impl Filesystem for WritableFs {
             atime: time_set(atime),
             mtime: time_set(mtime),
         };
-        let h = fh.and_then(|fh| self.handle(fh));
+        let h = fh
+            .and_then(|fh| self.handle(fh))
+            .or_else(|| self.open_upper(ino.0));
         let fd = match h.as_deref() {
-            Some(Handle::Upper(fd)) => Some(fd),
+            Some(Handle::Upper(fd, _)) => Some(fd),
             _ => None,
         };
         let r = self.view.set_attr(ino.0, a, fd);
@@ -417,12 +437,12 @@ impl Filesystem for WritableFs {
         let h = if flags.acc_mode() == OpenAccMode::O_RDONLY && flags.0 & libc::O_TRUNC == 0 {
             match self.view.open_read(ino.0) {
                 Ok(Opened::Lower(_)) => Handle::Lower,
-                Ok(Opened::Upper(fd)) => Handle::Upper(fd),
+                Ok(Opened::Upper(fd)) => Handle::Upper(fd, ino.0),
                 Err(e) => return reply.error(fail(e)),
             }
         } else {
             match self.view.open_write(ino.0, open_flags(flags.0)) {
-                Ok(fd) => Handle::Upper(fd),
+                Ok(fd) => Handle::Upper(fd, ino.0),
                 Err(e) => return reply.error(fail(e)),
             }
         };
@@ -457,7 +477,7 @@ impl Filesystem for WritableFs {
                 lock_owner,
                 reply,
             ),
-            Handle::Upper(fd) => {
+            Handle::Upper(fd, _) => {
                 let mut buf = vec![0u8; size as usize];
                 let mut got = 0;
                 while got < buf.len() {
@@ -489,7 +509,7 @@ impl Filesystem for WritableFs {
             Ok(h) => h,
             Err(e) => return reply.error(e),
         };
-        let Handle::Upper(fd) = &*h else {
+        let Handle::Upper(fd, _) = &*h else {
             return reply.error(Errno::EBADF);
         };
         let mut done = 0;
@@ -545,8 +565,8 @@ impl Filesystem for WritableFs {
         };
         let r = match &*h {
             Handle::Lower => Ok(()),
-            Handle::Upper(fd) if datasync => rustix::fs::fdatasync(fd),
-            Handle::Upper(fd) => rustix::fs::fsync(fd),
+            Handle::Upper(fd, _) if datasync => rustix::fs::fdatasync(fd),
+            Handle::Upper(fd, _) => rustix::fs::fsync(fd),
         };
         match r {
             Ok(()) => reply.ok(),
@@ -769,7 +789,9 @@ impl Filesystem for WritableFs {
         match self.attr_of(&found) {
             Ok(a) => {
                 let fh = self.fh();
-                self.files.lock().insert(fh, Arc::new(Handle::Upper(fd)));
+                self.files
+                    .lock()
+                    .insert(fh, Arc::new(Handle::Upper(fd, found.id)));
                 self.ro.activity.open.fetch_add(1, Ordering::Relaxed);
                 reply.created(
                     &TTL,
@@ -797,7 +819,7 @@ impl Filesystem for WritableFs {
             Ok(h) => h,
             Err(e) => return reply.error(e),
         };
-        let Handle::Upper(fd) = &*h else {
+        let Handle::Upper(fd, _) = &*h else {
             return reply.error(Errno::EBADF);
         };
         let flags = rustix::fs::FallocateFlags::from_bits_retain(mode as u32);
@@ -824,7 +846,7 @@ impl Filesystem for WritableFs {
             // From the lower layers: the kernel copies through read and write.
             return reply.error(Errno::EXDEV);
         };
-        let (Handle::Upper(fi), Handle::Upper(fo)) = (&*a, &*b) else {
+        let (Handle::Upper(fi, _), Handle::Upper(fo, _)) = (&*a, &*b) else {
             return reply.error(Errno::EXDEV);
         };
         let (mut oi, mut oo) = (offset_in, offset_out);

@@ -6,10 +6,10 @@
 //! is complete (see [`UpperDir::temp_file`]): a copy-up cut short by a
 //! full disk or a kill never shows as a half file.
 
-use super::{at, UpperDir, UpperResult};
+use super::{UpperDir, UpperResult};
 use crate::format::inode::{FileType as SqType, InodeData};
 use crate::view::{Node, View};
-use rustix::fs::{AtFlags, FileType, Mode, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{FileType, Mode, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
@@ -74,12 +74,7 @@ fn apply_meta(upper: &UpperDir, rel: &Path, m: &Meta, symlink: bool) -> UpperRes
             Err(e) => return Err(e),
         }
     }
-    rustix::fs::utimensat(
-        upper.root_fd(),
-        at(rel),
-        &times(m.mtime),
-        AtFlags::SYMLINK_NOFOLLOW,
-    )
+    upper.set_times(rel, &times(m.mtime))
 }
 
 /// [`apply_meta`] on a file not yet named.
@@ -152,14 +147,13 @@ fn copy_data(lower: &dyn View, n: &Node, fd: &OwnedFd) -> UpperResult<()> {
 /// in the lower layers and merge below it.
 pub fn copy_up(upper: &UpperDir, lower: &dyn View, n: &Node, rel: &Path) -> UpperResult<()> {
     let m = meta(lower, n)?;
-    let root = upper.root_fd();
     let parent = rel.parent().unwrap_or(Path::new(""));
     match n.inode.file_type() {
         SqType::Dir => {
-            rustix::fs::mkdirat(root, rel, Mode::from_raw_mode(0o700))?;
+            upper.mkdir(rel, 0o700)?;
             let r = apply_meta(upper, rel, &m, false);
             if r.is_err() {
-                let _ = rustix::fs::unlinkat(root, rel, AtFlags::REMOVEDIR);
+                let _ = upper.rmdir(rel);
             }
             r
         }
@@ -178,10 +172,10 @@ pub fn copy_up(upper: &UpperDir, lower: &dyn View, n: &Node, rel: &Path) -> Uppe
             let InodeData::Symlink(target) = &n.inode.data else {
                 return Err(Errno::IO);
             };
-            rustix::fs::symlinkat(OsStr::from_bytes(target), root, rel)?;
+            upper.symlink(OsStr::from_bytes(target), rel)?;
             let r = apply_meta(upper, rel, &m, true);
             if r.is_err() {
-                let _ = rustix::fs::unlinkat(root, rel, AtFlags::empty());
+                let _ = upper.unlink(rel);
             }
             r
         }
@@ -194,10 +188,10 @@ pub fn copy_up(upper: &UpperDir, lower: &dyn View, n: &Node, rel: &Path) -> Uppe
             };
             let (major, minor) = crate::format::inode::rdev_split(n.inode.rdev());
             let dev = rustix::fs::makedev(major, minor);
-            rustix::fs::mknodat(root, rel, ft, Mode::from_raw_mode(0o600), dev)?;
+            upper.mknod(rel, ft, 0o600, dev)?;
             let r = apply_meta(upper, rel, &m, false);
             if r.is_err() {
-                let _ = rustix::fs::unlinkat(root, rel, AtFlags::empty());
+                let _ = upper.unlink(rel);
             }
             r
         }

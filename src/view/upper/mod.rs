@@ -19,12 +19,13 @@
 //! directories. No I/O of the lower layers happens here (see
 //! [`copyup`]).
 
+mod calls;
 pub mod copyup;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, Stat, XattrFlags};
 use rustix::io::Errno;
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,50 +147,40 @@ impl UpperDir {
         &self.root_path
     }
 
-    /// The absolute path of `rel`, for the path-only xattr calls.
-    fn abs(&self, rel: &Path) -> PathBuf {
-        self.root_path.join(rel)
-    }
-
     /// The namespace overlayfs reads this server's xattrs in.
     fn overlay_xattr(&self, key: &str) -> String {
         let ns = if self.privileged { "trusted" } else { "user" };
         format!("{ns}.overlay.{key}")
     }
 
-    /// `rel`'s stat, not following a symlink.
-    pub fn stat(&self, rel: &Path) -> UpperResult<Stat> {
-        rustix::fs::statat(&self.root, at(rel), AtFlags::SYMLINK_NOFOLLOW)
-    }
-
     /// An xattr of `rel` (not following a symlink), `None` when absent.
     pub fn get_xattr(&self, rel: &Path, name: &OsStr) -> UpperResult<Option<Vec<u8>>> {
-        let p = self.abs(rel);
-        let mut buf = vec![0u8; 256];
-        loop {
-            match rustix::fs::lgetxattr(&p, name, &mut buf[..]) {
-                Ok(n) => {
-                    buf.truncate(n);
-                    return Ok(Some(buf));
+        self.proc_path(rel, |p| {
+            let mut buf = vec![0u8; 256];
+            loop {
+                match rustix::fs::lgetxattr(p, name, &mut buf[..]) {
+                    Ok(n) => {
+                        buf.truncate(n);
+                        return Ok(Some(buf));
+                    }
+                    Err(Errno::NODATA) => return Ok(None),
+                    Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(1 << 16, 0),
+                    Err(e) => return Err(e),
                 }
-                Err(Errno::NODATA) => return Ok(None),
-                Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(1 << 16, 0),
-                Err(e) => return Err(e),
             }
-        }
+        })
     }
 
     /// The names of `rel`'s xattrs.
     pub fn list_xattrs(&self, rel: &Path) -> UpperResult<Vec<Vec<u8>>> {
-        let p = self.abs(rel);
         let mut buf = vec![0u8; 1024];
-        let n = loop {
-            match rustix::fs::llistxattr(&p, &mut buf[..]) {
-                Ok(n) => break n,
+        let n = self.proc_path(rel, |p| loop {
+            match rustix::fs::llistxattr(p, &mut buf[..]) {
+                Ok(n) => break Ok(n),
                 Err(Errno::RANGE) if buf.len() < 1 << 16 => buf.resize(1 << 16, 0),
                 Err(e) => return Err(e),
             }
-        };
+        })?;
         Ok(buf[..n]
             .split(|b| *b == 0)
             .filter(|s| !s.is_empty())
@@ -205,12 +196,12 @@ impl UpperDir {
         value: &[u8],
         flags: XattrFlags,
     ) -> UpperResult<()> {
-        rustix::fs::lsetxattr(self.abs(rel), name, value, flags)
+        self.proc_path(rel, |p| rustix::fs::lsetxattr(p, name, value, flags))
     }
 
     /// Removes an xattr of `rel` (not following a symlink).
     pub fn remove_xattr(&self, rel: &Path, name: &OsStr) -> UpperResult<()> {
-        rustix::fs::lremovexattr(self.abs(rel), name)
+        self.proc_path(rel, |p| rustix::fs::lremovexattr(p, name))
     }
 
     /// Whether `rel` (stat `st`) is a whiteout, in either form.
@@ -254,17 +245,12 @@ impl UpperDir {
 
     /// Puts a whiteout at `rel` (where nothing is).
     pub fn make_whiteout(&self, rel: &Path) -> UpperResult<()> {
-        match rustix::fs::mknodat(&self.root, rel, FileType::CharacterDevice, Mode::empty(), 0) {
+        match self.mknod(rel, FileType::CharacterDevice, 0, 0) {
             Err(Errno::PERM) => {}
             other => return other,
         }
         // Refused a device even of 0/0: overlayfs's xattr whiteout.
-        let fd = rustix::fs::openat(
-            &self.root,
-            rel,
-            OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd = self.open_at(rel, OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY, 0)?;
         drop(fd);
         let parent = rel.parent().unwrap_or(Path::new(""));
         let marked = self.set_xattr(
@@ -282,7 +268,7 @@ impl UpperDir {
             )
         });
         if let Err(e) = made {
-            let _ = rustix::fs::unlinkat(&self.root, rel, AtFlags::empty());
+            let _ = self.unlink(rel);
             return Err(e);
         }
         Ok(())
@@ -300,9 +286,7 @@ impl UpperDir {
     /// Sets `rel`'s owner; a rootless server refused it keeps it in
     /// [`OVERRIDE_STAT`] (with the mode it has now).
     pub fn set_owner(&self, rel: &Path, uid: Option<u32>, gid: Option<u32>) -> UpperResult<()> {
-        let uid_ = uid.map(rustix::fs::Uid::from_raw);
-        let gid_ = gid.map(rustix::fs::Gid::from_raw);
-        match rustix::fs::chownat(&self.root, at(rel), uid_, gid_, AtFlags::SYMLINK_NOFOLLOW) {
+        match self.chown_raw(rel, uid, gid) {
             Err(Errno::PERM | Errno::INVAL) if !self.privileged => {
                 let st = self.stat(rel)?;
                 let old = self.override_stat(rel).unwrap_or(OverrideStat {
@@ -337,12 +321,7 @@ impl UpperDir {
                 XattrFlags::empty(),
             )?;
         }
-        rustix::fs::chmodat(
-            &self.root,
-            at(rel),
-            Mode::from_raw_mode(mode & 0o7777),
-            AtFlags::empty(),
-        )
+        self.chmod_raw(rel, mode)
     }
 
     /// A file for a copy-up's data, invisible until [`UpperDir::publish`]:
@@ -350,13 +329,7 @@ impl UpperDir {
     /// else a named temporary in the work directory (or, without one, in the
     /// target's directory under [`TEMP_PREFIX`]).
     pub fn temp_file(&self, parent: &Path) -> UpperResult<(OwnedFd, Option<PathBuf>)> {
-        let flags = OFlags::RDWR | OFlags::CLOEXEC;
-        match rustix::fs::openat(
-            &self.root,
-            at(parent),
-            flags | OFlags::TMPFILE,
-            Mode::from_raw_mode(0o600),
-        ) {
+        match self.open_at(parent, OFlags::RDWR | OFlags::TMPFILE, 0o600) {
             Ok(fd) => return Ok((fd, None)),
             Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL | Errno::NOENT) => {}
             Err(e) => return Err(e),
@@ -365,57 +338,57 @@ impl UpperDir {
         let mut name = TEMP_PREFIX.to_vec();
         name.extend_from_slice(format!("{}.{n}", std::process::id()).as_bytes());
         let name = PathBuf::from(OsStr::from_bytes(&name));
-        let (dir, rel) = match &self.work {
-            Some((fd, _)) => (fd.as_fd(), name.clone()),
-            None => (self.root.as_fd(), parent.join(&name)),
-        };
-        let fd = rustix::fs::openat(
-            dir,
-            &rel,
-            flags | OFlags::CREATE | OFlags::EXCL,
-            Mode::from_raw_mode(0o600),
-        )?;
-        Ok((fd, Some(rel)))
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL;
+        match &self.work {
+            Some((w, _)) => {
+                let fd = rustix::fs::openat(
+                    w,
+                    &name,
+                    flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                    Mode::from_raw_mode(0o600),
+                )?;
+                Ok((fd, Some(name)))
+            }
+            None => {
+                let rel = parent.join(&name);
+                Ok((self.open_at(&rel, flags, 0o600)?, Some(rel)))
+            }
+        }
     }
 
     /// Gives the temporary file `fd` (from [`UpperDir::temp_file`]) its
     /// name `rel`, atomically.
     pub fn publish(&self, fd: &OwnedFd, temp: Option<&Path>, rel: &Path) -> UpperResult<()> {
-        match temp {
-            None => {
+        match (temp, &self.work) {
+            (None, _) => {
                 let proc = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(fd));
-                rustix::fs::linkat(
-                    rustix::fs::CWD,
-                    proc.as_str(),
-                    &self.root,
-                    rel,
-                    AtFlags::SYMLINK_FOLLOW,
-                )
+                self.at_rel(rel, |d, n| {
+                    rustix::fs::linkat(
+                        rustix::fs::CWD,
+                        proc.as_str(),
+                        d,
+                        n,
+                        AtFlags::SYMLINK_FOLLOW,
+                    )
+                })
             }
-            Some(t) => {
-                let dir = self
-                    .work
-                    .as_ref()
-                    .map_or(self.root.as_fd(), |w| w.0.as_fd());
-                rustix::fs::renameat_with(
-                    dir,
-                    t,
-                    &self.root,
-                    rel,
-                    rustix::fs::RenameFlags::NOREPLACE,
-                )
-            }
+            (Some(t), Some((w, _))) => self.at_rel(rel, |d, n| {
+                rustix::fs::renameat_with(w, t, d, n, rustix::fs::RenameFlags::NOREPLACE)
+            }),
+            (Some(t), None) => self.rename(t, rel, rustix::fs::RenameFlags::NOREPLACE),
         }
     }
 
     /// Removes a temporary that will not be published.
     pub fn discard(&self, temp: Option<&Path>) {
-        if let Some(t) = temp {
-            let dir = self
-                .work
-                .as_ref()
-                .map_or(self.root.as_fd(), |w| w.0.as_fd());
-            let _ = rustix::fs::unlinkat(dir, t, AtFlags::empty());
+        match (temp, &self.work) {
+            (Some(t), Some((w, _))) => {
+                let _ = rustix::fs::unlinkat(w, t, AtFlags::empty());
+            }
+            (Some(t), None) => {
+                let _ = self.unlink(t);
+            }
+            (None, _) => {}
         }
     }
 

@@ -18,11 +18,11 @@
 
 pub mod ops;
 
-use super::upper::{at, copyup, OverrideStat, UpperDir, UpperResult};
+use super::upper::{copyup, OverrideStat, UpperDir, UpperResult};
 use super::{Node, View, ROOT_ID};
 use crate::format::inode::FileType as SqType;
 use parking_lot::Mutex;
-use rustix::fs::{FileType, Mode, OFlags, Stat};
+use rustix::fs::{FileType, OFlags, Stat};
 use rustix::io::Errno;
 use std::collections::{HashMap, HashSet};
 use std::ffi::OsStr;
@@ -350,13 +350,7 @@ impl WritableView {
                 let from = Self::rel(t, id)?;
                 self.ensure_upper(t, dir)?;
                 let to = Self::child_rel(t, dir, name)?;
-                rustix::fs::linkat(
-                    self.upper.root_fd(),
-                    &from,
-                    self.upper.root_fd(),
-                    &to,
-                    rustix::fs::AtFlags::empty(),
-                )?;
+                self.upper.link(&from, &to)?;
             }
             Self::name_it(t, dir, name, id);
             return Ok(id);
@@ -423,12 +417,9 @@ impl WritableView {
         let mut decided: HashSet<Vec<u8>> = HashSet::new();
         if d_upper {
             let rel = Self::rel(t, dir)?;
-            let fd = rustix::fs::openat(
-                self.upper.root_fd(),
-                at(&rel),
-                OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?;
+            let fd = self
+                .upper
+                .open_at(&rel, OFlags::DIRECTORY | OFlags::RDONLY, 0)?;
             let mut names = Vec::new();
             for e in rustix::fs::Dir::read_from(&fd)? {
                 let e = e?;
@@ -530,13 +521,7 @@ impl WritableView {
         for (dir, name) in others {
             self.ensure_upper(t, dir)?;
             let to = Self::child_rel(t, dir, &name)?;
-            rustix::fs::linkat(
-                self.upper.root_fd(),
-                &rel,
-                self.upper.root_fd(),
-                &to,
-                rustix::fs::AtFlags::empty(),
-            )?;
+            self.upper.link(&rel, &to)?;
         }
         Ok(())
     }
@@ -593,12 +578,7 @@ impl WritableView {
             return n.lower.clone().map(Opened::Lower).ok_or(Errno::IO);
         }
         let rel = Self::rel(&t, id)?;
-        let fd = rustix::fs::openat(
-            self.upper.root_fd(),
-            &rel,
-            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )?;
+        let fd = self.upper.open_at(&rel, OFlags::RDONLY, 0)?;
         Ok(Opened::Upper(fd))
     }
 
@@ -608,12 +588,7 @@ impl WritableView {
         let mut t = self.tree.lock();
         self.ensure_upper(&mut t, id)?;
         let rel = Self::rel(&t, id)?;
-        rustix::fs::openat(
-            self.upper.root_fd(),
-            &rel,
-            flags | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        )
+        self.upper.open_at(&rel, flags, 0)
     }
 
     /// A symlink's target.
@@ -634,6 +609,6 @@ impl WritableView {
             };
         }
         let rel = Self::rel(&t, id)?;
-        Ok(rustix::fs::readlinkat(self.upper.root_fd(), &rel, Vec::new())?.into_bytes())
+        self.upper.readlink(&rel)
     }
 }

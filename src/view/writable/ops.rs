@@ -6,10 +6,8 @@
 //! xattrs (copying the node up first).
 
 use super::{Attrs, Found, Owner, Tree, WritableView};
-use crate::view::upper::{at, UpperDir, UpperResult, OVERRIDE_STAT};
-use rustix::fs::{
-    AtFlags, FileType, Mode, OFlags, RenameFlags, StatVfs, Timespec, Timestamps, XattrFlags,
-};
+use crate::view::upper::{UpperDir, UpperResult, OVERRIDE_STAT};
+use rustix::fs::{FileType, Mode, OFlags, RenameFlags, StatVfs, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
@@ -116,7 +114,7 @@ impl WritableView {
         let rel = Self::child_rel(t, dir, name)?;
         match self.upper.stat(&rel) {
             // Absent to the lookup, present in the upper: a whiteout.
-            Ok(_) => rustix::fs::unlinkat(self.upper.root_fd(), &rel, AtFlags::empty())?,
+            Ok(_) => self.upper.unlink(&rel)?,
             Err(Errno::NOENT) => {}
             Err(e) => return Err(e),
         }
@@ -148,27 +146,25 @@ impl WritableView {
     ) -> UpperResult<(Found, Option<OwnedFd>)> {
         let mut t = self.tree.lock();
         let (rel, lower_had) = self.make_room(&mut t, dir, name)?;
-        let root = self.upper.root_fd();
-        let perm = Mode::from_raw_mode(mode & 0o7777);
+        let perm = mode & 0o7777;
         let is_dir = matches!(what, NewEntry::Dir);
         let symlink = matches!(what, NewEntry::Symlink(_));
         let fd = match what {
-            NewEntry::File { flags } => Some(rustix::fs::openat(
-                root,
+            NewEntry::File { flags } => Some(self.upper.open_at(
                 &rel,
-                flags | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+                flags | OFlags::CREATE | OFlags::EXCL,
                 perm,
             )?),
             NewEntry::Dir => {
-                rustix::fs::mkdirat(root, &rel, perm)?;
+                self.upper.mkdir(&rel, perm)?;
                 None
             }
             NewEntry::Special { file_type, rdev } => {
-                rustix::fs::mknodat(root, &rel, file_type, perm, rdev)?;
+                self.upper.mknod(&rel, file_type, perm, rdev)?;
                 None
             }
             NewEntry::Symlink(target) => {
-                rustix::fs::symlinkat(OsStr::from_bytes(target), root, &rel)?;
+                self.upper.symlink(OsStr::from_bytes(target), &rel)?;
                 None
             }
         };
@@ -187,12 +183,11 @@ impl WritableView {
             Ok(())
         };
         if let Err(e) = finish() {
-            let flag = if is_dir {
-                AtFlags::REMOVEDIR
+            let _ = if is_dir {
+                self.upper.rmdir(&rel)
             } else {
-                AtFlags::empty()
+                self.upper.unlink(&rel)
             };
-            let _ = rustix::fs::unlinkat(root, &rel, flag);
             return Err(e);
         }
         let st = self.upper.stat(&rel)?;
@@ -212,8 +207,7 @@ impl WritableView {
         let (to, _) = self.make_room(&mut t, dir, name)?;
         self.ensure_upper(&mut t, id)?;
         let from = Self::rel(&t, id)?;
-        let root = self.upper.root_fd();
-        rustix::fs::linkat(root, &from, root, &to, AtFlags::empty())?;
+        self.upper.link(&from, &to)?;
         Self::name_it(&mut t, dir, name, id);
         let attrs = self.attrs_locked(&t, id)?;
         Ok(Found { id, attrs })
@@ -224,10 +218,11 @@ impl WritableView {
     fn whiteout_over(&self, rel: &Path) -> UpperResult<()> {
         let scratch = scratch_beside(rel);
         self.upper.make_whiteout(&scratch)?;
-        let root = self.upper.root_fd();
-        rustix::fs::renameat(root, &scratch, root, rel).inspect_err(|_| {
-            let _ = rustix::fs::unlinkat(root, &scratch, AtFlags::empty());
-        })
+        self.upper
+            .rename(&scratch, rel, RenameFlags::empty())
+            .inspect_err(|_| {
+                let _ = self.upper.unlink(&scratch);
+            })
     }
 
     /// Removes a non-directory.
@@ -243,7 +238,7 @@ impl WritableView {
         let rel = Self::child_rel(&t, dir, name)?;
         match (upper, need_whiteout) {
             (true, true) => self.whiteout_over(&rel)?,
-            (true, false) => rustix::fs::unlinkat(self.upper.root_fd(), &rel, AtFlags::empty())?,
+            (true, false) => self.upper.unlink(&rel)?,
             (false, _) => {
                 self.ensure_upper(&mut t, dir)?;
                 self.upper.make_whiteout(&rel)?;
@@ -262,13 +257,9 @@ impl WritableView {
     /// Removes the whiteouts (and this server's temporaries) of upper
     /// directory `rel`; `strict`: anything else there is ENOTEMPTY.
     pub(super) fn remove_whiteouts(&self, rel: &Path, strict: bool) -> UpperResult<()> {
-        let root = self.upper.root_fd();
-        let fd = rustix::fs::openat(
-            root,
-            at(rel),
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let fd = self
+            .upper
+            .open_at(rel, OFlags::DIRECTORY | OFlags::RDONLY, 0)?;
         let mut names = Vec::new();
         for e in rustix::fs::Dir::read_from(&fd)? {
             let e = e?;
@@ -286,7 +277,7 @@ impl WritableView {
                 }
                 continue;
             }
-            rustix::fs::unlinkat(root, &child, AtFlags::empty())?;
+            self.upper.unlink(&child)?;
         }
         Ok(())
     }
@@ -305,7 +296,6 @@ impl WritableView {
         }
         let need_whiteout = self.lower_has(&t, dir, name)?;
         let rel = Self::child_rel(&t, dir, name)?;
-        let root = self.upper.root_fd();
         if upper {
             self.purge(&rel)?;
             if need_whiteout {
@@ -313,16 +303,16 @@ impl WritableView {
                 // free for the lower directory to show through.
                 let scratch = scratch_beside(&rel);
                 self.upper.make_whiteout(&scratch)?;
-                match rustix::fs::renameat_with(root, &scratch, root, &rel, RenameFlags::EXCHANGE) {
-                    Ok(()) => rustix::fs::unlinkat(root, &scratch, AtFlags::REMOVEDIR)?,
+                match self.upper.rename(&scratch, &rel, RenameFlags::EXCHANGE) {
+                    Ok(()) => self.upper.rmdir(&scratch)?,
                     Err(_) => {
-                        let _ = rustix::fs::unlinkat(root, &scratch, AtFlags::empty());
-                        rustix::fs::unlinkat(root, &rel, AtFlags::REMOVEDIR)?;
+                        let _ = self.upper.unlink(&scratch);
+                        self.upper.rmdir(&rel)?;
                         self.upper.make_whiteout(&rel)?;
                     }
                 }
             } else {
-                rustix::fs::unlinkat(root, &rel, AtFlags::REMOVEDIR)?;
+                self.upper.rmdir(&rel)?;
             }
         } else {
             self.ensure_upper(&mut t, dir)?;
@@ -376,25 +366,26 @@ impl WritableView {
         self.ensure_upper(&mut t, newdir)?;
         let old_rel = Self::child_rel(&t, olddir, oldname)?;
         let new_rel = Self::child_rel(&t, newdir, newname)?;
-        let root = self.upper.root_fd();
         if dst_upper_dir {
             self.purge(&new_rel)?;
         } else if dst.is_none() && self.upper.stat(&new_rel).is_ok() {
             // A whiteout: a directory cannot be renamed over it.
-            rustix::fs::unlinkat(root, &new_rel, AtFlags::empty())?;
+            self.upper.unlink(&new_rel)?;
         }
         let need_whiteout = self.lower_has(&t, olddir, oldname)?;
         if need_whiteout {
-            match rustix::fs::renameat_with(root, &old_rel, root, &new_rel, RenameFlags::WHITEOUT) {
+            match self.upper.rename(&old_rel, &new_rel, RenameFlags::WHITEOUT) {
                 Ok(()) => {}
                 Err(Errno::INVAL | Errno::PERM | Errno::NOSYS) => {
-                    rustix::fs::renameat(root, &old_rel, root, &new_rel)?;
+                    self.upper
+                        .rename(&old_rel, &new_rel, RenameFlags::empty())?;
                     self.upper.make_whiteout(&old_rel)?;
                 }
                 Err(e) => return Err(e),
             }
         } else {
-            rustix::fs::renameat(root, &old_rel, root, &new_rel)?;
+            self.upper
+                .rename(&old_rel, &new_rel, RenameFlags::empty())?;
         }
         if src_dir && (deep || self.lower_has(&t, newdir, newname)?) {
             self.upper.set_opaque(&new_rel)?;
@@ -433,12 +424,7 @@ impl WritableView {
             match fd {
                 Some(fd) => rustix::fs::ftruncate(fd, size)?,
                 None => {
-                    let f = rustix::fs::openat(
-                        self.upper.root_fd(),
-                        &rel,
-                        OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-                        Mode::empty(),
-                    )?;
+                    let f = self.upper.open_at(&rel, OFlags::WRONLY, 0)?;
                     rustix::fs::ftruncate(&f, size)?;
                 }
             }
@@ -448,12 +434,7 @@ impl WritableView {
                 last_access: timespec(a.atime),
                 last_modification: timespec(a.mtime),
             };
-            rustix::fs::utimensat(
-                self.upper.root_fd(),
-                at(&rel),
-                &ts,
-                AtFlags::SYMLINK_NOFOLLOW,
-            )?;
+            self.upper.set_times(&rel, &ts)?;
         }
         let attrs = self.attrs_locked(&t, id)?;
         Ok(Found { id, attrs })

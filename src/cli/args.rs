@@ -285,6 +285,11 @@ pub struct PackArgs {
     /// .wh..wh..opq), or as the archive has them.
     #[arg(long, value_name = "oci|overlay|keep", default_value = "keep")]
     pub whiteouts: crate::whiteout::Convention,
+    /// SOURCE is a writable mount's upper directory (-o upper=DIR): pack
+    /// its changes as a layer with OCI whiteouts, to stack over the images
+    /// it was mounted on. Refused while the upper is mounted.
+    #[arg(long)]
+    pub layer: bool,
     /// With an OCI SOURCE (oci:DIR[:TAG] or docker://HOST/REPO[:TAG]) and no
     /// IMAGE: one image per layer in OUTDIR, named by the layer's digest,
     /// whiteouts in overlayfs form; layers.txt lists them top first.

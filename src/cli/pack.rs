@@ -98,7 +98,15 @@ pub fn pack(a: PackArgs) -> Result<ExitCode, Failure> {
     if let Some(named) = &oci_source {
         return pack_oci(named, &a, image, &opts);
     }
-    let rep = run_pack(Source::Paths(sources), image, &opts, a.quiet, "sqfuse")?;
+    let counted = std::sync::atomic::AtomicU64::new(0);
+    let source = match (a.layer, sources) {
+        (false, _) => Source::Paths(sources),
+        (true, [upper]) if !a.tar => crate::pack::upper_layer::source(upper, &opts, &counted),
+        (true, _) => {
+            return Err("--layer takes one upper directory (not --tar) and the IMAGE".into())
+        }
+    };
+    let rep = run_pack(source, image, &opts, a.quiet, "sqfuse")?;
     if let Some(v) = &rep.verity {
         let mut out = std::io::stdout().lock();
         report_root(v, a.verity_roothash.as_deref(), &mut out)?;

@@ -21,6 +21,7 @@ pub mod scan;
 pub(crate) mod tables;
 pub(crate) mod tarsrc;
 pub(crate) mod tarstream;
+pub mod upper_layer;
 pub mod verity;
 pub mod xattr_filter;
 

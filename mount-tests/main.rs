@@ -16,6 +16,7 @@ mod stress; // 16 threads reading random ranges, every byte checked
 mod trees; // mounted trees equal the source and the kernel's view, for every image
 mod umount; // sqfuse umount: busy mounts named with their holders, -l, dead servers, a user's own mount
 mod verity; // mounts verified against a dm-verity root: served as the source, tampering EIO, veritysetup trees
+mod writable; // writable mounts: the same as kernel overlayfs after the same operations; its upper mounts there; pack --layer; faults
 
 #[path = "../tests/common/mod.rs"]
 mod common;

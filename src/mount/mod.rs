@@ -414,6 +414,8 @@ fn mount_and_serve(a: MountRequest) -> Result<()> {
             std::process::exit(code);
         }
         _ => {
+            // The child serves, and removes an upper=tmp directory at the end.
+            fs.leave_to_child();
             unsafe { libc::close(fds[1]) };
             let mut status = unsafe { std::fs::File::from_raw_fd(fds[0]) };
             let mut msg = Vec::new();

@@ -53,6 +53,14 @@ impl Served {
         }
     }
 
+    /// Forgets what this process would clean up: the forked child that
+    /// serves the mount does it.
+    pub fn leave_to_child(self) {
+        if let Served::Writable { temp: Some(t), .. } = self {
+            std::mem::forget(t);
+        }
+    }
+
     /// Connects to the kernel over `fd`.
     pub fn session(self, fd: OwnedFd, config: fuser::Config) -> std::io::Result<Started> {
         let acl = config.acl;

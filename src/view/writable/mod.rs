@@ -452,7 +452,6 @@ impl WritableView {
                 }
                 let id = match t.children.get(&(dir, e.name.clone())) {
                     Some(&id) => id,
-                    None if !d_upper => e.id,
                     None => {
                         let n = self.lower.entry_node(ld.id, e).map_err(lower_errno)?;
                         self.register_lower(t, dir, &e.name, n)?

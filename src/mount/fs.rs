@@ -223,7 +223,8 @@ enum Op {
     Access,
 }
 
-fn kind(t: FileType) -> fuser::FileType {
+/// The kernel's name for an entry's type.
+pub(crate) fn kind(t: FileType) -> fuser::FileType {
     match t {
         FileType::Dir => fuser::FileType::Directory,
         FileType::File => fuser::FileType::RegularFile,

@@ -1,7 +1,7 @@
 //! What a writable mount tells the kernel about a node: the upper's own
 //! stat, or the lower node's attributes as a read-only mount gives them.
 
-use crate::format::inode::FileType;
+pub(crate) use crate::mount::fs::kind;
 use crate::mount::fs::SqFs;
 use crate::view::writable::{sq_type, Attrs, Found};
 use fuser::{Errno, FileAttr, INodeNo};
@@ -10,18 +10,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// The request's errno for a system call's.
 pub fn errno(e: rustix::io::Errno) -> Errno {
     Errno::from_i32(e.raw_os_error())
-}
-
-pub fn kind(t: FileType) -> fuser::FileType {
-    match t {
-        FileType::Dir => fuser::FileType::Directory,
-        FileType::File => fuser::FileType::RegularFile,
-        FileType::Symlink => fuser::FileType::Symlink,
-        FileType::BlockDev => fuser::FileType::BlockDevice,
-        FileType::CharDev => fuser::FileType::CharDevice,
-        FileType::Fifo => fuser::FileType::NamedPipe,
-        FileType::Socket => fuser::FileType::Socket,
-    }
 }
 
 fn time(secs: i64, nanos: i64) -> SystemTime {

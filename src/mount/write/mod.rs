@@ -11,7 +11,7 @@ use helpers::{fail, open_flags, time_set};
 
 use super::fs::SqFs;
 use crate::view::writable::ops::{NewEntry, SetAttr};
-use crate::view::writable::{MergedListing, Opened, Owner};
+use crate::view::writable::{Found, MergedListing, Opened, Owner};
 use crate::view::WritableView;
 use attrs::kind;
 use fuser::{
@@ -82,49 +82,18 @@ impl Filesystem for WritableFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        // A node without a name left (unlinked while open) has only its
-        // descriptors: the request's, or any other open one.
-        let h = fh.and_then(|fh| self.handle(fh)).or_else(|| {
-            self.view
-                .attrs(ino.0)
-                .is_err()
-                .then(|| self.open_upper(ino.0))
-                .flatten()
-        });
-        if let Some(h) = h {
-            if let Handle::Upper(fd, _) = &*h {
-                return match rustix::fs::fstat(fd) {
-                    Ok(st) => {
-                        let f = crate::view::writable::Found {
-                            id: ino.0,
-                            attrs: crate::view::writable::Attrs::Upper {
-                                st: Box::new(st),
-                                owner: None,
-                                merged: false,
-                            },
-                        };
-                        match self.view.attrs(ino.0) {
-                            // Named still: the view knows its kept owner.
-                            Ok(named) => match self.attr_of(&named) {
-                                Ok(a) => reply.attr(&TTL, &a),
-                                Err(e) => reply.error(e),
-                            },
-                            Err(_) => match self.attr_of(&f) {
-                                Ok(a) => reply.attr(&TTL, &a),
-                                Err(e) => reply.error(e),
-                            },
-                        }
-                    }
-                    Err(e) => reply.error(fail(e)),
-                };
+        let found = self.view.attrs(ino.0).or_else(|e| {
+            // A node without a name left (unlinked while open) has only its
+            // descriptors: the request's, or any other open one.
+            let h = fh
+                .and_then(|fh| self.handle(fh))
+                .or_else(|| self.open_upper(ino.0));
+            match h.as_deref() {
+                Some(Handle::Upper(fd, _)) => Found::of_open_file(ino.0, fd),
+                _ => Err(e),
             }
-        }
-        match self
-            .view
-            .attrs(ino.0)
-            .map_err(fail)
-            .and_then(|f| self.attr_of(&f))
-        {
+        });
+        match found.map_err(fail).and_then(|f| self.attr_of(&f)) {
             Ok(a) => reply.attr(&TTL, &a),
             Err(e) => reply.error(e),
         }

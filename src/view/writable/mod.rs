@@ -84,6 +84,21 @@ pub struct Found {
     pub attrs: Attrs,
 }
 
+impl Found {
+    /// Node `id` as its open upper file `fd` says (for a node with no name
+    /// left, whose kept owner went with its path).
+    pub fn of_open_file(id: u64, fd: &OwnedFd) -> UpperResult<Found> {
+        Ok(Found {
+            id,
+            attrs: Attrs::Upper {
+                st: Box::new(rustix::fs::fstat(fd)?),
+                owner: None,
+                merged: false,
+            },
+        })
+    }
+}
+
 /// One name of a merged listing.
 pub struct Item {
     /// The entry's name.

@@ -5,7 +5,7 @@
 //! overlayfs without `redirect_dir` would refuse it), attributes and
 //! xattrs (copying the node up first).
 
-use super::{Attrs, Found, Owner, Tree, WritableView};
+use super::{Found, Owner, Tree, WritableView};
 use crate::view::upper::{UpperDir, UpperResult, OVERRIDE_STAT};
 use rustix::fs::{FileType, Mode, OFlags, RenameFlags, StatVfs, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -461,14 +461,7 @@ impl WritableView {
             };
             rustix::fs::futimens(fd, &ts)?;
         }
-        Ok(Found {
-            id,
-            attrs: Attrs::Upper {
-                st: Box::new(rustix::fs::fstat(fd)?),
-                owner: None,
-                merged: false,
-            },
-        })
+        Found::of_open_file(id, fd)
     }
 
     /// One xattr of node `id`, `None` when absent.

@@ -590,7 +590,7 @@ _sqfuse() {
             return 0
             ;;
         sqfuse__subcmd__pack)
-            opts="-c -l -b -j -e -f -q -h --compressor --level --xz-filter --block-size --threads --no-fragments --always-fragments --no-dedup --no-xattrs --no-exports --no-sparse --all-root --force-uid --force-gid --mkfs-time --all-time --exclude --offset --one-file-system --order --force --skip-unreadable --tar --whiteouts --layers --insecure --creds --quiet --verity --verity-salt --verity-roothash --help"
+            opts="-c -l -b -j -e -f -q -h --compressor --level --xz-filter --block-size --threads --no-fragments --always-fragments --no-dedup --no-xattrs --no-exports --no-sparse --all-root --force-uid --force-gid --mkfs-time --all-time --exclude --offset --one-file-system --order --force --skip-unreadable --tar --whiteouts --layer --layers --insecure --creds --quiet --verity --verity-salt --verity-roothash --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

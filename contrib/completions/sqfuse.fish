@@ -69,6 +69,7 @@ complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l one-file-system -
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s f -l force -d 'Overwrite IMAGE if it exists'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l skip-unreadable -d 'Skip (with a warning) source entries that cannot be read'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l tar -d 'SOURCE is a tar archive (ustar, gnu or pax; plain, gzip, zstd, xz or bzip2, told by its first bytes; `-` reads standard input)'
+complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l layer -d 'SOURCE is a writable mount\'s upper directory (-o upper=DIR): pack its changes as a layer with OCI whiteouts, to stack over the images it was mounted on. Refused while the upper is mounted'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l insecure -d 'docker://: talk plain HTTP to the registry (a local one)'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -s q -l quiet -d 'No progress bar, no summary line'
 complete -c sqfuse -n "__fish_sqfuse_using_subcommand pack" -l verity -d 'Append a dm-verity hash tree (sha256, 4K blocks, format 1) and print its root hash: mount with -o verity=ROOTHASH'

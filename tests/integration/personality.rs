@@ -92,13 +92,30 @@ pub(crate) fn both_tool(
     run_both(tool, name, line, src, stdin, &[])
 }
 
-/// A root mksquashfs makes (several sources, -tar) takes the clock's time:
-/// compared without it (the two runs may be a second apart).
-fn root_without_time(listing: &str) -> String {
-    let (root, rest) = listing.split_once('\n').unwrap_or((listing, ""));
-    let w: Vec<&str> = root.split_whitespace().collect();
-    // mode owner size [date time] name
-    format!("{} {} {} {}\n{rest}", w[0], w[1], w[2], w[5])
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A root mksquashfs makes (several sources, -tar) takes the clock's time,
+/// and so do the directories a tar stream implies: their lines are
+/// compared without it (the two runs may be a minute apart). The extracted
+/// trees compare those times to the second.
+fn dirs_without_time(listing: &str, all_dirs: bool) -> String {
+    let mut out = String::new();
+    for (n, line) in listing.lines().enumerate() {
+        // mode owner size date time name (columns padded with spaces)
+        let w: Vec<&str> = line.split_whitespace().collect();
+        if w.len() >= 6 && (n == 0 || (all_dirs && w[0].starts_with('d'))) {
+            let name = w[5..].join(" ");
+            out.push_str(&format!("{} {} {} {name}", w[0], w[1], w[2]));
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 pub(crate) fn both_with_input(
@@ -122,6 +139,7 @@ fn run_both(
     let dir = scratch("personality").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let mut images = Vec::new();
+    let started = now_secs();
     for (who, bin) in [("real", PathBuf::from(tool)), ("ours", personality(tool))] {
         let img = dir.join(format!("{who}.sqfs"));
         let mut args: Vec<String> = Vec::new();
@@ -146,12 +164,13 @@ fn run_both(
         images.push(img);
     }
     let (real, ours) = (images[0].clone(), images[1].clone());
+    let clock = started..=now_secs();
     // A root that mksquashfs makes takes the clock's time: seconds apart.
     let made_root = stdin.is_some() || src.len() > 1;
     let listed = |img: &Path| {
         let l = listing(img);
         if made_root {
-            root_without_time(&l)
+            dirs_without_time(&l, stdin.is_some())
         } else {
             l
         }
@@ -181,7 +200,17 @@ fn run_both(
             .args(["-q", "-n", "-d"])
             .arg(&d)
             .arg(img));
-        snapshot(&d)
+        // Directories a tar stream implies take the clock's time when
+        // each tool runs: the two runs may be a second apart.
+        let mut s = snapshot(&d);
+        if stdin.is_some() {
+            for e in s.values_mut() {
+                if clock.contains(&e.mtime) {
+                    e.mtime = *clock.start();
+                }
+            }
+        }
+        s
     };
     assert_same(
         &format!("{name}: extracted"),

@@ -98,18 +98,18 @@ fn now_secs() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// A root mksquashfs makes (several sources, -tar) takes the clock's time,
-/// and so do the directories a tar stream implies: their lines are
-/// compared without it (the two runs may be a minute apart). The extracted
-/// trees compare those times to the second.
-fn dirs_without_time(listing: &str, all_dirs: bool) -> String {
+/// Entries mksquashfs makes (a root for several sources or -tar, the
+/// directories a tar stream implies, pseudo definitions) take the clock's
+/// time when each tool runs. `unsquashfs -lln` shows minutes: a run that
+/// crosses a minute is listed without times (the extracted trees still
+/// compare every time to the second).
+fn without_times(listing: &str) -> String {
     let mut out = String::new();
-    for (n, line) in listing.lines().enumerate() {
+    for line in listing.lines() {
         // mode owner size date time name (columns padded with spaces)
         let w: Vec<&str> = line.split_whitespace().collect();
-        if w.len() >= 6 && (n == 0 || (all_dirs && w[0].starts_with('d'))) {
-            let name = w[5..].join(" ");
-            out.push_str(&format!("{} {} {} {name}", w[0], w[1], w[2]));
+        if w.len() >= 6 {
+            out.push_str(&format!("{} {} {} {}", w[0], w[1], w[2], w[5..].join(" ")));
         } else {
             out.push_str(line);
         }
@@ -165,12 +165,10 @@ fn run_both(
     }
     let (real, ours) = (images[0].clone(), images[1].clone());
     let clock = started..=now_secs();
-    // A root that mksquashfs makes takes the clock's time: seconds apart.
-    let made_root = stdin.is_some() || src.len() > 1;
     let listed = |img: &Path| {
         let l = listing(img);
-        if made_root {
-            dirs_without_time(&l, stdin.is_some())
+        if clock.start() / 60 != clock.end() / 60 {
+            without_times(&l)
         } else {
             l
         }
@@ -200,14 +198,12 @@ fn run_both(
             .args(["-q", "-n", "-d"])
             .arg(&d)
             .arg(img));
-        // Directories a tar stream implies take the clock's time when
-        // each tool runs: the two runs may be a second apart.
+        // Times from the clock (see without_times): the two runs may be a
+        // second apart.
         let mut s = snapshot(&d);
-        if stdin.is_some() {
-            for e in s.values_mut() {
-                if clock.contains(&e.mtime) {
-                    e.mtime = *clock.start();
-                }
+        for e in s.values_mut() {
+            if clock.contains(&e.mtime) {
+                e.mtime = *clock.start();
             }
         }
         s

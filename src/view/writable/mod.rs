@@ -304,16 +304,27 @@ impl WritableView {
         if self.upper.is_whiteout(rel, st)? {
             return Ok(None);
         }
+        let lower = match d_lower {
+            Some(ld) if FileType::from_raw_mode(st.st_mode) == FileType::Directory => {
+                if self.upper.is_opaque(rel)? {
+                    None
+                } else {
+                    self.lower
+                        .lookup(ld, name)
+                        .map_err(lower_errno)?
+                        .filter(|n| n.inode.is_dir())
+                }
+            }
+            _ => None,
+        };
+        Ok(Some(Self::insert_upper(t, dir, name, st, lower)))
+    }
+
+    /// Names the upper entry `name` of `dir` (stat `st`, not a whiteout),
+    /// merged with lower directory `lower` if there is one.
+    fn insert_upper(t: &mut Tree, dir: u64, name: &[u8], st: &Stat, lower: Option<Node>) -> u64 {
         let is_dir = FileType::from_raw_mode(st.st_mode) == FileType::Directory;
         let id = if is_dir {
-            let lower = match d_lower {
-                Some(ld) if !self.upper.is_opaque(rel)? => self
-                    .lower
-                    .lookup(ld, name)
-                    .map_err(lower_errno)?
-                    .filter(|n| n.inode.is_dir()),
-                _ => None,
-            };
             let id = match &lower {
                 Some(n) if !t.nodes.contains_key(&n.id) => n.id,
                 _ => Self::fresh(t),
@@ -353,7 +364,7 @@ impl WritableView {
             id
         };
         Self::name_it(t, dir, name, id);
-        Ok(Some(id))
+        id
     }
 
     fn register_lower(&self, t: &mut Tree, dir: u64, name: &[u8], n: Node) -> UpperResult<u64> {

@@ -5,9 +5,11 @@
 //! overlayfs without `redirect_dir` would refuse it), attributes and
 //! xattrs (copying the node up first).
 
-use super::{Found, Owner, Tree, WritableView};
+use super::{Attrs, Found, Owner, Tree, WritableView};
 use crate::view::upper::{UpperDir, UpperResult, OVERRIDE_STAT};
-use rustix::fs::{FileType, Mode, OFlags, RenameFlags, StatVfs, Timespec, Timestamps, XattrFlags};
+use rustix::fs::{
+    FileType, Mode, OFlags, RenameFlags, Stat, StatVfs, Timespec, Timestamps, XattrFlags,
+};
 use rustix::io::Errno;
 use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
@@ -107,19 +109,34 @@ impl WritableView {
     /// entry's path and whether a lower layer has the name (a new
     /// directory must then be opaque).
     fn make_room(&self, t: &mut Tree, dir: u64, name: &[u8]) -> UpperResult<(PathBuf, bool)> {
-        if self.lookup_locked(t, dir, name)?.is_some() {
+        if t.children.contains_key(&(dir, name.to_vec())) {
+            return Err(Errno::EXIST);
+        }
+        let d = t.nodes.get(&dir).ok_or(Errno::NOENT)?;
+        if !d.is_dir {
+            return Err(Errno::NOTDIR);
+        }
+        let lower_had = self.lower_has(t, dir, name)?;
+        // One look at the upper decides: an entry there is the name's (or
+        // hides the lower's, as a whiteout or an abandoned temporary).
+        if d.upper {
+            let rel = Self::child_rel(t, dir, name)?;
+            match self.upper.stat(&rel) {
+                Ok(st) if UpperDir::is_temp_name(name) || self.upper.is_whiteout(&rel, &st)? => {
+                    self.upper.unlink(&rel)?;
+                    return Ok((rel, lower_had));
+                }
+                Ok(_) => return Err(Errno::EXIST),
+                Err(Errno::NOENT) if lower_had => return Err(Errno::EXIST),
+                Err(Errno::NOENT) => return Ok((rel, false)),
+                Err(e) => return Err(e),
+            }
+        }
+        if lower_had {
             return Err(Errno::EXIST);
         }
         self.ensure_upper(t, dir)?;
-        let rel = Self::child_rel(t, dir, name)?;
-        match self.upper.stat(&rel) {
-            // Absent to the lookup, present in the upper: a whiteout.
-            Ok(_) => self.upper.unlink(&rel)?,
-            Err(Errno::NOENT) => {}
-            Err(e) => return Err(e),
-        }
-        let lower = self.lower_has(t, dir, name)?;
-        Ok((rel, lower))
+        Ok((Self::child_rel(t, dir, name)?, false))
     }
 
     /// The owner a new entry of `dir` gets: the requester, in the
@@ -168,33 +185,48 @@ impl WritableView {
                 None
             }
         };
-        let finish = || -> UpperResult<()> {
-            if self.upper.privileged() {
+        let made = match &fd {
+            Some(f) => rustix::fs::fstat(f),
+            None => self.upper.stat(&rel),
+        };
+        let finish = |st: Stat| -> UpperResult<Stat> {
+            let mut st = st;
+            // Made by this server: its owner unless that is the requester.
+            if self.upper.privileged() && (st.st_uid, st.st_gid) != (who.uid, who.gid) {
                 let (uid, gid) = self.new_owner(&t, dir, who)?;
-                self.upper.set_owner(&rel, Some(uid), Some(gid))?;
-                // The chown cleared setuid and setgid bits asked for.
-                if !symlink && mode & 0o6000 != 0 {
-                    self.upper.set_mode(&rel, mode)?;
+                if (st.st_uid, st.st_gid) != (uid, gid) {
+                    self.upper.set_owner(&rel, Some(uid), Some(gid))?;
+                    // The chown cleared setuid and setgid bits asked for.
+                    if !symlink && mode & 0o6000 != 0 {
+                        self.upper.set_mode(&rel, mode)?;
+                    }
+                    st = self.upper.stat(&rel)?;
                 }
             }
             if is_dir && lower_had {
                 self.upper.set_opaque(&rel)?;
             }
-            Ok(())
+            Ok(st)
         };
-        if let Err(e) = finish() {
-            let _ = if is_dir {
-                self.upper.rmdir(&rel)
-            } else {
-                self.upper.unlink(&rel)
-            };
-            return Err(e);
-        }
-        let st = self.upper.stat(&rel)?;
-        let id = self
-            .register_upper(&mut t, dir, name, &rel, &st, None)?
-            .ok_or(Errno::IO)?;
-        let attrs = self.attrs_locked(&t, id)?;
+        let st = match made.and_then(finish) {
+            Ok(st) => st,
+            Err(e) => {
+                let _ = if is_dir {
+                    self.upper.rmdir(&rel)
+                } else {
+                    self.upper.unlink(&rel)
+                };
+                return Err(e);
+            }
+        };
+        // Not a whiteout, and merged with nothing: a new directory over a
+        // lower one is opaque.
+        let id = Self::insert_upper(&mut t, dir, name, &st, None);
+        let attrs = Attrs::Upper {
+            owner: self.upper.override_stat(&rel),
+            st: Box::new(st),
+            merged: false,
+        };
         Ok((Found { id, attrs }, fd))
     }
 

@@ -8,6 +8,7 @@
 
 use super::{UpperDir, UpperResult};
 use crate::format::inode::{FileType as SqType, InodeData};
+use crate::reader::data::Chunk;
 use crate::view::{Node, View};
 use rustix::fs::{FileType, Mode, Timespec, Timestamps, XattrFlags};
 use rustix::io::Errno;
@@ -15,9 +16,6 @@ use std::ffi::OsStr;
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-
-/// Data is copied in pieces of this size; an all-zero piece is left a hole.
-const PIECE: usize = 1 << 20;
 
 fn lower_errno(e: crate::error::Error) -> Errno {
     Errno::from_raw_os_error(e.errno())
@@ -115,29 +113,49 @@ fn apply_meta_fd(upper: &UpperDir, fd: &OwnedFd, m: &Meta) -> UpperResult<()> {
 }
 
 /// Streams the lower file's data into `fd`, leaving zero pieces as holes.
+/// Each block is written from the reader's own buffer: no copy between.
 fn copy_data(lower: &dyn View, n: &Node, fd: &OwnedFd) -> UpperResult<()> {
     let img = lower.image(n);
     let file = img.open_file(&n.inode).map_err(lower_errno)?;
     let size = file.size();
     rustix::fs::ftruncate(fd, size)?;
     let mut off = 0u64;
-    while off < size {
-        let want = (size - off).min(PIECE as u64) as usize;
-        let (buf, _) = img.read_vec(&file, off, want).map_err(lower_errno)?;
-        if buf.is_empty() {
-            return Err(Errno::IO);
-        }
-        if buf.iter().any(|b| *b != 0) {
-            let mut done = 0;
-            while done < buf.len() {
-                let k = rustix::io::pwrite(fd, &buf[done..], off + done as u64)?;
-                if k == 0 {
-                    return Err(Errno::NOSPC);
-                }
-                done += k;
+    let mut failed = None;
+    img.for_each_chunk(&file, |chunk| {
+        let data = match chunk {
+            Chunk::Zeros(k) => {
+                off += *k as u64;
+                return Ok(());
             }
+            Chunk::Shared(v, a, b) => &v[*a..*b],
+        };
+        if let Err(e) = write_all_at(fd, data, off) {
+            failed = Some(e);
+            return Err(crate::error::Error::invalid("copy-up write failed"));
         }
-        off += buf.len() as u64;
+        off += data.len() as u64;
+        Ok(())
+    })
+    .map_err(|e| failed.take().unwrap_or_else(|| lower_errno(e)))?;
+    if off != size {
+        return Err(Errno::IO);
+    }
+    Ok(())
+}
+
+/// Writes `data` at `off` unless it is all zeros (left a hole).
+fn write_all_at(fd: &OwnedFd, data: &[u8], off: u64) -> UpperResult<()> {
+    if data.iter().all(|b| *b == 0) {
+        return Ok(());
+    }
+    let mut done = 0;
+    while done < data.len() {
+        match rustix::io::pwrite(fd, &data[done..], off + done as u64) {
+            Ok(0) => return Err(Errno::NOSPC),
+            Ok(k) => done += k,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e),
+        }
     }
     Ok(())
 }

@@ -14,23 +14,35 @@ use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
+/// How long a held lock is waited for: the unmount returns as soon as the
+/// kernel lets go, and the server releases the lock only when it has
+/// finished (dropped its caches, removed a `upper=tmp` directory), so
+/// `fusermount3 -u MNT && sqfuse pack --layer UPPER` must not race it.
+const EXITING_SERVER_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Refuses an upper a mount still writes to: a sqfuse mount (which holds
 /// a lock on it) or kernel overlayfs (which names it in mountinfo).
 pub fn check_not_mounted(upper: &Path) -> Result<(), PackError> {
     let dir = std::fs::File::open(upper).map_err(|e| PackError::io(upper, "open", e))?;
-    match rustix::fs::flock(
-        dir.as_fd(),
-        rustix::fs::FlockOperation::NonBlockingLockShared,
-    ) {
-        Ok(()) => {}
-        Err(rustix::io::Errno::WOULDBLOCK) => {
-            return Err(PackError::Usage(format!(
-                "{}: a sqfuse mount is writing to this upper directory: unmount it first",
-                crate::error::shown_path(upper)
-            )))
-        }
-        Err(e) => {
-            return Err(PackError::io(upper, "lock", std::io::Error::from(e)));
+    let deadline = std::time::Instant::now() + EXITING_SERVER_GRACE;
+    loop {
+        match rustix::fs::flock(
+            dir.as_fd(),
+            rustix::fs::FlockOperation::NonBlockingLockShared,
+        ) {
+            Ok(()) => break,
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(PackError::Usage(format!(
+                    "{}: a sqfuse mount is writing to this upper directory: unmount it first",
+                    crate::error::shown_path(upper)
+                )))
+            }
+            Err(e) => {
+                return Err(PackError::io(upper, "lock", std::io::Error::from(e)));
+            }
         }
     }
     let canon = std::fs::canonicalize(upper).map_err(|e| PackError::io(upper, "read", e))?;
@@ -160,4 +172,24 @@ pub fn to_layer(tree: &mut Tree) -> Result<(), PackError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: `umount` returns before the server has let go of the
+    /// upper, and `pack --layer` straight after it refused the upper.
+    #[test]
+    fn pack_layer_right_after_unmount_waits_for_the_exiting_server() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = std::fs::File::open(dir.path()).unwrap();
+        rustix::fs::flock(&held, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        let exiting = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            drop(held);
+        });
+        check_not_mounted(dir.path()).unwrap();
+        exiting.join().unwrap();
+    }
 }

@@ -18,10 +18,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROUNDS=${1:-3}
-WORK=${BENCH_DIR:-/var/tmp/sqfuse-bench}/writable
+# The peers are the other benchmarks' ($BENCH_DIR/peers): set up first.
+WORK=${BENCH_DIR:-/var/tmp/sqfuse-bench}
 mkdir -p "$WORK"
 . tools/bench/lib.sh
 bench_setup writable.sh system squashfuse_ll:squashfuse fuse-overlayfs:fuse-overlayfs mksquashfs:squashfs-tools
+WORK=$WORK/writable
+mkdir -p "$WORK"
 
 lower=$WORK/lower.sqfs
 if [ ! -f "$lower" ]; then

@@ -2,6 +2,7 @@
 //! several fuser threads at once; everything here is `&self` and shared.
 
 use super::pagefill::{Fill, PageFill};
+use super::fill_ahead::FillAhead;
 use super::prefetch::{Prefetcher, Stream};
 use super::preload::PreloadStats;
 use super::record::Recorder;
@@ -80,6 +81,8 @@ pub struct SqFs {
     pub page_fill: Arc<PageFill>,
     /// Decodes the blocks sequential readers reach next (started once mounted).
     pub prefetch: Arc<Prefetcher>,
+    /// Pushes the files listed after a file read (started once mounted).
+    pub fill_ahead: Arc<FillAhead>,
     logged: Mutex<HashSet<(u64, String)>>,
     debug: bool,
     /// The kernel opens files and directories without asking
@@ -248,6 +251,7 @@ impl SqFs {
             activity: Arc::new(Activity::default()),
             page_fill: Arc::new(PageFill::default()),
             prefetch: Arc::new(Prefetcher::default()),
+            fill_ahead: Arc::new(FillAhead::default()),
             logged: Mutex::new(HashSet::new()),
             debug,
             no_open: false,
@@ -281,6 +285,12 @@ impl SqFs {
             blocks += b;
             bytes += n;
         }
+        let fa = &self.fill_ahead.stats;
+        out += &format!(
+            "fill_ahead_files {}\nfill_ahead_bytes {}\n",
+            fa.files.load(Ordering::Relaxed),
+            fa.bytes.load(Ordering::Relaxed)
+        );
         let p = &self.preload_stats;
         out += &format!(
             "blocks_decompressed {blocks}\nbytes_decompressed {bytes}\npreload_done {}\npreload_steps {}\npreload_bytes {}\npreload_image_bytes {}\n",
@@ -639,6 +649,9 @@ impl Filesystem for SqFs {
                 r.read(ino.0, offset, len as u64);
             }
         }
+        if offset == 0 {
+            self.fill_ahead.on_read_from_start(ino.0);
+        }
         let bs = u64::from(f.img.block_size());
         let sequential = self.prefetch.on_read(
             &f.stream,
@@ -766,6 +779,9 @@ impl Filesystem for SqFs {
             Ok(d) => d,
             Err(e) => return reply.error(e),
         };
+        if offset == 0 {
+            self.fill_ahead.listed(ino.0, &d.listing);
+        }
         let parent = INodeNo(d.listing.parent);
         let result = self.fill_dir(&d, offset, |slot, next| {
             let (name, attr) = match slot {

@@ -7,6 +7,7 @@
 //! a pipe and the parent exits 0 or 1 accordingly.
 
 pub(crate) mod attach;
+pub(crate) mod fill_ahead;
 pub(crate) mod fs;
 pub mod log;
 pub mod options;
@@ -475,6 +476,7 @@ fn serve(
     let preload_stats = fs.preload_stats.clone();
     let page_fill = fs.page_fill.clone();
     let prefetch = fs.prefetch.clone();
+    let fill_ahead = fs.fill_ahead.clone();
     let view = fs.view();
     let cache_blocks = view
         .layers()
@@ -523,6 +525,7 @@ fn serve(
         page_fill.start(session.0.clone());
     }
     prefetch.start(cache_blocks, cores, a.opts.prefetch);
+    fill_ahead.start(session.0.clone(), view.clone(), a.opts.fill_ahead_kb << 10);
     notify(&a.opts, b's');
     let detached = if let Some(mut s) = status.take() {
         let _ = s.write_all(b"s");

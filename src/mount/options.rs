@@ -11,6 +11,8 @@ pub const DEFAULT_CACHE_MB: u64 = 32;
 /// more: a cold launch from a 1 MiB-block image decompressed each fragment
 /// block several times with 16 of them cached.
 pub const DEFAULT_CACHE_BLOCKS: u64 = 128;
+/// `fill_ahead_kb=` when not given.
+pub const DEFAULT_FILL_AHEAD_KB: u64 = 2048;
 
 /// The writable layer of a mount.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -77,6 +79,9 @@ pub struct MountOpts {
     pub page_fill: bool,
     /// Blocks decoded ahead of a sequential reader (0: none).
     pub prefetch: usize,
+    /// KiB of the files listed after a file read pushed into the page
+    /// cache ahead of the reader (0: none).
+    pub fill_ahead_kb: u64,
     /// What /proc/mounts shows as the source and as `fuse.SUBTYPE`.
     pub fsname: Option<String>,
     /// The filesystem type shown is `fuse.SUBTYPE`.
@@ -135,6 +140,7 @@ impl Default for MountOpts {
             threads: 0,
             page_fill: true,
             prefetch: 4,
+            fill_ahead_kb: DEFAULT_FILL_AHEAD_KB,
             fsname: None,
             subtype: None,
             rw: false,
@@ -278,6 +284,7 @@ impl MountOpts {
                 ("verity_roothash_file", Some(v)) => self.verity_root_file = Some(PathBuf::from(v)),
                 ("verity_hash", Some(v)) => self.verity_hash = Some(PathBuf::from(v)),
                 ("prefetch", Some(v)) => self.prefetch = number(key, v)?,
+                ("fill_ahead_kb", Some(v)) => self.fill_ahead_kb = number(key, v)?,
                 // Absolute now: a background mount leaves the caller's directory.
                 ("record", Some(v)) => self.record = Some(absolute(key, v)?),
                 ("preload", Some("none")) => (self.preload, self.preload_off) = (None, true),

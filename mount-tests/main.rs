@@ -169,3 +169,26 @@ pub fn fixture_image(name: &str, opts: &[&str]) -> Option<PathBuf> {
     }
     Some(img)
 }
+
+/// `user.sqfuse.stats` of a mount, by name.
+pub fn stats(dir: &Path) -> std::collections::HashMap<String, u64> {
+    let p = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
+    let mut buf = vec![0u8; 8192];
+    // SAFETY: valid C strings and a buffer of the length given.
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            c"user.sqfuse.stats".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    assert!(n > 0, "no user.sqfuse.stats on {}", dir.display());
+    String::from_utf8_lossy(&buf[..n as usize])
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(' ')?;
+            Some((k.to_string(), v.parse().ok()?))
+        })
+        .collect()
+}

@@ -140,3 +140,72 @@ fn prefetched_corrupt_block_is_eio_and_the_rest_reads() {
     }
     assert!(is_mounted(&m.dir), "the mount died");
 }
+
+/// A directory of small files (and an empty one, and one of several
+/// blocks), each different, packed by sqfuse: (source, image).
+fn small_files(name: &str) -> (PathBuf, PathBuf) {
+    let dir = scratch(name);
+    let src = dir.join("src");
+    std::fs::create_dir_all(src.join("d/sub")).unwrap();
+    for k in 0..300u64 {
+        let len = 200 + (k as usize * 37) % 4000;
+        let data = crate::noise(k.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, len);
+        std::fs::write(src.join(format!("d/f{k:03}")), data).unwrap();
+    }
+    std::fs::write(src.join("d/empty"), b"").unwrap();
+    std::fs::write(src.join("d/big"), crate::noise(7, 3 * BLOCK + 5)).unwrap();
+    std::fs::write(src.join("d/sub/inner"), b"inner\n").unwrap();
+    let img = dir.join("small.sqfs");
+    run(crate::sqfuse()
+        .arg("pack")
+        .arg(&src)
+        .arg(&img)
+        .args(["-f", "-q", "-c", "zstd", "-b", "128K"]));
+    (src, img)
+}
+
+/// Reads every file of `d` in listing order (pausing after the second,
+/// when the walk shows, so what is pushed has landed), comparing each
+/// with the source; returns how many were read.
+fn read_in_listing_order(mnt: &std::path::Path, src: &std::path::Path) -> usize {
+    let mut names: Vec<_> = std::fs::read_dir(mnt.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    // read_dir gives the listing's order: keep it.
+    names.retain(|n| n != "sub");
+    for (i, n) in names.iter().enumerate() {
+        let got = std::fs::read(mnt.join("d").join(n)).unwrap();
+        let want = std::fs::read(src.join("d").join(n)).unwrap();
+        assert!(got == want, "d/{} differs from the source", n.to_string_lossy());
+        if i == 1 {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    }
+    names.len()
+}
+
+/// tar, cp -r and backups read a directory's files in listing order: after
+/// the first, the rest are in the page cache already (fill-ahead), byte
+/// for byte the source's; with `fill_ahead_kb=0` each is a READ.
+#[test]
+fn files_read_in_listing_order_are_pushed_ahead() {
+    if !need_fuse() {
+        return;
+    }
+    let (src, img) = small_files("fill-ahead");
+    let on = Mounted::new(&img, "fill-ahead-on", &[]);
+    let files = read_in_listing_order(&on.dir, &src);
+    let s = crate::stats(&on.dir);
+    // The first two small files, then at most the big one's blocks and
+    // a file or two the pusher had not reached.
+    assert!(s["read"] <= 12, "{} reads for {files} files: {s:?}", s["read"]);
+    assert!(s["fill_ahead_files"] >= 290, "{s:?}");
+    drop(on);
+
+    let off = Mounted::new(&img, "fill-ahead-off", &["fill_ahead_kb=0"]);
+    read_in_listing_order(&off.dir, &src);
+    let s = crate::stats(&off.dir);
+    assert!(s["read"] >= 300, "{} reads without fill-ahead: {s:?}", s["read"]);
+    assert_eq!(s["fill_ahead_files"], 0, "{s:?}");
+}

@@ -4,34 +4,11 @@
 //! and requests the kernel stops sending (absent names, opens, listings).
 
 use crate::common::tree::{assert_same, snapshot};
-use crate::{need_fuse, run, scratch, sqfuse, wait_for, Mounted};
+use crate::{need_fuse, run, scratch, sqfuse, stats, wait_for, Mounted};
 use sqfuse::profile::{Profile, ProfileStep};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// `user.sqfuse.stats` of a mount, by name.
-fn stats(dir: &Path) -> HashMap<String, u64> {
-    let p = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()).unwrap();
-    let mut buf = vec![0u8; 8192];
-    // SAFETY: valid C strings and a buffer of the length given.
-    let n = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            c"user.sqfuse.stats".as_ptr(),
-            buf.as_mut_ptr().cast(),
-            buf.len(),
-        )
-    };
-    assert!(n > 0, "no user.sqfuse.stats on {}", dir.display());
-    String::from_utf8_lossy(&buf[..n as usize])
-        .lines()
-        .filter_map(|l| {
-            let (k, v) = l.split_once(' ')?;
-            Some((k.to_string(), v.parse().ok()?))
-        })
-        .collect()
-}
 
 /// A small application tree: files read at start in a known order, a big
 /// file, a directory listed, and entries a hostile profile could aim at

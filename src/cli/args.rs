@@ -20,6 +20,8 @@ Mount options (-o OPT[,OPT...]; squashfuse_ll's names):
                       blocks of one image with larger blocks)
   threads=N           request-serving threads (max_threads=N: the same)
   prefetch=N          blocks decoded ahead of a sequential reader (default 4; 0: off)
+  fill_ahead_kb=N     KiB of the files listed after a file read pushed into the page
+                      cache before they are read (default 2048; 0: off)
   no_page_fill        do not push whole decompressed blocks into the page cache
   suid, dev           honour setuid bits and device nodes in the image (default:
                       nosuid,nodev, as libfuse mounts; the image is anyone's)
@@ -348,7 +350,8 @@ pub struct MountArgs {
     pub debug: bool,
     /// Mount options, comma-separated (repeatable): offset=N|auto,
     /// image_offset=N|auto, subdir=PATH, uid=N, gid=N, timeout=SECS,
-    /// notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, no_page_fill,
+    /// notify_pipe=PATH, cache_mb=N, threads=N, prefetch=N, fill_ahead_kb=N,
+    /// no_page_fill,
     /// suid, dev (default nosuid,nodev), allow_other, allow_root,
     /// auto_unmount, noexec, nonempty, log=FILE|syslog, insecure,
     /// creds=FILE, require_verity,

@@ -3,10 +3,12 @@
 //! `tar`, `cp -r`, `rsync` and a backup read a directory's files one after
 //! another in listing order, each with its own READ round trip, although
 //! one decompressed fragment block holds many of them. When a file is read
-//! from its start and it was listed lately, the files listed after it are
-//! read here, on a thread of their own (the idle core), and pushed into the
-//! page cache with FUSE notify-store before they are asked for; their reads
-//! then never reach the server.
+//! from its start right after the file listed before it (the reader walks
+//! a listing seen lately), the files listed after it are read here, on a
+//! thread of their own (the idle core), and pushed into the page cache
+//! with FUSE notify-store before they are asked for; their reads then
+//! never reach the server. A program importing modules reads here and
+//! there, not in listing order, and triggers nothing.
 //!
 //! Bounded: a read queues at most `budget` bytes (and [`MAX_FILES`] files)
 //! past the file read; the next READ that still reaches the server, one
@@ -37,14 +39,20 @@ const MAX_FILES: usize = 256;
 /// prefetcher serve it); the window goes on past it.
 const MAX_FILE: u64 = 1 << 20;
 
-/// A remembered listing: where the last read was found in it, and the
-/// first entry not yet pushed (or queued).
+/// A remembered listing: where the last read was found in it (the search
+/// starts there), the last file read from its start, and the first entry
+/// not yet pushed.
 struct Recent {
     dir: u64,
     listing: Arc<Listing>,
     cursor: usize,
+    last_read: Option<usize>,
     pushed_to: Arc<AtomicU64>,
 }
+
+/// Most entries between two reads that are still searched for files: a
+/// reader that skips further is not walking the listing.
+const MAX_GAP: usize = 256;
 
 /// Push the files of `listing` (directory `dir`) from entry `from` on,
 /// a budget's worth, skipping those before `pushed_to` (pushed already).
@@ -62,34 +70,57 @@ pub struct FillStats {
     pub bytes: AtomicU64,
 }
 
+/// What the pusher needs, given once mounted.
+struct Session {
+    notifier: Notifier,
+    view: Arc<dyn View>,
+    budget: u64,
+}
+
 #[derive(Default)]
 pub struct FillAhead {
-    /// The pusher's queue; unset until started (and when off).
-    pusher: OnceLock<Sender<Job>>,
+    /// Set once mounted (and fill-ahead is on).
+    session: OnceLock<Session>,
+    /// The pusher's queue, made with the first job (a mount at rest runs no
+    /// pusher; `None` if it could not be started).
+    pusher: OnceLock<Option<Sender<Job>>>,
     recent: Mutex<VecDeque<Recent>>,
     pub stats: Arc<FillStats>,
 }
 
 impl FillAhead {
-    /// Starts the pusher for a mounted session; `budget` 0 leaves it off.
+    /// Turns fill-ahead on for a mounted session (the pusher thread comes
+    /// with the first job); `budget` 0 leaves it off.
     pub fn start(&self, notifier: Notifier, view: Arc<dyn View>, budget: u64) {
-        if budget == 0 {
-            return;
+        if budget > 0 {
+            let _ = self.session.set(Session {
+                notifier,
+                view,
+                budget,
+            });
         }
-        // Two jobs: the one under way and the newest; older ones are stale.
-        let (tx, rx) = bounded::<Job>(2);
-        let stats = self.stats.clone();
-        let spawned = std::thread::Builder::new()
-            .name("sqfuse-fill-ahead".into())
-            .spawn(move || push_loop(&rx, &notifier, view.as_ref(), budget, &stats));
-        if spawned.is_ok() {
-            let _ = self.pusher.set(tx);
-        }
+    }
+
+    fn pusher(&self) -> Option<&Sender<Job>> {
+        let s = self.session.get()?;
+        self.pusher
+            .get_or_init(|| {
+                // Two jobs: the one under way and the newest; older ones are stale.
+                let (tx, rx) = bounded::<Job>(2);
+                let (notifier, view, budget) = (s.notifier.clone(), s.view.clone(), s.budget);
+                let stats = self.stats.clone();
+                std::thread::Builder::new()
+                    .name("sqfuse-fill-ahead".into())
+                    .spawn(move || push_loop(&rx, &notifier, view.as_ref(), budget, &stats))
+                    .ok()?;
+                Some(tx)
+            })
+            .as_ref()
     }
 
     /// Remembers a listing handed to the kernel.
     pub fn listed(&self, dir: u64, listing: &Arc<Listing>) {
-        if self.pusher.get().is_none() || listing.entries.len() > MAX_ENTRIES {
+        if self.session.get().is_none() || listing.entries.len() > MAX_ENTRIES {
             return;
         }
         let mut recent = self.recent.lock();
@@ -105,6 +136,7 @@ impl FillAhead {
             dir,
             listing: listing.clone(),
             cursor: 0,
+            last_read: None,
             pushed_to: Arc::new(AtomicU64::new(0)),
         });
     }
@@ -112,9 +144,9 @@ impl FillAhead {
     /// Notes a read of node `ino` from its start: queues the files listed
     /// after it. Cheap: the pusher reads their sizes, off the reader's path.
     pub fn on_read_from_start(&self, ino: u64) {
-        let Some(tx) = self.pusher.get() else {
+        if self.session.get().is_none() {
             return;
-        };
+        }
         let job = {
             let mut recent = self.recent.lock();
             let Some((r, at)) = recent.iter_mut().find_map(|r| {
@@ -124,6 +156,13 @@ impl FillAhead {
                 return;
             };
             r.cursor = at;
+            let walking = r
+                .last_read
+                .replace(at)
+                .is_some_and(|p| follows(&r.listing, p, at, &r.pushed_to));
+            if !walking {
+                return;
+            }
             Job {
                 dir: r.dir,
                 listing: r.listing.clone(),
@@ -133,8 +172,26 @@ impl FillAhead {
         };
         // Full: the pusher has newer work already; this read is served as
         // usual.
-        let _ = tx.try_send(job);
+        if let Some(tx) = self.pusher() {
+            let _ = tx.try_send(job);
+        }
     }
+}
+
+/// Whether a read of entry `at` after one of entry `prev` walks the
+/// listing: no file between them was left unread (directories between are
+/// a depth-first walk's, files pushed were read without asking).
+fn follows(l: &Listing, prev: usize, at: usize, pushed_to: &AtomicU64) -> bool {
+    if at <= prev {
+        return false;
+    }
+    let from = (prev + 1)
+        .max(pushed_to.load(Ordering::Relaxed) as usize)
+        .min(at);
+    at - from <= MAX_GAP
+        && l.entries[from..at]
+            .iter()
+            .all(|e| e.file_type != FileType::File)
 }
 
 /// The index of `ino` in `l`, searched from `cursor` on and then from the

@@ -362,6 +362,10 @@ mod tests {
         o.apply("no_page_fill").unwrap();
         assert!(!o.page_fill);
         assert_eq!(o.prefetch, 4, "four blocks ahead by default");
+        assert_eq!(o.fill_ahead_kb, DEFAULT_FILL_AHEAD_KB);
+        o.apply("fill_ahead_kb=0").unwrap();
+        assert_eq!(o.fill_ahead_kb, 0);
+        assert!(o.apply("fill_ahead_kb=lots").is_err());
         o.apply("prefetch=0").unwrap();
         assert_eq!(o.prefetch, 0);
     }

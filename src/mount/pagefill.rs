@@ -23,42 +23,64 @@ pub struct Fill {
     pub b: usize,
 }
 
+/// The pusher, made on the first push: its queue, and the blocks pushed
+/// lately (to push each once while it is likely cached).
+struct Pusher {
+    tx: Sender<Fill>,
+    recent: Mutex<lru::LruCache<(u64, u64), ()>>,
+}
+
 #[derive(Default)]
 pub struct PageFill {
-    tx: OnceLock<Sender<Fill>>,
-    /// Blocks pushed lately, to push each once while it is likely cached.
-    recent: OnceLock<Mutex<lru::LruCache<(u64, u64), ()>>>,
+    /// Set once mounted; nothing is pushed before.
+    notifier: OnceLock<Notifier>,
+    /// The pusher thread, started on first use (a mount at rest has none;
+    /// `None` if it could not be started).
+    pusher: OnceLock<Option<Pusher>>,
 }
 
 impl PageFill {
-    /// Starts the pusher for a mounted session.
+    /// Lets pushes start for a mounted session (the thread comes with the
+    /// first one).
     pub fn start(&self, notifier: Notifier) {
-        let (tx, rx) = bounded::<Fill>(64);
-        let spawned = std::thread::Builder::new()
-            .name("sqfuse-pagefill".into())
-            .spawn(move || {
-                for f in rx {
-                    // An error (unmounting, kernel without notify) just ends the hint.
-                    let _ = notifier.store(INodeNo(f.ino), f.offset, &f.data[f.a..f.b]);
-                }
-            });
-        if spawned.is_ok() {
-            let _ = self.recent.set(Mutex::new(lru::LruCache::new(
-                NonZeroUsize::new(4096).expect("nonzero"),
-            )));
-            let _ = self.tx.set(tx);
-        }
+        let _ = self.notifier.set(notifier);
+    }
+
+    fn pusher(&self) -> Option<&Pusher> {
+        let notifier = self.notifier.get()?;
+        self.pusher
+            .get_or_init(|| {
+                let (tx, rx) = bounded::<Fill>(64);
+                let notifier = notifier.clone();
+                std::thread::Builder::new()
+                    .name("sqfuse-pagefill".into())
+                    .spawn(move || {
+                        for f in rx {
+                            // An error (unmounting, kernel without notify)
+                            // just ends the hint.
+                            let _ = notifier.store(INodeNo(f.ino), f.offset, &f.data[f.a..f.b]);
+                        }
+                    })
+                    .ok()?;
+                Some(Pusher {
+                    tx,
+                    recent: Mutex::new(lru::LruCache::new(
+                        NonZeroUsize::new(4096).expect("nonzero"),
+                    )),
+                })
+            })
+            .as_ref()
     }
 
     /// Queues a push unless the same block went out lately.
     pub fn push(&self, f: Fill) {
-        let (Some(tx), Some(recent)) = (self.tx.get(), self.recent.get()) else {
+        let Some(p) = self.pusher() else {
             return;
         };
-        if recent.lock().put((f.ino, f.offset), ()).is_some() {
+        if p.recent.lock().put((f.ino, f.offset), ()).is_some() {
             return;
         }
-        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = tx.try_send(f) {
+        if let Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) = p.tx.try_send(f) {
             // Dropped: the block is still served by normal reads.
         }
     }

@@ -39,16 +39,20 @@ impl Default for Stream {
 
 #[derive(Default)]
 pub struct Prefetcher {
-    /// The decoders' queue and how far a stream may run ahead; unset
-    /// until started (and if prefetching is off).
-    pool: OnceLock<(Sender<Job>, u64)>,
+    /// How many decoders and how far a stream may run ahead; unset until
+    /// started (and if prefetching is off).
+    settings: OnceLock<(usize, u64)>,
+    /// The decoders' queue, made with the first hint (a mount at rest runs
+    /// no decoders; `None` if they could not be started).
+    pool: OnceLock<Option<Sender<Job>>>,
 }
 
 impl Prefetcher {
-    /// Starts `threads` decoders (in the serving process: threads do not
-    /// survive the daemon's fork); each stream runs up to `depth` blocks
-    /// ahead. With 0 of either, reads are never prefetched. `cache_blocks`
-    /// is the smallest data cache of the images read.
+    /// Lets `threads` decoders start with the first hint (in the serving
+    /// process: threads do not survive the daemon's fork); each stream runs
+    /// up to `depth` blocks ahead. With 0 of either, reads are never
+    /// prefetched. `cache_blocks` is the smallest data cache of the images
+    /// read.
     pub fn start(&self, cache_blocks: usize, threads: usize, depth: usize) {
         // Blocks decoded ahead wait in the data cache: run at most a quarter
         // of it ahead, so several streams do not evict each other's blocks
@@ -57,22 +61,32 @@ impl Prefetcher {
         if depth == 0 || threads == 0 {
             return;
         }
-        let (tx, rx) = bounded::<Job>(threads * depth);
-        for i in 0..threads {
-            let rx = rx.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("sqfuse-prefetch-{i}"))
-                .spawn(move || {
-                    for j in rx {
-                        // Errors surface when the block is really read.
-                        let _ = j.img.read_chunk(&j.file, j.n);
-                    }
-                });
-            if spawned.is_err() {
-                return; // without threads the hint is just not given
-            }
-        }
-        let _ = self.pool.set((tx, depth as u64));
+        let _ = self.settings.set((threads, depth as u64));
+    }
+
+    fn pool(&self) -> Option<(&Sender<Job>, u64)> {
+        let &(threads, depth) = self.settings.get()?;
+        let tx = self
+            .pool
+            .get_or_init(|| {
+                let (tx, rx) = bounded::<Job>(threads * depth as usize);
+                for i in 0..threads {
+                    let rx = rx.clone();
+                    std::thread::Builder::new()
+                        .name(format!("sqfuse-prefetch-{i}"))
+                        .spawn(move || {
+                            for j in rx {
+                                // Errors surface when the block is really read.
+                                let _ = j.img.read_chunk(&j.file, j.n);
+                            }
+                        })
+                        // Without threads the hint is just not given.
+                        .ok()?;
+                }
+                Some(tx)
+            })
+            .as_ref()?;
+        Some((tx, depth))
     }
 
     /// Notes a read of `[offset, end)` on `s`; when it continues the
@@ -89,7 +103,7 @@ impl Prefetcher {
         if s.last_end.swap(end, Ordering::Relaxed) != offset {
             return false; // not (yet) sequential
         }
-        let Some((tx, depth)) = self.pool.get() else {
+        let Some((tx, depth)) = self.pool() else {
             return true;
         };
         let next = end.div_ceil(block_size);

@@ -232,6 +232,16 @@ cold() { # workload tool image command
     if [ -z "${SECTION:-}" ]; then
         record mountbusy "$w" "$tool" "$(echo "$(busy_cpu) - $b0" | bc)"
         [ -n "${c0:-}" ] && record mountcpu "$w" "$tool" "$(echo "$(proc_cpu "$pid") - $c0" | bc)"
+        # What the run asked of the server, by request type (sqfuse counts them).
+        if [ "$tool" = sqfuse ]; then
+            getfattr -n user.sqfuse.stats --only-values "$MNT" 2>/dev/null |
+                while read -r k v; do
+                    case $k in
+                        lookup | getattr | readlink | read | readdirplus | fill_ahead_files | blocks_decompressed | bytes_decompressed)
+                            record requests "$w" "$k" "$v" ;;
+                    esac
+                done
+        fi
     fi
     do_umount
 }

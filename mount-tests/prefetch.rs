@@ -147,7 +147,7 @@ fn small_files(name: &str) -> (PathBuf, PathBuf) {
     let dir = scratch(name);
     let src = dir.join("src");
     std::fs::create_dir_all(src.join("d/sub")).unwrap();
-    for k in 0..300u64 {
+    for k in 0..200u64 {
         let len = 200 + (k as usize * 37) % 4000;
         let data = crate::noise(k.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1, len);
         std::fs::write(src.join(format!("d/f{k:03}")), data).unwrap();
@@ -164,9 +164,10 @@ fn small_files(name: &str) -> (PathBuf, PathBuf) {
     (src, img)
 }
 
-/// Reads every file of `d` in listing order (pausing after the second,
-/// when the walk shows, so what is pushed has landed), comparing each
-/// with the source; returns how many were read.
+/// Reads every file of `d` in listing order (pausing after the fourth:
+/// two small files read one after the other show the walk, and the pause
+/// lets what is pushed land), comparing each with the source; returns how
+/// many were read.
 fn read_in_listing_order(mnt: &std::path::Path, src: &std::path::Path) -> usize {
     let mut names: Vec<_> = std::fs::read_dir(mnt.join("d"))
         .unwrap()
@@ -177,8 +178,12 @@ fn read_in_listing_order(mnt: &std::path::Path, src: &std::path::Path) -> usize 
     for (i, n) in names.iter().enumerate() {
         let got = std::fs::read(mnt.join("d").join(n)).unwrap();
         let want = std::fs::read(src.join("d").join(n)).unwrap();
-        assert!(got == want, "d/{} differs from the source", n.to_string_lossy());
-        if i == 1 {
+        assert!(
+            got == want,
+            "d/{} differs from the source",
+            n.to_string_lossy()
+        );
+        if i == 3 {
             std::thread::sleep(std::time::Duration::from_millis(300));
         }
     }
@@ -190,22 +195,46 @@ fn read_in_listing_order(mnt: &std::path::Path, src: &std::path::Path) -> usize 
 /// for byte the source's; with `fill_ahead_kb=0` each is a READ.
 #[test]
 fn files_read_in_listing_order_are_pushed_ahead() {
-    if !need_fuse() {
-        return;
-    }
+    need_fuse!();
     let (src, img) = small_files("fill-ahead");
     let on = Mounted::new(&img, "fill-ahead-on", &[]);
     let files = read_in_listing_order(&on.dir, &src);
     let s = crate::stats(&on.dir);
-    // The first two small files, then at most the big one's blocks and
-    // a file or two the pusher had not reached.
-    assert!(s["read"] <= 12, "{} reads for {files} files: {s:?}", s["read"]);
-    assert!(s["fill_ahead_files"] >= 290, "{s:?}");
+    // The big file (listed first: its blocks) and the first small files,
+    // then at most a file or two the pusher had not reached.
+    assert!(
+        s["read"] <= 12,
+        "{} reads for {files} files: {s:?}",
+        s["read"]
+    );
+    assert!(s["fill_ahead_files"] >= 190, "{s:?}");
     drop(on);
+
+    // A reader going backwards is not walking the listing: nothing pushed.
+    let back = Mounted::new(&img, "fill-ahead-back", &[]);
+    let mut names: Vec<_> = std::fs::read_dir(back.dir.join("d"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n != "sub")
+        .collect();
+    names.reverse();
+    for n in &names {
+        assert!(
+            std::fs::read(back.dir.join("d").join(n)).unwrap()
+                == std::fs::read(src.join("d").join(n)).unwrap()
+        );
+    }
+    let s = crate::stats(&back.dir);
+    assert_eq!(s["fill_ahead_files"], 0, "{s:?}");
+    drop(back);
 
     let off = Mounted::new(&img, "fill-ahead-off", &["fill_ahead_kb=0"]);
     read_in_listing_order(&off.dir, &src);
     let s = crate::stats(&off.dir);
-    assert!(s["read"] >= 300, "{} reads without fill-ahead: {s:?}", s["read"]);
+    assert!(
+        s["read"] >= 200,
+        "{} reads without fill-ahead: {s:?}",
+        s["read"]
+    );
     assert_eq!(s["fill_ahead_files"], 0, "{s:?}");
 }

@@ -6,7 +6,6 @@
 use crate::common::tree::{assert_same, snapshot};
 use crate::{need_fuse, run, scratch, sqfuse, stats, wait_for, Mounted};
 use sqfuse::profile::{Profile, ProfileStep};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

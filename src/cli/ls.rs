@@ -154,7 +154,7 @@ pub fn ls(view: &dyn View, path: &str, o: LsOptions, out: &mut dyn Write) -> Res
             continue;
         };
         top.next += 1;
-        let name = String::from_utf8_lossy(&e.name);
+        let name = String::from_utf8_lossy(e.name());
         let shown = if top.path.is_empty() || !o.recursive {
             name.into_owned()
         } else {
@@ -175,7 +175,7 @@ pub fn ls(view: &dyn View, path: &str, o: LsOptions, out: &mut dyn Write) -> Res
         let listing = view.list(&child)?;
         if stack.len() >= MAX_DEPTH {
             if let Some(first) = listing.entries.first() {
-                let path = format!("{shown}/{}", String::from_utf8_lossy(&first.name));
+                let path = format!("{shown}/{}", String::from_utf8_lossy(first.name()));
                 return Err(Error::invalid(format!(
                     "nested deeper than {MAX_DEPTH} names; not walked"
                 ))

@@ -191,7 +191,7 @@ fn follows(l: &Listing, prev: usize, at: usize, pushed_to: &AtomicU64) -> bool {
     at - from <= MAX_GAP
         && l.entries[from..at]
             .iter()
-            .all(|e| e.file_type != FileType::File)
+            .all(|e| e.file_type() != FileType::File)
 }
 
 /// The index of `ino` in `l`, searched from `cursor` on and then from the
@@ -220,7 +220,7 @@ fn push_loop(
                 // The window is full, or a newer read made it stale.
                 break;
             }
-            if e.file_type != FileType::File {
+            if e.file_type() != FileType::File {
                 continue;
             }
             // Best effort: an error here is met again (and reported) by

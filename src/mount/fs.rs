@@ -1,8 +1,8 @@
 //! The FUSE filesystem: a thin client of a [`View`]. Requests are served by
 //! several fuser threads at once; everything here is `&self` and shared.
 
-use super::pagefill::{Fill, PageFill};
 use super::fill_ahead::FillAhead;
+use super::pagefill::{Fill, PageFill};
 use super::prefetch::{Prefetcher, Stream};
 use super::preload::PreloadStats;
 use super::record::Recorder;
@@ -754,8 +754,8 @@ impl Filesystem for SqFs {
                 Slot::Item(e) => reply.add(
                     INodeNo(e.id),
                     next,
-                    kind(e.file_type),
-                    OsStr::from_bytes(&e.name),
+                    kind(e.file_type()),
+                    OsStr::from_bytes(e.name()),
                 ),
             })
         });
@@ -796,9 +796,9 @@ impl Filesystem for SqFs {
                         .entry_node(ino.0, e)
                         .map_err(|err| self.fail("readdirplus", err))?;
                     if let Some(r) = &self.recorder {
-                        r.named(ino.0, &e.name, n.id);
+                        r.named(ino.0, e.name(), n.id);
                     }
-                    (OsStr::from_bytes(&e.name), self.attr(&n)?)
+                    (OsStr::from_bytes(e.name()), self.attr(&n)?)
                 }
             };
             Ok(reply.add(attr.ino, next, name, &TTL, &attr, Generation(0)))

@@ -525,7 +525,11 @@ fn serve(
         page_fill.start(session.0.clone());
     }
     prefetch.start(cache_blocks, cores, a.opts.prefetch);
-    fill_ahead.start(session.0.clone(), view.clone(), a.opts.fill_ahead_kb.saturating_mul(1024));
+    fill_ahead.start(
+        session.0.clone(),
+        view.clone(),
+        a.opts.fill_ahead_kb.saturating_mul(1024),
+    );
     notify(&a.opts, b's');
     let detached = if let Some(mut s) = status.take() {
         let _ = s.write_all(b"s");

@@ -294,16 +294,14 @@ impl LayeredView {
                     }
                 }
                 entries.push(Entry {
-                    name: e.name.clone(),
                     id: Self::id_for(p.layer, e.inode_number),
-                    file_type: e.file_type,
                     layer: p.layer,
                     dirent: e,
                 });
             }
             decided.extend(deleted);
         }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.sort_by(|a, b| a.name().cmp(b.name()));
         Ok(Listing {
             parent: info.parent,
             entries,
@@ -362,7 +360,7 @@ impl View for LayeredView {
             // Which layers merge into it takes a lookup.
             let d = self.node(dir)?;
             return self
-                .lookup(&d, &e.name)?
+                .lookup(&d, e.name())?
                 .ok_or_else(|| Error::not_found("the entry is gone from its directory"));
         }
         let img = &self.layers[e.layer];

@@ -38,18 +38,28 @@ pub struct Node {
     pub inode: Inode,
 }
 
-/// One name of a directory listing.
+/// One name of a directory listing. Kept small (a listing of a huge
+/// directory holds one per name): the name and type live in the
+/// directory entry it was read from.
 #[derive(Clone, Debug)]
 pub struct Entry {
-    /// The entry's name.
-    pub name: Vec<u8>,
     /// The id of the node it names.
     pub id: u64,
-    /// Its type.
-    pub file_type: FileType,
     /// Where the entry was found: enough to load its node without a lookup.
     pub(crate) layer: usize,
     pub(crate) dirent: DirEntry,
+}
+
+impl Entry {
+    /// The entry's name.
+    pub fn name(&self) -> &[u8] {
+        &self.dirent.name
+    }
+
+    /// Its type.
+    pub fn file_type(&self) -> FileType {
+        self.dirent.file_type
+    }
 }
 
 /// A directory's entries (without "." and "..") and its parent's id.
@@ -66,7 +76,7 @@ impl Listing {
     pub fn footprint(&self) -> usize {
         self.entries
             .iter()
-            .map(|e| 2 * e.name.len() + std::mem::size_of::<Entry>())
+            .map(|e| e.name().len() + std::mem::size_of::<Entry>())
             .sum::<usize>()
             + std::mem::size_of::<Self>()
     }

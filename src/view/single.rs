@@ -134,9 +134,7 @@ impl View for ImageView {
             .read_dir(&d.inode)?
             .map(|e| {
                 e.map(|dirent| Entry {
-                    name: dirent.name.clone(),
                     id: self.id_of(dirent.inode_number),
-                    file_type: dirent.file_type,
                     layer: 0,
                     dirent,
                 })

@@ -473,20 +473,20 @@ impl WritableView {
         if let Some(ld) = d_lower {
             let listing = self.lower.list(&ld).map_err(lower_errno)?;
             for e in &listing.entries {
-                if decided.contains(&e.name) {
+                if decided.contains(e.name()) {
                     continue;
                 }
-                let id = match t.children.get(&(dir, e.name.clone())) {
+                let id = match t.children.get(&(dir, e.name().to_vec())) {
                     Some(&id) => id,
                     None => {
                         let n = self.lower.entry_node(ld.id, e).map_err(lower_errno)?;
-                        self.register_lower(t, dir, &e.name, n)?
+                        self.register_lower(t, dir, e.name(), n)?
                     }
                 };
                 items.push(Item {
-                    name: e.name.clone(),
+                    name: e.name().to_vec(),
                     id,
-                    file_type: e.file_type,
+                    file_type: e.file_type(),
                 });
             }
         }

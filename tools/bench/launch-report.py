@@ -21,7 +21,7 @@ OPS = ["lookup", "getattr", "open", "read", "release", "opendir", "readdir",
 
 # Counter lines that are not requests the program caused.
 NOT_REQUESTS = {"blocks_decompressed", "bytes_decompressed", "preload_steps", "preload_bytes",
-                "preload_image_bytes", "init", "destroy"}
+                "preload_image_bytes", "fill_ahead_files", "fill_ahead_bytes", "init", "destroy"}
 
 
 def load(path):

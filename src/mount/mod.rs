@@ -469,6 +469,10 @@ fn serve(
     served: upper::Served,
     mut status: Option<std::fs::File>,
 ) -> Result<()> {
+    // Fill-ahead pushes pages by the read-only view's node ids, which only
+    // a read-only mount hands to the kernel (a writable mount's ids also
+    // name upper entries that shadow lower ones).
+    let read_only = matches!(served, upper::Served::ReadOnly(_));
     let fs = served.ro();
     let activity = fs.activity.clone();
     let recorder = fs.recorder.clone();
@@ -525,11 +529,13 @@ fn serve(
         page_fill.start(session.0.clone());
     }
     prefetch.start(cache_blocks, cores, a.opts.prefetch);
-    fill_ahead.start(
-        session.0.clone(),
-        view.clone(),
-        a.opts.fill_ahead_kb.saturating_mul(1024),
-    );
+    if read_only {
+        fill_ahead.start(
+            session.0.clone(),
+            view.clone(),
+            a.opts.fill_ahead_kb.saturating_mul(1024),
+        );
+    }
     notify(&a.opts, b's');
     let detached = if let Some(mut s) = status.take() {
         let _ = s.write_all(b"s");

@@ -164,17 +164,20 @@ fn small_files(name: &str) -> (PathBuf, PathBuf) {
     (src, img)
 }
 
-/// Reads every file of `d` in listing order (pausing after the fourth:
-/// two small files read one after the other show the walk, and the pause
-/// lets what is pushed land), comparing each with the source; returns how
-/// many were read.
-fn read_in_listing_order(mnt: &std::path::Path, src: &std::path::Path) -> usize {
+/// Reads every file of `d` in listing order, or backwards (pausing after
+/// the fourth: two small files read one after the other show the walk,
+/// and the pause lets what is pushed land), comparing each with the
+/// source; returns how many were read.
+fn read_each_file(mnt: &std::path::Path, src: &std::path::Path, backwards: bool) -> usize {
     let mut names: Vec<_> = std::fs::read_dir(mnt.join("d"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
     // read_dir gives the listing's order: keep it.
     names.retain(|n| n != "sub");
+    if backwards {
+        names.reverse();
+    }
     for (i, n) in names.iter().enumerate() {
         let got = std::fs::read(mnt.join("d").join(n)).unwrap();
         let want = std::fs::read(src.join("d").join(n)).unwrap();
@@ -194,11 +197,11 @@ fn read_in_listing_order(mnt: &std::path::Path, src: &std::path::Path) -> usize 
 /// the first, the rest are in the page cache already (fill-ahead), byte
 /// for byte the source's; with `fill_ahead_kb=0` each is a READ.
 #[test]
-fn files_read_in_listing_order_are_pushed_ahead() {
+fn files_read_each_file_are_pushed_ahead() {
     need_fuse!();
     let (src, img) = small_files("fill-ahead");
     let on = Mounted::new(&img, "fill-ahead-on", &[]);
-    let files = read_in_listing_order(&on.dir, &src);
+    let files = read_each_file(&on.dir, &src, false);
     let s = crate::stats(&on.dir);
     // The big file (listed first: its blocks) and the first small files,
     // then at most a file or two the pusher had not reached.
@@ -212,24 +215,13 @@ fn files_read_in_listing_order_are_pushed_ahead() {
 
     // A reader going backwards is not walking the listing: nothing pushed.
     let back = Mounted::new(&img, "fill-ahead-back", &[]);
-    let mut names: Vec<_> = std::fs::read_dir(back.dir.join("d"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .filter(|n| n != "sub")
-        .collect();
-    names.reverse();
-    for n in &names {
-        assert!(
-            std::fs::read(back.dir.join("d").join(n)).unwrap()
-                == std::fs::read(src.join("d").join(n)).unwrap()
-        );
-    }
+    read_each_file(&back.dir, &src, true);
     let s = crate::stats(&back.dir);
     assert_eq!(s["fill_ahead_files"], 0, "{s:?}");
     drop(back);
 
     let off = Mounted::new(&img, "fill-ahead-off", &["fill_ahead_kb=0"]);
-    read_in_listing_order(&off.dir, &src);
+    read_each_file(&off.dir, &src, false);
     let s = crate::stats(&off.dir);
     assert!(
         s["read"] >= 200,

@@ -39,13 +39,11 @@ const MAX_FILES: usize = 256;
 /// prefetcher serve it); the window goes on past it.
 const MAX_FILE: u64 = 1 << 20;
 
-/// A remembered listing: where the last read was found in it (the search
-/// starts there), the last file read from its start, and the first entry
-/// not yet pushed.
+/// A remembered listing: the last file read from its start (where the next
+/// search starts), and the first entry not yet pushed.
 struct Recent {
     dir: u64,
     listing: Arc<Listing>,
-    cursor: usize,
     last_read: Option<usize>,
     pushed_to: Arc<AtomicU64>,
 }
@@ -135,7 +133,6 @@ impl FillAhead {
         recent.push_front(Recent {
             dir,
             listing: listing.clone(),
-            cursor: 0,
             last_read: None,
             pushed_to: Arc::new(AtomicU64::new(0)),
         });
@@ -150,12 +147,11 @@ impl FillAhead {
         let job = {
             let mut recent = self.recent.lock();
             let Some((r, at)) = recent.iter_mut().find_map(|r| {
-                let at = find_from(&r.listing, r.cursor, ino)?;
+                let at = find_from(&r.listing, r.last_read.unwrap_or(0), ino)?;
                 Some((r, at))
             }) else {
                 return;
             };
-            r.cursor = at;
             let walking = r
                 .last_read
                 .replace(at)
